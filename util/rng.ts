@@ -5,7 +5,7 @@
  * so a checkpoint that stores `rng.state()` lets a resumed or replayed run reproduce the original.
  * The generator is xoroshiro128+ from `pure-rand`.
  */
-import { xoroshiro128plus, xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
+import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import type { JumpableRandomGenerator } from 'pure-rand/types/JumpableRandomGenerator';
 
@@ -22,7 +22,19 @@ export class Rng {
   /** A generator seeded with an integer. */
   static seeded(seed: number): Rng {
     if (!Number.isSafeInteger(seed)) throw new Error(`Rng seed must be a safe integer, got ${seed}`);
-    return new Rng(xoroshiro128plus((seed | 0) ^ Math.floor(seed / 2 ** 32)));
+    // Nearby seeds give correlated first outputs when fed to xoroshiro directly, so the four state words
+    // come from splitmix32 over the seed instead.
+    let x = ((seed | 0) ^ Math.imul(Math.floor(seed / 2 ** 32) | 0, 0x9e3779b1)) >>> 0;
+    const words: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      x = (x + 0x9e3779b9) | 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      words.push((z ^ (z >>> 16)) | 0);
+    }
+    if (!words.some(Boolean)) words[0] = 1; // the all-zero state is a fixed point
+    return new Rng(xoroshiro128plusFromState(words));
   }
 
   /** A generator continuing exactly from a saved `state()`. */

@@ -1,0 +1,144 @@
+/**
+ * The PAPO objective, the one place it is written (PAPO-SPEC.md, "Terms" and "Aggregation"):
+ *
+ *   L = [ AGG(pg) + beta * AGG(kl_ref) - gamma * AGG(kl_prcp) + eta1 * AGG(-l) + eta2 * AGG(-m) ] / accum
+ *
+ * with pg the clipped surrogate, kl_ref = k(l, l_ref) (configurable estimator), kl_prcp = k3(l, m)
+ * (the implicit perception loss, maximised, hence the minus), and -l, -m the sampled-token entropy
+ * estimates on the original and masked image (the double entropy loss, which pushes both down).
+ * GRPO is this with gamma = eta1 = eta2 = 0; DAPO additionally has beta = 0 (no reference model).
+ *
+ * Gradient flows only through `logprobs` (and through `maskedLogprobs` if the caller computed it with
+ * gradient, the `recompute_masked_logprobs` option); the other inputs are treated as constants.
+ */
+import { tf } from '../models/tf-backend.ts';
+import { aggregate, maskedMean } from './aggregate.ts';
+import { broadcastAdvantages } from './advantage.ts';
+import type { ObjectiveConfig } from './config.ts';
+import { klEstimate } from './kl.ts';
+import { ppoClipLoss } from './policy-loss.ts';
+
+export interface PapoLossInputs {
+  /** [B, T] log pi_theta of the sampled tokens on the original image; carries the gradient. */
+  logprobs: tf.Tensor;
+  /** [B, T] the same under the policy that sampled the rollout. */
+  oldLogprobs: tf.Tensor;
+  /** [B, T] the same under the frozen reference policy; required when kl_coef > 0. */
+  refLogprobs?: tf.Tensor;
+  /** [B, T] the same tokens scored with the masked image; required when perception_loss_weight or entropy_coef_masked > 0. */
+  maskedLogprobs?: tf.Tensor;
+  /** [B] per-response or [B, T] per-token advantages. */
+  advantages: tf.Tensor;
+  /** [B, T] 1 on valid response tokens, 0 on padding. */
+  responseMask: tf.Tensor;
+}
+
+export interface PapoLossOptions {
+  /** The loss is divided by this (gradient accumulation over micro-batches); metrics are not. */
+  gradAccumSteps?: number;
+}
+
+/** Metric names as verl / EasyR1 / the PAPO code log them. */
+export type PapoMetricName =
+  | 'actor/pg_loss'
+  | 'actor/pg_clipfrac'
+  | 'actor/pg_clipfrac_lower'
+  | 'actor/ppo_kl'
+  | 'actor/kl_loss'
+  | 'actor/kl_prcp_loss'
+  | 'actor/entropy_loss'
+  | 'actor/aug_entropy_loss'
+  | 'actor/loss';
+
+export interface PapoLossResult {
+  /** Scalar loss to differentiate (already divided by gradAccumSteps). */
+  loss: tf.Scalar;
+  /**
+   * Plain numbers, read in one device sync. `actor/kl_loss` is present when kl_coef > 0,
+   * `actor/kl_prcp_loss` (= -kl_prcp) and `actor/aug_entropy_loss` when masked log-probs are given.
+   */
+  metrics: Partial<Record<PapoMetricName, number>>;
+}
+
+function checkShape(name: string, t: tf.Tensor | undefined, shape: number[]): void {
+  if (t && (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+    throw new Error(`papoLoss: ${name} has shape [${t.shape}], expected [${shape}]`);
+  }
+}
+
+export function papoLoss(inputs: PapoLossInputs, config: ObjectiveConfig, options: PapoLossOptions = {}): PapoLossResult {
+  const { logprobs, oldLogprobs, refLogprobs, maskedLogprobs, advantages, responseMask } = inputs;
+  const accum = options.gradAccumSteps ?? 1;
+  if (!(Number.isInteger(accum) && accum >= 1)) throw new Error(`papoLoss: gradAccumSteps must be a positive integer, got ${accum}`);
+  if (logprobs.rank !== 2) throw new Error(`papoLoss: logprobs must be [B, T], got shape [${logprobs.shape}]`);
+  const shape = logprobs.shape;
+  checkShape('oldLogprobs', oldLogprobs, shape);
+  checkShape('refLogprobs', refLogprobs, shape);
+  checkShape('maskedLogprobs', maskedLogprobs, shape);
+  checkShape('responseMask', responseMask, shape);
+  if (advantages.rank === 1) checkShape('advantages', advantages, [shape[0]]);
+  else checkShape('advantages', advantages, shape);
+
+  const beta = config.kl_coef;
+  const gamma = config.perception_loss_weight;
+  const eta1 = config.entropy_coef_original;
+  const eta2 = config.entropy_coef_masked;
+  if (beta > 0 && !refLogprobs) throw new Error('papoLoss: kl_coef > 0 needs refLogprobs (the reference policy log-probs); set kl_coef 0 to train without a reference model');
+  if ((gamma > 0 || eta2 > 0) && !maskedLogprobs) {
+    throw new Error('papoLoss: perception_loss_weight or entropy_coef_masked > 0 needs maskedLogprobs (log-probs of the same tokens on the masked image)');
+  }
+  const mode = config.loss_agg_mode;
+  const agg = (x: tf.Tensor) => aggregate(x, responseMask, mode, config.loss_scale_factor);
+
+  const names: PapoMetricName[] = [];
+  const { loss, stacked } = tf.tidy(() => {
+    const values: tf.Scalar[] = [];
+    const metric = (name: PapoMetricName, v: tf.Scalar) => {
+      names.push(name);
+      values.push(v);
+    };
+    // Padding may hold anything an engine wrote there (-inf, NaN): zero it before any arithmetic, so
+    // neither the loss nor the gradient can see it (a masked product would turn NaN * 0 into NaN).
+    const valid = tf.greater(responseMask, 0);
+    const zeros = tf.zeros(shape); // not zerosLike(logprobs): that would tie every input to the gradient path
+    const clean = (x: tf.Tensor) => tf.where(valid, x, zeros);
+    const lp = clean(logprobs);
+    const old = clean(oldLogprobs);
+    const ref = refLogprobs && clean(refLogprobs);
+    const masked = maskedLogprobs && clean(maskedLogprobs);
+    const adv = clean(advantages.rank === 1 ? broadcastAdvantages(advantages as tf.Tensor1D, responseMask) : advantages);
+    const { pg, clipped, dualClipped, negApproxKl } = ppoClipLoss(lp, old, adv, config);
+    const pgLoss = agg(pg);
+    let total: tf.Scalar = pgLoss;
+    metric('actor/pg_loss', pgLoss);
+    metric('actor/pg_clipfrac', maskedMean(clipped, responseMask));
+    metric('actor/pg_clipfrac_lower', maskedMean(dualClipped, responseMask));
+    metric('actor/ppo_kl', tf.neg(maskedMean(negApproxKl, responseMask)));
+
+    if (ref) {
+      const klLoss = agg(klEstimate(lp, ref, config.kl_estimator));
+      metric('actor/kl_loss', klLoss);
+      if (beta > 0) total = tf.add(total, tf.mul(beta, klLoss));
+    }
+    const entropy = agg(tf.neg(lp));
+    metric('actor/entropy_loss', entropy);
+    if (eta1 > 0) total = tf.add(total, tf.mul(eta1, entropy));
+    if (masked) {
+      const klPrcp = agg(klEstimate(lp, masked, 'k3'));
+      metric('actor/kl_prcp_loss', tf.neg(klPrcp));
+      if (gamma > 0) total = tf.sub(total, tf.mul(gamma, klPrcp));
+      const augEntropy = agg(tf.neg(masked));
+      metric('actor/aug_entropy_loss', augEntropy);
+      if (eta2 > 0) total = tf.add(total, tf.mul(eta2, augEntropy));
+    }
+    metric('actor/loss', total);
+    // Metrics leave as one stacked tensor so they are read with a single device sync.
+    return { loss: (accum === 1 ? total : tf.div(total, accum)) as tf.Scalar, stacked: tf.stack(values) };
+  });
+
+  const data = stacked.dataSync();
+  stacked.dispose();
+  const metrics: PapoLossResult['metrics'] = {};
+  names.forEach((n, i) => (metrics[n] = data[i]));
+  return { loss, metrics };
+}

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { objectiveConfig, PRESETS } from '../../algorithms/config.ts';
+
+test('defaults are those of the spec', () => {
+  const c = objectiveConfig();
+  assert.equal(c.adv_estimator, 'grpo');
+  assert.equal(c.clip_ratio_low, 0.2);
+  assert.equal(c.clip_ratio_high, 0.3);
+  assert.equal(c.clip_ratio_dual, 3);
+  assert.equal(c.kl_coef, 0.01);
+  assert.equal(c.kl_estimator, 'k3');
+  assert.equal(c.loss_agg_mode, 'token-mean');
+  assert.equal(c.mask_ratio, 0.6);
+  assert.equal(c.mask_patch_size, 14);
+  assert.equal(c.recompute_masked_logprobs, false);
+  assert.equal(c.perception_loss_weight, 0);
+});
+
+test('presets: GRPO, DAPO, PAPO-G, PAPO-D', () => {
+  const g = objectiveConfig({}, 'papo_g');
+  assert.equal(g.perception_loss_weight, 0.02);
+  assert.equal(g.kl_coef, 0.01);
+  assert.equal(g.clip_ratio_high, 0.3);
+  const d = objectiveConfig({}, 'papo_d');
+  assert.equal(d.perception_loss_weight, 0.01);
+  assert.equal(d.kl_coef, 0);
+  assert.equal(d.clip_ratio_high, 0.28);
+  assert.equal(d.dynamic_sampling, true);
+  assert.equal(objectiveConfig({}, 'dapo').perception_loss_weight, 0);
+  assert.equal(objectiveConfig({}, 'grpo').entropy_coef_masked, 0);
+  // Explicit values win over the preset.
+  assert.equal(objectiveConfig({ perception_loss_weight: 0.04 }, 'papo_g').perception_loss_weight, 0.04);
+  assert.deepEqual(Object.keys(PRESETS).sort(), ['dapo', 'grpo', 'papo_d', 'papo_g']);
+});
+
+test('verl spellings of the KL estimator are accepted', () => {
+  assert.equal(objectiveConfig({ kl_estimator: 'low_var_kl' as never }).kl_estimator, 'k3');
+  assert.equal(objectiveConfig({ kl_estimator: 'mse' as never }).kl_estimator, 'k2');
+  assert.equal(objectiveConfig({ kl_estimator: 'kl' as never }).kl_estimator, 'k1');
+});
+
+test('invalid values are rejected with a message naming the key', () => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ perception_loss_weight: -0.1 }, /perception_loss_weight/],
+    [{ kl_coef: -1 }, /kl_coef/],
+    [{ entropy_coef_masked: -0.01 }, /entropy_coef_masked/],
+    [{ mask_ratio: 1.2 }, /mask_ratio/],
+    [{ mask_ratio: -0.1 }, /mask_ratio/],
+    [{ clip_ratio_low: 1 }, /clip_ratio_low/],
+    [{ clip_ratio_dual: 1 }, /clip_ratio_dual/],
+    [{ loss_agg_mode: 'mean' }, /loss_agg_mode/],
+    [{ mask_patch_size: 0 }, /mask_patch_size/],
+    [{ perception_loss_wieght: 0.02 }, /perception_loss_wieght/],
+    [{ dynamic_sampling_min_acc: 0.9, dynamic_sampling_max_acc: 0.5 }, /dynamic_sampling_min_acc/],
+  ];
+  for (const [input, re] of bad) assert.throws(() => objectiveConfig(input as never), re, JSON.stringify(input));
+  assert.throws(() => objectiveConfig({}, 'ppo' as never), /unknown objective preset 'ppo'/);
+});
