@@ -2,6 +2,7 @@
  * The `papo` command line.
  */
 import { Command } from 'commander';
+import { registerDataCommands } from '../tasks/cli.ts';
 
 const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
 
@@ -12,5 +13,7 @@ program
     const { runSelfCheck } = await import('./selfcheck.ts');
     process.exitCode = (await runSelfCheck()) ? 0 : 1;
   });
+
+registerDataCommands(program);
 
 await program.parseAsync(process.argv);

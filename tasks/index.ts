@@ -1,0 +1,21 @@
+/** Public entry point of the tasks package: datasets, streams, rewards, the manifest loader and previews. */
+export * from './types.ts';
+export * from './text.ts';
+export { RecordStream, epochOrder, type StreamCursor, type StreamOptions } from './stream.ts';
+export { DigitsTask, type DigitsOptions } from './digits/task.ts';
+export { DIGIT_FAMILIES } from './digits/families.ts';
+export { ScenesTask, type ScenesOptions } from './scenes/task.ts';
+export { SCENE_FAMILIES } from './scenes/families.ts';
+export { createTask, TASK_NAMES, type TaskConfig, type TaskName } from './registry.ts';
+export { formatReward, parseResponse } from './rewards/format.ts';
+export { accuracyReward, extractAnswer, normalizeAnswer } from './rewards/accuracy.ts';
+export { compositeReward, scoreResponse, PAPER_WEIGHTS, type CompositeWeights } from './rewards/composite.ts';
+export * from './rewards/types.ts';
+export { runReward, type RewardFailure, type RewardRun, type RewardRunOptions } from './rewards/runner.ts';
+export { loadManifest, ManifestError, type ManifestOptions, type ManifestIssue, type LoadedManifest } from './loader/manifest.ts';
+export { ManifestTask, type ManifestTaskOptions } from './loader/manifest-task.ts';
+export { resizeImage, resizeToFit, type ResizeMethod } from './loader/resize.ts';
+export { decodeImage } from './loader/decode.ts';
+export { renderContactSheet, writeContactSheet, encodePng } from './preview/contact-sheet.ts';
+export { accuracyReport, type AccuracyReport } from './accuracy-report.ts';
+export { MixtureTask } from './mixture.ts';

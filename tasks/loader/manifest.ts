@@ -1,0 +1,210 @@
+/**
+ * User datasets: a JSONL manifest, one record per line:
+ *
+ *   {"image": "imgs/a.png", "question": "How many cats?", "answer": "3", "source": "web"}
+ *
+ * `image` is a path relative to the manifest's folder (PNG or JPEG); `question` a string; `answer` a
+ * string or finite number. Optional: `id` (default `<manifest file>:<line>`), `family` (default
+ * `manifest`), `visionDependency` ('high' | 'low', default 'high'), `split` ('train' | 'validation' |
+ * 'test'; default: assigned by a hash of the id), `demonstration` (a well-formed response whose answer is
+ * the ground truth). Every other field is kept in `meta`. Blank lines are ignored.
+ *
+ * Images are decoded and resized when the manifest is loaded, so every problem surfaces at once, with
+ * its line number and file: malformed JSON, missing or mistyped fields, duplicate ids, text the
+ * tokenizer cannot encode, missing and undecodable image files. `onError: 'fail'` (default) throws a
+ * `ManifestError` listing all of them; `'skip'` drops those lines and counts them.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { RgbImage } from '../../util/image.ts';
+import { firstNonPrintable, MAX_QUESTION_CHARS } from '../text.ts';
+import { parseResponse } from '../rewards/format.ts';
+import { normalizeAnswer } from '../rewards/accuracy.ts';
+import type { Split, TaskRecord, VisionDependency } from '../types.ts';
+import { decodeImage, type Rgb } from './decode.ts';
+import { resizeImage, resizeToFit, type ResizeMethod } from './resize.ts';
+
+export interface ManifestOptions {
+  /** The size every image is resized to (the model's image size). */
+  height: number;
+  width: number;
+  resize?: ResizeMethod;
+  /** 'stretch' (default) or 'pad' (keep the aspect ratio, letterbox on `background`). */
+  fit?: 'stretch' | 'pad';
+  /** Composited under transparent pixels and used for padding. Default black. */
+  background?: Rgb;
+  onError?: 'fail' | 'skip';
+  /** Longer questions are an error. Default 60, the policy's prompt budget. */
+  maxQuestionChars?: number;
+}
+
+export interface ManifestIssue {
+  /** 1-based line in the manifest. */
+  readonly line: number;
+  /** The manifest, or the image file when the problem is the image. */
+  readonly file: string;
+  readonly reason: string;
+}
+
+export interface ManifestRecord extends TaskRecord {
+  /** From the line's `split` field, or null when the loader should assign one. */
+  readonly split: Split | null;
+  readonly line: number;
+}
+
+export interface LoadedManifest {
+  readonly path: string;
+  readonly records: ManifestRecord[];
+  /** Problems found; with onError 'skip' their lines were dropped. */
+  readonly issues: ManifestIssue[];
+  /** Non-blank lines read. */
+  readonly lines: number;
+  readonly skipped: number;
+}
+
+export class ManifestError extends Error {
+  constructor(readonly issues: ManifestIssue[]) {
+    const shown = issues.slice(0, 10).map((i) => `  ${i.file}:${i.line}: ${i.reason}`);
+    if (issues.length > 10) shown.push(`  ... and ${issues.length - 10} more`);
+    super(`manifest has ${issues.length} problem${issues.length === 1 ? '' : 's'}:\n${shown.join('\n')}`);
+    this.name = 'ManifestError';
+  }
+}
+
+const KNOWN = new Set(['id', 'image', 'question', 'answer', 'family', 'visionDependency', 'split', 'demonstration']);
+
+/** Reads, validates, decodes and resizes a whole manifest. */
+export function loadManifest(path: string, opts: ManifestOptions): LoadedManifest {
+  const manifest = resolve(path);
+  const root = dirname(manifest);
+  const onError = opts.onError ?? 'fail';
+  if (onError !== 'fail' && onError !== 'skip') throw new Error(`manifest onError must be fail or skip, got ${JSON.stringify(onError)}`);
+  const maxQ = opts.maxQuestionChars ?? MAX_QUESTION_CHARS;
+  let text: string;
+  try {
+    text = readFileSync(manifest, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read manifest ${manifest}: ${(e as Error).message}`);
+  }
+  const records: ManifestRecord[] = [];
+  const issues: ManifestIssue[] = [];
+  const ids = new Map<string, number>();
+  let lines = 0;
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = i + 1;
+    if (raw.trim() === '') return;
+    lines++;
+    const problems: ManifestIssue[] = [];
+    const bad = (reason: string, file = manifest): void => void problems.push({ line, file, reason });
+    const record = parseLine(raw, line, manifest, root, opts, maxQ, ids, bad);
+    if (problems.length) issues.push(...problems);
+    else if (record) {
+      ids.set(record.id, line);
+      records.push(record);
+    }
+  });
+  if (onError === 'fail' && issues.length) throw new ManifestError(issues);
+  const badLines = new Set(issues.map((i) => i.line)).size;
+  return { path: manifest, records, issues, lines, skipped: badLines };
+}
+
+function parseLine(
+  raw: string,
+  line: number,
+  manifest: string,
+  root: string,
+  opts: ManifestOptions,
+  maxQ: number,
+  ids: Map<string, number>,
+  bad: (reason: string, file?: string) => void,
+): ManifestRecord | null {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(raw);
+  } catch (e) {
+    bad(`malformed JSON: ${(e as Error).message}`);
+    return null;
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    bad('line is not a JSON object');
+    return null;
+  }
+  const o = obj as Record<string, unknown>;
+  const str = (field: string, required: boolean): string | undefined => {
+    const v = o[field];
+    if (v === undefined) {
+      if (required) bad(`missing field "${field}"`);
+      return undefined;
+    }
+    if (typeof v !== 'string' || v.trim() === '') {
+      bad(`field "${field}" must be a non-empty string, got ${JSON.stringify(v)}`);
+      return undefined;
+    }
+    return v;
+  };
+  const image = str('image', true);
+  const question = str('question', true);
+  let answer: string | undefined;
+  if (o.answer === undefined) bad('missing field "answer"');
+  else if (typeof o.answer === 'number' && Number.isFinite(o.answer)) answer = String(o.answer);
+  else if (typeof o.answer === 'string' && o.answer.trim() !== '') answer = o.answer.trim();
+  else bad(`field "answer" must be a non-empty string or a finite number, got ${JSON.stringify(o.answer)}`);
+  const id = o.id === undefined ? `${basename(manifest)}:${line}` : str('id', false);
+  const family = o.family === undefined ? 'manifest' : str('family', false);
+  const vd = o.visionDependency ?? 'high';
+  if (vd !== 'high' && vd !== 'low') bad(`field "visionDependency" must be "high" or "low", got ${JSON.stringify(vd)}`);
+  const split = o.split ?? null;
+  if (split !== null && split !== 'train' && split !== 'validation' && split !== 'test') {
+    bad(`field "split" must be train, validation or test, got ${JSON.stringify(split)}`);
+  }
+  const demonstration = o.demonstration === undefined ? undefined : str('demonstration', false);
+  for (const [field, v] of [['question', question], ['answer', answer], ['id', id], ['demonstration', demonstration]] as const) {
+    if (v === undefined) continue;
+    const at = firstNonPrintable(v);
+    if (at >= 0) bad(`field "${field}" has a character outside printable ASCII at position ${at} (code ${v.charCodeAt(at)}); the tokenizer cannot encode it`);
+  }
+  if (question !== undefined && question.length > maxQ) bad(`field "question" has ${question.length} characters, over the limit of ${maxQ}`);
+  if (demonstration !== undefined && answer !== undefined) {
+    const parsed = parseResponse(demonstration);
+    if (!parsed) bad('field "demonstration" is not <think>...</think><answer>...</answer>');
+    else if (normalizeAnswer(parsed.answer) !== normalizeAnswer(answer)) bad(`field "demonstration" answers ${JSON.stringify(parsed.answer)}, not the ground truth ${JSON.stringify(answer)}`);
+  }
+  if (id !== undefined && ids.has(id)) bad(`duplicate id ${JSON.stringify(id)} (first on line ${ids.get(id)})`);
+  let pixels: RgbImage | undefined;
+  if (image !== undefined) {
+    const file = resolve(root, image);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      bad(code === 'ENOENT' ? 'image file not found' : `cannot read image: ${(e as Error).message}`, file);
+    }
+    if (bytes) {
+      try {
+        const decoded = decodeImage(bytes, opts.background);
+        pixels =
+          opts.fit === 'pad'
+            ? resizeToFit(decoded, opts.height, opts.width, opts.resize, opts.background)
+            : resizeImage(decoded, opts.height, opts.width, opts.resize);
+      } catch (e) {
+        bad((e as Error).message, file);
+      }
+    }
+  }
+  if (!(image && question && answer && id && family && pixels) || (vd !== 'high' && vd !== 'low')) return null;
+  const meta: Record<string, unknown> = { image };
+  for (const [k, v] of Object.entries(o)) if (!KNOWN.has(k)) meta[k] = v;
+  return {
+    id,
+    image: pixels,
+    question,
+    answer,
+    family,
+    visionDependency: vd as VisionDependency,
+    ...(demonstration !== undefined ? { demonstration } : {}),
+    meta,
+    split: split as Split | null,
+    line,
+  };
+}
