@@ -3,6 +3,8 @@
  */
 import { Command } from 'commander';
 import { registerDataCommands } from '../tasks/cli.ts';
+import { registerSftCommand } from './sft.ts';
+import { registerEvalCommand } from './eval.ts';
 
 const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
 
@@ -14,6 +16,14 @@ program
     process.exitCode = (await runSelfCheck()) ? 0 : 1;
   });
 
+registerSftCommand(program);
+registerEvalCommand(program);
 registerDataCommands(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Errors are written for people: the message names the record, key or file; the stack only on request.
+  process.stderr.write(`papo: ${err instanceof Error ? (process.env.PAPO_DEBUG ? err.stack : err.message) : String(err)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,59 @@
+/** `papo sft`: supervised warm start on a task's demonstrations (pipelines/sft.ts). */
+import type { Command } from 'commander';
+import type { SftConfigInput } from '../pipelines/sft.ts';
+import { intOption, numberOption, readConfigFile } from './config-file.ts';
+
+interface SftFlags {
+  config?: string;
+  task?: string;
+  families?: string;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  out?: string;
+  init?: string;
+  size?: string;
+}
+
+/** Named model sizes for the study in bench/sft-size-study.ts; `base` is the default. */
+export const POLICY_SIZES: Record<string, Record<string, number>> = {
+  small: { dModel: 64, nHeads: 4, nLayers: 2 },
+  base: { dModel: 128, nHeads: 4, nLayers: 2 },
+  large: { dModel: 192, nHeads: 6, nLayers: 3 },
+};
+
+export function sftInputFromFlags(f: SftFlags): SftConfigInput {
+  const input: Record<string, unknown> = f.config ? readConfigFile(f.config) : {};
+  const task = { ...((input.task as object) ?? {}) } as Record<string, unknown>;
+  if (f.task) task.task = f.task;
+  if (f.families) task.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
+  if (Object.keys(task).length) input.task = task;
+  if (f.size) {
+    const size = POLICY_SIZES[f.size];
+    if (!size) throw new Error(`--size must be one of ${Object.keys(POLICY_SIZES).join(', ')}, got '${f.size}'`);
+    input.policy = { ...((input.policy as object) ?? {}), ...size };
+  }
+  for (const k of ['steps', 'batchSize', 'lr', 'seed', 'out', 'init'] as const) if (f[k] !== undefined) input[k] = f[k];
+  return input as SftConfigInput;
+}
+
+export function registerSftCommand(program: Command): void {
+  program
+    .command('sft')
+    .description('supervised warm start: cross-entropy on the demonstrations of a task; writes <out>/weights and <out>/log.jsonl')
+    .option('--config <file>', 'YAML/JSON file with the options of pipelines/sft.ts (flags override it)')
+    .option('--task <name>', 'digits | scenes | manifest (default digits)')
+    .option('--families <list>', 'comma-separated families to train on (default all)')
+    .option('--size <name>', `policy size preset: ${Object.keys(POLICY_SIZES).join(', ')} (default base)`)
+    .option('--steps <n>', 'optimizer steps (default 400)', intOption('--steps'))
+    .option('--batch-size <n>', 'records per step (default 64)', intOption('--batch-size'))
+    .option('--lr <x>', 'peak learning rate (default 1e-3, cosine decay)', numberOption('--lr'))
+    .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))
+    .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
+    .option('--out <dir>', 'run directory (default runs/sft)')
+    .action(async (flags: SftFlags) => {
+      const { runSft } = await import('../pipelines/sft.ts'); // loads TensorFlow.js only when needed
+      await runSft(sftInputFromFlags(flags));
+    });
+}

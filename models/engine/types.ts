@@ -1,0 +1,77 @@
+/** Requests and results of the policy engine (plain data: they cross the worker boundary). */
+import type { RgbImage } from '../../util/image.ts';
+
+/** A prompt: a question string (encoded as BOS + tokens) or token ids starting with BOS. */
+export type PromptInput = string | ArrayLike<number>;
+
+export interface SampleRequest {
+  /** one image per prompt */
+  images: readonly RgbImage[];
+  prompts: readonly PromptInput[];
+  /** responses per prompt (the group size G); default 1 */
+  n?: number;
+  /** default 1; 0 = greedy */
+  temperature?: number;
+  /** default 1 (no nucleus cut) */
+  topP?: number;
+  /** default 0 (no limit) */
+  topK?: number;
+  /** default and maximum: the config's maxResponseLen (also bounded by the position table) */
+  maxNewTokens?: number;
+  /** response (p, g) draws from Rng.derive(seed, 'sample', p, g): independent of batch composition */
+  seed: number;
+}
+
+export interface SampledResponse {
+  promptIndex: number;
+  sampleIndex: number;
+  /** generated tokens, EOS included when the response finished */
+  tokens: Int32Array;
+  /** per token: log-prob under the model at temperature 1 without truncation (teacher-forced value) */
+  logprobs: Float32Array;
+  /** per token: log-prob under the distribution actually sampled from (tempered, truncated); 0 if greedy */
+  samplingLogprobs: Float32Array;
+  length: number;
+  /** stopped on EOS (false: hit maxNewTokens) */
+  finished: boolean;
+  /** policy version that produced it */
+  version: number;
+}
+
+export interface SampleResult {
+  /** prompt-major: response (p, g) is at index p * n + g */
+  responses: SampledResponse[];
+  version: number;
+  /** total generated tokens */
+  tokens: number;
+  /** rows computed by the decoding-step graph, summed over steps (finished rows are dropped) */
+  stepRows: number;
+}
+
+export interface LogProbRequest {
+  /** one image per row */
+  images: readonly RgbImage[];
+  prompts: readonly PromptInput[];
+  /** response token ids per row (EOS included if any; trailing PAD allowed) */
+  responses: readonly ArrayLike<number>[];
+  /** also return the exact entropy of each next-token distribution */
+  withEntropy?: boolean;
+}
+
+export interface LogProbResult {
+  /** per row, one value per given response token (0 at PAD) */
+  logprobs: Float32Array[];
+  entropy?: Float32Array[];
+  version: number;
+}
+
+export interface EngineOptions {
+  /** onnxruntime intra-op threads (default 2) */
+  intraOpThreads?: number;
+  /** onnxruntime inter-op threads (default 1) */
+  interOpThreads?: number;
+  /** let onnxruntime threads spin while idle (default false: the cores are shared with the trainer) */
+  allowSpinning?: boolean;
+  /** rows per teacher-forced run; larger requests are split (default 64) */
+  logprobBatchRows?: number;
+}

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { tf } from '../../models/tf-backend.ts';
+import { runSft } from '../../pipelines/sft.ts';
+import { evaluate } from '../../pipelines/evaluate.ts';
+import { loadPolicyWeights } from '../../storage/policy-weights.ts';
+import { TfPolicy } from '../../models/policy-tf.ts';
+import { PolicyEngine } from '../../models/engine/engine.ts';
+import { encodeResponse } from '../../models/tokenizer.ts';
+import { createTask } from '../../tasks/registry.ts';
+
+// A tiny policy on an easy family: "Ignore the image. Is 8 larger than 5?" (yes/no, chance 50%).
+const TINY = { dModel: 32, nHeads: 4, nLayers: 2, maxPromptLen: 48, maxResponseLen: 16, seed: 1 };
+const TASK = { task: 'digits' as const, families: ['text-compare'] };
+
+test('a few seconds of supervised warm start beat chance, and saved weights give the same log-probs in tfjs and onnxruntime', async () => {
+  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'papo-sft-'));
+  const sft = await runSft({ task: TASK, policy: TINY, steps: 300, batchSize: 16, lr: 5e-3, warmupSteps: 10, out, saveEvery: 0 }, { quiet: true });
+  const first = sft.history[0].loss;
+  const last = sft.history.at(-1)!.loss;
+  assert.ok(last < 0.5 * first, `loss ${first} -> ${last}`);
+
+  const saved = await loadPolicyWeights(sft.weightsDir);
+  assert.deepEqual(saved.config, sft.config);
+  assert.equal(saved.meta.step, 300);
+  const engine = await PolicyEngine.create(saved.config, { intraOpThreads: 1 });
+  try {
+    await engine.setWeights(saved.params, 300);
+    // Round trip: the trained policy, a policy rebuilt from the checkpoint, and onnxruntime agree.
+    const task = createTask(TASK);
+    const recs = Array.from({ length: 8 }, (_, i) => task.recordAt('test', i));
+    const inputs = { images: recs.map((r) => r.image), promptIds: recs.map((r) => r.question), responseIds: recs.map((r) => encodeResponse(r.demonstration!)) };
+    const reloaded = new TfPolicy(saved.config, saved.params);
+    const a = sft.policy.logProbs(inputs);
+    const b = reloaded.logProbs(inputs);
+    const ta = a.logprobs.arraySync() as number[][];
+    assert.deepEqual(b.logprobs.arraySync(), ta);
+    const ort = await engine.logProbs({ images: inputs.images, prompts: inputs.promptIds, responses: inputs.responseIds });
+    let maxDiff = 0;
+    ort.logprobs.forEach((row, i) => row.forEach((v, t) => (maxDiff = Math.max(maxDiff, Math.abs(v - ta[i][t])))));
+    assert.ok(maxDiff <= 1e-4, `ORT vs tfjs max abs diff ${maxDiff}`);
+    tf.dispose([a.logprobs, a.mask, b.logprobs, b.mask]);
+    reloaded.dispose();
+
+    const report = await evaluate(engine, task, { split: 'test', limit: 96, k: 2, quiet: true });
+    assert.ok(report.greedy.formatRate > 0.9, `format rate ${report.greedy.formatRate}`);
+    const acc = report.greedy.accuracy.overall.accuracy!;
+    assert.ok(acc > 0.6, `greedy accuracy ${acc} should beat chance (0.5)`);
+    assert.equal(report.greedy.accuracy.general.n, 96);
+  } finally {
+    await engine.close();
+    sft.policy.dispose();
+  }
+});
