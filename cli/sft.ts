@@ -14,6 +14,7 @@ interface SftFlags {
   out?: string;
   init?: string;
   size?: string;
+  saveEvery?: number;
 }
 
 /** Named model sizes for the study in bench/sft-size-study.ts; `base` is the default. */
@@ -34,7 +35,7 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
     if (!size) throw new Error(`--size must be one of ${Object.keys(POLICY_SIZES).join(', ')}, got '${f.size}'`);
     input.policy = { ...((input.policy as object) ?? {}), ...size };
   }
-  for (const k of ['steps', 'batchSize', 'lr', 'seed', 'out', 'init'] as const) if (f[k] !== undefined) input[k] = f[k];
+  for (const k of ['steps', 'batchSize', 'lr', 'seed', 'out', 'init', 'saveEvery'] as const) if (f[k] !== undefined) input[k] = f[k];
   return input as SftConfigInput;
 }
 
@@ -50,6 +51,7 @@ export function registerSftCommand(program: Command): void {
     .option('--batch-size <n>', 'records per step (default 64)', intOption('--batch-size'))
     .option('--lr <x>', 'peak learning rate (default 1e-3, cosine decay)', numberOption('--lr'))
     .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))
+    .option('--save-every <n>', 'save weights every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
     .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
     .option('--out <dir>', 'run directory (default runs/sft)')
     .action(async (flags: SftFlags) => {

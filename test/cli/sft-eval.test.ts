@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const papo = (args: string[]) => spawnSync(process.execPath, ['bin/papo.js', ...args], { encoding: 'utf8', env: { ...process.env, PAPO_DEBUG: '' } });
+
+test('papo sft then papo eval: a config file, flags, weights on disk, a per-family report', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-cli-'));
+  const cfg = path.join(dir, 'sft.yaml');
+  fs.writeFileSync(cfg, 'policy:\n  dModel: 16\n  nHeads: 2\n  nLayers: 1\nbatchSize: 4\nlr: 0.002\n');
+  const out = path.join(dir, 'run');
+  const sft = papo(['sft', '--config', cfg, '--steps', '3', '--out', out, '--families', 'sum,text-sum']);
+  assert.equal(sft.status, 0, sft.stderr);
+  assert.match(sft.stderr, /sft: 3 steps in .*, final loss \d/);
+  assert.ok(fs.existsSync(path.join(out, 'weights', 'zarr.json')));
+  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(log.filter((r) => r.event === 'sft_step').length, 3);
+  const json = path.join(dir, 'report.json');
+  const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--limit', '6', '--k', '2', '--json', json]);
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.match(ev.stdout, /^digits \/ test: 6 prompts, policy version 3/m);
+  assert.match(ev.stdout, /^vision-dependent +\d+ /m);
+  assert.match(ev.stdout, /^ {2}text-sum /m);
+  assert.doesNotMatch(ev.stdout, /^ {2}read /m, 'eval defaults to the families the weights were trained on');
+  const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+  assert.equal(report.records, 6);
+  assert.equal(report.sampled.k, 2);
+});
+
+test('bad flags and bad files are one-line errors with exit code 1', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-cli-'));
+  const bad = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(bad, 'steps: -3\n');
+  const r1 = papo(['sft', '--config', bad]);
+  assert.equal(r1.status, 1);
+  assert.match(r1.stderr, /papo: invalid sft config: steps: /);
+  const r2 = papo(['sft', '--size', 'huge']);
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /--size must be one of small, base, large/);
+  const r3 = papo(['eval', '--weights', path.join(dir, 'none')]);
+  assert.equal(r3.status, 1);
+  assert.match(r3.stderr, /papo: cannot read policy weights at/);
+});
