@@ -9,19 +9,18 @@
  * Run: node --import tsx bench/policy.ts [--prompts 16] [--group 8] [--tf-prompts 4] [--threads 2]
  *      [--update-rows 16] [--skip-uncached]
  *
- * policy-tf.ts exposes response log-probs, not next-token logits, so the tfjs samplers run their own
- * forward, written with the same ops (models/ops.ts) and layout (models/batch.ts); that all samplers
- * produce identical responses from identical seeds checks it is the same function.
+ * The tfjs samplers are built from policy-tf.ts's exported embeddings and decoder (with its key/value
+ * cache) and the batch layout of models/batch.ts; that all samplers produce identical responses from
+ * identical seeds checks that the engine's graphs and the trainer's forward are the same function.
  */
 import { parseArgs } from 'node:util';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { initTf, tf } from '../models/tf-backend.ts';
-import { dense, embed, matMul } from '../models/ops.ts';
-import { LN_EPS, type PolicyConfig, policyConfig, policyDims } from '../models/config.ts';
+import { MASK_VALUE, type PolicyConfig, policyConfig, policyDims } from '../models/config.ts';
 import { initParams, paramCount } from '../models/params.ts';
 import type { TfParams } from '../models/params-tf.ts';
-import { TfPolicy } from '../models/policy-tf.ts';
+import { type KeyValues, TfPolicy, decoderLogits, embedSequence, embedText } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
 import { attentionBias, buildPromptBatch, buildTextBatch, patchify } from '../models/batch.ts';
 import { EOS_ID, PAD_ID, encodePrompt } from '../models/tokenizer.ts';
@@ -98,41 +97,12 @@ async function bestOf<R>(fn: () => Promise<R>, reps = REPS): Promise<{ value: R;
 }
 const fmt = (x: number, d = 0) => x.toFixed(d);
 
-// ---------- a tfjs next-token forward (same function as policy-tf's, reading logits at the last position)
-function layerNorm(x: T, g: T, b: T): T {
-  const mu = tf.mean(x, -1, true);
-  const xc = tf.sub(x, mu);
-  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), LN_EPS))), g), b);
+/** Next-token logits [N, V] at the last row of x, through policy-tf's decoder (and its key/value cache). */
+function lastLogits(c: PolicyConfig, p: TfParams, x: T, bias: T, past?: KeyValues[]): { logits: T; cache: KeyValues[] } {
+  const [N, L] = x.shape as [number, number, number];
+  const { logits, cache } = decoderLogits(c, p, x, bias, { rows: [L - 1, 1], past });
+  return { logits: tf.reshape(logits, [N, c.vocabSize]), cache };
 }
-/**
- * A pre-norm block. Without `past`, x is the whole sequence and `bias` its [B, 1, L, L] mask; with `past`
- * (keys [B, H, dh, T], values [B, H, T, dh]), x is one new token per row attending to the cache and to
- * itself, `bias` masking the cache ([B, 1, 1, T + 1]). Returns the output and the keys/values of x.
- */
-function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T, past?: { kT: T; v: T }) {
-  const [B, L, d] = x.shape as [number, number, number];
-  const H = c.nHeads;
-  const dh = d / H;
-  const h = layerNorm(x, p[`${pre}.ln1_g`], p[`${pre}.ln1_b`]);
-  const heads = (w: string, bn: string) => tf.reshape(dense(h, p[`${pre}.${w}`], p[`${pre}.${bn}`]), [B, L, H, dh]);
-  const q = tf.transpose(heads('wq', 'bq'), [0, 2, 1, 3]);
-  const kT = tf.transpose(heads('wk', 'bk'), [0, 2, 3, 1]);
-  const v = tf.transpose(heads('wv', 'bv'), [0, 2, 1, 3]);
-  const kAll = past ? tf.concat([past.kT, kT], 3) : kT;
-  const vAll = past ? tf.concat([past.v, v], 2) : v;
-  const att = matMul(tf.softmax(tf.add(matMul(tf.mul(q, 1 / Math.sqrt(dh)), kAll), bias)), vAll);
-  const x1 = tf.add(x, dense(tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B, L, d]), p[`${pre}.wo`], p[`${pre}.bo`]));
-  const h2 = layerNorm(x1, p[`${pre}.ln2_g`], p[`${pre}.ln2_b`]);
-  const u = dense(h2, p[`${pre}.w1`], p[`${pre}.b1`]);
-  const gelu = tf.mul(tf.mul(u, 0.5), tf.add(tf.tanh(tf.mul(tf.add(u, tf.mul(tf.mul(tf.square(u), u), 0.044715)), Math.sqrt(2 / Math.PI))), 1));
-  return { out: tf.add(x1, dense(gelu, p[`${pre}.w2`], p[`${pre}.b2`])), kT: kAll, v: vAll };
-}
-
-const lastLogits = (c: PolicyConfig, p: TfParams, x: T): T => {
-  const [N, L, d] = x.shape as [number, number, number];
-  const h = layerNorm(tf.reshape(tf.slice(x, [0, L - 1, 0], [N, 1, d]), [N, d]), p['ln_f_g'], p['ln_f_b']);
-  return matMul(h, tf.transpose(p['tok_emb']));
-};
 
 /** Rows of a sampling batch: prompt b repeated n times, left-padded together. */
 function expandPrompts(c: PolicyConfig, prompts: number[][], n: number) {
@@ -149,7 +119,7 @@ function expandPrompts(c: PolicyConfig, prompts: number[][], n: number) {
 
 /** Samples in tfjs with a key/value cache: a prefill forward, then one single-token forward per step. */
 function tfSampleCached(c: PolicyConfig, p: TfParams, images: RgbImage[], prompts: number[][], n: number, maxNew: number, seed: number) {
-  const { nPatch, patchDim } = policyDims(c);
+  const { nPatch } = policyDims(c);
   const V = c.vocabSize;
   const { pb, rows, N } = expandPrompts(c, prompts, n);
   const text = buildTextBatch(pb, { batch: N, length: 0, ids: new Int32Array(0) });
@@ -159,24 +129,15 @@ function tfSampleCached(c: PolicyConfig, p: TfParams, images: RgbImage[], prompt
   const gen: number[][] = Array.from({ length: N }, () => []);
   const done = new Uint8Array(N);
   let tokens = 0;
-  // Additive bias over cached keys: 0 for valid keys, -1e9 for PAD.
+  // Additive bias over cached keys: 0 for valid keys, MASK_VALUE for PAD (and for the tokens of finished rows).
   const keyBias: number[][] = Array.from({ length: N }, (_, r) =>
-    Array.from({ length: L }, (_, k) => (k >= nPatch && text.keyValid[r * Lp + k - nPatch] === 0 ? -1e9 : 0)));
-  let cache: { kT: T; v: T }[] = [];
+    Array.from({ length: L }, (_, k) => (k >= nPatch && text.keyValid[r * Lp + k - nPatch] === 0 ? MASK_VALUE : 0)));
+  let cache: KeyValues[] = [];
   let logitsT = tf.tidy(() => {
-    let x = tf.concat([
-      tf.add(dense(tf.tensor3d(patchify(rows.map((b) => images[b]), c), [N, nPatch, patchDim]), p['img.patch_w'], p['img.patch_b']), p['img.pos']),
-      tf.add(embed(tf.tensor2d(text.tokens, [N, Lp], 'int32'), p['tok_emb']), embed(tf.tensor2d(text.positions, [N, Lp], 'int32'), p['txt_pos'])),
-    ], 1);
-    const bias = tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L]);
-    const kept: { kT: T; v: T }[] = [];
-    for (let i = 0; i < c.nLayers; i++) {
-      const b = block(x, p, `dec.${i}`, c, bias);
-      x = b.out;
-      kept.push({ kT: tf.keep(b.kT), v: tf.keep(b.v) });
-    }
-    cache = kept;
-    return lastLogits(c, p, x);
+    const x = embedSequence(c, p, patchify(rows.map((b) => images[b]), c), text);
+    const out = lastLogits(c, p, x, tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L]));
+    cache = out.cache.map((kv) => ({ kT: tf.keep(kv.kT), v: tf.keep(kv.v) }));
+    return out.logits;
   });
   for (let t = 0; t < maxNew; t++) {
     const logits = logitsT.dataSync() as Float32Array;
@@ -190,24 +151,18 @@ function tfSampleCached(c: PolicyConfig, p: TfParams, images: RgbImage[], prompt
         if (ch.token === EOS_ID) done[r] = 1;
         else next[r] = ch.token;
       }
-      keyBias[r].push(done[r] ? -1e9 : 0);
+      keyBias[r].push(done[r] ? MASK_VALUE : 0);
     }
     if (done.every((d) => d) || t === maxNew - 1) break;
     const pos = Int32Array.from(rows, (_, r) => Lp - pb.pads[r] + t);
     const old = cache;
-    const fresh: { kT: T; v: T }[] = [];
     logitsT = tf.tidy(() => {
-      let x = tf.add(embed(tf.tensor2d(next, [N, 1], 'int32'), p['tok_emb']), embed(tf.tensor2d(pos, [N, 1], 'int32'), p['txt_pos']));
-      const bias = tf.tensor4d(keyBias.flat(), [N, 1, 1, L + t + 1]);
-      for (let i = 0; i < c.nLayers; i++) {
-        const b = block(x, p, `dec.${i}`, c, bias, old[i]);
-        x = b.out;
-        fresh.push({ kT: tf.keep(b.kT), v: tf.keep(b.v) });
-      }
-      return lastLogits(c, p, x);
+      const x = embedText(p, tf.tensor2d(next, [N, 1], 'int32'), tf.tensor2d(pos, [N, 1], 'int32'));
+      const out = lastLogits(c, p, x, tf.tensor4d(keyBias.flat(), [N, 1, 1, L + t + 1]), old);
+      cache = out.cache.map((kv) => ({ kT: tf.keep(kv.kT), v: tf.keep(kv.v) }));
+      return out.logits;
     });
     for (const o of old) tf.dispose([o.kT, o.v]);
-    cache = fresh;
   }
   for (const o of cache) tf.dispose([o.kT, o.v]);
   return { tokens, responses: gen, rows };
@@ -215,7 +170,7 @@ function tfSampleCached(c: PolicyConfig, p: TfParams, images: RgbImage[], prompt
 
 /** Samples without a cache in tfjs: one full forward over the whole sequence per new token. */
 function tfSample(c: PolicyConfig, p: TfParams, images: RgbImage[], prompts: number[][], n: number, maxNew: number, seed: number) {
-  const { nPatch, patchDim } = policyDims(c);
+  const { nPatch } = policyDims(c);
   const V = c.vocabSize;
   const { pb, rows, N } = expandPrompts(c, prompts, n);
   const patches = patchify(rows.map((b) => images[b]), c);
@@ -229,15 +184,8 @@ function tfSample(c: PolicyConfig, p: TfParams, images: RgbImage[], prompts: num
     const text = buildTextBatch(pb, resp);
     const Lt = text.promptLen + t;
     const L = nPatch + Lt;
-    const out = tf.tidy(() => {
-      let x = tf.concat([
-        tf.add(dense(tf.tensor3d(patches, [N, nPatch, patchDim]), p['img.patch_w'], p['img.patch_b']), p['img.pos']),
-        tf.add(embed(tf.tensor2d(text.tokens, [N, Lt], 'int32'), p['tok_emb']), embed(tf.tensor2d(text.positions, [N, Lt], 'int32'), p['txt_pos'])),
-      ], 1);
-      const bias = tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L]);
-      for (let i = 0; i < c.nLayers; i++) x = block(x, p, `dec.${i}`, c, bias).out;
-      return lastLogits(c, p, x);
-    });
+    const out = tf.tidy(() =>
+      lastLogits(c, p, embedSequence(c, p, patches, text), tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L])).logits);
     const logits = out.dataSync() as Float32Array;
     out.dispose();
     for (let r = 0; r < N; r++) {

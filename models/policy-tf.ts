@@ -6,6 +6,10 @@
  * Built for tfjs-wasm speed: every head in one batched matmul ([B, heads, L, dh]), matmuls and lookups
  * through models/ops.ts (explicit-transpose gradients, one-hot embeddings, no gather gradients), and the
  * last decoder layer evaluated only at the rows whose outputs are read.
+ *
+ * The building blocks (layer norm, GELU, block with an optional key/value cache, embeddings, decoder
+ * logits at chosen rows) are exported so that other tfjs forwards (bench/policy.ts's samplers) compute
+ * the same function with the same code.
  */
 import type { RgbImage } from '../util/image.ts';
 import { tf } from './tf-backend.ts';
@@ -46,7 +50,8 @@ export interface LogProbOutputs {
 const isPromptBatch = (x: LogProbInputs['promptIds']): x is PromptBatch => !Array.isArray(x) && 'pads' in x;
 const isTokenMatrix = (x: LogProbInputs['responseIds']): x is TokenMatrix => !Array.isArray(x) && 'ids' in x;
 
-function layerNorm(x: T, g: T, b: T): T {
+/** Layer normalisation over the last axis, with gain `g` and bias `b`. */
+export function layerNorm(x: T, g: T, b: T): T {
   const mu = tf.mean(x, -1, true);
   const xc = tf.sub(x, mu);
   const variance = tf.mean(tf.square(xc), -1, true);
@@ -58,19 +63,35 @@ const GELU_2C = 2 * Math.sqrt(2 / Math.PI);
  * tanh GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), written as x * sigmoid(2 sqrt(2/pi) (...))
  * (the same function: 0.5 (1 + tanh z) = sigmoid(2z)) because the wasm Tanh kernel is ~7x slower than Sigmoid.
  */
-function gelu(x: T): T {
+export function gelu(x: T): T {
   const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), GELU_2C);
   return tf.mul(x, tf.sigmoid(inner));
 }
 
+/** One layer's attention keys [B, H, dh, T] (already transposed for the score matmul) and values [B, H, T, dh]. */
+export interface KeyValues {
+  kT: T;
+  v: T;
+}
+
+export interface BlockOptions {
+  /**
+   * [start, count]: compute and return only these query rows of x; keys and values still cover all of
+   * it. The last decoder layer needs only the rows whose outputs are read, which skips most of its work.
+   */
+  rows?: [number, number];
+  /** keys/values of earlier tokens (a cache): x holds only the new tokens, which attend to them and to themselves */
+  past?: KeyValues;
+}
+
 /**
- * Pre-norm transformer block; `bias` is the additive attention mask [B, 1, L, L] (none: full attention).
- * With `rows` = [start, count], only those query rows are computed and returned ([B, count, d]); keys and
- * values still cover the whole sequence. The last decoder layer needs only the rows that predict
- * response tokens, which skips most of its work.
+ * Pre-norm transformer block over x [B, L, d]; `bias` is the additive attention mask [B, 1, L, keys]
+ * (keys = past tokens + L; none: full attention). Returns the output ([B, L, d], or [B, count, d] with
+ * `rows`) and the keys/values of the past and x together, for a cache.
  */
-function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T | undefined, rows?: [number, number]): T {
+export function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T | undefined, opts: BlockOptions = {}): { out: T } & KeyValues {
   const [B, L, d] = x.shape as [number, number, number];
+  const { rows, past } = opts;
   const H = c.nHeads;
   const dh = d / H;
   const [start, Lq] = rows ?? [0, L];
@@ -80,16 +101,73 @@ function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T | undefi
   const heads = (src: T, n: number, w: string, bName: string) =>
     tf.reshape(dense(src, p[`${pre}.${w}`], p[`${pre}.${bName}`]), [B, n, H, dh]);
   const q = tf.transpose(heads(hq, Lq, 'wq', 'bq'), [0, 2, 1, 3]); // [B, H, Lq, dh]
-  const kT = tf.transpose(heads(h, L, 'wk', 'bk'), [0, 2, 3, 1]); // [B, H, dh, L]
-  const v = tf.transpose(heads(h, L, 'wv', 'bv'), [0, 2, 1, 3]); // [B, H, L, dh]
-  let scores = matMul(tf.mul(q, 1 / Math.sqrt(dh)), kT); // [B, H, Lq, L]
-  if (bias) scores = tf.add(scores, rows ? tf.slice(bias, [0, 0, start, 0], [B, 1, Lq, L]) : bias);
+  const kNew = tf.transpose(heads(h, L, 'wk', 'bk'), [0, 2, 3, 1]); // [B, H, dh, L]
+  const vNew = tf.transpose(heads(h, L, 'wv', 'bv'), [0, 2, 1, 3]); // [B, H, L, dh]
+  const kT = past ? tf.concat([past.kT, kNew], 3) : kNew; // [B, H, dh, keys]
+  const v = past ? tf.concat([past.v, vNew], 2) : vNew; // [B, H, keys, dh]
+  let scores = matMul(tf.mul(q, 1 / Math.sqrt(dh)), kT); // [B, H, Lq, keys]
+  if (bias) scores = tf.add(scores, rows ? tf.slice(bias, [0, 0, start, 0], [B, 1, Lq, kT.shape[3] as number]) : bias);
   const att = matMul(tf.softmax(scores), v); // [B, H, Lq, dh]
   const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B, Lq, d]);
   const x1 = tf.add(xq, dense(merged, p[`${pre}.wo`], p[`${pre}.bo`]));
   const h2 = layerNorm(x1, p[`${pre}.ln2_g`], p[`${pre}.ln2_b`]);
   const mlp = dense(gelu(dense(h2, p[`${pre}.w1`], p[`${pre}.b1`])), p[`${pre}.w2`], p[`${pre}.b2`]);
-  return tf.add(x1, mlp);
+  return { out: tf.add(x1, mlp), kT, v };
+}
+
+/**
+ * Image tokens [B, nPatch, d]: embedded `patches` ([B, nPatch, patchDim] from `patchify`) plus their
+ * positions, through the (optional) bidirectional encoder.
+ */
+export function embedImages(c: PolicyConfig, p: TfParams, patches: Float32Array, batch: number): T {
+  const { nPatch, patchDim } = policyDims(c);
+  if (patches.length !== batch * nPatch * patchDim) {
+    throw new Error(`policy forward: ${patches.length / (nPatch * patchDim)} images for a batch of ${batch} prompts`);
+  }
+  let img = dense(tf.tensor3d(patches, [batch, nPatch, patchDim]), p['img.patch_w'], p['img.patch_b']);
+  img = tf.add(img, p['img.pos']);
+  for (let e = 0; e < c.nEncoderLayers; e++) img = block(img, p, `enc.${e}`, c, undefined).out;
+  return img;
+}
+
+/** Text tokens [B, n, d]: token plus position embeddings of int32 `tokens` and `positions` [B, n]. */
+export function embedText(p: TfParams, tokens: T, positions: T): T {
+  return tf.add(embed(tokens, p['tok_emb']), embed(positions, p['txt_pos']));
+}
+
+/**
+ * The decoder's input for a prepared batch, [B, nPatch + promptLen + responseLen, d]: image tokens then
+ * text tokens with position ids that count only real tokens (see models/batch.ts).
+ */
+export function embedSequence(c: PolicyConfig, p: TfParams, patches: Float32Array, text: TextBatch): T {
+  const B = text.batch;
+  const Lt = text.promptLen + text.responseLen;
+  const txt = embedText(p, tf.tensor2d(text.tokens, [B, Lt], 'int32'), tf.tensor2d(text.positions, [B, Lt], 'int32'));
+  return tf.concat([embedImages(c, p, patches, B), txt], 1);
+}
+
+export interface DecoderOptions {
+  /** [start, count]: the rows whose logits are returned; the last layer computes only these (default all) */
+  rows?: [number, number];
+  /** per decoder layer, keys/values of earlier tokens (a cache); x then holds only the new tokens */
+  past?: readonly KeyValues[];
+}
+
+/**
+ * The decoder stack and the head: next-token logits [B, count, V] at `rows` of x [B, L, d] (from
+ * `embedSequence`, or `embedText` of new tokens with `past`), `bias` the attention mask [B, 1, L, keys].
+ * Also returns every layer's keys/values over past and x, the cache for the next call.
+ */
+export function decoderLogits(c: PolicyConfig, p: TfParams, x: T, bias: T, opts: DecoderOptions = {}): { logits: T; cache: KeyValues[] } {
+  const cache: KeyValues[] = [];
+  for (let i = 0; i < c.nLayers; i++) {
+    const b = block(x, p, `dec.${i}`, c, bias, { rows: i === c.nLayers - 1 ? opts.rows : undefined, past: opts.past?.[i] });
+    x = b.out;
+    cache.push({ kT: b.kT, v: b.v });
+  }
+  const hs = layerNorm(x, p['ln_f_g'], p['ln_f_b']);
+  const headW = c.tieEmbeddings ? tf.transpose(p['tok_emb']) : p['head_w'];
+  return { logits: dense(hs, headW), cache };
 }
 
 /**
@@ -103,32 +181,21 @@ export function forwardLogProbs(
   text: TextBatch,
   opts: LogProbOptions = {},
 ): LogProbOutputs {
-  const { nPatch, patchDim } = policyDims(c);
+  const { nPatch } = policyDims(c);
   const B = text.batch;
   const Lp = text.promptLen;
   const Lr = text.responseLen;
   const Lt = Lp + Lr;
   const L = nPatch + Lt;
-  if (patches.length !== B * nPatch * patchDim) {
-    throw new Error(`policy forward: ${patches.length / (nPatch * patchDim)} images for a batch of ${B} prompts`);
-  }
-  // Image tokens, then the (optional) bidirectional encoder.
-  let img = dense(tf.tensor3d(patches, [B, nPatch, patchDim]), p['img.patch_w'], p['img.patch_b']);
-  img = tf.add(img, p['img.pos']);
-  for (let e = 0; e < c.nEncoderLayers; e++) img = block(img, p, `enc.${e}`, c, undefined);
-  // Text tokens with position ids that count only real tokens.
+  const img = embedImages(c, p, patches, B);
   const tokens = tf.tensor2d(text.tokens, [B, Lt], 'int32');
   const positions = tf.tensor2d(text.positions, [B, Lt], 'int32');
-  const txt = tf.add(embed(tokens, p['tok_emb']), embed(positions, p['txt_pos']));
-  let x = tf.concat([img, txt], 1); // [B, L, d]
+  const x = tf.concat([img, embedText(p, tokens, positions)], 1); // [B, L, d]
   const bias = tf.tensor4d(attentionBias(text, nPatch), [B, 1, L, L]);
   // Only the positions that predict response tokens are read out: the last prompt token .. the
-  // second-to-last response token. The last layer computes just those rows.
-  const predict: [number, number] = [nPatch + Lp - 1, Lr];
-  for (let i = 0; i < c.nLayers; i++) x = block(x, p, `dec.${i}`, c, bias, i === c.nLayers - 1 ? predict : undefined);
-  const hs = layerNorm(x, p['ln_f_g'], p['ln_f_b']); // [B, Lr, d]
-  const headW = c.tieEmbeddings ? tf.transpose(p['tok_emb']) : p['head_w'];
-  const logp = tf.logSoftmax(dense(hs, headW)); // [B, Lr, V]
+  // second-to-last response token.
+  const { logits } = decoderLogits(c, p, x, bias, { rows: [nPatch + Lp - 1, Lr] });
+  const logp = tf.logSoftmax(logits); // [B, Lr, V]
   const mask = tf.tensor2d(text.responseMask, [B, Lr]);
   const targets = tf.slice(tokens, [0, Lp], [B, Lr]);
   const logprobs = tf.mul(pickTargets(logp, targets), mask) as tf.Tensor2D;

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../models/tf-backend.ts';
-import { policyConfig, type PolicyConfigInput } from '../../models/config.ts';
+import { MASK_VALUE, policyConfig, policyDims, type PolicyConfigInput } from '../../models/config.ts';
 import { initParams, paramSpecs, type Params } from '../../models/params.ts';
-import { TfPolicy, forwardLogProbs } from '../../models/policy-tf.ts';
-import { textBatch, patchify, buildPromptBatch, buildResponseBatch } from '../../models/batch.ts';
-import { BOS_ID, EOS_ID, PAD_ID, encode, encodeResponse } from '../../models/tokenizer.ts';
+import { type KeyValues, TfPolicy, decoderLogits, embedSequence, embedText, forwardLogProbs } from '../../models/policy-tf.ts';
+import { textBatch, patchify, attentionBias, buildPromptBatch, buildResponseBatch, buildTextBatch } from '../../models/batch.ts';
+import { BOS_ID, EOS_ID, PAD_ID, encode, encodePrompt, encodeResponse } from '../../models/tokenizer.ts';
 import { makeImage, type RgbImage } from '../../util/image.ts';
 import { Rng } from '../../util/rng.ts';
-import { referenceLogProbs } from './reference-policy.ts';
+import { referenceForward } from './reference-forward.ts';
 
 await initTf();
 
@@ -23,6 +23,8 @@ function randomImage(rng: Rng, h: number, w: number): RgbImage {
 }
 
 const prompts = ['1+2', 'x'];
+/** The same prompts as token ids, for the reference forward (which does its own padding and masking). */
+const promptIds = prompts.map(encodePrompt);
 const responses = [[...encode('3'), EOS_ID], [...encode('ab'), ...encode('c'), EOS_ID]];
 
 function run(policy: TfPolicy, images: RgbImage[], p: (string | number[])[], r: number[][], promptLen?: number, withEntropy = true) {
@@ -40,7 +42,7 @@ for (const variant of [{}, { nEncoderLayers: 1, tieEmbeddings: false }] as Polic
     const images = [randomImage(rng, 4, 4), randomImage(rng, 4, 4)];
     const policy = new TfPolicy(c);
     const got = run(policy, images, prompts, responses);
-    const ref = referenceLogProbs(c, initParams(c), patchify(images, c), textBatch(prompts, responses, c));
+    const ref = referenceForward(c, initParams(c), images, promptIds, responses);
     for (let b = 0; b < 2; b++) {
       for (let t = 0; t < 4; t++) {
         assert.ok(Math.abs(got.lp[b][t] - ref.logprobs[b][t]) < 1e-4, `logprob [${b},${t}] ${got.lp[b][t]} vs ${ref.logprobs[b][t]}`);
@@ -133,7 +135,7 @@ test('policy-tf: gradient of sum(logprobs) matches float64 central differences f
     const { grads: g } = tf.variableGrads(() => tf.sum(forwardLogProbs(c, policy.vars, patches, text).logprobs) as tf.Scalar, policy.variableList());
     for (const n of names) grads[n] = (g[policy.vars[n].name].dataSync() as Float32Array).slice();
   });
-  const f = (p: Params) => referenceLogProbs(c, p, patches, text).logprobs.flat().reduce((s, v) => s + v, 0);
+  const f = (p: Params) => referenceForward(c, p, images, promptIds, responses).logprobs.flat().reduce((s, v) => s + v, 0);
   const eps = 1e-4;
   for (const n of names) {
     // Directional derivative along a random unit direction u: grad . u vs (f(p + eps u) - f(p - eps u)) / 2 eps.
@@ -154,6 +156,49 @@ test('policy-tf: gradient of sum(logprobs) matches float64 central differences f
     const scale = Math.max(Math.abs(numeric), Math.abs(analytic), 1e-3 * Math.sqrt(dirNorm2));
     assert.ok(Math.abs(numeric - analytic) / scale < 2e-3, `${n}: analytic ${analytic} vs numeric ${numeric}`);
   }
+  policy.dispose();
+});
+
+test('policy-tf: decoderLogits, prefilled then fed one token at a time through its key/value cache, equals the reference distributions', () => {
+  const c = policyConfig({ ...TINY, nEncoderLayers: 1, tieEmbeddings: false });
+  const { nPatch } = policyDims(c);
+  const V = c.vocabSize;
+  const rng = Rng.seeded(7);
+  const images = [randomImage(rng, 4, 4), randomImage(rng, 4, 4)];
+  const params = initParams(c);
+  const policy = new TfPolicy(c, params);
+  const ref = referenceForward(c, params, images, promptIds, responses);
+  const pb = buildPromptBatch(prompts, c);
+  const text = buildTextBatch(pb, { batch: 2, length: 0, ids: new Int32Array(0) });
+  const L0 = nPatch + pb.length;
+  // Key mask of the cache: prompt PADs, then (per fed token) PAD once a row's response has ended.
+  const keyBias = [0, 1].map((b) => Array.from({ length: L0 }, (_, k) => (k >= nPatch && text.keyValid[b * pb.length + k - nPatch] === 0 ? MASK_VALUE : 0)));
+  const Lr = Math.max(...responses.map((r) => r.length));
+  const check = (logits: tf.Tensor, t: number) => {
+    const logp = tf.tidy(() => tf.logSoftmax(tf.reshape(logits, [2, V])).arraySync() as number[][]);
+    for (let b = 0; b < 2; b++) {
+      if (t >= responses[b].length) continue; // past the row's end: nothing is predicted there
+      for (let v = 0; v < V; v++) {
+        assert.ok(Math.abs(logp[b][v] - ref.logDist[b][t][v]) < 1e-4, `slot ${t} row ${b} token ${v}: ${logp[b][v]} vs ${ref.logDist[b][t][v]}`);
+      }
+    }
+  };
+  tf.tidy(() => {
+    const x = embedSequence(c, policy.vars, patchify(images, c), text);
+    let { logits, cache } = decoderLogits(c, policy.vars, x, tf.tensor4d(attentionBias(text, nPatch), [2, 1, L0, L0]), { rows: [L0 - 1, 1] });
+    assert.deepEqual(logits.shape, [2, 1, V]);
+    check(logits, 0);
+    for (let t = 0; t + 1 < Lr; t++) {
+      const ids = [0, 1].map((b) => responses[b][t] ?? PAD_ID);
+      ids.forEach((id, b) => keyBias[b].push(id === PAD_ID ? MASK_VALUE : 0));
+      const pos = [0, 1].map((b) => pb.length - pb.pads[b] + t);
+      const xt = embedText(policy.vars, tf.tensor2d(ids, [2, 1], 'int32'), tf.tensor2d(pos, [2, 1], 'int32'));
+      const past: KeyValues[] = cache;
+      ({ logits, cache } = decoderLogits(c, policy.vars, xt, tf.tensor4d(keyBias.flat(), [2, 1, 1, L0 + t + 1]), { past }));
+      assert.deepEqual(cache[0].kT.shape, [2, c.nHeads, c.dModel / c.nHeads, L0 + t + 1]);
+      check(logits, t + 1);
+    }
+  });
   policy.dispose();
 });
 

@@ -1,7 +1,8 @@
 /**
  * An independent float64 plain-JS forward of the policy (models/README.md), written row by row straight
- * from the contract, with its own patch extraction, padding and masking. Tests compare the onnxruntime
- * graphs (and the tfjs forward) against it.
+ * from the contract, with its own patch extraction, padding and masking (nothing from models/batch.ts).
+ * Tests compare the onnxruntime graphs and the tfjs forward against it, and the tfjs gradients against
+ * its central differences. Slow; meant for tiny configs.
  */
 import type { RgbImage } from '../../util/image.ts';
 import type { PolicyConfig } from '../../models/config.ts';
@@ -54,7 +55,8 @@ function block(cfg: PolicyConfig, params: Params, prefix: string, xs: Mat, canSe
   const W = (n: string) => Float64Array.from(params[`${prefix}.${n}`]);
   const [wq, bq, wk, bk, wv, bv, wo, bo] = ['wq', 'bq', 'wk', 'bk', 'wv', 'bv', 'wo', 'bo'].map(W);
   const [w1, b1, w2, b2] = ['w1', 'b1', 'w2', 'b2'].map(W);
-  const ln1 = xs.map((x) => layerNorm(x, W('ln1_g'), W('ln1_b')));
+  const [ln1g, ln1b, ln2g, ln2b] = ['ln1_g', 'ln1_b', 'ln2_g', 'ln2_b'].map(W);
+  const ln1 = xs.map((x) => layerNorm(x, ln1g, ln1b));
   const q = ln1.map((x) => matVec(x, wq, d, bq));
   const k = ln1.map((x) => matVec(x, wk, d, bk));
   const v = ln1.map((x) => matVec(x, wv, d, bv));
@@ -78,8 +80,9 @@ function block(cfg: PolicyConfig, params: Params, prefix: string, xs: Mat, canSe
       });
       for (let j = 0; j < S; j++) for (let t = 0; t < hd; t++) att[h * hd + t] += (p[j] / z) * v[j][h * hd + t];
     }
-    const x1 = xs[i].map((x, c) => x + matVec(att, wo, d, bo)[c]);
-    const hmid = matVec(layerNorm(x1, W('ln2_g'), W('ln2_b')), w1, m, b1).map(gelu);
+    const proj = matVec(att, wo, d, bo);
+    const x1 = xs[i].map((x, c) => x + proj[c]);
+    const hmid = matVec(layerNorm(x1, ln2g, ln2b), w1, m, b1).map(gelu);
     const mlp = matVec(hmid, w2, d, b2);
     out.push(x1.map((x, c) => x + mlp[c]));
   }
@@ -120,6 +123,9 @@ export function referenceForward(
   const imgPos = mat(params, 'img.pos', nPatch, d);
   const tokEmb = mat(params, 'tok_emb', V, d);
   const txtPos = mat(params, 'txt_pos', cfg.maxPromptLen + cfg.maxResponseLen, d);
+  const lnfG = vec(params, 'ln_f_g');
+  const lnfB = vec(params, 'ln_f_b');
+  const headW = cfg.tieEmbeddings ? undefined : vec(params, 'head_w');
   const out: ReferenceOutput = { logprobs: [], entropy: [], logDist: [] };
 
   images.forEach((img, b) => {
@@ -151,9 +157,8 @@ export function referenceForward(
     const lp: number[] = [];
     const ent: number[] = [];
     const dists: number[][] = [];
-    const headW = cfg.tieEmbeddings ? undefined : vec(params, 'head_w');
     for (let t = 0; t < Lr; t++) {
-      const h = layerNorm(xs[nPatch + Lp - 1 + t], vec(params, 'ln_f_g'), vec(params, 'ln_f_b'));
+      const h = layerNorm(xs[nPatch + Lp - 1 + t], lnfG, lnfB);
       const logits = headW ? Array.from(matVec(h, headW, V)) : tokEmb.map((row) => row.reduce((s, w, c) => s + w * h[c], 0));
       const mx = Math.max(...logits);
       const lse = mx + Math.log(logits.reduce((s, z) => s + Math.exp(z - mx), 0));
