@@ -18,7 +18,12 @@ const TASK = { task: 'digits' as const, families: ['text-compare'] };
 
 test('a few seconds of supervised warm start beat chance, and saved weights give the same log-probs in tfjs and onnxruntime', async () => {
   const out = await fs.mkdtemp(path.join(os.tmpdir(), 'papo-sft-'));
-  const sft = await runSft({ task: TASK, policy: TINY, steps: 300, batchSize: 16, lr: 5e-3, warmupSteps: 10, out, saveEvery: 0 }, { quiet: true });
+  const tensorsAt: number[] = [];
+  const sft = await runSft(
+    { task: TASK, policy: TINY, steps: 300, batchSize: 16, lr: 5e-3, warmupSteps: 10, out, saveEvery: 0 },
+    { quiet: true, onStep: () => tensorsAt.push(tf.memory().numTensors) },
+  );
+  assert.equal(tensorsAt.at(-1), tensorsAt[1], 'tensor count is flat across training steps');
   const first = sft.history[0].loss;
   const last = sft.history.at(-1)!.loss;
   assert.ok(last < 0.5 * first, `loss ${first} -> ${last}`);
