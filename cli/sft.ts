@@ -47,7 +47,7 @@ export function registerSftCommand(program: Command): void {
     .option('--task <name>', 'digits | scenes | manifest (default digits)')
     .option('--families <list>', 'comma-separated families to train on (default all)')
     .option('--size <name>', `policy size preset: ${Object.keys(POLICY_SIZES).join(', ')} (default base)`)
-    .option('--steps <n>', 'optimizer steps (default 400)', intOption('--steps'))
+    .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps'))
     .option('--batch-size <n>', 'records per step (default 64)', intOption('--batch-size'))
     .option('--lr <x>', 'peak learning rate (default 1e-3, cosine decay)', numberOption('--lr'))
     .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))

@@ -42,7 +42,7 @@ export const SftConfigSchema = z
     policy: z.record(z.string(), z.unknown()).default({}),
     /** Start from these weights instead of a fresh seeded initialisation. */
     init: z.string().optional(),
-    steps: z.number().int().positive().default(400),
+    steps: z.number().int().positive().default(300),
     batchSize: z.number().int().positive().default(64),
     /** Seeds the data order (and the initialisation, unless policy.seed is given). */
     seed: z.number().int().nonnegative().default(0),
@@ -149,13 +149,18 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       const responses = buildResponseBatch(records.map(demonstrationOf), config);
       const images = records.map((r) => r.image);
       const ts = performance.now();
-      const info = optimizer.minimize(() => {
-        const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
-        return tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
-      });
-      if (!Number.isFinite(info.loss)) {
-        throw new Error(`sft: loss is ${info.loss} at step ${step} (records ${records[0].id} .. ${records[records.length - 1].id}); weights not saved`);
+      const where = `step ${step} (records ${records[0].id} .. ${records[records.length - 1].id})`;
+      let info;
+      try {
+        info = optimizer.minimize(() => {
+          const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
+          return tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+        });
+      } catch (err) {
+        // AdamW refuses a non-finite gradient without touching the weights; the last saved weights stand.
+        throw new Error(`sft: ${where}: ${(err as Error).message}`);
       }
+      if (!Number.isFinite(info.loss)) throw new Error(`sft: loss is ${info.loss} at ${where}; the last saved weights are kept`);
       const tokens = cfg.batchSize * (nPatch + prompts.length + responses.length);
       const rec: SftStepRecord = {
         step,
