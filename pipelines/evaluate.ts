@@ -28,6 +28,13 @@ export interface EvalOptions {
   quiet?: boolean;
 }
 
+export interface GroupStats {
+  n: number;
+  formatRate: number;
+  /** mean response length in tokens (EOS included) */
+  meanLength: number;
+}
+
 export interface DecodingReport {
   accuracy: AccuracyReport;
   formatRate: number;
@@ -35,6 +42,8 @@ export interface DecodingReport {
   meanLength: number;
   /** responses that hit the length limit without EOS */
   truncatedRate: number;
+  /** format rate and mean length for 'overall', 'vision-dependent', 'general' and each family */
+  groups: Record<string, GroupStats>;
 }
 
 export interface EvalReport {
@@ -75,9 +84,29 @@ interface Scored {
   finished: boolean;
 }
 
+function groupStats(items: Scored[]): Record<string, GroupStats> {
+  const acc = new Map<string, { n: number; format: number; length: number }>();
+  const add = (k: string, s: Scored) => {
+    const a = acc.get(k) ?? { n: 0, format: 0, length: 0 };
+    a.n++;
+    a.format += s.format;
+    a.length += s.length;
+    acc.set(k, a);
+  };
+  for (const s of items) {
+    add('overall', s);
+    add(s.record.visionDependency === 'high' ? 'vision-dependent' : 'general', s);
+    add(s.record.family, s);
+  }
+  const out: Record<string, GroupStats> = {};
+  for (const [k, a] of acc) out[k] = { n: a.n, formatRate: a.format / a.n, meanLength: a.length / a.n };
+  return out;
+}
+
 function summarise(items: Scored[]): DecodingReport {
   const n = Math.max(items.length, 1);
   return {
+    groups: groupStats(items),
     accuracy: accuracyReport(items.map((s) => ({ family: s.record.family, visionDependency: s.record.visionDependency, accuracy: s.accuracy }))),
     formatRate: items.reduce((a, s) => a + s.format, 0) / n,
     meanLength: items.reduce((a, s) => a + s.length, 0) / n,
@@ -166,13 +195,17 @@ export function formatEvalReport(r: EvalReport): string {
   const lines: string[] = [];
   lines.push(`${r.task} / ${r.split}: ${r.records} prompts, policy version ${r.policyVersion ?? '-'}, ${r.seconds.toFixed(1)} s`);
   const s = r.sampled;
-  lines.push(`${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy acc${s ? `  sampled acc (k=${s.k}, T=${s.temperature})` : ''}`);
-  const row = (name: string, g: { n: number; accuracy: number | null }, sm?: { accuracy: number | null }) =>
-    lines.push(`${name.padEnd(22)} ${String(g.n).padStart(5)}  ${pct(g.accuracy)}    ${sm ? pct(sm.accuracy) : ''}`);
-  row('overall', r.greedy.accuracy.overall, s?.accuracy.overall);
-  row('vision-dependent', r.greedy.accuracy.visionDependent, s?.accuracy.visionDependent);
-  row('general', r.greedy.accuracy.general, s?.accuracy.general);
-  for (const [fam, cell] of Object.entries(r.greedy.accuracy.byFamily).sort()) row(`  ${fam}`, cell, s?.accuracy.byFamily[fam]);
+  lines.push(`${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy: acc  format  length${s ? `   sampled (k=${s.k}, T=${s.temperature}): acc  format  length` : ''}`);
+  const stats = (g: GroupStats | undefined) => (g ? `${pct(g.formatRate)} ${g.meanLength.toFixed(1).padStart(6)}` : '');
+  const row = (name: string, key: string, g: { n: number; accuracy: number | null }, sm?: { accuracy: number | null }) =>
+    lines.push(
+      `${name.padEnd(22)} ${String(g.n).padStart(5)}       ${pct(g.accuracy)} ${stats(r.greedy.groups[key])}` +
+        (s ? `                          ${pct(sm?.accuracy ?? null)} ${stats(s.groups[key])}` : ''),
+    );
+  row('overall', 'overall', r.greedy.accuracy.overall, s?.accuracy.overall);
+  row('vision-dependent', 'vision-dependent', r.greedy.accuracy.visionDependent, s?.accuracy.visionDependent);
+  row('general', 'general', r.greedy.accuracy.general, s?.accuracy.general);
+  for (const [fam, cell] of Object.entries(r.greedy.accuracy.byFamily).sort()) row(`  ${fam}`, fam, cell, s?.accuracy.byFamily[fam]);
   lines.push(`greedy: format ${pct(r.greedy.formatRate)}, mean length ${r.greedy.meanLength.toFixed(1)} tokens, truncated ${pct(r.greedy.truncatedRate)}`);
   if (s) {
     lines.push(`sampled: format ${pct(s.formatRate)}, mean length ${s.meanLength.toFixed(1)}, pass@${s.k} ${pct(s.passAtK)}, prompts with mixed outcomes (RL signal) ${pct(s.mixedFraction)}`);

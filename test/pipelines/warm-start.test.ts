@@ -55,6 +55,10 @@ test('a few seconds of supervised warm start beat chance, and saved weights give
     const acc = report.greedy.accuracy.overall.accuracy!;
     assert.ok(acc > 0.6, `greedy accuracy ${acc} should beat chance (0.5)`);
     assert.equal(report.greedy.accuracy.general.n, 96);
+    // Format rate and length are reported per group and family too ("<think>8>5</think><answer>yes</answer>" + EOS: 11 tokens).
+    assert.equal(report.greedy.groups['text-compare'].n, 96);
+    assert.ok(Math.abs(report.greedy.groups.general.meanLength - 11) < 1.5, `mean length ${report.greedy.groups.general.meanLength}`);
+    assert.equal(report.sampled!.groups.overall.n, 192);
   } finally {
     await engine.close();
     sft.policy.dispose();
