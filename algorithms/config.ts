@@ -3,6 +3,7 @@
  * names users of verl / EasyR1 know. Validation rejects nonsense with a message naming the key.
  */
 import { z } from 'zod';
+import { parseConfig } from '../util/schema.ts';
 
 export const ADV_ESTIMATORS = ['grpo', 'dr_grpo', 'rloo'] as const;
 export const KL_ESTIMATORS = ['k1', 'k2', 'k3', 'abs'] as const;
@@ -87,20 +88,11 @@ export const PRESETS = {
 
 export type PresetName = keyof typeof PRESETS;
 
-/** Formats zod issues as `key: message` lines. */
-export function formatIssues(error: z.ZodError, prefix = ''): string {
-  return error.issues
-    .map((i) => `${prefix}${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-    .join('; ');
-}
-
 /** Validates a config (optionally on top of a preset); throws an Error naming every bad key. */
 export function objectiveConfig(input: ObjectiveConfigInput = {}, preset?: PresetName): ObjectiveConfig {
   if (preset !== undefined && !(preset in PRESETS)) {
     throw new Error(`unknown objective preset '${String(preset)}': use one of ${Object.keys(PRESETS).join(', ')}`);
   }
   const merged = { ...(preset ? PRESETS[preset] : {}), ...input };
-  const parsed = ObjectiveConfigSchema.safeParse(merged);
-  if (!parsed.success) throw new Error(`invalid objective config: ${formatIssues(parsed.error)}`);
-  return parsed.data;
+  return parseConfig(ObjectiveConfigSchema, merged, 'objective config');
 }

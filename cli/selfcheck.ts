@@ -6,32 +6,17 @@
 import { initTf, tf } from '../models/tf-backend.ts';
 import { objectiveConfig, LOSS_AGG_MODES, PRESETS, type PresetName } from '../algorithms/config.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
-import { Rng } from '../util/rng.ts';
-import { refPapoLoss, type Mat, type RefInputs } from '../test/algorithms/reference.ts';
-
-function randomInputs(rng: Rng, B: number, T: number): RefInputs {
-  const mat = (f: (b: number, t: number) => number): Mat => Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => f(b, t)));
-  const lp = mat(() => -5 * rng.float());
-  const lens = Array.from({ length: B }, () => 1 + rng.int(T));
-  return {
-    logprobs: lp,
-    oldLogprobs: mat((b, t) => lp[b][t] + 0.3 * rng.normal()),
-    refLogprobs: mat((b, t) => lp[b][t] + 0.3 * rng.normal()),
-    maskedLogprobs: mat((b, t) => lp[b][t] + rng.normal()),
-    advantages: Array.from({ length: B }, () => rng.normal()),
-    responseMask: lens.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0))),
-  };
-}
+import { randomInputs, refPapoLoss, type Mat } from '../test/algorithms/reference.ts';
 
 export async function runSelfCheck(seed = 0): Promise<boolean> {
   const backend = await initTf(undefined, (m) => console.log(m));
-  const rng = Rng.seeded(seed);
   let worst = 0;
+  let checked = 0;
   console.log('preset   loss_agg_mode             loss (tfjs)      loss (float64)   max rel. diff over loss + metrics');
   for (const preset of Object.keys(PRESETS) as PresetName[]) {
     for (const mode of LOSS_AGG_MODES) {
       const cfg = objectiveConfig({ loss_agg_mode: mode }, preset);
-      const ref = randomInputs(rng, 16, 48);
+      const ref = randomInputs(seed + 100 * checked++, 16, 48);
       const t2 = (m: Mat) => tf.tensor2d(m);
       const inputs = {
         logprobs: t2(ref.logprobs),

@@ -3,6 +3,7 @@
  * onnxruntime engine (see models/README.md for the function it defines).
  */
 import { z } from 'zod';
+import { parseConfig } from '../util/schema.ts';
 import { VOCAB_SIZE } from './tokenizer.ts';
 
 const posInt = z.number().int().positive();
@@ -48,12 +49,7 @@ export type PolicyConfigInput = z.input<typeof PolicyConfigSchema>;
 
 /** Parses (and fills defaults of) a policy config; throws an Error naming each invalid field. */
 export function policyConfig(input: PolicyConfigInput = {}): PolicyConfig {
-  const r = PolicyConfigSchema.safeParse(input);
-  if (!r.success) {
-    const msg = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new Error(`invalid policy config: ${msg}`);
-  }
-  return r.data;
+  return parseConfig(PolicyConfigSchema, input, 'policy config');
 }
 
 /** Sizes derived from a config, used by every implementation of the architecture. */

@@ -22,7 +22,7 @@ import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
-import { formatIssues } from '../algorithms/config.ts';
+import { parseConfig } from '../util/schema.ts';
 
 export const TaskSpecSchema = z
   .object({
@@ -59,9 +59,7 @@ export type SftConfig = z.output<typeof SftConfigSchema>;
 export type SftConfigInput = z.input<typeof SftConfigSchema>;
 
 export function sftConfig(input: SftConfigInput = {}): SftConfig {
-  const r = SftConfigSchema.safeParse(input);
-  if (!r.success) throw new Error(`invalid sft config: ${formatIssues(r.error)}`);
-  return r.data;
+  return parseConfig(SftConfigSchema, input, 'sft config');
 }
 
 export interface SftStepRecord {

@@ -7,7 +7,7 @@ import { aggregate } from '../../algorithms/aggregate.ts';
 import { klEstimate } from '../../algorithms/kl.ts';
 import { ppoClipLoss } from '../../algorithms/policy-loss.ts';
 import { Rng } from '../../util/rng.ts';
-import { refPapoLoss, type Mat, type RefInputs } from './reference.ts';
+import { randomInputs, refPapoLoss, type Mat, type RefInputs } from './reference.ts';
 
 await initTf();
 
@@ -28,24 +28,6 @@ function toTf(r: RefInputs): PapoLossInputs {
 }
 
 const disposeInputs = (x: PapoLossInputs) => Object.values(x).forEach((t) => t && (t as tf.Tensor).dispose());
-
-/** Random rollout-like inputs: varied response lengths (one empty row), log-ratios near 1 and some far. */
-function randomInputs(seed: number, B = 6, T = 9, perToken = false): RefInputs {
-  const rng = Rng.seeded(seed);
-  const lens = Array.from({ length: B }, (_, b) => (b === 0 ? 0 : 1 + rng.int(T)));
-  const mat = (f: () => number): Mat => Array.from({ length: B }, () => Array.from({ length: T }, f));
-  const lp = mat(() => -5 * rng.float());
-  const near0 = (s: number) => (b: number, t: number) => lp[b][t] + s * rng.normal();
-  const fromLp = (f: (b: number, t: number) => number): Mat => lp.map((row, b) => row.map((_, t) => f(b, t)));
-  return {
-    logprobs: lp,
-    oldLogprobs: fromLp(near0(0.4)),
-    refLogprobs: fromLp(near0(0.5)),
-    maskedLogprobs: fromLp(near0(1.5)),
-    advantages: perToken ? mat(() => rng.normal()) : Array.from({ length: B }, () => rng.normal()),
-    responseMask: lens.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0))),
-  };
-}
 
 test('k1, k2, k3 and abs estimators: hand-computed values and the k3 clamps', () => {
   const lp = tf.tensor1d([-1, 0, -30]);

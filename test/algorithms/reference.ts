@@ -3,6 +3,7 @@
  * PAPO-SPEC.md with loops over tokens, to check the tfjs implementation against.
  */
 import type { ObjectiveConfig } from '../../algorithms/config.ts';
+import { Rng } from '../../util/rng.ts';
 
 export type Mat = number[][];
 
@@ -145,4 +146,22 @@ export function refAdvantages(rewards: number[], G: number, est: string, eps = 1
     }
   }
   return out;
+}
+
+/** Random rollout-like inputs: varied response lengths (one empty row), log-ratios near 1 and some far. */
+export function randomInputs(seed: number, B = 6, T = 9, perToken = false): RefInputs {
+  const rng = Rng.seeded(seed);
+  const lens = Array.from({ length: B }, (_, b) => (b === 0 ? 0 : 1 + rng.int(T)));
+  const mat = (f: () => number): Mat => Array.from({ length: B }, () => Array.from({ length: T }, f));
+  const lp = mat(() => -5 * rng.float());
+  const near0 = (s: number) => (b: number, t: number) => lp[b][t] + s * rng.normal();
+  const fromLp = (f: (b: number, t: number) => number): Mat => lp.map((row, b) => row.map((_, t) => f(b, t)));
+  return {
+    logprobs: lp,
+    oldLogprobs: fromLp(near0(0.4)),
+    refLogprobs: fromLp(near0(0.5)),
+    maskedLogprobs: fromLp(near0(1.5)),
+    advantages: perToken ? mat(() => rng.normal()) : Array.from({ length: B }, () => rng.normal()),
+    responseMask: lens.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0))),
+  };
 }
