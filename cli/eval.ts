@@ -12,6 +12,7 @@ interface EvalFlags {
   weights: string;
   task?: string;
   families?: string;
+  manifest?: string;
   split: string;
   limit?: number;
   k: number;
@@ -27,6 +28,7 @@ export function registerEvalCommand(program: Command): void {
     .description('evaluate saved weights on a held-out split: accuracy per family and vision-dependency group, format rate, length, RL-signal fraction')
     .option('--weights <dir>', 'policy weights (a Zarr group written by papo sft)', 'runs/sft/weights')
     .option('--task <name>', 'digits | scenes | manifest (default: the task the weights were trained on, else digits)')
+    .option('--manifest <file>', 'JSONL manifest of a user dataset (with --task manifest)')
     .option('--families <list>', 'comma-separated families (default: all)')
     .option('--split <name>', 'validation | test', 'test')
     .option('--limit <n>', 'evaluate the first n records (default: the whole split)', intOption('--limit'))
@@ -39,6 +41,7 @@ export function registerEvalCommand(program: Command): void {
       const saved = await loadPolicyWeights(f.weights);
       const trained = (saved.meta.task ?? {}) as Partial<TaskConfig>;
       const taskCfg: TaskConfig = { ...trained, task: (f.task ?? trained.task ?? 'digits') as TaskName };
+      if (f.manifest) taskCfg.manifest = f.manifest;
       if (f.families) taskCfg.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
       else if (f.task && f.task !== trained.task) delete taskCfg.families;
       const task = createTask(taskCfg);

@@ -7,6 +7,7 @@ interface SftFlags {
   config?: string;
   task?: string;
   families?: string;
+  manifest?: string;
   steps?: number;
   batchSize?: number;
   lr?: number;
@@ -28,6 +29,7 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
   const input: Record<string, unknown> = f.config ? readConfigFile(f.config) : {};
   const task = { ...((input.task as object) ?? {}) } as Record<string, unknown>;
   if (f.task) task.task = f.task;
+  if (f.manifest) task.manifest = f.manifest;
   if (f.families) task.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
   if (Object.keys(task).length) input.task = task;
   if (f.size) {
@@ -45,6 +47,7 @@ export function registerSftCommand(program: Command): void {
     .description('supervised warm start: cross-entropy on the demonstrations of a task; writes <out>/weights and <out>/log.jsonl')
     .option('--config <file>', 'YAML/JSON file with the options of pipelines/sft.ts (flags override it)')
     .option('--task <name>', 'digits | scenes | manifest (default digits)')
+    .option('--manifest <file>', 'JSONL manifest of a user dataset (with --task manifest; records need demonstrations)')
     .option('--families <list>', 'comma-separated families to train on (default all)')
     .option('--size <name>', `policy size preset: ${Object.keys(POLICY_SIZES).join(', ')} (default base)`)
     .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps'))

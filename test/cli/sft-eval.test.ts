@@ -44,3 +44,23 @@ test('bad flags and bad files are one-line errors with exit code 1', () => {
   assert.equal(r3.status, 1);
   assert.match(r3.stderr, /papo: cannot read policy weights at/);
 });
+
+test('papo sft and eval on a user JSONL manifest', async () => {
+  const { PNG } = await import('pngjs');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-manifest-'));
+  const lines: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const png = new PNG({ width: 40, height: 20 });
+    png.data.fill(20 * i);
+    fs.writeFileSync(path.join(dir, `im${i}.png`), PNG.sync.write(png));
+    const a = i % 5;
+    lines.push(JSON.stringify({ image: `im${i}.png`, question: `What is ${a}+1?`, answer: String(a + 1), demonstration: `<think>${a}+1=${a + 1}</think><answer>${a + 1}</answer>`, split: i < 8 ? 'train' : 'test' }));
+  }
+  fs.writeFileSync(path.join(dir, 'data.jsonl'), lines.join('\n'));
+  const out = path.join(dir, 'run');
+  const sft = papo(['sft', '--task', 'manifest', '--manifest', path.join(dir, 'data.jsonl'), '--size', 'small', '--steps', '2', '--batch-size', '4', '--out', out]);
+  assert.equal(sft.status, 0, sft.stderr);
+  const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--k', '1']);
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.match(ev.stdout, /manifest.* \/ test: 4 prompts/);
+});
