@@ -9,13 +9,12 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { initTf, tf } from '../models/tf-backend.ts';
-import { policyConfig, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
+import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { initParams, paramCount } from '../models/params.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW, AdamWConfigSchema } from '../models/optimizer.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
-import { policyDims } from '../models/config.ts';
 import { createTask, TASK_NAMES } from '../tasks/registry.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
