@@ -9,6 +9,7 @@
  *   p <- p - lr_t * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  */
 import { z } from 'zod';
+import { parseConfig } from '../util/schema.ts';
 import { tf } from './tf-backend.ts';
 
 export const LrScheduleSchema = z.discriminatedUnion('kind', [
@@ -114,9 +115,7 @@ export class AdamW {
 
   /** `vars`: the parameters to optimise, keyed by name (e.g. `TfPolicy.vars`). */
   constructor(vars: Record<string, tf.Variable>, config: AdamWConfigInput = {}) {
-    const r = AdamWConfigSchema.safeParse(config);
-    if (!r.success) throw new Error(`invalid AdamW config: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    this.config = r.data;
+    this.config = parseConfig(AdamWConfigSchema, config, 'AdamW config');
     this.vars = vars;
     for (const [name, p] of Object.entries(vars)) {
       // Variables outlive tidy; the zero initialisers do not.

@@ -12,7 +12,7 @@ import { initTf, tf } from '../models/tf-backend.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { initParams, paramCount } from '../models/params.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
-import { AdamW, AdamWConfigSchema } from '../models/optimizer.ts';
+import { AdamW } from '../models/optimizer.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
 import { createTask, TASK_NAMES } from '../tasks/registry.ts';
@@ -116,12 +116,12 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     );
   }
   const policy = new TfPolicy(config, params);
-  const optimizer = new AdamW(policy.vars, AdamWConfigSchema.parse({
+  const optimizer = new AdamW(policy.vars, {
     lr: cfg.lr,
     weightDecay: cfg.weightDecay,
     maxGradNorm: cfg.maxGradNorm,
     schedule: { kind: 'cosine', warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minLrRatio: cfg.minLrRatio },
-  }));
+  });
   const stream = RecordStream.open(task, { split: 'train', seed: cfg.seed });
   const { nPatch } = policyDims(config);
   logger.info({ event: 'sft_start', backend, config: cfg, policy: config, parameters: paramCount(config) }, 'sft start');
