@@ -14,6 +14,8 @@ import { EOS_ID } from '../../models/tokenizer.ts';
 import { initTf, tf } from '../../models/tf-backend.ts';
 import { TfPolicy } from '../../models/policy-tf.ts';
 import { randomImage, randomParams, referenceForward } from './reference-forward.ts';
+import type { Params } from '../../models/params.ts';
+import type { RgbImage } from '../../util/image.ts';
 
 const TINY: PolicyConfigInput = { imageHeight: 8, imageWidth: 12, patchSize: 4, dModel: 16, nHeads: 2, nLayers: 2, maxPromptLen: 8, maxResponseLen: 6 };
 
@@ -74,33 +76,8 @@ for (const [label, extra] of [
   });
 }
 
-test('ORT and tfjs log-probs of the same tokens agree within 1e-4', async () => {
-  await initTf();
-  const cfg = policyConfig({ ...TINY, nEncoderLayers: 1 });
-  const { r, params } = await runner(cfg, 2);
-  const imgs = images(cfg, 3);
-  const got = await r.logProbs({ images: imgs, prompts: PROMPTS, responses: RESPONSES, withEntropy: true });
-  const pol = new TfPolicy(cfg, params);
-  const out = pol.logProbs({ images: imgs, promptIds: PROMPTS, responseIds: RESPONSES }, { withEntropy: true });
-  const Lr = out.logprobs.shape[1];
-  const tfLp = out.logprobs.dataSync() as Float32Array;
-  const tfEnt = out.entropy!.dataSync() as Float32Array;
-  tf.dispose([out.logprobs, out.mask, out.entropy!]);
-  pol.dispose();
-  const rows = (a: Float32Array) => RESPONSES.map((_, b) => a.subarray(b * Lr, (b + 1) * Lr));
-  const lens = RESPONSES.map((x) => x.length);
-  assert.ok(maxDiff(got.logprobs, rows(tfLp), lens) <= 1e-4, `logprobs differ by ${maxDiff(got.logprobs, rows(tfLp), lens)}`);
-  assert.ok(maxDiff(got.entropy!, rows(tfEnt), lens) <= 1e-4, `entropy differs by ${maxDiff(got.entropy!, rows(tfEnt), lens)}`);
-  await r.release();
-});
-
-test('ORT and tfjs agree within 1e-4 at the default (bench) config too', async () => {
-  await initTf();
-  const cfg = policyConfig();
-  const { r, params } = await runner(cfg, 5, 0.08);
-  const imgs = images(cfg, 2);
-  const prompts = [[2, ...Array.from({ length: 30 }, (_, i) => 7 + i)], [2, 40, 41]];
-  const responses = [Array.from({ length: 20 }, (_, i) => 50 + i), [60, 61, EOS_ID]];
+/** ORT and the tfjs policy score the same tokens: log-probs and entropy agree within 1e-4. Returns ORT's result. */
+async function expectTfjsParity(cfg: ReturnType<typeof policyConfig>, r: OrtPolicyRunner, params: Params, imgs: RgbImage[], prompts: number[][], responses: number[][]) {
   const got = await r.logProbs({ images: imgs, prompts, responses, withEntropy: true });
   const pol = new TfPolicy(cfg, params);
   const out = pol.logProbs({ images: imgs, promptIds: prompts, responseIds: responses }, { withEntropy: true });
@@ -113,6 +90,24 @@ test('ORT and tfjs agree within 1e-4 at the default (bench) config too', async (
   const lens = responses.map((x) => x.length);
   assert.ok(maxDiff(got.logprobs, rows(tfLp), lens) <= 1e-4, `logprobs differ by ${maxDiff(got.logprobs, rows(tfLp), lens)}`);
   assert.ok(maxDiff(got.entropy!, rows(tfEnt), lens) <= 1e-4, `entropy differs by ${maxDiff(got.entropy!, rows(tfEnt), lens)}`);
+  return got;
+}
+
+test('ORT and tfjs log-probs of the same tokens agree within 1e-4', async () => {
+  await initTf();
+  const cfg = policyConfig({ ...TINY, nEncoderLayers: 1 });
+  const { r, params } = await runner(cfg, 2);
+  await expectTfjsParity(cfg, r, params, images(cfg, 3), PROMPTS, RESPONSES);
+  await r.release();
+});
+
+test('ORT and tfjs agree within 1e-4 at the default (bench) config too', async () => {
+  await initTf();
+  const cfg = policyConfig();
+  const { r, params } = await runner(cfg, 5, 0.08);
+  const prompts = [[2, ...Array.from({ length: 30 }, (_, i) => 7 + i)], [2, 40, 41]];
+  const responses = [Array.from({ length: 20 }, (_, i) => 50 + i), [60, 61, EOS_ID]];
+  const got = await expectTfjsParity(cfg, r, params, images(cfg, 2), prompts, responses);
   // Not a trivially uniform model: log-probs spread well away from -log(V).
   const spread = Math.max(...got.logprobs.flatMap((x) => Array.from(x, (v) => Math.abs(v + Math.log(cfg.vocabSize)))));
   assert.ok(spread > 1, `log-probs too close to uniform (${spread})`);
