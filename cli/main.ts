@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerDataCommands } from '../tasks/cli.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
+import { registerTrainCommand } from './train.ts';
 
 const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
 
@@ -16,6 +17,7 @@ program
     process.exitCode = (await runSelfCheck()) ? 0 : 1;
   });
 
+registerTrainCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
 registerDataCommands(program);

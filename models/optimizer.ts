@@ -106,6 +106,20 @@ export interface StepInfo {
   gradNorm: number;
 }
 
+/**
+ * The value of `loss` (a scalar built from `vars`) and its gradient for every variable, keyed by
+ * parameter name (zeros where the loss does not depend on one). The caller owns the gradients.
+ */
+export function lossGradients(vars: Record<string, tf.Variable>, loss: () => tf.Scalar): { loss: number; grads: Record<string, tf.Tensor> } {
+  const { value, grads } = tf.variableGrads(loss, Object.values(vars));
+  const byName: Record<string, tf.Tensor> = {};
+  // variableGrads keys gradients by the variables' tfjs names.
+  for (const [n, p] of Object.entries(vars)) byName[n] = grads[p.name] ?? tf.zerosLike(p);
+  const lossValue = (value.dataSync() as Float32Array)[0];
+  value.dispose();
+  return { loss: lossValue, grads: byName };
+}
+
 export class AdamW {
   readonly config: AdamWConfig;
   private readonly vars: Record<string, tf.Variable>;
@@ -178,19 +192,11 @@ export class AdamW {
    * Returns the loss value with the step info; all intermediate tensors are released.
    */
   minimize(loss: () => tf.Scalar): StepInfo & { loss: number } {
-    const { value, grads } = tf.variableGrads(loss, Object.values(this.vars));
-    const byName: Record<string, tf.Tensor> = {};
-    // variableGrads keys gradients by the variables' tfjs names.
-    for (const [n, p] of Object.entries(this.vars)) {
-      const g = grads[p.name];
-      byName[n] = g ?? tf.zerosLike(p);
-    }
-    const lossValue = (value.dataSync() as Float32Array)[0];
+    const { loss: lossValue, grads } = lossGradients(this.vars, loss);
     try {
-      return { ...this.applyGradients(byName), loss: lossValue };
+      return { ...this.applyGradients(grads), loss: lossValue };
     } finally {
-      value.dispose();
-      tf.dispose(Object.values(byName));
+      tf.dispose(Object.values(grads));
     }
   }
 

@@ -16,7 +16,7 @@ import { type PolicyConfig, type PolicyConfigInput, policyConfig } from '../conf
 import type { Params } from '../params.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 import { packWeights } from './weights.ts';
-import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult } from './types.ts';
+import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 /**
  * Starts a TypeScript worker module. `execArgv: ['--import', 'tsx']` does not register tsx's loader before
@@ -112,14 +112,26 @@ export class PolicyEngine {
    * calls made after this one use them even without awaiting.
    */
   setWeights(params: Params, version: number): Promise<void> {
+    return this.install(params, version, 'policy');
+  }
+
+  /**
+   * Installs the frozen reference policy (for the reference KL), held beside the current weights;
+   * `logProbs({ ..., weights: 'reference' })` uses it.
+   */
+  setReferenceWeights(params: Params, version = 0): Promise<void> {
+    return this.install(params, version, 'reference');
+  }
+
+  private install(params: Params, version: number, slot: WeightSlot): Promise<void> {
     let snap;
     try {
       snap = packWeights(this.config, params, version);
     } catch (err) {
       return Promise.reject(err);
     }
-    this.latestVersion = version;
-    return this.call<number>('setWeights', { type: 'weights', id: this.nextId++, version, buffer: snap.buffer }, [snap.buffer]).then(() => undefined);
+    if (slot === 'policy') this.latestVersion = version;
+    return this.call<number>(`set${slot === 'policy' ? '' : 'Reference'}Weights`, { type: 'weights', id: this.nextId++, version, buffer: snap.buffer, slot }, [snap.buffer]).then(() => undefined);
   }
 
   /** The version of the latest `setWeights` call (undefined before the first). */

@@ -1,6 +1,6 @@
 /** Messages between the engine (main thread) and its worker. */
 import type { PolicyConfig } from '../config.ts';
-import type { EngineOptions, LogProbRequest, SampleRequest } from './types.ts';
+import type { EngineOptions, LogProbRequest, SampleRequest, WeightSlot } from './types.ts';
 
 export interface WorkerInit {
   config: PolicyConfig;
@@ -8,7 +8,7 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'weights'; id: number; version: number; buffer: ArrayBuffer }
+  | { type: 'weights'; id: number; version: number; buffer: ArrayBuffer; slot: WeightSlot }
   | { type: 'sample'; id: number; request: SampleRequest }
   | { type: 'logprobs'; id: number; request: LogProbRequest }
   | { type: 'close'; id: number };

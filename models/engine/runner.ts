@@ -18,7 +18,7 @@ import { EOS_ID, PAD_ID } from '../tokenizer.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
 import { chooseToken, checkSamplingOptions, type SamplingOptions } from './sampler.ts';
 import { unpackWeights, type WeightSnapshot } from './weights.ts';
-import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, SampledResponse } from './types.ts';
+import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, SampledResponse, WeightSlot } from './types.ts';
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -68,6 +68,9 @@ function checkImages(what: string, images: readonly unknown[], rows: number): vo
 
 export class OrtPolicyRunner {
   private weights: LoadedWeights | undefined;
+  /** The latest `retainVersions` policy snapshots, oldest first, for log-probs pinned to a version. */
+  private readonly retained: LoadedWeights[] = [];
+  private reference: LoadedWeights | undefined;
   /** Cache buffers of finished calls, reused: fresh 10+ MB arrays cost page faults on every call. */
   private readonly spare: Float32Array[] = [];
 
@@ -83,7 +86,9 @@ export class OrtPolicyRunner {
       interOpThreads: options.interOpThreads ?? 1,
       allowSpinning: options.allowSpinning ?? false,
       logprobBatchRows: options.logprobBatchRows ?? 64,
+      retainVersions: options.retainVersions ?? 2,
     };
+    if (!(Number.isInteger(opts.retainVersions) && opts.retainVersions >= 1)) throw new Error(`engine: retainVersions must be a positive integer, got ${opts.retainVersions}`);
     const spin = opts.allowSpinning ? '1' : '0';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.intraOpThreads,
@@ -96,11 +101,23 @@ export class OrtPolicyRunner {
     return new OrtPolicyRunner(cfg, { logprobs: await open(graphs.logprobs), prefill: await open(graphs.prefill), step: await open(graphs.step) }, opts);
   }
 
-  /** Installs a weight snapshot; calls already running keep the snapshot they started with. */
-  setWeights(snap: WeightSnapshot): void {
+  /**
+   * Installs a weight snapshot as the latest policy (or, with slot 'reference', as the frozen reference
+   * policy); calls already running keep the snapshot they started with.
+   */
+  setWeights(snap: WeightSnapshot, slot: WeightSlot = 'policy'): void {
     const tensors = new Map<string, ort.Tensor>();
     for (const p of unpackWeights(this.cfg, snap.buffer)) tensors.set(p.name, new ort.Tensor('float32', p.data, p.shape));
-    this.weights = { version: snap.version, tensors };
+    const loaded = { version: snap.version, tensors };
+    if (slot === 'reference') {
+      this.reference = loaded;
+      return;
+    }
+    this.weights = loaded;
+    const same = this.retained.findIndex((w) => w.version === snap.version);
+    if (same >= 0) this.retained.splice(same, 1);
+    this.retained.push(loaded);
+    while (this.retained.length > this.opts.retainVersions) this.retained.shift();
   }
 
   get version(): number | undefined {
@@ -117,9 +134,24 @@ export class OrtPolicyRunner {
     return feeds;
   }
 
+  /** The snapshot a log-prob request asks for: the latest, the reference, or a retained version. */
+  private select(which: LogProbRequest['weights']): LoadedWeights {
+    if (which === undefined || which === 'latest') return this.current('logProbs');
+    if (which === 'reference') {
+      if (!this.reference) throw new Error('logProbs: no reference weights were set (setReferenceWeights)');
+      return this.reference;
+    }
+    const w = this.retained.find((r) => r.version === which);
+    if (!w) {
+      const held = this.retained.map((r) => r.version).join(', ');
+      throw new Error(`logProbs: policy version ${which} is no longer held (held: ${held || 'none'}; raise retainVersions)`);
+    }
+    return w;
+  }
+
   /** Teacher-forced log-probs (and entropy) of given responses. */
   async logProbs(req: LogProbRequest): Promise<LogProbResult> {
-    const w = this.current('logProbs');
+    const w = this.select(req.weights);
     const rows = req.prompts.length;
     checkImages('logProbs', req.images, rows);
     if (!Array.isArray(req.responses) || req.responses.length !== rows) throw new Error(`logProbs: ${rows} prompts need ${rows} responses, got ${req.responses?.length}`);

@@ -56,7 +56,15 @@ export interface LogProbRequest {
   responses: readonly ArrayLike<number>[];
   /** also return the exact entropy of each next-token distribution */
   withEntropy?: boolean;
+  /**
+   * Which weights: 'latest' (default), 'reference' (set by setReferenceWeights), or a policy version
+   * still retained by the engine (the latest `retainVersions`), e.g. the version that sampled a rollout.
+   */
+  weights?: 'latest' | 'reference' | number;
 }
+
+/** Where `setWeights` puts a snapshot: the current policy, or the frozen reference policy. */
+export type WeightSlot = 'policy' | 'reference';
 
 export interface LogProbResult {
   /** per row, one value per given response token (0 at PAD) */
@@ -74,4 +82,6 @@ export interface EngineOptions {
   allowSpinning?: boolean;
   /** rows per teacher-forced run; larger requests are split (default 64) */
   logprobBatchRows?: number;
+  /** policy versions kept for log-probs pinned to a version (default 2: the latest and the one before) */
+  retainVersions?: number;
 }

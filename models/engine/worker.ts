@@ -41,7 +41,7 @@ port.on('message', (msg: ToWorker) => {
   const reply = async () => {
     switch (msg.type) {
       case 'weights':
-        runner.setWeights({ version: msg.version, buffer: msg.buffer });
+        runner.setWeights({ version: msg.version, buffer: msg.buffer }, msg.slot);
         return msg.version;
       case 'sample':
         return runner.sample(msg.request);

@@ -1,0 +1,67 @@
+/**
+ * PAPO's masked view: draws one random patch mask per prompt (shared by its G responses), blackens those
+ * patches of the raw image, and teacher-forces the already-sampled tokens on the masked image under the
+ * policy version that sampled them (PAPO-SPEC.md: m is computed once per rollout step, without gradient,
+ * with the pre-update weights). The masks come from `Rng.derive(maskSeed, 'mask', p)` with `maskSeed`
+ * derived from the batch seed and recorded on the batch, so a step's masks can be redrawn exactly.
+ *
+ * @example
+ * scored$.pipe(maskedViewLogprobs(engine, { ratio: 0.6, patchSize: 14 }))
+ */
+import { concatMap, type OperatorFunction } from 'rxjs';
+import { applyPatchGrid, drawPatchGrid } from '../algorithms/masking.ts';
+import { mixSeed, Rng } from '../util/rng.ts';
+import type { RgbImage } from '../util/image.ts';
+import { addTiming, stageError, type MaskedViews, type RolloutEngine, type SampledBatch } from './types.ts';
+
+export interface MaskedViewOptions {
+  /** `mask_ratio`: probability that each patch is blackened */
+  ratio: number;
+  /** `mask_patch_size`, in raw pixels */
+  patchSize: number;
+}
+
+/** The masked copy of each prompt's image for a batch seed (what the stage computes, for replay and pictures). */
+export function maskedImages(images: readonly RgbImage[], maskSeed: number, opts: MaskedViewOptions): RgbImage[] {
+  return images.map((img, p) => applyPatchGrid(img, drawPatchGrid(img.height, img.width, opts, Rng.derive(maskSeed, 'mask', p))));
+}
+
+/** Log-probs of each response's tokens under the version that sampled it, one engine call per version. */
+export async function logProbsAtSamplingVersion(
+  engine: Pick<RolloutEngine, 'logProbs'>,
+  batch: SampledBatch,
+  images: readonly RgbImage[],
+  weights?: 'reference',
+): Promise<Float32Array[]> {
+  const G = batch.groupSize;
+  const out = new Array<Float32Array>(batch.responses.length);
+  const byVersion = new Map<number, number[]>();
+  batch.versions.forEach((v, i) => {
+    const key = weights ? -1 : v;
+    byVersion.set(key, [...(byVersion.get(key) ?? []), i]);
+  });
+  for (const [version, rows] of byVersion) {
+    const r = await engine.logProbs({
+      images: rows.map((i) => images[Math.floor(i / G)]),
+      prompts: rows.map((i) => batch.records[Math.floor(i / G)].question),
+      responses: rows.map((i) => batch.responses[i]),
+      weights: weights ?? version,
+    });
+    rows.forEach((i, j) => (out[i] = r.logprobs[j]));
+  }
+  return out;
+}
+
+export function maskedViewLogprobs<T extends SampledBatch>(engine: Pick<RolloutEngine, 'logProbs'>, opts: MaskedViewOptions): OperatorFunction<T, T & MaskedViews> {
+  return concatMap(async (batch) => {
+    const t0 = performance.now();
+    try {
+      const maskSeed = mixSeed(batch.seed, 'mask');
+      const images = maskedImages(batch.records.map((r) => r.image), maskSeed, opts);
+      const maskedLogprobs = await logProbsAtSamplingVersion(engine, batch, images);
+      return { ...batch, maskSeed, maskedImages: images, maskedLogprobs, timing: addTiming(batch.timing, 'masked_log_prob', t0) };
+    } catch (err) {
+      throw stageError('maskedViewLogprobs', batch, err);
+    }
+  });
+}

@@ -1,0 +1,260 @@
+/**
+ * The sink of the RL graph: the PAPO update. For each rollout batch it
+ *   1. drops groups sampled more than `maxStaleness` policy versions ago (counted; admission control at
+ *      the source makes this rare),
+ *   2. runs `ppoEpochs` passes over the groups in mini-batches of `globalBatchSize` prompts; each
+ *      mini-batch is one optimizer step, its rows split into micro-batches of `microBatchSize` rows whose
+ *      gradients accumulate (the loss of each is divided by their count),
+ *   3. computes the loss with `papoLoss` from algorithms/ (the only place the objective is written) on
+ *      the current policy's log-probs, the sampler's behaviour log-probs (PPO's `old_log_prob`), and the
+ *      batch's reference and masked-view log-probs,
+ *   4. applies AdamW; a non-finite loss or gradient skips that optimizer step (logged and counted) and
+ *      never reaches the weights,
+ *   5. publishes the new weights to the engine as version v + 1 (the backward edge to the sampler),
+ *   6. emits one record per rollout step with verl-named metrics, then returns the step's credit.
+ * Tensors exist only inside this stage, each micro-batch inside `tf.variableGrads`' scope.
+ *
+ * @example
+ * advantaged$.pipe(papoUpdate({ policy, optimizer, engine, objective, globalBatchSize: 8, microBatchSize: 32,
+ *   ppoEpochs: 1, maxStaleness: 0, initialVersion: 0, seed, onStepDone: (s) => gate.complete(s) }))
+ */
+import { concatMap, defer, type OperatorFunction } from 'rxjs';
+import { tf } from '../models/tf-backend.ts';
+import type { TfPolicy } from '../models/policy-tf.ts';
+import { type AdamW, lossGradients } from '../models/optimizer.ts';
+import { papoLoss } from '../algorithms/papo-loss.ts';
+import { klEstimate } from '../algorithms/kl.ts';
+import type { ObjectiveConfig } from '../algorithms/config.ts';
+import { Rng } from '../util/rng.ts';
+import type { Logger } from '../util/logger.ts';
+import { selectGroups } from './groups.ts';
+import { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
+import { stageError, describeBatch, type RolloutBatch, type RolloutEngine } from './types.ts';
+
+export interface PapoUpdateOptions {
+  policy: TfPolicy;
+  optimizer: AdamW;
+  /** receives the new weights after each step (version + 1) */
+  engine: Pick<RolloutEngine, 'setWeights'>;
+  objective: ObjectiveConfig;
+  /** prompts per optimizer step (`worker.actor.global_batch_size`); 0 = the whole batch */
+  globalBatchSize: number;
+  /** rows per forward/backward pass (`worker.actor.micro_batch_size_per_device_for_update`) */
+  microBatchSize: number;
+  /** passes over each batch (`worker.actor.ppo_epochs`) */
+  ppoEpochs: number;
+  /** groups older than this many versions are dropped at the sink */
+  maxStaleness: number;
+  /** version of the weights the engine holds before the first update */
+  initialVersion: number;
+  /** seeds the mini-batch order */
+  seed: number;
+  /** shuffle groups between mini-batches (`worker.actor.shuffle`); default true */
+  shuffle?: boolean;
+  /** the sampling limit, for `response_length/clip_ratio` */
+  maxResponseLength: number;
+  /** the step is applied or dropped and its record emitted: return its credit here */
+  onStepDone?: (step: number) => void;
+  logger?: Logger;
+}
+
+/** What the sink emits per rollout step. */
+export interface TrainedStep {
+  step: number;
+  /** policy version after this step */
+  version: number;
+  metrics: Metrics;
+  /** the batch as trained (after the staleness guard) */
+  batch: RolloutBatch;
+}
+
+/** Rows of per-token values right-padded with 0 into a [rows, T] matrix. */
+function padRows(rows: readonly ArrayLike<number>[], T: number): Float32Array {
+  const out = new Float32Array(rows.length * T);
+  rows.forEach((r, i) => out.set(Array.from(r).slice(0, T), i * T));
+  return out;
+}
+
+export function papoUpdate(opts: PapoUpdateOptions): OperatorFunction<RolloutBatch, TrainedStep> {
+  const { policy, optimizer, objective } = opts;
+  let version = opts.initialVersion;
+  let started: number | undefined;
+  let lastDone: number | undefined;
+  if (!(Number.isInteger(opts.microBatchSize) && opts.microBatchSize >= 1)) throw new Error(`papoUpdate: microBatchSize must be a positive integer, got ${opts.microBatchSize}`);
+  if (!(Number.isInteger(opts.ppoEpochs) && opts.ppoEpochs >= 1)) throw new Error(`papoUpdate: ppoEpochs must be a positive integer, got ${opts.ppoEpochs}`);
+  const needRef = objective.kl_coef > 0;
+  const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
+
+  /** Loss, metrics and gradients of one micro-batch (rows of `b`); gradients are the caller's to dispose. */
+  const microStep = (b: RolloutBatch, rows: number[], accumSteps: number) => {
+    const G = b.groupSize;
+    const records = rows.map((i) => b.records[Math.floor(i / G)]);
+    const responses = rows.map((i) => b.responses[i]);
+    const T = Math.max(1, ...responses.map((r) => r.length));
+    const mat = (src: readonly Float32Array[] | undefined) => (src ? tf.tensor2d(padRows(rows.map((i) => src[i]), T), [rows.length, T]) : undefined);
+    let metrics: Metrics = {};
+    const { loss, grads } = lossGradients(policy.vars, () => {
+      const images = records.map((r) => r.image);
+      const prompts = records.map((r) => r.question);
+      const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
+      let maskedLogprobs = mat(b.maskedLogprobs);
+      if (objective.recompute_masked_logprobs && b.maskedImages) {
+        maskedLogprobs = policy.logProbs({ images: rows.map((i) => b.maskedImages![Math.floor(i / G)]), promptIds: prompts, responseIds: responses }).logprobs;
+      }
+      const out = papoLoss(
+        {
+          logprobs,
+          oldLogprobs: mat(b.oldLogprobs)!,
+          refLogprobs: mat(b.refLogprobs),
+          maskedLogprobs,
+          advantages: tf.tensor1d(rows.map((i) => b.advantages[i])),
+          responseMask: mask,
+        },
+        objective,
+        { gradAccumSteps: accumSteps },
+      );
+      metrics = out.metrics as Metrics;
+      return out.loss;
+    });
+    return { loss, grads, metrics };
+  };
+
+  /** One optimizer step over the rows of a mini-batch; null when skipped for a non-finite loss or gradient. */
+  const miniBatchStep = (b: RolloutBatch, rows: number[], where: string): { metrics: Metrics; gradNorm: number; lr: number } | null => {
+    const micro = opts.microBatchSize;
+    const chunks = Math.ceil(rows.length / micro);
+    const sums: Record<string, tf.Tensor> = {};
+    const metrics: Metrics[] = [];
+    let finite = true;
+    try {
+      for (let c = 0; c < chunks; c++) {
+        const r = microStep(b, rows.slice(c * micro, (c + 1) * micro), chunks);
+        metrics.push(r.metrics);
+        if (!Number.isFinite(r.loss)) finite = false;
+        for (const [n, g] of Object.entries(r.grads)) {
+          if (sums[n]) {
+            const s = tf.add(sums[n], g);
+            sums[n].dispose();
+            g.dispose();
+            sums[n] = s;
+          } else sums[n] = g;
+        }
+      }
+      if (!finite) {
+        opts.logger?.warn({ event: 'nonfinite_loss', where, metrics: meanMetrics(metrics) }, 'non-finite loss: optimizer step skipped');
+        return null;
+      }
+      try {
+        const info = optimizer.applyGradients(sums);
+        return { metrics: meanMetrics(metrics), gradNorm: info.gradNorm, lr: info.lr };
+      } catch (err) {
+        // AdamW refuses a non-finite gradient without touching any state.
+        opts.logger?.warn({ event: 'nonfinite_grad', where, message: (err as Error).message }, 'non-finite gradient: optimizer step skipped');
+        return null;
+      }
+    } finally {
+      tf.dispose(Object.values(sums));
+    }
+  };
+
+  /** Mean k3(old, masked) per response, split by vision dependency: how much the image matters, per group. */
+  const perceptionByGroup = (b: RolloutBatch): Metrics => {
+    if (!b.maskedLogprobs || b.responses.length === 0) return {};
+    const T = Math.max(1, ...b.responses.map((r) => r.length));
+    const rows = b.responses.map((_, i) => i);
+    const perRow = tf.tidy(() => {
+      const mask = tf.tensor2d(padRows(b.responses.map((r) => new Float32Array(r.length).fill(1)), T), [rows.length, T]);
+      const kl = tf.mul(klEstimate(tf.tensor2d(padRows(b.oldLogprobs, T), [rows.length, T]), tf.tensor2d(padRows(b.maskedLogprobs!, T), [rows.length, T]), 'k3'), mask);
+      return tf.div(tf.sum(kl, 1), tf.maximum(tf.sum(mask, 1), 1));
+    });
+    const values = Float32Array.from(perRow.dataSync());
+    perRow.dispose();
+    const acc: Record<string, number[]> = { vision_dependent: [], general: [] };
+    values.forEach((v, i) => acc[b.records[Math.floor(i / b.groupSize)].visionDependency === 'high' ? 'vision_dependent' : 'general'].push(v));
+    const out: Metrics = {};
+    for (const [k, xs] of Object.entries(acc)) if (xs.length) out[`actor/kl_prcp/${k}`] = xs.reduce((a, c) => a + c, 0) / xs.length;
+    return out;
+  };
+
+  const update = concatMap(async (input: RolloutBatch): Promise<TrainedStep> => {
+    const t0 = performance.now();
+    try {
+      if (needRef && !input.refLogprobs) throw new Error('kl_coef > 0 but the batch has no refLogprobs (add the referenceLogprobs stage)');
+      if (needMasked && !input.maskedLogprobs) throw new Error('the objective uses the masked view but the batch has no maskedLogprobs (add the maskedViewLogprobs stage)');
+      // 1. Staleness guard, by whole groups (advantages are relative to the group).
+      const G = input.groupSize;
+      const fresh: number[] = [];
+      for (let p = 0; p < input.records.length; p++) {
+        let oldest = Infinity;
+        for (let g = 0; g < G; g++) oldest = Math.min(oldest, input.versions[p * G + g]);
+        if (version - oldest <= opts.maxStaleness) fresh.push(p);
+      }
+      const stale = input.records.length - fresh.length;
+      const b = stale ? selectGroups(input, fresh) : input;
+      if (stale) opts.logger?.warn({ event: 'stale_groups_dropped', step: b.step, dropped: stale, version }, 'stale groups dropped');
+
+      // 2-4. PPO epochs over mini-batches of groups.
+      const tUpdate = performance.now();
+      const P = b.records.length;
+      const perMini = opts.globalBatchSize > 0 ? Math.min(opts.globalBatchSize, P) : P;
+      const steps: { metrics: Metrics; gradNorm: number; lr: number }[] = [];
+      let skipped = 0;
+      for (let epoch = 0; epoch < opts.ppoEpochs && P > 0; epoch++) {
+        const order = Array.from({ length: P }, (_, p) => p);
+        if (opts.shuffle ?? true) Rng.derive(opts.seed, 'minibatch', b.step, epoch).shuffle(order);
+        for (let s = 0; s < P; s += perMini) {
+          const groups = order.slice(s, s + perMini);
+          const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));
+          const r = miniBatchStep(b, rows, `${describeBatch(b)}, epoch ${epoch + 1}, mini-batch ${s / perMini + 1}`);
+          if (r) steps.push(r);
+          else skipped++;
+        }
+      }
+      const updateSeconds = (performance.now() - tUpdate) / 1000;
+
+      // 5. Publish the new weights: the sampler's next batches use them.
+      const tPublish = performance.now();
+      const trainedFrom = version;
+      if (steps.length > 0) {
+        version += 1;
+        await opts.engine.setWeights(policy.getParams(), version);
+      }
+      const publishSeconds = (performance.now() - tPublish) / 1000;
+
+      // 6. The step's record.
+      const metrics: Metrics = {
+        ...batchMetrics(b, trainedFrom, opts.maxResponseLength),
+        ...meanMetrics(steps.map((s) => s.metrics)),
+        ...perceptionByGroup(b),
+      };
+      if (steps.length) {
+        metrics['actor/grad_norm'] = steps.reduce((a, s) => a + s.gradNorm, 0) / steps.length;
+        metrics['actor/lr'] = steps[steps.length - 1].lr;
+      }
+      metrics['actor/optimizer_steps'] = steps.length;
+      metrics['actor/skipped_steps'] = skipped;
+      metrics['version_stats/dropped_stale_groups'] = stale;
+      metrics['version_stats/policy_version'] = version;
+      metrics['timing_s/update_actor'] = updateSeconds;
+      metrics['timing_s/update_weights'] = publishSeconds;
+      const tokens = b.responses.reduce((a, r) => a + r.length, 0);
+      metrics['perf/total_num_tokens'] = tokens;
+      // Wall time since the previous step left the sink: with overlap, less than the sum of the stages.
+      const now = performance.now();
+      const stepSeconds = (now - (lastDone ?? started ?? t0)) / 1000;
+      lastDone = now;
+      metrics['timing_s/step'] = stepSeconds;
+      metrics['perf/throughput'] = stepSeconds > 0 ? tokens / stepSeconds : 0;
+      return { step: b.step, version, metrics, batch: b };
+    } catch (err) {
+      throw stageError('papoUpdate', input, err);
+    } finally {
+      opts.onStepDone?.(input.step);
+    }
+  });
+  return (source) =>
+    defer(() => {
+      started = performance.now();
+      return update(source);
+    });
+}

@@ -1,0 +1,171 @@
+/**
+ * The run config of `papo train`: one nested document in the shape of EasyR1's `examples/config.yaml`
+ * (`data`, `algorithm`, `worker.actor`, `worker.rollout`, `worker.reward`, `trainer`), keys named as
+ * EasyR1 / verl name them wherever the concept exists, snake_case throughout. `algorithm` holds the
+ * objective's keys (algorithms/config.ts) plus `preset`. Every key is declared once here, with its
+ * default and a help string; `papo train --print-config` shows the merged, validated result.
+ */
+import { z } from 'zod';
+import { ObjectiveConfigSchema, PRESETS, objectiveConfig, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
+import { TASK_NAMES } from '../tasks/registry.ts';
+import { parseConfig } from '../util/schema.ts';
+
+/** The warm-start checkpoint shipped in the repository (made by `papo sft` with its defaults). */
+export const SHIPPED_WARM_START = 'assets/warm-start';
+
+const posInt = () => z.number().int().positive();
+const nonNegInt = () => z.number().int().nonnegative();
+
+const DataSchema = z
+  .object({
+    task: z.enum(TASK_NAMES).default('digits').describe('built-in task or manifest'),
+    families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
+    manifest: z.string().optional().describe('JSONL manifest of a user dataset (task: manifest)'),
+    task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
+    rollout_batch_size: posInt().default(16).describe('prompts per rollout step'),
+    seed: nonNegInt().default(1).describe('seed of data order, sampling, masks and mini-batch order'),
+    shuffle: z.boolean().default(true).describe('shuffle the training records each epoch'),
+    max_response_length: posInt().optional().describe("tokens a response may have (default: the policy's maxResponseLen)"),
+    val_split: z.enum(['validation', 'test']).default('validation').describe('split of the in-training evaluation'),
+  })
+  .strict();
+
+const ActorSchema = z
+  .object({
+    model: z.object({ model_path: z.string().default(SHIPPED_WARM_START).describe('policy weights to start from (a papo sft weights directory)') }).strict().default({ model_path: SHIPPED_WARM_START }),
+    global_batch_size: nonNegInt().default(8).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
+    micro_batch_size_per_device_for_update: posInt().default(64).describe('responses per forward/backward pass; gradients accumulate over them'),
+    ppo_epochs: posInt().default(1).describe('passes over each rollout batch'),
+    shuffle: z.boolean().default(true).describe('shuffle groups between mini-batches'),
+    max_grad_norm: z.number().finite().nonnegative().default(1).describe('clip the global gradient norm (0 = off)'),
+    optim: z
+      .object({
+        lr: z.number().finite().positive().default(1e-4).describe('AdamW learning rate'),
+        weight_decay: z.number().finite().nonnegative().default(0.01).describe('decoupled weight decay (matrices only)'),
+        betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]).describe('AdamW betas'),
+        lr_warmup_steps: nonNegInt().default(0).describe('linear warm-up, in optimizer steps'),
+      })
+      .strict()
+      .default({ lr: 1e-4, weight_decay: 0.01, betas: [0.9, 0.999], lr_warmup_steps: 0 }),
+  })
+  .strict();
+
+const RolloutSchema = z
+  .object({
+    n: posInt().default(8).describe('responses per prompt (the group size G)'),
+    temperature: z.number().finite().nonnegative().default(1).describe('sampling temperature (the paper: 1.0)'),
+    top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
+    top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
+    threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),
+  })
+  .strict();
+
+const RewardSchema = z
+  .object({
+    score_function: z.string().default('composite').describe("'composite' (0.9 accuracy + 0.1 format) or ./file.ts:export of your own"),
+    timeout_ms: z.number().finite().positive().max(2 ** 31 - 1).default(10_000).describe('per call; a call over it scores 0 and is counted'),
+    concurrency: posInt().default(32).describe('reward calls in flight at once'),
+  })
+  .strict();
+
+const TrainerSchema = z
+  .object({
+    max_steps: posInt().default(30).describe('rollout steps'),
+    max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy)'),
+    max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
+    val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),
+    val_before_train: z.boolean().default(false).describe('evaluate on data.val_split before training'),
+    val_limit: nonNegInt().default(250).describe('records of the in-training evaluation (0 = the whole split)'),
+    test_before_and_after: z.boolean().default(true).describe('greedy accuracy on the held-out test split before and after training'),
+    test_limit: nonNegInt().default(0).describe('records of the before/after test (0 = the whole split)'),
+    save_freq: nonNegInt().default(0).describe('save the policy every n steps (0 = at the end only)'),
+    save_limit: nonNegInt().default(0).describe('keep at most this many step checkpoints (0 = all)'),
+    save_checkpoint_path: z.string().default('runs/train').describe('run directory: weights, metrics.jsonl, log.jsonl'),
+    stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
+    loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
+    loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
+    loss_hacking_window: posInt().default(5).describe('steps averaged by the watch'),
+  })
+  .strict();
+
+const AlgorithmSchema = z
+  .object({ preset: z.enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]]).default('papo_g').describe('grpo | dapo | papo_g | papo_d; other keys override it') })
+  .catchall(z.unknown());
+
+export const TrainConfigSchema = z
+  .object({
+    data: DataSchema.default(DataSchema.parse({})),
+    algorithm: AlgorithmSchema.default({ preset: 'papo_g' }),
+    worker: z
+      .object({ actor: ActorSchema.default(ActorSchema.parse({})), rollout: RolloutSchema.default(RolloutSchema.parse({})), reward: RewardSchema.default(RewardSchema.parse({})) })
+      .strict()
+      .default({ actor: ActorSchema.parse({}), rollout: RolloutSchema.parse({}), reward: RewardSchema.parse({}) }),
+    trainer: TrainerSchema.default(TrainerSchema.parse({})),
+  })
+  .strict();
+
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+type Parsed = z.output<typeof TrainConfigSchema>;
+/** The validated config, with `algorithm` resolved to the full objective (preset + overrides). */
+export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConfig & { preset: PresetName } };
+
+/** Validates a run config; errors name the full key path (`worker.rollout.n: ...`). */
+export function trainConfig(input: unknown = {}): TrainConfig {
+  const parsed = parseConfig(TrainConfigSchema, input ?? {}, 'run config');
+  const { preset, ...overrides } = parsed.algorithm;
+  let objective: ObjectiveConfig;
+  try {
+    objective = objectiveConfig(overrides as z.input<typeof ObjectiveConfigSchema>, preset);
+  } catch (err) {
+    // objective keys live under `algorithm.` in the run config
+    throw new Error((err as Error).message.replace(/^invalid objective config: /, 'invalid run config: ').replace(/(^|; |: )([a-z_]+): /g, (m, pre, key) => (key in ObjectiveConfigSchema.shape ? `${pre}algorithm.${key}: ` : m)));
+  }
+  return { ...parsed, algorithm: { preset, ...objective } };
+}
+
+/**
+ * Applies dotted overrides as verl / EasyR1 users type them (`worker.rollout.n=4 trainer.max_steps=10`).
+ * Values are parsed as YAML scalars or flow collections (`true`, `1e-4`, `[a, b]`); a path through a
+ * non-mapping is an error naming it.
+ */
+export function applyOverrides(base: Record<string, unknown>, overrides: readonly string[], parseValue: (text: string) => unknown): Record<string, unknown> {
+  const out = structuredClone(base);
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new Error(`override '${o}' must look like key.path=value`);
+    const keys = o.slice(0, eq).split('.');
+    if (keys.some((k) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) throw new Error(`override '${o}': '${o.slice(0, eq)}' is not a dotted key path`);
+    let node: Record<string, unknown> = out;
+    keys.slice(0, -1).forEach((k, i) => {
+      const next = node[k];
+      if (next === undefined) node[k] = {};
+      else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error(`override '${o}': ${keys.slice(0, i + 1).join('.')} is not a mapping`);
+      node = node[k] as Record<string, unknown>;
+    });
+    node[keys[keys.length - 1]] = parseValue(o.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Every key with its default and help, for the README and `--help`. */
+export function describeConfig(): { key: string; default: unknown; help: string }[] {
+  const rows: { key: string; default: unknown; help: string }[] = [];
+  const walk = (schema: z.ZodType, prefix: string): void => {
+    let s: z.ZodType = schema;
+    let dflt: unknown;
+    for (;;) {
+      if (s instanceof z.ZodDefault) {
+        dflt = (s.def as { defaultValue: unknown }).defaultValue;
+        s = s.def.innerType as z.ZodType;
+      } else if (s instanceof z.ZodOptional) s = s.def.innerType as z.ZodType;
+      else break;
+    }
+    if (s instanceof z.ZodObject && prefix !== 'algorithm') {
+      for (const [k, v] of Object.entries(s.shape)) walk(v as z.ZodType, prefix ? `${prefix}.${k}` : k);
+      return;
+    }
+    rows.push({ key: prefix, default: dflt, help: schema.description ?? s.description ?? '' });
+  };
+  walk(TrainConfigSchema, '');
+  return rows;
+}
