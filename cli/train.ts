@@ -1,6 +1,8 @@
 /** `papo train`: a PAPO / GRPO / DAPO run (pipelines/train.ts) from a config file and dotted overrides. */
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parse, stringify } from 'yaml';
+import { resolveScoreFunction } from '../pipelines/reward-function.ts';
 import { applyOverrides, trainConfig } from '../pipelines/train-config.ts';
 import { readConfigFile } from './config-file.ts';
 
@@ -19,9 +21,17 @@ function parseOverrideValue(text: string): unknown {
   }
 }
 
+/** A config file's reward file is named relative to the config file; command-line paths stay relative to the cwd. */
+function resolveFileRewardPath(input: Record<string, unknown>, configFile: string): void {
+  const worker = input.worker as { reward?: { score_function?: unknown } } | undefined;
+  const spec = worker?.reward?.score_function;
+  if (typeof spec === 'string') worker!.reward!.score_function = resolveScoreFunction(spec, path.dirname(path.resolve(configFile)));
+}
+
 /** The merged run config of a command line: file, then --preset, then overrides (later wins). */
 export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string[]): Record<string, unknown> {
   let input: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
+  if (flags.config) resolveFileRewardPath(input, flags.config);
   if (flags.preset) input = applyOverrides(input, [`algorithm.preset=${flags.preset}`], String);
   return applyOverrides(input, overrides, parseOverrideValue);
 }

@@ -7,6 +7,10 @@ import type { ScoredBatch } from './types.ts';
 
 const PER_RESPONSE_ARRAYS = ['responses', 'oldLogprobs', 'texts'] as const;
 const PER_RESPONSE_TYPED = ['finished', 'versions', 'rewards', 'accuracy', 'format'] as const;
+// Added by later stages; the update's staleness guard selects from a batch that has them.
+const OPTIONAL_PER_RESPONSE_ARRAYS = ['maskedLogprobs', 'refLogprobs'] as const;
+const OPTIONAL_PER_RESPONSE_TYPED = ['advantages'] as const;
+const OPTIONAL_PER_PROMPT_ARRAYS = ['maskedImages'] as const;
 
 /** The batch restricted to `groups` (prompt indices, in the order given). Reward failures are re-indexed. */
 export function selectGroups<T extends ScoredBatch>(batch: T, groups: readonly number[]): T {
@@ -19,6 +23,13 @@ export function selectGroups<T extends ScoredBatch>(batch: T, groups: readonly n
     const dst = new (src.constructor as new (n: number) => typeof src)(rows.length);
     rows.forEach((i, j) => (dst[j] = src[i]));
     out[k] = dst;
+  }
+  const src = batch as unknown as Record<string, unknown>;
+  for (const k of OPTIONAL_PER_RESPONSE_ARRAYS) if (src[k]) out[k] = rows.map((i) => (src[k] as readonly unknown[])[i]);
+  for (const k of OPTIONAL_PER_RESPONSE_TYPED) if (src[k]) out[k] = Float32Array.from(rows, (i) => (src[k] as Float32Array)[i]);
+  for (const k of OPTIONAL_PER_PROMPT_ARRAYS) if (src[k]) out[k] = groups.map((p) => (src[k] as readonly unknown[])[p]);
+  if (typeof src.zeroVarianceGroups === 'number') {
+    out.zeroVarianceGroups = groups.filter((p) => batch.rewards.subarray(p * G, (p + 1) * G).every((r) => r === batch.rewards[p * G])).length;
   }
   const newIndex = new Map(rows.map((i, j) => [i, j]));
   out.rewardFailures = batch.rewardFailures.filter((f) => newIndex.has(f.index)).map((f) => ({ ...f, index: newIndex.get(f.index)! }));

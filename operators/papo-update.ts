@@ -8,8 +8,8 @@
  *   3. computes the loss with `papoLoss` from algorithms/ (the only place the objective is written) on
  *      the current policy's log-probs, the sampler's behaviour log-probs (PPO's `old_log_prob`), and the
  *      batch's reference and masked-view log-probs,
- *   4. applies AdamW; a non-finite loss or gradient skips that optimizer step (logged and counted) and
- *      never reaches the weights,
+ *   4. applies AdamW; a non-finite input at a valid token, loss or gradient skips that optimizer step
+ *      (logged and counted) and never reaches the weights,
  *   5. publishes the new weights to the engine as version v + 1 (the backward edge to the sampler),
  *   6. emits one record per rollout step with verl-named metrics, then returns the step's credit.
  * Tensors exist only inside this stage, each micro-batch inside `tf.variableGrads`' scope.
@@ -20,6 +20,7 @@
  */
 import { concatMap, defer, type OperatorFunction } from 'rxjs';
 import { tf } from '../models/tf-backend.ts';
+import { PAD_ID } from '../models/tokenizer.ts';
 import type { TfPolicy } from '../models/policy-tf.ts';
 import { type AdamW, lossGradients } from '../models/optimizer.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
@@ -37,22 +38,22 @@ export interface PapoUpdateOptions {
   /** receives the new weights after each step (version + 1) */
   engine: Pick<RolloutEngine, 'setWeights'>;
   objective: ObjectiveConfig;
-  /** prompts per optimizer step (`worker.actor.global_batch_size`); 0 = the whole batch */
-  globalBatchSize: number;
-  /** rows per forward/backward pass (`worker.actor.micro_batch_size_per_device_for_update`) */
-  microBatchSize: number;
-  /** passes over each batch (`worker.actor.ppo_epochs`) */
-  ppoEpochs: number;
-  /** groups older than this many versions are dropped at the sink */
-  maxStaleness: number;
-  /** version of the weights the engine holds before the first update */
-  initialVersion: number;
-  /** seeds the mini-batch order */
-  seed: number;
+  /** prompts per optimizer step (`worker.actor.global_batch_size`); default 0 = the whole batch */
+  globalBatchSize?: number;
+  /** rows per forward/backward pass (`worker.actor.micro_batch_size_per_device_for_update`); default 64 */
+  microBatchSize?: number;
+  /** passes over each batch (`worker.actor.ppo_epochs`); default 1 */
+  ppoEpochs?: number;
+  /** groups older than this many versions are dropped at the sink; default 0 */
+  maxStaleness?: number;
+  /** version of the weights the engine holds before the first update; default 0 */
+  initialVersion?: number;
+  /** seeds the mini-batch order; default 0 */
+  seed?: number;
   /** shuffle groups between mini-batches (`worker.actor.shuffle`); default true */
   shuffle?: boolean;
-  /** the sampling limit, for `response_length/clip_ratio` */
-  maxResponseLength: number;
+  /** the sampling limit, for `response_length/clip_ratio`; default the policy's maxResponseLen */
+  maxResponseLength?: number;
   /** the step is applied or dropped and its record emitted: return its credit here */
   onStepDone?: (step: number) => void;
   logger?: Logger;
@@ -75,7 +76,18 @@ function padRows(rows: readonly ArrayLike<number>[], T: number): Float32Array {
   return out;
 }
 
-export function papoUpdate(opts: PapoUpdateOptions): OperatorFunction<RolloutBatch, TrainedStep> {
+export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<RolloutBatch, TrainedStep> {
+  const opts = {
+    globalBatchSize: 0,
+    microBatchSize: 64,
+    ppoEpochs: 1,
+    maxStaleness: 0,
+    initialVersion: 0,
+    seed: 0,
+    shuffle: true,
+    maxResponseLength: options.policy.config.maxResponseLen,
+    ...options,
+  };
   const { policy, optimizer, objective } = opts;
   let version = opts.initialVersion;
   let started: number | undefined;
@@ -119,8 +131,34 @@ export function papoUpdate(opts: PapoUpdateOptions): OperatorFunction<RolloutBat
     return { loss, grads, metrics };
   };
 
-  /** One optimizer step over the rows of a mini-batch; null when skipped for a non-finite loss or gradient. */
+  /**
+   * The first non-finite value the loss would read at a valid token of `rows`, named. Checked here because
+   * the loss clamps log-ratios, and a backend's clamp may map NaN to a bound (wasm does): the loss would
+   * then be finite and silently wrong.
+   */
+  const nonFiniteInput = (b: RolloutBatch, rows: number[]): string | undefined => {
+    const masked = objective.recompute_masked_logprobs && b.maskedImages ? undefined : b.maskedLogprobs;
+    const fields = [['oldLogprobs', b.oldLogprobs], ['refLogprobs', b.refLogprobs], ['maskedLogprobs', masked]] as const;
+    const name = (i: number) => `${b.records[Math.floor(i / b.groupSize)].id} response ${i % b.groupSize}`;
+    for (const i of rows) {
+      if (!Number.isFinite(b.advantages[i])) return `advantage of ${name(i)} is ${b.advantages[i]}`;
+      const resp = b.responses[i];
+      for (const [field, src] of fields) {
+        const row = src?.[i];
+        if (!row) continue;
+        for (let t = 0; t < resp.length; t++) if (resp[t] !== PAD_ID && !Number.isFinite(row[t])) return `${field} of ${name(i)} is ${row[t]} at token ${t}`;
+      }
+    }
+    return undefined;
+  };
+
+  /** One optimizer step over the rows of a mini-batch; null when skipped for a non-finite input, loss or gradient. */
   const miniBatchStep = (b: RolloutBatch, rows: number[], where: string): { metrics: Metrics; gradNorm: number; lr: number } | null => {
+    const bad = nonFiniteInput(b, rows);
+    if (bad) {
+      opts.logger?.warn({ event: 'nonfinite_input', where, message: bad }, 'non-finite input: optimizer step skipped');
+      return null;
+    }
     const micro = opts.microBatchSize;
     const chunks = Math.ceil(rows.length / micro);
     const sums: Record<string, tf.Tensor> = {};
@@ -201,7 +239,7 @@ export function papoUpdate(opts: PapoUpdateOptions): OperatorFunction<RolloutBat
       let skipped = 0;
       for (let epoch = 0; epoch < opts.ppoEpochs && P > 0; epoch++) {
         const order = Array.from({ length: P }, (_, p) => p);
-        if (opts.shuffle ?? true) Rng.derive(opts.seed, 'minibatch', b.step, epoch).shuffle(order);
+        if (opts.shuffle) Rng.derive(opts.seed, 'minibatch', b.step, epoch).shuffle(order);
         for (let s = 0; s < P; s += perMini) {
           const groups = order.slice(s, s + perMini);
           const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));

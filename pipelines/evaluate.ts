@@ -5,12 +5,17 @@
  * paper reports) and per family, plus the fraction of prompts whose k samples are neither all right nor
  * all wrong: the groups that carry signal for GRPO.
  */
-import type { PolicyEngine } from '../models/engine/engine.ts';
-import { EOS_ID, PAD_ID, decode } from '../models/tokenizer.ts';
+import { lastValueFrom, map, tap, type Observable } from 'rxjs';
+import { CreditGate } from '../operators/credit-gate.ts';
+import { promptBatches } from '../operators/prompt-batches.ts';
+import { sampleGroups } from '../operators/sample-groups.ts';
+import { scoreRewards } from '../operators/score-rewards.ts';
+import type { PromptBatch, RolloutEngine, SampledGroups, ScoredBatch, ScoredGroups } from '../operators/types.ts';
 import { accuracyReport, type AccuracyReport } from '../tasks/accuracy-report.ts';
 import { compositeReward } from '../tasks/rewards/composite.ts';
-import { runReward, type RewardFailure } from '../tasks/rewards/runner.ts';
+import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
+import { RecordStream } from '../tasks/stream.ts';
 import type { Split, Task, TaskRecord } from '../tasks/types.ts';
 import { createProgress } from '../util/progress.ts';
 
@@ -66,16 +71,6 @@ export interface EvalReport {
   examples: { id: string; question: string; answer: string; response: string }[];
 }
 
-/** Response text of generated tokens: EOS and anything after it dropped. */
-export function responseText(tokens: ArrayLike<number>): string {
-  const ids: number[] = [];
-  for (let i = 0; i < tokens.length; i++) {
-    if (tokens[i] === EOS_ID || tokens[i] === PAD_ID) break;
-    ids.push(tokens[i]);
-  }
-  return decode(ids);
-}
-
 interface Scored {
   record: TaskRecord;
   accuracy: number;
@@ -114,7 +109,46 @@ function summarise(items: Scored[]): DecodingReport {
   };
 }
 
-export async function evaluate(engine: PolicyEngine, task: Task, opts: EvalOptions = {}): Promise<EvalReport> {
+/** What the report needs of one decoding pass over a batch (the stage fields it reads). */
+type Pass = Pick<SampledGroups, 'groupSize' | 'responses' | 'texts' | 'finished'> & Pick<ScoredGroups, 'accuracy' | 'format' | 'rewardFailures'>;
+
+const passOf = (b: ScoredBatch): Pass => ({
+  groupSize: b.groupSize,
+  responses: b.responses,
+  texts: b.texts,
+  finished: b.finished,
+  accuracy: b.accuracy,
+  format: b.format,
+  rewardFailures: b.rewardFailures,
+});
+
+const promptOf = ({ step, rounds, records, cursor, seed, timing }: PromptBatch): PromptBatch => ({ step, rounds, records, cursor, seed, timing });
+
+interface EvalBatch {
+  step: number;
+  records: readonly TaskRecord[];
+  greedy: Pass;
+  sampled?: Pass;
+}
+
+/** The first `n` records of a split as a task of their own, so a stream over it ends exactly at `n`. */
+function firstRecords(task: Task, split: Split, n: number): Task {
+  return {
+    name: task.name,
+    imageHeight: task.imageHeight,
+    imageWidth: task.imageWidth,
+    families: task.families,
+    fingerprint: `${task.fingerprint}/${split}[:${n}]`,
+    size: (s) => (s === split ? n : task.size(s)),
+    recordAt: (s, i) => task.recordAt(s, i),
+  };
+}
+
+/**
+ * The graph: promptBatches -> sampleGroups (greedy) -> scoreRewards -> sampleGroups (k samples) ->
+ * scoreRewards -> summary, the same stages RL training samples and scores with.
+ */
+export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>, task: Task, opts: EvalOptions = {}): Promise<EvalReport> {
   const split = opts.split ?? 'test';
   const total = Math.min(opts.limit ?? Infinity, task.size(split));
   const k = opts.k ?? 4;
@@ -124,46 +158,62 @@ export async function evaluate(engine: PolicyEngine, task: Task, opts: EvalOptio
   const reward = opts.reward ?? compositeReward();
   if (!(total > 0)) throw new Error(`evaluate: split ${split} of ${task.name} has no records`);
   const t0 = performance.now();
+  const stream = RecordStream.open(firstRecords(task, split, total), { split, shuffle: false, epochs: 1 });
+  // The weights do not change during evaluation, so staleness cannot arise: two batches in flight let one
+  // be scored while the next is sampled, and bound memory to two batches.
+  const gate = new CreditGate({ maxInflight: 2, maxStaleness: 1 });
+  // Step s (1-based) carries records [(s - 1) * batchSize, s * batchSize) of the split.
+  const offsetOf = (b: { step: number }) => (b.step - 1) * batchSize;
+
+  const greedy$ = promptBatches(stream, { batchSize, grants: gate.grants$, seed }).pipe(
+    sampleGroups(engine, { n: 1, temperature: 0, seedOf: () => seed }),
+    scoreRewards(reward),
+    // Only the prompts and the greedy pass go on, so the sampled pass's stages add their fields afresh.
+    map((b) => ({ ...promptOf(b), greedy: passOf(b) })),
+  );
+  const batches$: Observable<EvalBatch> =
+    k > 0
+      ? greedy$.pipe(
+          sampleGroups(engine, { n: k, temperature, seedOf: (b) => seed + 1 + offsetOf(b) }),
+          scoreRewards(reward),
+          map((b) => ({ step: b.step, records: b.records, greedy: b.greedy, sampled: passOf(b) })),
+        )
+      : greedy$;
+
   const greedy: Scored[] = [];
   const sampled: Scored[] = [];
   const perPromptRight: number[] = [];
   const failures: RewardFailure[] = [];
-  const progress = createProgress(`eval ${split}`, total, { quiet: opts.quiet });
-
-  const score = async (records: TaskRecord[], responses: { tokens: Int32Array; length: number; finished: boolean }[], out: Scored[]) => {
-    const texts = responses.map((r) => responseText(r.tokens));
-    const run = await runReward(
-      reward,
-      texts.map((response, i) => ({ id: records[i].id, response, answer: records[i].answer, question: records[i].question, family: records[i].family, meta: records[i].meta })),
-    );
-    failures.push(...run.failures);
-    run.results.forEach((r, i) => out.push({ record: records[i], accuracy: r.accuracy, format: r.format, length: responses[i].length, finished: responses[i].finished }));
-    return texts;
-  };
-
   const examples: EvalReport['examples'] = [];
-  for (let start = 0; start < total; start += batchSize) {
-    const records = Array.from({ length: Math.min(batchSize, total - start) }, (_, i) => task.recordAt(split, start + i));
-    const images = records.map((r) => r.image);
-    const prompts = records.map((r) => r.question);
-    const g = await engine.sample({ images, prompts, n: 1, temperature: 0, seed });
-    const texts = await score(records, g.responses, greedy);
+  const scored = (records: readonly TaskRecord[], p: Pass): Scored[] =>
+    p.texts.map((_, i) => ({
+      record: records[Math.floor(i / p.groupSize)],
+      accuracy: p.accuracy[i],
+      format: p.format[i],
+      length: p.responses[i].length,
+      finished: p.finished[i] === 1,
+    }));
+  const progress = createProgress(`eval ${split}`, total, { quiet: opts.quiet });
+  const summary = (b: EvalBatch) => {
+    const { records } = b;
+    greedy.push(...scored(records, b.greedy));
+    failures.push(...b.greedy.rewardFailures);
     for (let i = 0; i < records.length && examples.length < 3; i++) {
-      examples.push({ id: records[i].id, question: records[i].question, answer: records[i].answer, response: texts[i] });
+      examples.push({ id: records[i].id, question: records[i].question, answer: records[i].answer, response: b.greedy.texts[i] });
     }
-    if (k > 0) {
-      const s = await engine.sample({ images, prompts, n: k, temperature, seed: seed + 1 + start });
-      const expanded = s.responses.map((r) => records[r.promptIndex]);
-      const before = sampled.length;
-      await score(expanded, s.responses, sampled);
+    if (b.sampled) {
+      sampled.push(...scored(records, b.sampled));
+      failures.push(...b.sampled.rewardFailures);
       for (let p = 0; p < records.length; p++) {
         let right = 0;
-        for (let j = 0; j < k; j++) right += sampled[before + p * k + j].accuracy >= 1 ? 1 : 0;
+        for (let j = 0; j < k; j++) right += b.sampled.accuracy[p * k + j] >= 1 ? 1 : 0;
         perPromptRight.push(right);
       }
     }
-    progress.update(start + records.length);
-  }
+    progress.update(offsetOf(b) + records.length);
+    gate.complete(b.step);
+  };
+  await lastValueFrom(batches$.pipe(tap(summary)), { defaultValue: undefined });
   progress.stop();
 
   const report: EvalReport = {

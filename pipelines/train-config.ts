@@ -6,7 +6,7 @@
  * default and a help string; `papo train --print-config` shows the merged, validated result.
  */
 import { z } from 'zod';
-import { ObjectiveConfigSchema, PRESETS, objectiveConfig, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
+import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import { TASK_NAMES } from '../tasks/registry.ts';
 import { parseConfig } from '../util/schema.ts';
 
@@ -78,8 +78,7 @@ const TrainerSchema = z
     val_limit: nonNegInt().default(250).describe('records of the in-training evaluation (0 = the whole split)'),
     test_before_and_after: z.boolean().default(true).describe('greedy accuracy on the held-out test split before and after training'),
     test_limit: nonNegInt().default(0).describe('records of the before/after test (0 = the whole split)'),
-    save_freq: nonNegInt().default(0).describe('save the policy every n steps (0 = at the end only)'),
-    save_limit: nonNegInt().default(0).describe('keep at most this many step checkpoints (0 = all)'),
+    save_freq: nonNegInt().default(0).describe('also save <run>/weights every n steps (0 = at the end only)'),
     save_checkpoint_path: z.string().default('runs/train').describe('run directory: weights, metrics.jsonl, log.jsonl'),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
@@ -113,14 +112,12 @@ export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConf
 export function trainConfig(input: unknown = {}): TrainConfig {
   const parsed = parseConfig(TrainConfigSchema, input ?? {}, 'run config');
   const { preset, ...overrides } = parsed.algorithm;
-  let objective: ObjectiveConfig;
-  try {
-    objective = objectiveConfig(overrides as z.input<typeof ObjectiveConfigSchema>, preset);
-  } catch (err) {
-    // objective keys live under `algorithm.` in the run config
-    throw new Error((err as Error).message.replace(/^invalid objective config: /, 'invalid run config: ').replace(/(^|; |: )([a-z_]+): /g, (m, pre, key) => (key in ObjectiveConfigSchema.shape ? `${pre}algorithm.${key}: ` : m)));
-  }
-  return { ...parsed, algorithm: { preset, ...objective } };
+  // Parsed here rather than by objectiveConfig so every issue (unknown keys too) is named under `algorithm.`.
+  const r = ObjectiveConfigSchema.safeParse({ ...PRESETS[preset], ...overrides });
+  if (!r.success) throw new Error(`invalid run config: ${r.error.issues.map((i) => `${['algorithm', ...i.path].join('.')}: ${i.message}`).join('; ')}`);
+  const objective: ObjectiveConfig = r.data;
+  // zod hands out nested default objects by reference: without the copy, mutating one config changes the next one's defaults
+  return structuredClone({ ...parsed, algorithm: { preset, ...objective } });
 }
 
 /**

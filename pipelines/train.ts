@@ -156,7 +156,9 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       outcome = why;
       gate.stop();
     };
-    opts.signal?.addEventListener('abort', () => stop('interrupted'), { once: true });
+    // An abort that came before this point (during start-up or the test before training) fires no event.
+    if (opts.signal?.aborted) stop('interrupted');
+    else opts.signal?.addEventListener('abort', () => stop('interrupted'), { once: true });
     let abandon: ((err: Error) => void) | undefined;
     const abandoned = new Promise<never>((_, reject) => (abandon = reject));
     abandoned.catch(() => undefined);
@@ -180,6 +182,13 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     }
 
     const metricsFile = opts.noSave ? undefined : path.join(runDir, 'metrics.jsonl');
+    const weightsDir = path.join(runDir, 'weights');
+    const saveWeights = (step: number, version: number) =>
+      savePolicyWeights(weightsDir, {
+        config: policyCfg,
+        params: policy.getParams(),
+        meta: { kind: 'train', step, version, task: { task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest }, outcome },
+      });
     const progress = createProgress('train', trainer.max_steps, { quiet: opts.quiet, every: 1 });
     const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
@@ -243,6 +252,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           len: fmt(m['response_length/mean'], 1),
           'tok/s': fmt(m['perf/throughput'], 0),
         });
+        if (!opts.noSave && trainer.save_freq > 0 && s.step % trainer.save_freq === 0) await saveWeights(s.step, s.version);
         await opts.hooks?.onStep?.(s);
         return { step: s.step, version: s.version, metrics: m };
       }),
@@ -262,12 +272,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     }
     const version = steps.at(-1)?.version ?? 0;
     if (!opts.noSave) {
-      const weightsDir = path.join(runDir, 'weights');
-      await savePolicyWeights(weightsDir, {
-        config: policyCfg,
-        params: policy.getParams(),
-        meta: { kind: 'train', step: steps.at(-1)?.step ?? 0, version, task: { task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest }, outcome },
-      });
+      await saveWeights(steps.at(-1)?.step ?? 0, version);
       say(`weights of policy version ${version} saved to ${weightsDir}`);
     }
     const after = trainer.test_before_and_after ? await testEval('after') : undefined;

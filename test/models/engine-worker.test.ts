@@ -142,3 +142,60 @@ test('an engine without weights rejects, and a crashed worker is reported instea
   await assert.rejects(e.logProbs({ images, prompts, responses: [[1], [1]] }), /worker exited unexpectedly/);
   await e.close();
 });
+
+test('reference weights sit beside the latest: weights "reference" scores with them, "latest" with the current policy', async () => {
+  const e = await PolicyEngine.create(cfg, { intraOpThreads: 1 });
+  try {
+    await e.setWeights(paramsA, 1);
+    const lpReq = { images, prompts, responses: [[30, 31, EOS_ID], [40, EOS_ID]] };
+    await assert.rejects(e.logProbs({ ...lpReq, weights: 'reference' }), /no reference weights were set/);
+    await e.setReferenceWeights(paramsB);
+    const ref = await e.logProbs({ ...lpReq, weights: 'reference' });
+    const latest = await e.logProbs({ ...lpReq, weights: 'latest' });
+    const dflt = await e.logProbs(lpReq);
+    assert.equal(ref.version, 0, 'the reference defaults to version 0');
+    assert.equal(latest.version, 1);
+    assert.deepEqual(dflt.logprobs, latest.logprobs, "no weights field means 'latest'");
+    // The reference is paramsB: installing B as the policy must give the same numbers; A differs.
+    await e.setWeights(paramsB, 2);
+    const b = await e.logProbs(lpReq);
+    assert.equal(b.version, 2);
+    assert.deepEqual(ref.logprobs, b.logprobs);
+    assert.notDeepEqual(ref.logprobs, latest.logprobs);
+    // Installing policy weights leaves the reference alone.
+    await e.setWeights(paramsA, 3);
+    assert.deepEqual((await e.logProbs({ ...lpReq, weights: 'reference' })).logprobs, ref.logprobs);
+    assert.equal(e.version, 3);
+  } finally {
+    await e.close();
+  }
+});
+
+test('with retainVersions 2, log-probs can be pinned to the two latest versions; an older one rejects naming the held ones', async () => {
+  const e = await PolicyEngine.create(cfg, { intraOpThreads: 1, retainVersions: 2 });
+  try {
+    const lpReq = { images, prompts, responses: [[30, 31, EOS_ID], [40, EOS_ID]] };
+    await e.setWeights(paramsA, 1);
+    const v1 = await e.logProbs(lpReq);
+    await e.setWeights(paramsB, 2);
+    const v2 = await e.logProbs(lpReq);
+    await e.setWeights(paramsA, 3);
+    const pinned2 = await e.logProbs({ ...lpReq, weights: 2 });
+    assert.equal(pinned2.version, 2);
+    assert.deepEqual(pinned2.logprobs, v2.logprobs);
+    const pinned3 = await e.logProbs({ ...lpReq, weights: 3, withEntropy: true });
+    assert.equal(pinned3.version, 3);
+    assert.deepEqual(pinned3.logprobs, v1.logprobs, 'version 3 holds paramsA again');
+    assert.equal(pinned3.entropy!.length, 2);
+    assert.equal((await e.logProbs(lpReq)).version, 3);
+    await assert.rejects(e.logProbs({ ...lpReq, weights: 1 }), /policy version 1 is no longer held \(held: 2, 3; raise retainVersions\)/);
+    // A rejected call does not break the engine.
+    assert.equal((await e.logProbs({ ...lpReq, weights: 2 })).version, 2);
+  } finally {
+    await e.close();
+  }
+});
+
+test('an engine option retainVersions below 1 fails at start-up', async () => {
+  await assert.rejects(PolicyEngine.create(cfg, { intraOpThreads: 1, retainVersions: 0 }), /retainVersions must be a positive integer, got 0/);
+});

@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { evaluate } from '../../pipelines/evaluate.ts';
+import { encode, encodeResponse } from '../../models/tokenizer.ts';
+import type { SampleRequest, SampleResult, SampledResponse } from '../../models/engine/types.ts';
+import type { Task, TaskRecord } from '../../tasks/types.ts';
+import { makeImage } from '../../util/image.ts';
+
+// Seven test records; evaluation is limited to the first five, in batches of 2, 2 and 1.
+const ROWS: { family: string; high: boolean; answer: string }[] = [
+  { family: 'count', high: true, answer: '3' },
+  { family: 'count', high: true, answer: '1' },
+  { family: 'read', high: true, answer: '2' },
+  { family: 'text', high: false, answer: '4' },
+  { family: 'text', high: false, answer: '0' },
+  { family: 'read', high: true, answer: '5' },
+  { family: 'text', high: false, answer: '6' },
+];
+
+const task: Task = {
+  name: 'toy',
+  imageHeight: 2,
+  imageWidth: 2,
+  families: [
+    { name: 'count', visionDependency: 'high', answerType: 'integer', template: 'Q' },
+    { name: 'read', visionDependency: 'high', answerType: 'integer', template: 'Q' },
+    { name: 'text', visionDependency: 'low', answerType: 'integer', template: 'Q' },
+  ],
+  fingerprint: 'toy-1',
+  size: (split) => (split === 'test' ? ROWS.length : 0),
+  recordAt: (split, i): TaskRecord => ({
+    id: `toy/${split}/${i}`,
+    image: makeImage(2, 2),
+    question: `Q${i}?`,
+    answer: ROWS[i].answer,
+    family: ROWS[i].family,
+    visionDependency: ROWS[i].high ? 'high' : 'low',
+    meta: {},
+  }),
+};
+
+// Greedy: records 0, 2, 3 right, 1 wrong, 4 cut off without format. Sampled: sample g of record i is right iff g < RIGHT[i].
+const GREEDY_RIGHT = [true, false, true, true, false];
+const RIGHT = [2, 0, 1, 1, 0];
+const answerText = (a: string) => `<think>x</think><answer>${a}</answer>`;
+
+function fakeEngine() {
+  const calls: { request: SampleRequest; indices: number[] }[] = [];
+  const response = (p: number, g: number, tokens: number[], finished: boolean): SampledResponse => ({
+    promptIndex: p,
+    sampleIndex: g,
+    tokens: Int32Array.from(tokens),
+    logprobs: new Float32Array(tokens.length),
+    samplingLogprobs: new Float32Array(tokens.length),
+    length: tokens.length,
+    finished,
+    version: 7,
+  });
+  const engine = {
+    version: 7,
+    async sample(request: SampleRequest): Promise<SampleResult> {
+      const indices = request.prompts.map((q) => Number(/^Q(\d+)\?$/.exec(q as string)![1]));
+      calls.push({ request, indices });
+      const n = request.n ?? 1;
+      const responses: SampledResponse[] = [];
+      indices.forEach((i, p) => {
+        for (let g = 0; g < n; g++) {
+          const right = request.temperature === 0 ? GREEDY_RIGHT[i] : g < RIGHT[i];
+          if (request.temperature === 0 && i === 4) responses.push(response(p, g, encode('no idea'), false));
+          else responses.push(response(p, g, encodeResponse(answerText(right ? ROWS[i].answer : '9')), true));
+        }
+      });
+      return { responses, version: 7, tokens: 0, stepRows: 0 };
+    },
+  };
+  return { engine, calls };
+}
+
+test('evaluate: the first `limit` records in index order, greedy then k samples per batch with the documented seeds', async () => {
+  const { engine, calls } = fakeEngine();
+  const report = await evaluate(engine, task, { split: 'test', limit: 5, k: 2, batchSize: 2, seed: 10, temperature: 0.7, quiet: true });
+
+  // Per batch: a greedy call then a sampled call (batches may overlap, so compare per pass).
+  const greedy = calls.filter((c) => c.request.temperature === 0);
+  const sampled = calls.filter((c) => c.request.temperature !== 0);
+  assert.deepEqual(greedy.map((c) => c.indices), [[0, 1], [2, 3], [4]]);
+  assert.deepEqual(sampled.map((c) => c.indices), [[0, 1], [2, 3], [4]]);
+  for (const c of greedy) {
+    assert.equal(c.request.n, 1);
+    assert.equal(c.request.seed, 10);
+  }
+  assert.deepEqual(sampled.map((c) => [c.request.n, c.request.temperature, c.request.seed]), [
+    [2, 0.7, 11],
+    [2, 0.7, 13],
+    [2, 0.7, 15],
+  ]);
+
+  assert.equal(report.records, 5);
+  assert.equal(report.task, 'toy');
+  assert.equal(report.policyVersion, 7);
+  const g = report.greedy;
+  assert.deepEqual(g.accuracy.overall, { n: 5, accuracy: 3 / 5 });
+  assert.deepEqual(g.accuracy.visionDependent, { n: 3, accuracy: 2 / 3 });
+  assert.deepEqual(g.accuracy.general, { n: 2, accuracy: 1 / 2 });
+  assert.deepEqual(g.accuracy.byFamily, { count: { n: 2, accuracy: 1 / 2 }, read: { n: 1, accuracy: 1 }, text: { n: 2, accuracy: 1 / 2 } });
+  assert.equal(g.formatRate, 4 / 5);
+  assert.equal(g.truncatedRate, 1 / 5);
+  const full = encodeResponse(answerText('3')).length;
+  const cut = encode('no idea').length;
+  assert.equal(g.meanLength, (4 * full + cut) / 5);
+  assert.deepEqual(g.groups.general, { n: 2, formatRate: 1 / 2, meanLength: (full + cut) / 2 });
+  assert.deepEqual(g.groups.count, { n: 2, formatRate: 1, meanLength: full });
+
+  const s = report.sampled!;
+  assert.equal(s.k, 2);
+  assert.equal(s.temperature, 0.7);
+  assert.deepEqual(s.accuracy.overall, { n: 10, accuracy: 4 / 10 });
+  assert.deepEqual(s.accuracy.visionDependent, { n: 6, accuracy: 3 / 6 });
+  assert.deepEqual(s.accuracy.general, { n: 4, accuracy: 1 / 4 });
+  assert.deepEqual(s.accuracy.byFamily, { count: { n: 4, accuracy: 2 / 4 }, read: { n: 2, accuracy: 1 / 2 }, text: { n: 4, accuracy: 1 / 4 } });
+  assert.equal(s.passAtK, 3 / 5);
+  assert.equal(s.mixedFraction, 2 / 5);
+  assert.equal(s.formatRate, 1);
+  assert.equal(s.truncatedRate, 0);
+
+  assert.deepEqual(
+    report.examples.map((e) => [e.id, e.answer, e.response]),
+    [
+      ['toy/test/0', '3', answerText('3')],
+      ['toy/test/1', '1', answerText('9')],
+      ['toy/test/2', '2', answerText('2')],
+    ],
+  );
+  assert.deepEqual(report.rewardFailures, []);
+});
+
+test('evaluate: k = 0 is greedy only, and a limit past the split is the whole split', async () => {
+  const { engine, calls } = fakeEngine();
+  const report = await evaluate(engine, task, { split: 'test', limit: 100, k: 0, batchSize: 4, seed: 3, quiet: true });
+  assert.equal(report.sampled, undefined);
+  assert.equal(report.records, ROWS.length);
+  assert.deepEqual(calls.map((c) => [c.indices, c.request.n, c.request.temperature, c.request.seed]), [
+    [[0, 1, 2, 3], 1, 0, 3],
+    [[4, 5, 6], 1, 0, 3],
+  ]);
+  assert.equal(report.greedy.accuracy.overall.n, ROWS.length);
+});
+
+test('evaluate: a split with no records is an error', async () => {
+  const { engine } = fakeEngine();
+  await assert.rejects(evaluate(engine, task, { split: 'validation', quiet: true }), /split validation of toy has no records/);
+});

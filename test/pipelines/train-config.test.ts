@@ -1,0 +1,161 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { applyOverrides, trainConfig, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { trainInputFromArgs } from '../../cli/train.ts';
+
+/** The message of the error `fn` throws. */
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  assert.fail('expected an error');
+}
+
+test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm start', () => {
+  const c = trainConfig();
+  assert.equal(c.data.task, 'digits');
+  assert.equal(c.data.rollout_batch_size, 16);
+  assert.equal(c.data.seed, 1);
+  assert.equal(c.data.val_split, 'validation');
+  assert.equal(c.worker.actor.model.model_path, SHIPPED_WARM_START);
+  assert.equal(c.worker.actor.global_batch_size, 8);
+  assert.equal(c.worker.actor.optim.lr, 1e-4);
+  assert.deepEqual(c.worker.actor.optim.betas, [0.9, 0.999]);
+  assert.equal(c.worker.rollout.n, 8);
+  assert.equal(c.worker.rollout.temperature, 1);
+  assert.equal(c.worker.reward.score_function, 'composite');
+  assert.equal(c.trainer.max_steps, 30);
+  assert.equal(c.trainer.save_checkpoint_path, 'runs/train');
+  assert.equal(c.trainer.test_before_and_after, true);
+  assert.equal(c.algorithm.preset, 'papo_g');
+  assert.equal(c.algorithm.perception_loss_weight, 0.02);
+  assert.equal(c.algorithm.kl_coef, 0.01);
+  assert.equal(c.algorithm.mask_ratio, 0.6);
+  assert.deepEqual(trainConfig(undefined), c);
+  assert.deepEqual(trainConfig(null), c);
+});
+
+test('a partial section keeps the defaults of its siblings', () => {
+  const c = trainConfig({ worker: { rollout: { n: 4 } }, trainer: { max_steps: 3 } });
+  assert.equal(c.worker.rollout.n, 4);
+  assert.equal(c.worker.rollout.top_p, 1);
+  assert.equal(c.worker.actor.optim.lr, 1e-4);
+  assert.equal(c.worker.reward.concurrency, 32);
+  assert.equal(c.trainer.max_steps, 3);
+  assert.equal(c.trainer.val_limit, 250);
+});
+
+test('configs do not share default objects: mutating one leaves the next at its defaults', () => {
+  const a = trainConfig();
+  a.worker.actor.optim.lr = 5;
+  a.worker.actor.optim.betas[0] = 0.1;
+  a.worker.actor.model.model_path = 'elsewhere';
+  const b = trainConfig({ worker: {} });
+  assert.equal(b.worker.actor.optim.lr, 1e-4);
+  assert.deepEqual(b.worker.actor.optim.betas, [0.9, 0.999]);
+  assert.equal(b.worker.actor.model.model_path, SHIPPED_WARM_START);
+});
+
+test('presets set the objective; explicit algorithm keys override the preset', () => {
+  const g = trainConfig({ algorithm: { preset: 'papo_g' } }).algorithm;
+  assert.equal(g.perception_loss_weight, 0.02);
+  assert.equal(g.kl_coef, 0.01);
+  assert.equal(g.entropy_coef_masked, 0.03);
+  assert.equal(g.dynamic_sampling, false);
+  const d = trainConfig({ algorithm: { preset: 'dapo' } }).algorithm;
+  assert.equal(d.preset, 'dapo');
+  assert.equal(d.kl_coef, 0);
+  assert.equal(d.dynamic_sampling, true);
+  assert.equal(d.perception_loss_weight, 0);
+  assert.equal(d.clip_ratio_high, 0.28);
+  const grpo = trainConfig({ algorithm: { preset: 'grpo' } }).algorithm;
+  assert.equal(grpo.perception_loss_weight, 0);
+  assert.equal(grpo.kl_coef, 0.01);
+  const o = trainConfig({ algorithm: { preset: 'dapo', kl_coef: 0.05, dynamic_sampling: false, mask_ratio: 0.3 } }).algorithm;
+  assert.equal(o.kl_coef, 0.05);
+  assert.equal(o.dynamic_sampling, false);
+  assert.equal(o.mask_ratio, 0.3);
+  assert.equal(o.clip_ratio_high, 0.28, 'keys not given stay at the preset');
+  assert.equal(trainConfig({ algorithm: { kl_estimator: 'low_var_kl' } }).algorithm.kl_estimator, 'k3', 'verl aliases are accepted');
+});
+
+test('errors name the full key path', () => {
+  assert.match(errorOf(() => trainConfig({ worker: { rollout: { n: 0 } } })), /^invalid run config: worker\.rollout\.n: /);
+  assert.match(errorOf(() => trainConfig({ worker: { actor: { optim: { lr: -1 } } } })), /^invalid run config: worker\.actor\.optim\.lr: /);
+  assert.match(errorOf(() => trainConfig({ worker: { actor: { model: { model_path: 3 } } } })), /^invalid run config: worker\.actor\.model\.model_path: .*string/);
+  assert.match(errorOf(() => trainConfig({ data: { task: 'chess' } })), /^invalid run config: data\.task: .*"digits"/);
+  assert.match(errorOf(() => trainConfig({ trainer: { max_stepz: 3 } })), /^invalid run config: trainer: Unrecognized key: "max_stepz"$/);
+  assert.match(errorOf(() => trainConfig({ worker: { rollouts: {} } })), /^invalid run config: worker: Unrecognized key: "rollouts"$/);
+  assert.match(errorOf(() => trainConfig({ trainers: {} })), /^invalid run config: \(root\): Unrecognized key: "trainers"$/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { preset: 'ppo' } })), /^invalid run config: algorithm\.preset: .*"papo_g"/);
+  assert.match(errorOf(() => trainConfig({ algorithm: 3 })), /^invalid run config: algorithm: /);
+});
+
+test('objective errors are named under algorithm., unknown objective keys too', () => {
+  assert.match(errorOf(() => trainConfig({ algorithm: { clip_ratio_low: 2 } })), /^invalid run config: algorithm\.clip_ratio_low: Too big/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { kl_coef: 'x' } })), /^invalid run config: algorithm\.kl_coef: .*number/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { bogus: 1 } })), /^invalid run config: algorithm: Unrecognized key: "bogus"$/);
+  assert.match(
+    errorOf(() => trainConfig({ algorithm: { dynamic_sampling_min_acc: 0.9, dynamic_sampling_max_acc: 0.5 } })),
+    /^invalid run config: algorithm\.dynamic_sampling_min_acc: must be below dynamic_sampling_max_acc$/,
+  );
+  const both = errorOf(() => trainConfig({ algorithm: { kl_coef: -1, bogus: 1 } }));
+  assert.match(both, /algorithm\.kl_coef: /);
+  assert.match(both, /; algorithm: Unrecognized key: "bogus"/);
+  assert.doesNotMatch(both, /\(root\)|objective config/);
+});
+
+test('applyOverrides: nested creation, YAML-typed values, the base left alone', () => {
+  const base = { trainer: { max_steps: 5 } };
+  const out = applyOverrides(base, ['worker.actor.optim.lr=1e-4', 'worker.rollout.n=4', 'trainer.val_before_train=true', 'data.families=[read, sum]', 'worker.reward.score_function=./r.ts:score', 'trainer.save_checkpoint_path=runs/a=b'], parse);
+  assert.deepEqual(out, {
+    trainer: { max_steps: 5, val_before_train: true, save_checkpoint_path: 'runs/a=b' },
+    worker: { actor: { optim: { lr: 1e-4 } }, rollout: { n: 4 }, reward: { score_function: './r.ts:score' } },
+    data: { families: ['read', 'sum'] },
+  });
+  assert.equal(typeof (out.worker as { actor: { optim: { lr: unknown } } }).actor.optim.lr, 'number');
+  assert.deepEqual(base, { trainer: { max_steps: 5 } });
+  assert.deepEqual(applyOverrides({}, ['a.b=1', 'a.b=2'], parse), { a: { b: 2 } }, 'the later override wins');
+  const c = trainConfig(out);
+  assert.equal(c.worker.actor.optim.lr, 1e-4);
+  assert.deepEqual(c.data.families, ['read', 'sum']);
+});
+
+test('applyOverrides: a path through a scalar and malformed overrides are errors naming them', () => {
+  assert.equal(errorOf(() => applyOverrides({ trainer: { max_steps: 5 } }, ['trainer.max_steps.x=1'], parse)), "override 'trainer.max_steps.x=1': trainer.max_steps is not a mapping");
+  assert.equal(errorOf(() => applyOverrides({ data: { families: ['sum'] } }, ['data.families.x=1'], parse)), "override 'data.families.x=1': data.families is not a mapping");
+  assert.equal(errorOf(() => applyOverrides({}, ['worker.rollout.n'], parse)), "override 'worker.rollout.n' must look like key.path=value");
+  assert.equal(errorOf(() => applyOverrides({}, ['=4'], parse)), "override '=4' must look like key.path=value");
+  assert.match(errorOf(() => applyOverrides({}, ['worker..n=4'], parse)), /^override 'worker\.\.n=4': 'worker\.\.n' is not a dotted key path$/);
+});
+
+test('the command line merge: file, then --preset, then overrides; values typed as YAML', () => {
+  const input = trainInputFromArgs({ preset: 'dapo' }, ['worker.rollout.n=4', 'algorithm.kl_coef=1e-3', 'trainer.shuffle_typo=true']);
+  assert.deepEqual(input, { algorithm: { preset: 'dapo', kl_coef: 1e-3 }, worker: { rollout: { n: 4 } }, trainer: { shuffle_typo: true } });
+  assert.match(errorOf(() => trainConfig(input)), /^invalid run config: trainer: Unrecognized key: "shuffle_typo"$/);
+  const c = trainConfig(trainInputFromArgs({ preset: 'dapo' }, ['algorithm.preset=papo_d', 'trainer.test_before_and_after=false']));
+  assert.equal(c.algorithm.preset, 'papo_d', 'an override wins over --preset');
+  assert.equal(c.trainer.test_before_and_after, false);
+  assert.match(errorOf(() => trainConfig(trainInputFromArgs({}, ['worker.rollout.n=four']))), /^invalid run config: worker\.rollout\.n: .*number/);
+});
+
+test("a config file's reward path is relative to the config file; one on the command line stays relative to the cwd", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-train-config-'));
+  const cfgFile = path.join(dir, 'run.yaml');
+  fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: ./reward.ts:score\n');
+  const score = (input: Record<string, unknown>) => trainConfig(input).worker.reward.score_function;
+  assert.equal(score(trainInputFromArgs({ config: cfgFile }, [])), `${path.join(dir, 'reward.ts')}:score`);
+  assert.equal(score(trainInputFromArgs({ config: path.relative(process.cwd(), cfgFile) }, [])), `${path.join(dir, 'reward.ts')}:score`, 'a relative --config path too');
+  assert.equal(score(trainInputFromArgs({ config: cfgFile }, ['worker.reward.score_function=./test/fixtures/my-reward.ts:score'])), './test/fixtures/my-reward.ts:score');
+  assert.equal(score(trainInputFromArgs({ config: cfgFile }, ['worker.reward.score_function=composite'])), 'composite');
+  fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: composite\n');
+  assert.equal(score(trainInputFromArgs({ config: cfgFile }, [])), 'composite');
+  fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: 3\n');
+  assert.match(errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))), /^invalid run config: worker\.reward\.score_function: .*string/);
+});
