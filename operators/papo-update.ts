@@ -52,8 +52,6 @@ export interface PapoUpdateOptions {
   seed?: number;
   /** shuffle groups between mini-batches (`worker.actor.shuffle`); default true */
   shuffle?: boolean;
-  /** the sampling limit, for `response_length/clip_ratio`; default the policy's maxResponseLen */
-  maxResponseLength?: number;
   /** the step is applied or dropped and its record emitted: return its credit here */
   onStepDone?: (step: number) => void;
   logger?: Logger;
@@ -85,7 +83,6 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     initialVersion: 0,
     seed: 0,
     shuffle: true,
-    maxResponseLength: options.policy.config.maxResponseLen,
     ...options,
   };
   const { policy, optimizer, objective } = opts;
@@ -261,7 +258,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
 
       // 6. The step's record.
       const metrics: Metrics = {
-        ...batchMetrics(b, trainedFrom, opts.maxResponseLength),
+        ...batchMetrics(b, trainedFrom),
         ...meanMetrics(steps.map((s) => s.metrics)),
         ...perceptionByGroup(b),
       };

@@ -25,10 +25,10 @@ function stats(prefix: string, xs: ArrayLike<number>, out: Metrics): void {
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 /**
- * Batch metrics at update time: `version` is the policy version the batch is trained from (for staleness),
- * `maxResponseLength` the sampling limit (for `response_length/clip_ratio`).
+ * Batch metrics at update time; `version` is the policy version the batch is trained from (for staleness).
+ * `response_length/clip_ratio` is the share of responses that hit the length limit (no EOS).
  */
-export function batchMetrics(b: RolloutBatch, version: number, maxResponseLength: number): Metrics {
+export function batchMetrics(b: RolloutBatch, version: number): Metrics {
   const m: Metrics = {};
   stats('critic/score', b.rewards, m);
   stats('critic/rewards', b.rewards, m); // no reward shaping: rewards equal scores

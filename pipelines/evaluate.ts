@@ -56,7 +56,10 @@ export interface EvalReport {
   split: Split;
   records: number;
   policyVersion: number | undefined;
-  greedy: DecodingReport;
+  greedy: DecodingReport & {
+    /** accuracy of each record's greedy response, in record order: for paired comparisons of two policies */
+    perRecord: number[];
+  };
   sampled?: DecodingReport & {
     k: number;
     temperature: number;
@@ -221,7 +224,7 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
     split,
     records: total,
     policyVersion: engine.version,
-    greedy: summarise(greedy),
+    greedy: { ...summarise(greedy), perRecord: greedy.map((g) => g.accuracy) },
     rewardFailures: failures,
     seconds: (performance.now() - t0) / 1000,
     examples,

@@ -220,7 +220,6 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         initialVersion: 0,
         seed: data.seed,
         shuffle: actor.shuffle,
-        maxResponseLength,
         logger,
         onStepDone: (step) => gate.complete(step),
       }),

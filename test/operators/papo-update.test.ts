@@ -145,7 +145,6 @@ function rig(over: Omit<Partial<PapoUpdateOptions>, 'objective'> & { preset?: Pr
     maxStaleness: 0,
     initialVersion: 0,
     seed: 5,
-    maxResponseLength: cfg.maxResponseLen,
     onStepDone: (step) => done.push(step),
     ...rest,
   };

@@ -29,7 +29,7 @@ function batch(over: Partial<RolloutBatch> = {}): RolloutBatch {
 const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}`);
 
 test('score, reward and advantage statistics', () => {
-  const m = batchMetrics(batch(), 5, 48);
+  const m = batchMetrics(batch(), 5);
   near(m['critic/score/mean'], 2 / 6);
   assert.equal(m['critic/score/max'], 1);
   assert.equal(m['critic/score/min'], -1);
@@ -42,38 +42,38 @@ test('score, reward and advantage statistics', () => {
 });
 
 test('response lengths and the clip ratio (responses that hit the limit without EOS)', () => {
-  const m = batchMetrics(batch(), 5, 48);
+  const m = batchMetrics(batch(), 5);
   near(m['response_length/mean'], 19 / 6);
   assert.equal(m['response_length/max'], 5);
   assert.equal(m['response_length/min'], 2);
   near(m['response_length/clip_ratio'], 2 / 6);
-  assert.equal(batchMetrics(batch({ finished: new Uint8Array(6).fill(1) }), 5, 48)['response_length/clip_ratio'], 0);
+  assert.equal(batchMetrics(batch({ finished: new Uint8Array(6).fill(1) }), 5)['response_length/clip_ratio'], 0);
 });
 
 test('accuracy overall and split by vision dependency', () => {
-  const m = batchMetrics(batch(), 5, 48);
+  const m = batchMetrics(batch(), 5);
   near(m['reward/accuracy/mean'], 4 / 6);
   // vision-dependent rows 0, 1, 4, 5: accuracy 1, 0, 0, 1; general rows 2, 3: 1, 1.
   assert.equal(m['reward/accuracy/vision_dependent'], 0.5);
   assert.equal(m['reward/accuracy/general'], 1);
   const onlyHigh = batch({ records: [records[0], records[2], records[0]] });
-  const m2 = batchMetrics(onlyHigh, 5, 48);
+  const m2 = batchMetrics(onlyHigh, 5);
   assert.equal(m2['reward/accuracy/general'], undefined, 'no general prompts, no general figure');
   near(m2['reward/accuracy/vision_dependent'], 4 / 6);
 });
 
 test('staleness against the version the batch is trained from', () => {
   // versions 3, 3, 4, 4, 5, 5 trained from version 5: staleness 2, 2, 1, 1, 0, 0.
-  const m = batchMetrics(batch(), 5, 48);
+  const m = batchMetrics(batch(), 5);
   assert.equal(m['version_stats/sample_staleness_avg'], 1);
   assert.equal(m['version_stats/sample_staleness_max'], 2);
-  const later = batchMetrics(batch(), 7, 48);
+  const later = batchMetrics(batch(), 7);
   assert.equal(later['version_stats/sample_staleness_avg'], 3);
   assert.equal(later['version_stats/sample_staleness_max'], 4);
 });
 
 test('counts and timings', () => {
-  const m = batchMetrics(batch(), 5, 48);
+  const m = batchMetrics(batch(), 5);
   assert.equal(m['reward/failures'], 1);
   assert.equal(m['data/groups'], 3);
   assert.equal(m['data/zero_variance_groups'], 1);
@@ -82,7 +82,7 @@ test('counts and timings', () => {
   assert.equal(m['data/dynamic_sampling_surplus_groups'], 1);
   assert.equal(m['timing_s/gen'], 1.5);
   assert.equal(m['timing_s/reward'], 0.25);
-  const plain = batchMetrics(batch({ droppedGroups: undefined, surplusGroups: undefined }), 5, 48);
+  const plain = batchMetrics(batch({ droppedGroups: undefined, surplusGroups: undefined }), 5);
   assert.equal('data/dynamic_sampling_dropped_groups' in plain, false);
   assert.equal('data/dynamic_sampling_surplus_groups' in plain, false);
 });
@@ -92,7 +92,6 @@ test('an empty batch has counts but no statistics', () => {
   const m = batchMetrics(
     { ...empty, rewards: new Float32Array(0), accuracy: new Float32Array(0), format: new Float32Array(0), rewardFailures: [], advantages: new Float32Array(0), zeroVarianceGroups: 0 },
     3,
-    48,
   );
   assert.equal(m['data/groups'], 0);
   assert.equal(m['critic/score/mean'], undefined);
