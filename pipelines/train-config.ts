@@ -40,13 +40,13 @@ const ActorSchema = z
     max_grad_norm: z.number().finite().nonnegative().default(1).describe('clip the global gradient norm (0 = off)'),
     optim: z
       .object({
-        lr: z.number().finite().positive().default(1e-4).describe('AdamW learning rate'),
+        lr: z.number().finite().positive().default(2e-5).describe('AdamW learning rate'),
         weight_decay: z.number().finite().nonnegative().default(0.01).describe('decoupled weight decay (matrices only)'),
         betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]).describe('AdamW betas'),
         lr_warmup_steps: nonNegInt().default(0).describe('linear warm-up, in optimizer steps'),
       })
       .strict()
-      .default({ lr: 1e-4, weight_decay: 0.01, betas: [0.9, 0.999], lr_warmup_steps: 0 }),
+      .default({ lr: 2e-5, weight_decay: 0.01, betas: [0.9, 0.999], lr_warmup_steps: 0 }),
   })
   .strict();
 
@@ -70,7 +70,7 @@ const RewardSchema = z
 
 const TrainerSchema = z
   .object({
-    max_steps: posInt().default(30).describe('rollout steps'),
+    max_steps: posInt().default(40).describe('rollout steps'),
     max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy)'),
     max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
     val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),

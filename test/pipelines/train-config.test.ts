@@ -25,12 +25,12 @@ test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm star
   assert.equal(c.data.val_split, 'validation');
   assert.equal(c.worker.actor.model.model_path, SHIPPED_WARM_START);
   assert.equal(c.worker.actor.global_batch_size, 8);
-  assert.equal(c.worker.actor.optim.lr, 1e-4);
+  assert.equal(c.worker.actor.optim.lr, 2e-5);
   assert.deepEqual(c.worker.actor.optim.betas, [0.9, 0.999]);
   assert.equal(c.worker.rollout.n, 8);
   assert.equal(c.worker.rollout.temperature, 1);
   assert.equal(c.worker.reward.score_function, 'composite');
-  assert.equal(c.trainer.max_steps, 30);
+  assert.equal(c.trainer.max_steps, 40);
   assert.equal(c.trainer.save_checkpoint_path, 'runs/train');
   assert.equal(c.trainer.test_before_and_after, true);
   assert.equal(c.algorithm.preset, 'papo_g');
@@ -45,7 +45,7 @@ test('a partial section keeps the defaults of its siblings', () => {
   const c = trainConfig({ worker: { rollout: { n: 4 } }, trainer: { max_steps: 3 } });
   assert.equal(c.worker.rollout.n, 4);
   assert.equal(c.worker.rollout.top_p, 1);
-  assert.equal(c.worker.actor.optim.lr, 1e-4);
+  assert.equal(c.worker.actor.optim.lr, 2e-5);
   assert.equal(c.worker.reward.concurrency, 32);
   assert.equal(c.trainer.max_steps, 3);
   assert.equal(c.trainer.val_limit, 250);
@@ -57,7 +57,7 @@ test('configs do not share default objects: mutating one leaves the next at its 
   a.worker.actor.optim.betas[0] = 0.1;
   a.worker.actor.model.model_path = 'elsewhere';
   const b = trainConfig({ worker: {} });
-  assert.equal(b.worker.actor.optim.lr, 1e-4);
+  assert.equal(b.worker.actor.optim.lr, 2e-5);
   assert.deepEqual(b.worker.actor.optim.betas, [0.9, 0.999]);
   assert.equal(b.worker.actor.model.model_path, SHIPPED_WARM_START);
 });
