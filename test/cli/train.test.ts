@@ -27,7 +27,7 @@ test('--print-config prints the merged YAML: defaults, --preset, overrides', () 
   assert.equal(cfg.algorithm.preset, 'dapo');
   assert.equal(cfg.algorithm.kl_coef, 0);
   assert.equal(cfg.algorithm.dynamic_sampling, true);
-  assert.equal(cfg.trainer.max_steps, 30);
+  assert.equal(cfg.trainer.max_steps, 40);
   assert.equal(cfg.worker.actor.model.model_path, 'assets/warm-start');
   assert.equal(r.stderr, '');
 });
