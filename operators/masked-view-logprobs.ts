@@ -38,7 +38,9 @@ export async function logProbsAtSamplingVersion(
   const byVersion = new Map<number, number[]>();
   batch.versions.forEach((v, i) => {
     const key = weights ? -1 : v;
-    byVersion.set(key, [...(byVersion.get(key) ?? []), i]);
+    const rows = byVersion.get(key);
+    if (rows) rows.push(i);
+    else byVersion.set(key, [i]);
   });
   for (const [version, rows] of byVersion) {
     const r = await engine.logProbs({

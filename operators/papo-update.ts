@@ -106,10 +106,11 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       const images = records.map((r) => r.image);
       const prompts = records.map((r) => r.question);
       const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
-      let maskedLogprobs = mat(b.maskedLogprobs);
-      if (objective.recompute_masked_logprobs && b.maskedImages) {
-        maskedLogprobs = policy.logProbs({ images: rows.map((i) => b.maskedImages![Math.floor(i / G)]), promptIds: prompts, responseIds: responses }).logprobs;
-      }
+      // With recompute_masked_logprobs the masked view is scored again, with gradient, by the current policy.
+      const maskedLogprobs =
+        objective.recompute_masked_logprobs && b.maskedImages
+          ? policy.logProbs({ images: rows.map((i) => b.maskedImages![Math.floor(i / G)]), promptIds: prompts, responseIds: responses }).logprobs
+          : mat(b.maskedLogprobs);
       const out = papoLoss(
         {
           logprobs,
