@@ -16,6 +16,8 @@ interface SftFlags {
   init?: string;
   size?: string;
   saveEvery?: number;
+  resume?: boolean;
+  force?: boolean;
 }
 
 /** Named model sizes for the study in bench/sft-size-study.ts; `base` is the default. */
@@ -44,7 +46,7 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
 export function registerSftCommand(program: Command): void {
   program
     .command('sft')
-    .description('supervised warm start: cross-entropy on the demonstrations of a task; writes <out>/weights and <out>/log.jsonl')
+    .description('supervised warm start: cross-entropy on the demonstrations of a task; writes <out>/checkpoints/, <out>/weights and <out>/log.jsonl')
     .option('--config <file>', 'YAML/JSON file with the options of pipelines/sft.ts (flags override it)')
     .option('--task <name>', 'digits | scenes | manifest (default digits)')
     .option('--manifest <file>', 'JSONL manifest of a user dataset (with --task manifest; records need demonstrations)')
@@ -54,11 +56,14 @@ export function registerSftCommand(program: Command): void {
     .option('--batch-size <n>', 'records per step (default 64)', intOption('--batch-size'))
     .option('--lr <x>', 'peak learning rate (default 1e-3, cosine decay)', numberOption('--lr'))
     .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))
-    .option('--save-every <n>', 'save weights every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
+    .option('--save-every <n>', 'write a checkpoint every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
     .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
     .option('--out <dir>', 'run directory (default runs/sft)')
+    .option('--resume', 'continue the run in --out from its latest checkpoint (with its saved settings)')
+    .option('--force', 'start over in an --out that holds another run (its files are moved to previous-<time>/)')
     .action(async (flags: SftFlags) => {
       const { runSft } = await import('../pipelines/sft.ts'); // loads TensorFlow.js only when needed
-      await runSft(sftInputFromFlags(flags));
+      const r = await runSft(sftInputFromFlags(flags), { resume: flags.resume, force: flags.force, handleSignals: true });
+      if (r.outcome === 'interrupted') process.exitCode = 130;
     });
 }

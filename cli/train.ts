@@ -1,4 +1,5 @@
 /** `papo train`: a PAPO / GRPO / DAPO run (pipelines/train.ts) from a config file and dotted overrides. */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parse, stringify } from 'yaml';
@@ -10,6 +11,9 @@ interface TrainFlags {
   config?: string;
   preset?: string;
   printConfig?: boolean;
+  /** true, or the run directory */
+  resume?: boolean | string;
+  force?: boolean;
 }
 
 /** YAML scalar / flow value of an override (`4`, `1e-4`, `true`, `[sum, read]`, `./r.ts:score`). */
@@ -32,8 +36,30 @@ function resolveFileRewardPath(input: Record<string, unknown>, configFile: strin
 export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string[]): Record<string, unknown> {
   let input: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
   if (flags.config) resolveFileRewardPath(input, flags.config);
+  if (flags.resume) {
+    // A resumed run starts from the config it was saved with; the command line may change what a resume allows.
+    const dir = typeof flags.resume === 'string' ? flags.resume : String((trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path));
+    const saved = path.join(dir, 'config.json');
+    let base: Record<string, unknown> = {};
+    if (fs.existsSync(saved)) {
+      base = JSON.parse(fs.readFileSync(saved, 'utf8')) as Record<string, unknown>;
+      // A preset's objective keys were expanded when saved: keep them, so the run goes on with the same objective.
+    }
+    input = deepMerge(base, input);
+    input = applyOverrides(input, [`trainer.save_checkpoint_path=${JSON.stringify(dir)}`, 'trainer.resume_mode=auto'], parseOverrideValue);
+  }
   if (flags.preset) input = applyOverrides(input, [`algorithm.preset=${flags.preset}`], String);
   return applyOverrides(input, overrides, parseOverrideValue);
+}
+
+/** `over` laid on `base`, mappings merged key by key. */
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = structuredClone(base);
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b) ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -44,6 +70,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--config <file>', 'YAML/JSON run config (data, algorithm, worker.actor, worker.rollout, worker.reward, trainer)')
     .option('--preset <name>', 'objective preset: grpo | dapo | papo_g | papo_d (= algorithm.preset)')
     .option('--print-config', 'print the merged, validated config and exit')
+    .option('--resume [run_dir]', 'continue the run in run_dir (default trainer.save_checkpoint_path) from its latest checkpoint, with its saved config')
+    .option('--force', 'start a new run in a directory that holds another run (its files are moved to previous-<time>/)')
     .action(async (overrides: string[], flags: TrainFlags) => {
       const input = trainInputFromArgs(flags, overrides);
       const cfg = trainConfig(input); // validate before loading anything heavy
@@ -52,7 +80,7 @@ export function registerTrainCommand(program: Command): void {
         return;
       }
       const { runTrain } = await import('../pipelines/train.ts');
-      const r = await runTrain(input, { handleSignals: true });
+      const r = await runTrain(input, { handleSignals: true, force: flags.force });
       if (r.outcome !== 'completed') process.exitCode = r.outcome === 'interrupted' ? 130 : 3;
     });
 }

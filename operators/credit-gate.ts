@@ -35,6 +35,12 @@ export interface CreditGateOptions {
   maxSteps?: number;
   /** the first step number (resuming); default 1 */
   firstStep?: number;
+  /**
+   * Admit a step only once the step before it is sealed (`seal`) or completed: its extra sampling rounds
+   * then draw their prompts before the next step draws any, so the data order is the same whatever the
+   * timing (dynamic sampling with several steps in flight). Default false.
+   */
+  sealBeforeNext?: boolean;
 }
 
 export class CreditGate {
@@ -47,6 +53,8 @@ export class CreditGate {
   private stopping = false;
   private scheduled = false;
   private peak = 0;
+  private readonly sealBeforeNext: boolean;
+  private readonly sealed = new Set<number>();
 
   constructor(opts: CreditGateOptions = {}) {
     const maxStaleness = opts.maxStaleness ?? 0;
@@ -56,6 +64,7 @@ export class CreditGate {
     this.limit = Math.min(maxInflight, maxStaleness + 1);
     this.maxSteps = opts.maxSteps ?? Infinity;
     this.nextStep = opts.firstStep ?? 1;
+    this.sealBeforeNext = opts.sealBeforeNext ?? false;
     this.grants$ = new Observable<Grant>((sub) => {
       if (this.subscriber) {
         sub.error(new Error('CreditGate: grants$ has one subscriber (the source of one graph)'));
@@ -93,9 +102,17 @@ export class CreditGate {
     setImmediate(() => this.subscriber?.next({ step, round }));
   }
 
+  /** `step` will ask for no more sampling rounds (see `sealBeforeNext`). */
+  seal(step: number): void {
+    if (!this.open.has(step)) return;
+    this.sealed.add(step);
+    this.schedule();
+  }
+
   /** The sink finished `step` (applied or dropped): its credit returns, and the next step may be admitted. */
   complete(step: number): void {
     if (!this.open.delete(step)) throw new Error(`CreditGate: step ${step} completed but it is not in flight`);
+    this.sealed.delete(step);
     this.schedule();
   }
 
@@ -117,7 +134,8 @@ export class CreditGate {
   private pump(): void {
     const sub = this.subscriber;
     if (!sub) return;
-    while (!this.stopping && this.nextStep <= this.maxSteps && this.open.size < this.limit) {
+    const previousSealed = () => !this.sealBeforeNext || !this.open.has(this.nextStep - 1) || this.sealed.has(this.nextStep - 1);
+    while (!this.stopping && this.nextStep <= this.maxSteps && this.open.size < this.limit && previousSealed()) {
       const step = this.nextStep++;
       this.open.set(step, 1);
       this.peak = Math.max(this.peak, this.open.size);

@@ -16,7 +16,7 @@ const OPTIONAL_PER_PROMPT_ARRAYS = ['maskedImages'] as const;
 export function selectGroups<T extends ScoredBatch>(batch: T, groups: readonly number[]): T {
   const G = batch.groupSize;
   const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));
-  const out = { ...batch, records: groups.map((p) => batch.records[p]) } as unknown as Record<string, unknown>;
+  const out = { ...batch, records: groups.map((p) => batch.records[p]), indices: Int32Array.from(groups, (p) => batch.indices[p]) } as unknown as Record<string, unknown>;
   for (const k of PER_RESPONSE_ARRAYS) out[k] = rows.map((i) => batch[k][i]);
   for (const k of PER_RESPONSE_TYPED) {
     const src = batch[k];
@@ -40,7 +40,10 @@ export function selectGroups<T extends ScoredBatch>(batch: T, groups: readonly n
 export function concatGroups<T extends ScoredBatch>(a: T, b: T): T {
   if (a.groupSize !== b.groupSize) throw new Error(`concatGroups: group sizes ${a.groupSize} and ${b.groupSize} differ`);
   const offset = a.responses.length;
-  const out = { ...b, records: [...a.records, ...b.records], rounds: a.rounds + b.rounds } as unknown as Record<string, unknown>;
+  const indices = new Int32Array(a.indices.length + b.indices.length);
+  indices.set(a.indices);
+  indices.set(b.indices, a.indices.length);
+  const out = { ...b, records: [...a.records, ...b.records], indices, rounds: a.rounds + b.rounds } as unknown as Record<string, unknown>;
   for (const k of PER_RESPONSE_ARRAYS) out[k] = [...a[k], ...b[k]];
   for (const k of PER_RESPONSE_TYPED) {
     const dst = new (a[k].constructor as new (n: number) => (typeof a)[typeof k])(offset + b[k].length);

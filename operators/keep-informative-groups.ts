@@ -7,7 +7,7 @@
  * when `enabled` is false.
  *
  * Rounds of different steps may interleave when several steps are in flight: each step accumulates
- * on its own.
+ * on its own. `onFull(step)` is called once a step asks for no more rounds (CreditGate.seal).
  *
  * @example
  * scored$.pipe(keepInformativeGroups({ enabled: true, minAcc: 0.01, maxAcc: 0.99, maxTries: 10, batchSize: 16 }, (step) => gate.requestRound(step)))
@@ -29,6 +29,7 @@ export interface KeepInformativeOptions {
 export function keepInformativeGroups<T extends ScoredBatch>(
   opts: KeepInformativeOptions,
   requestRound: (step: number) => void,
+  onFull?: (step: number) => void,
 ): OperatorFunction<T, T & FilteredGroups> {
   return (source) =>
     new Observable<T & FilteredGroups>((sub) => {
@@ -36,6 +37,7 @@ export function keepInformativeGroups<T extends ScoredBatch>(
       return source.subscribe({
         next(batch) {
           if (!opts.enabled) {
+            onFull?.(batch.step);
             sub.next({ ...batch, droppedGroups: 0, surplusGroups: 0 });
             return;
           }
@@ -60,6 +62,7 @@ export function keepInformativeGroups<T extends ScoredBatch>(
             return;
           }
           pending.delete(batch.step);
+          onFull?.(batch.step);
           const full = have > opts.batchSize ? selectGroups(acc.kept, Array.from({ length: opts.batchSize }, (_, i) => i)) : acc.kept;
           sub.next({ ...full, rounds: acc.rounds, droppedGroups: acc.dropped, surplusGroups: Math.max(0, have - opts.batchSize) });
         },

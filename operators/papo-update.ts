@@ -54,6 +54,11 @@ export interface PapoUpdateOptions {
   shuffle?: boolean;
   /** the step is applied or dropped and its record emitted: return its credit here */
   onStepDone?: (step: number) => void;
+  /**
+   * Called synchronously once a step's update is applied and published, before any later step can
+   * touch the weights: the moment to snapshot the policy and optimizer for a checkpoint.
+   */
+  onApplied?: (applied: { step: number; version: number; batch: RolloutBatch }) => void;
   logger?: Logger;
 }
 
@@ -256,6 +261,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
         await opts.engine.setWeights(policy.getParams(), version);
       }
       const publishSeconds = (performance.now() - tPublish) / 1000;
+      opts.onApplied?.({ step: b.step, version, batch: b });
 
       // 6. The step's record.
       const metrics: Metrics = {

@@ -10,6 +10,7 @@
 import { Observable, type Subscription } from 'rxjs';
 import { mixSeed } from '../util/rng.ts';
 import type { RecordStream } from '../tasks/stream.ts';
+import type { TaskRecord } from '../tasks/types.ts';
 import type { Grant } from './credit-gate.ts';
 import type { PromptBatch } from './types.ts';
 
@@ -34,13 +35,18 @@ export function promptBatches(stream: RecordStream, opts: PromptBatchOptions): O
     const s: Subscription = opts.grants.subscribe({
       next: (g) => {
         if (done) return;
-        const records = stream.take(opts.batchSize);
+        const records = [];
+        const indices: number[] = [];
+        for (let index = stream.peekIndex(); index !== null && records.length < opts.batchSize; index = stream.peekIndex()) {
+          indices.push(index);
+          records.push(stream.next().value as TaskRecord);
+        }
         if (records.length === 0) {
           done = true;
           sub.complete();
           return;
         }
-        sub.next({ step: g.step, rounds: 1, records, cursor: stream.cursor(), seed: batchSeed(opts.seed, g.step, g.round), timing: {} });
+        sub.next({ step: g.step, rounds: 1, records, indices: Int32Array.from(indices), cursor: stream.cursor(), seed: batchSeed(opts.seed, g.step, g.round), timing: {} });
         // A bounded stream (evaluation) that runs out ends the source after its last, partial batch.
         if (records.length < opts.batchSize || stream.peekIndex() === null) {
           done = true;

@@ -23,6 +23,8 @@ export interface SampleGroupsOptions {
   maxNewTokens?: number;
   /** the sampling seed of a batch; default the batch's own seed */
   seedOf?: (batch: PromptBatch) => number;
+  /** the policy version a batch is sampled with; default the engine's latest */
+  versionOf?: (batch: PromptBatch) => number;
 }
 
 export function sampleGroups<T extends PromptBatch>(engine: Pick<RolloutEngine, 'sample'>, opts: SampleGroupsOptions): OperatorFunction<T, T & SampledGroups> {
@@ -38,6 +40,7 @@ export function sampleGroups<T extends PromptBatch>(engine: Pick<RolloutEngine, 
         topK: opts.topK,
         maxNewTokens: opts.maxNewTokens,
         seed: opts.seedOf ? opts.seedOf(batch) : batch.seed,
+        weights: opts.versionOf ? opts.versionOf(batch) : 'latest',
       });
       const rs = result.responses;
       return {

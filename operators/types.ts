@@ -25,6 +25,8 @@ export interface PromptBatch {
   /** sampling rounds merged into this batch (more than 1 only under dynamic sampling) */
   readonly rounds: number;
   readonly records: readonly TaskRecord[];
+  /** [P] each record's index in its split (`task.recordAt(split, index)` gives it back: replay) */
+  readonly indices: Int32Array;
   /** the data stream's position after these records: what a checkpoint stores once the batch is trained */
   readonly cursor: StreamCursor;
   /** seeds everything random about this batch (sampling, masks), so a step can be re-run exactly */

@@ -27,12 +27,15 @@ export interface LossHackingAlarm {
 export function watchLossHacking<T extends { step: number; metrics: Record<string, number> }>(
   opts: LossHackingOptions,
   onAlarm: (alarm: LossHackingAlarm) => void,
+  /** the records of earlier steps (a resumed run): they fill the window and the best accuracy, silently */
+  history: readonly { step: number; metrics: Record<string, number> }[] = [],
 ): MonoTypeOperatorFunction<T> {
   const kl: number[] = [];
   const acc: number[] = [];
   let best = -Infinity;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return tap((r) => {
+  let priming = true;
+  const observe = (r: { step: number; metrics: Record<string, number> }) => {
     const klLoss = r.metrics['actor/kl_prcp_loss'];
     const a = r.metrics['reward/accuracy/mean'];
     if (klLoss === undefined || a === undefined) return;
@@ -46,7 +49,7 @@ export function watchLossHacking<T extends { step: number; metrics: Record<strin
     const k = mean(kl);
     const m = mean(acc);
     best = Math.max(best, m);
-    if (k > opts.klPrcpThreshold && m < best - opts.accuracyDrop) {
+    if (!priming && k > opts.klPrcpThreshold && m < best - opts.accuracyDrop) {
       onAlarm({
         step: r.step,
         klPrcp: k,
@@ -57,5 +60,8 @@ export function watchLossHacking<T extends { step: number; metrics: Record<strin
           `fell from ${best.toFixed(3)} (means of the last ${opts.window} steps); try a larger entropy_coef_*, a smaller perception_loss_weight or a larger kl_coef`,
       });
     }
-  });
+  };
+  history.forEach(observe);
+  priming = false;
+  return tap<T>((r) => observe(r));
 }

@@ -125,7 +125,7 @@ const passOf = (b: ScoredBatch): Pass => ({
   rewardFailures: b.rewardFailures,
 });
 
-const promptOf = ({ step, rounds, records, cursor, seed, timing }: PromptBatch): PromptBatch => ({ step, rounds, records, cursor, seed, timing });
+const promptOf = ({ step, rounds, records, indices, cursor, seed, timing }: PromptBatch): PromptBatch => ({ step, rounds, records, indices, cursor, seed, timing });
 
 interface EvalBatch {
   step: number;

@@ -3,8 +3,10 @@
  * the policy's AdamW with clipping and schedule, seeded data order and initialisation. RL needs a policy
  * that is sometimes right: a group whose responses all fail has zero advantage and teaches nothing.
  *
- * Writes `<out>/weights` (policy-weights Zarr group, atomically, every `saveEvery` steps and at the end)
- * and `<out>/log.jsonl` (pino, one record per step).
+ * Writes `<out>/checkpoints/step_N/` (training checkpoints: weights, optimizer, data cursor; every `saveEvery`
+ * steps and at the end), `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record
+ * per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
+ * `handleSignals`) finish the current step, save a checkpoint and stop.
  */
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -16,9 +18,12 @@ import { AdamW } from '../models/optimizer.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
 import { createTask, TASK_NAMES } from '../tasks/registry.ts';
-import { RecordStream } from '../tasks/stream.ts';
+import { RecordStream, type StreamCursor } from '../tasks/stream.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
+import { CheckpointStore } from '../storage/checkpoints.ts';
+import { configChanges } from './train-config.ts';
+import { prepareFreshRunDir } from './run-dir.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import { parseConfig } from '../util/schema.ts';
@@ -76,6 +81,8 @@ export interface SftResult {
   history: SftStepRecord[];
   seconds: number;
   weightsDir: string;
+  outcome: 'completed' | 'interrupted';
+  resumedFrom?: number;
 }
 
 export interface SftOptions {
@@ -86,7 +93,18 @@ export interface SftOptions {
   onStep?: (r: SftStepRecord) => void;
   /** Do not write weights (tests that only need the trained policy). */
   noSave?: boolean;
+  /** Continue from the latest checkpoint in `out` (`papo sft --resume`). */
+  resume?: boolean;
+  /** `out` holds another run: move its files to previous-<time>/ and start over (`--force`). */
+  force?: boolean;
+  /** Stop at the end of the current step (saving a checkpoint) when aborted. */
+  signal?: AbortSignal;
+  /** SIGINT / SIGTERM stop at the end of the current step, with a checkpoint. */
+  handleSignals?: boolean;
 }
+
+/** Keys a resumed warm start may change. */
+const SFT_RESUME_SAFE = ['saveEvery', 'out'];
 
 /** Demonstration of a record, or a clear error naming it (a task without demonstrations cannot warm-start). */
 function demonstrationOf(r: TaskRecord): number[] {
@@ -95,14 +113,34 @@ function demonstrationOf(r: TaskRecord): number[] {
 }
 
 export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Promise<SftResult> {
-  const cfg = sftConfig(input);
+  const say = (line: string) => {
+    if (!opts.quiet) process.stderr.write(`${line}\n`);
+  };
+  const out = sftConfig(input).out;
+  const store = opts.noSave ? undefined : new CheckpointStore(out);
+  const resumedName = store && opts.resume ? (await store.sweep(), await store.latest()) : undefined;
+  if (store && opts.resume && !resumedName) throw new Error(`cannot resume ${out}: it has no complete checkpoint`);
+  const resumed = resumedName ? await store!.load(resumedName) : undefined;
+  // A resumed run keeps the settings it was saved with; those given again must agree with them.
+  const cfg = sftConfig(resumed ? { ...(resumed.state.config as SftConfigInput), ...input } : input);
+  if (resumed) {
+    if (resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
+    const unsafe = configChanges(resumed.state.config, cfg).unsafe.filter((k) => !SFT_RESUME_SAFE.includes(k.slice(0, k.indexOf(':'))));
+    if (unsafe.length) throw new Error(`cannot resume ${cfg.out}: the config differs from its checkpoint's (${resumedName}):\n  ${unsafe.join('\n  ')}`);
+  } else if (!opts.noSave) {
+    const aside = prepareFreshRunDir(cfg.out, opts.force ?? false);
+    if (aside) say(`moved the earlier run's files to ${aside}`);
+  }
   const backend = await initTf();
   const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(cfg.out, 'log.jsonl'));
   const task = createTask(cfg.task);
 
   let config: PolicyConfig;
   let params;
-  if (cfg.init) {
+  if (resumed) {
+    config = resumed.policy.config;
+    params = resumed.policy.params;
+  } else if (cfg.init) {
     const saved = await loadPolicyWeights(cfg.init);
     config = saved.config;
     params = saved.params;
@@ -122,25 +160,54 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     maxGradNorm: cfg.maxGradNorm,
     schedule: { kind: 'cosine', warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minLrRatio: cfg.minLrRatio },
   });
-  const stream = RecordStream.open(task, { split: 'train', seed: cfg.seed });
+  if (resumed) optimizer.importState(resumed.optimizer);
+  const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.seed });
   const { nPatch } = policyDims(config);
-  logger.info({ event: 'sft_start', backend, config: cfg, policy: config, parameters: paramCount(config) }, 'sft start');
+  logger.info({ event: 'sft_start', backend, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step }, 'sft start');
+  if (resumed) say(`resuming ${cfg.out} from checkpoint step ${resumed.step}`);
 
   const weightsDir = path.join(cfg.out, 'weights');
-  const save = async (step: number) => {
-    if (opts.noSave) return;
-    await savePolicyWeights(weightsDir, {
-      config,
-      params: policy.getParams(),
-      meta: { kind: 'sft', step, task: cfg.task, seed: cfg.seed, cursor: stream.cursor() },
+  let lastSaved = resumed?.step ?? 0;
+  const saveCheckpoint = async (step: number) => {
+    if (!store || lastSaved === step) return;
+    const saved = await store.save({
+      kind: 'sft',
+      step,
+      policy: { config, params: policy.getParams() },
+      optimizer: optimizer.exportState(),
+      samplers: [],
+      state: { cursor: stream.cursor(), config: cfg, task: cfg.task },
     });
+    lastSaved = step;
+    await store.retain({ keepLast: 2 });
+    logger.info({ event: 'checkpoint', step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds }, 'checkpoint saved');
   };
 
-  const progress = createProgress('sft', cfg.steps, { quiet: opts.quiet });
+  let stopping = false;
+  const stop = () => (stopping = true);
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  const handlers: [NodeJS.Signals, () => void][] = [];
+  if (opts.handleSignals) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const h = () => {
+        if (stopping) return;
+        say(`\n${sig}: finishing the current step, then saving a checkpoint and stopping`);
+        logger.warn({ event: 'signal', signal: sig }, 'stopping after the current step');
+        stop();
+      };
+      process.on(sig, h);
+      handlers.push([sig, h]);
+    }
+  }
+
+  const firstStep = (resumed?.step ?? 0) + 1;
+  const progress = createProgress('sft', cfg.steps, { quiet: opts.quiet, startAt: firstStep - 1 });
   const history: SftStepRecord[] = [];
   const t0 = performance.now();
+  let step = firstStep - 1;
   try {
-    for (let step = 1; step <= cfg.steps; step++) {
+    while (step < cfg.steps && !stopping && !opts.signal?.aborted) {
+      step++;
       const records = Array.from({ length: cfg.batchSize }, () => stream.next().value as TaskRecord);
       const prompts = buildPromptBatch(records.map((r) => r.question), config);
       const responses = buildResponseBatch(records.map(demonstrationOf), config);
@@ -154,10 +221,10 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
           return tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
         });
       } catch (err) {
-        // AdamW refuses a non-finite gradient without touching the weights; the last saved weights stand.
+        // AdamW refuses a non-finite gradient without touching the weights; the last checkpoint stands.
         throw new Error(`sft: ${where}: ${(err as Error).message}`);
       }
-      if (!Number.isFinite(info.loss)) throw new Error(`sft: loss is ${info.loss} at ${where}; the last saved weights are kept`);
+      if (!Number.isFinite(info.loss)) throw new Error(`sft: loss is ${info.loss} at ${where}; the last checkpoint is kept`);
       const tokens = cfg.batchSize * (nPatch + prompts.length + responses.length);
       const rec: SftStepRecord = {
         step,
@@ -170,15 +237,26 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       logger.info({ event: 'sft_step', ...rec }, 'sft step');
       opts.onStep?.(rec);
       progress.update(step, { loss: rec.loss.toFixed(4), 'tok/s': rec.tokensPerSec.toFixed(0) });
-      if (cfg.saveEvery > 0 && step % cfg.saveEvery === 0 && step < cfg.steps) await save(step);
+      if (cfg.saveEvery > 0 && step % cfg.saveEvery === 0) await saveCheckpoint(step);
+      // Let a signal be handled between steps.
+      await new Promise((r) => setImmediate(r));
     }
   } finally {
     progress.stop();
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+  try {
+    await saveCheckpoint(step);
+    const outcome = step >= cfg.steps ? 'completed' : 'interrupted';
+    if (store && outcome === 'completed') {
+      await savePolicyWeights(weightsDir, { config, params: policy.getParams(), meta: { kind: 'sft', step, task: cfg.task, seed: cfg.seed, cursor: stream.cursor() } });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    logger.info({ event: 'sft_end', seconds, outcome, finalLoss: history.at(-1)?.loss }, 'sft end');
+    if (outcome === 'interrupted') say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${cfg.out}`);
+    else say(`sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`);
+    return { policy, config, task, history, seconds, weightsDir, outcome, resumedFrom: resumed?.step };
+  } finally {
     optimizer.dispose();
   }
-  await save(cfg.steps);
-  const seconds = (performance.now() - t0) / 1000;
-  logger.info({ event: 'sft_end', seconds, finalLoss: history.at(-1)?.loss }, 'sft end');
-  if (!opts.quiet) process.stderr.write(`sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}\n`);
-  return { policy, config, task, history, seconds, weightsDir };
 }

@@ -78,8 +78,13 @@ const TrainerSchema = z
     val_limit: nonNegInt().default(250).describe('records of the in-training evaluation (0 = the whole split)'),
     test_before_and_after: z.boolean().default(true).describe('greedy accuracy on the held-out test split before and after training'),
     test_limit: nonNegInt().default(0).describe('records of the before/after test (0 = the whole split)'),
-    save_freq: nonNegInt().default(0).describe('also save <run>/weights every n steps (0 = at the end only)'),
-    save_checkpoint_path: z.string().default('runs/train').describe('run directory: weights, metrics.jsonl, log.jsonl'),
+    save_freq: nonNegInt().default(5).describe('write a checkpoint every n steps, as well as at the end (0 = at the end only)'),
+    save_limit: nonNegInt().default(3).describe('checkpoints kept: the newest n, plus the best by save_best_metric (0 = keep all)'),
+    save_best_metric: z.string().optional().describe("metric whose best checkpoint is always kept, e.g. 'val-core/accuracy/overall'"),
+    save_best_mode: z.enum(['max', 'min']).default('max').describe('whether save_best_metric is better higher or lower'),
+    save_checkpoint_path: z.string().default('runs/train').describe('run directory: checkpoints/, rollouts/, metrics.jsonl, log.jsonl'),
+    resume_mode: z.enum(['disable', 'auto']).default('disable').describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
+    rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
     loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
@@ -165,4 +170,53 @@ export function describeConfig(): { key: string; default: unknown; help: string 
   };
   walk(TrainConfigSchema, '');
   return rows;
+}
+
+/**
+ * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms`
+ * could, if calls time out; it is listed so a slow machine can resume). Everything else must match the
+ * checkpoint's config.
+ */
+export const RESUME_SAFE_KEYS = [
+  'trainer.max_steps',
+  'trainer.val_freq',
+  'trainer.val_before_train',
+  'trainer.val_limit',
+  'trainer.test_before_and_after',
+  'trainer.test_limit',
+  'trainer.save_freq',
+  'trainer.save_limit',
+  'trainer.save_best_metric',
+  'trainer.save_best_mode',
+  'trainer.save_checkpoint_path',
+  'trainer.resume_mode',
+  'trainer.rollout_log',
+  'trainer.stop_on_loss_hacking',
+  'trainer.loss_hacking_kl_prcp',
+  'trainer.loss_hacking_accuracy_drop',
+  'trainer.loss_hacking_window',
+  'worker.rollout.threads',
+  'worker.reward.timeout_ms',
+  'worker.reward.concurrency',
+];
+
+/** Every leaf of a config as `dotted.key -> JSON value`. */
+export function flattenConfig(cfg: unknown, prefix = ''): Map<string, string> {
+  const out = new Map<string, string>();
+  if (cfg !== null && typeof cfg === 'object' && !Array.isArray(cfg)) {
+    for (const [k, v] of Object.entries(cfg)) for (const [kk, vv] of flattenConfig(v, prefix ? `${prefix}.${k}` : k)) out.set(kk, vv);
+  } else out.set(prefix, JSON.stringify(cfg));
+  return out;
+}
+
+/** The keys whose values differ between two configs, split into those a resume may change and the rest. */
+export function configChanges(saved: unknown, now: unknown): { safe: string[]; unsafe: string[] } {
+  const a = flattenConfig(saved);
+  const b = flattenConfig(now);
+  const changed = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
+  const describe = (k: string) => `${k}: ${a.get(k) ?? '(unset)'} -> ${b.get(k) ?? '(unset)'}`;
+  return {
+    safe: changed.filter((k) => RESUME_SAFE_KEYS.includes(k)).map(describe),
+    unsafe: changed.filter((k) => !RESUME_SAFE_KEYS.includes(k)).map(describe),
+  };
 }

@@ -19,7 +19,11 @@ import { initTf } from '../models/tf-backend.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
-import { loadPolicyWeights, savePolicyWeights } from '../storage/policy-weights.ts';
+import type { Params } from '../models/params.ts';
+import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
+import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
+import { writeFileAtomic } from '../storage/atomic.ts';
+import { RolloutLog, type RolloutStepRecord } from '../storage/rollout-log.ts';
 import { createTask } from '../tasks/registry.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
@@ -28,11 +32,13 @@ import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import {
   CreditGate, promptBatches, sampleGroups, scoreRewards, keepInformativeGroups, maskedViewLogprobs, referenceLogprobs,
-  groupAdvantages, papoUpdate, watchLossHacking, type TrainedStep, type RolloutEngine, type LossHackingAlarm,
+  groupAdvantages, papoUpdate, watchLossHacking, type TrainedStep, type RolloutEngine, type LossHackingAlarm, type RolloutBatch, type PromptBatch,
 } from '../operators/index.ts';
+import type { StreamCursor } from '../tasks/stream.ts';
 import { evaluate, type EvalReport } from './evaluate.ts';
 import { loadRewardFunction } from './reward-function.ts';
-import { trainConfig, type TrainConfig } from './train-config.ts';
+import { configChanges, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { prepareFreshRunDir, truncateMetrics, type MetricsLine } from './run-dir.ts';
 
 export interface TrainHooks {
   /** After every rollout step (its metrics and the batch as trained); awaited before the next record. */
@@ -52,6 +58,8 @@ export interface TrainOptions {
   handleSignals?: boolean;
   /** Write nothing to the run directory (tests). */
   noSave?: boolean;
+  /** A directory holding another run: move its files to previous-<time>/ and start over (`--force`). */
+  force?: boolean;
 }
 
 export type TrainOutcome = 'completed' | 'interrupted' | 'loss_hacking';
@@ -66,16 +74,63 @@ export interface TrainResult {
   alarms: LossHackingAlarm[];
   seconds: number;
   runDir: string;
+  /** the checkpoint step this run continued from (trainer.resume_mode=auto) */
+  resumedFrom?: number;
+  /** the last checkpoint written, if any */
+  checkpoint?: string;
 }
 
-/** The run directory must not hold another run: its weights and metrics would be mixed with this one's. */
-function prepareRunDir(dir: string): void {
-  for (const f of ['metrics.jsonl', 'weights']) {
-    if (fs.existsSync(path.join(dir, f))) {
-      throw new Error(`${dir} already holds a run (${f}); set trainer.save_checkpoint_path to a new directory, or remove it`);
-    }
-  }
-  fs.mkdirSync(dir, { recursive: true });
+/** The JSON part of a training checkpoint: everything but the arrays. */
+interface TrainState {
+  /** policy version after the checkpoint's step */
+  version: number;
+  /** data stream position after the last batch the update consumed */
+  cursor: StreamCursor;
+  /** [step, version after it] for the last max_staleness + 1 steps: which version samples the next steps */
+  versions: [number, number][];
+  config: TrainConfig;
+  /** identifies the starting (and reference) weights */
+  reference: { model_path: string; fingerprint: string };
+  /** greedy test accuracy before training, for the final comparison */
+  test_before: { overall: number | null; vision_dependent: number | null; general: number | null } | null;
+  /** the step's metrics (best-checkpoint retention) */
+  metrics: Record<string, number>;
+}
+
+/** A checkpoint captured at the end of a step, written once the step's records are out. */
+interface PendingCheckpoint {
+  step: number;
+  params: Params;
+  optimizer: Checkpoint['optimizer'];
+  samplers: Checkpoint['samplers'];
+  state: TrainState;
+}
+
+/** What the rollout log stores of a trained batch. */
+function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutStepRecord {
+  return {
+    step: b.step,
+    version,
+    groupSize: b.groupSize,
+    split: 'train',
+    task: task.name,
+    taskFingerprint: task.fingerprint,
+    seed: b.seed,
+    maskSeed: b.maskSeed,
+    rounds: b.rounds,
+    recordIds: b.records.map((r) => r.id),
+    recordIndices: b.indices,
+    responses: [...b.responses],
+    oldLogprobs: [...b.oldLogprobs],
+    maskedLogprobs: b.maskedLogprobs ? [...b.maskedLogprobs] : undefined,
+    refLogprobs: b.refLogprobs ? [...b.refLogprobs] : undefined,
+    rewards: b.rewards,
+    accuracy: b.accuracy,
+    format: b.format,
+    advantages: b.advantages,
+    versions: b.versions,
+    finished: b.finished,
+  };
 }
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
@@ -87,15 +142,56 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const { data, algorithm: objective, trainer } = cfg;
   const { actor, rollout } = cfg.worker;
   const runDir = trainer.save_checkpoint_path;
-  if (!opts.noSave) prepareRunDir(runDir);
-  const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(runDir, 'log.jsonl'));
   const say = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
   };
 
+  // The run directory: a new run, or the continuation of the one there.
+  const store = opts.noSave ? undefined : new CheckpointStore(runDir);
+  const rolloutLog = opts.noSave || !trainer.rollout_log ? undefined : new RolloutLog(runDir);
+  const metricsFile = opts.noSave ? undefined : path.join(runDir, 'metrics.jsonl');
+  let resumed: Checkpoint | undefined;
+  let resumedState: TrainState | undefined;
+  let history: MetricsLine[] = [];
+  const notes: string[] = [];
+  if (store && trainer.resume_mode === 'auto') {
+    const swept = await store.sweep();
+    if (swept.length) notes.push(`removed ${swept.length} unfinished checkpoint write(s): ${swept.join(', ')}`);
+    const name = await store.latest();
+    if (name) {
+      resumed = await store.load(name);
+      resumedState = resumed.state as unknown as TrainState;
+      const { safe, unsafe } = configChanges(resumedState.config, cfg);
+      if (unsafe.length) {
+        throw new Error(
+          `cannot resume ${runDir}: the config differs from its checkpoint's (${name}) in keys that change what the run computes:\n  ${unsafe.join('\n  ')}\n` +
+            `keys a resume may change: ${RESUME_SAFE_KEYS.join(', ')}`,
+        );
+      }
+      if (safe.length) notes.push(`resuming with changed settings: ${safe.join('; ')}`);
+      history = await truncateMetrics(metricsFile!, resumed.step);
+      await rolloutLog?.truncateAfter(resumed.step);
+    } else if (fs.existsSync(path.join(runDir, 'checkpoints')) || fs.existsSync(path.join(runDir, 'metrics.jsonl'))) {
+      throw new Error(`cannot resume ${runDir}: it has no complete checkpoint; start over with --force (its files are moved to previous-<time>/)`);
+    } else notes.push(`no checkpoint in ${runDir}: starting a new run`);
+  }
+  if (!opts.noSave && !resumed) {
+    const aside = prepareFreshRunDir(runDir, opts.force ?? false);
+    if (aside) notes.push(`moved the earlier run's files to ${aside}`);
+  }
+  const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(runDir, 'log.jsonl'));
+  for (const n of notes) {
+    say(n);
+    logger.info({ event: 'run_dir', message: n }, n);
+  }
+
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
   const policyCfg = start.config;
+  const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
+  if (resumedState && resumedState.reference.fingerprint !== reference.fingerprint) {
+    throw new Error(`cannot resume ${runDir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumedState.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`);
+  }
   const task: Task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest });
   if (task.imageHeight !== policyCfg.imageHeight || task.imageWidth !== policyCfg.imageWidth) {
     throw new Error(`task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policyCfg.imageHeight}x${policyCfg.imageWidth}`);
@@ -107,10 +203,12 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const reward = opts.reward ?? (await loadRewardFunction(cfg.worker.reward.score_function));
   const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
   const needRef = objective.kl_coef > 0;
-  logger.info({ event: 'train_start', backend, config: cfg, policy: policyCfg, reward: reward.name }, 'train start');
-  if (!opts.noSave) fs.writeFileSync(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
+  const S = trainer.max_staleness;
+  const firstStep = (resumed?.step ?? 0) + 1;
+  logger.info({ event: 'train_start', backend, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step }, 'train start');
+  if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
 
-  const policy = new TfPolicy(policyCfg, start.params);
+  const policy = new TfPolicy(policyCfg, resumed ? resumed.policy.params : start.params);
   const optimizer = new AdamW(policy.vars, {
     lr: actor.optim.lr,
     beta1: actor.optim.betas[0],
@@ -119,11 +217,15 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     maxGradNorm: actor.max_grad_norm,
     schedule: actor.optim.lr_warmup_steps > 0 ? { kind: 'linear-warmup', warmupSteps: actor.optim.lr_warmup_steps } : { kind: 'constant' },
   });
-  const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: trainer.max_staleness + 2 });
+  if (resumed) optimizer.importState(resumed.optimizer);
+  const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
   let subscription: Subscription | undefined;
   try {
-    await engine.setWeights(start.params, 0);
+    // The engine holds the current weights and the older versions the next steps still sample with.
+    const initialVersion = resumedState?.version ?? 0;
+    for (const s of [...(resumed?.samplers ?? [])].sort((a, b) => a.version - b.version)) if (s.version !== initialVersion) await engine.setWeights(s.params, s.version);
+    await engine.setWeights(resumed ? resumed.policy.params : start.params, initialVersion);
     if (needRef) await engine.setReferenceWeights(start.params);
 
     const testEval = async (label: string) => {
@@ -144,11 +246,15 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       return m;
     };
 
-    const before = trainer.test_before_and_after ? await testEval('before') : undefined;
-    if (trainer.val_before_train) logger.info({ event: 'val_before_train', metrics: await valMetrics() }, 'validation before training');
+    if (resumed) say(`resuming ${runDir} from checkpoint step ${resumed.step} (policy version ${initialVersion}); steps ${firstStep}..${trainer.max_steps} to go`);
+    const before = trainer.test_before_and_after && !resumed ? await testEval('before') : undefined;
+    const testBefore: TrainState['test_before'] = before
+      ? { overall: before.greedy.accuracy.overall.accuracy, vision_dependent: before.greedy.accuracy.visionDependent.accuracy, general: before.greedy.accuracy.general.accuracy }
+      : (resumedState?.test_before ?? null);
+    if (trainer.val_before_train && !resumed) logger.info({ event: 'val_before_train', metrics: await valMetrics() }, 'validation before training');
 
-    const gate = new CreditGate({ maxInflight: trainer.max_inflight_batches, maxStaleness: trainer.max_staleness, maxSteps: trainer.max_steps });
-    const stream = RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
+    const gate = new CreditGate({ maxInflight: trainer.max_inflight_batches, maxStaleness: S, maxSteps: trainer.max_steps, firstStep, sealBeforeNext: objective.dynamic_sampling });
+    const stream = resumedState ? RecordStream.resume(task, resumedState.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
     const alarms: LossHackingAlarm[] = [];
     let outcome: TrainOutcome = 'completed';
     const stop = (why: TrainOutcome) => {
@@ -166,14 +272,14 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       for (const sig of ['SIGINT', 'SIGTERM'] as const) {
         const h = () => {
           if (!gate.stopped) {
-            say(`\n${sig}: finishing the ${gate.inflight} step(s) in flight, then saving and stopping (${sig} again abandons them)`);
+            say(`\n${sig}: finishing the ${gate.inflight} step(s) in flight, then saving a checkpoint and stopping (${sig} again abandons them)`);
             logger.warn({ event: 'signal', signal: sig, inflight: gate.inflight }, 'stopping after the steps in flight');
             stop('interrupted');
           } else {
-            say(`\n${sig} again: abandoning the steps in flight`);
+            say(`\n${sig} again: abandoning the steps in flight; the last checkpoint stands`);
             logger.warn({ event: 'signal_abandon', signal: sig }, 'abandoning the steps in flight');
             subscription?.unsubscribe();
-            abandon?.(new Error(`interrupted by ${sig}: abandoned the steps in flight; the last saved weights are kept`));
+            abandon?.(new Error(`interrupted by ${sig}: abandoned the steps in flight; resume from the last checkpoint with --resume`));
           }
         };
         process.on(sig, h);
@@ -181,19 +287,86 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       }
     }
 
-    const metricsFile = opts.noSave ? undefined : path.join(runDir, 'metrics.jsonl');
-    const weightsDir = path.join(runDir, 'weights');
-    const saveWeights = (step: number, version: number) =>
-      savePolicyWeights(weightsDir, {
-        config: policyCfg,
+    // Which policy version samples step k: the one after step k - S - 1, whatever the timing of the updates,
+    // so a run (and its resumption) samples the same responses. Admission guarantees that step is done.
+    const versionAfter = new Map<number, number>(resumedState?.versions ?? []);
+    const versionOf = (b: PromptBatch) => {
+      const k = b.step - S - 1;
+      if (k < 1) return 0;
+      const v = versionAfter.get(k);
+      if (v === undefined) throw new Error(`internal: step ${b.step} is admitted before step ${k} was trained`);
+      return v;
+    };
+    // Weights of the versions the next S steps sample with (a checkpoint holds them), version 0 first.
+    const samplerParams = new Map<number, Params>(
+      S > 0 && store ? [[0, start.params], ...(resumed?.samplers ?? []).map((s) => [s.version, s.params] as [number, Params]), ...(resumed ? [[initialVersion, resumed.policy.params] as [number, Params]] : [])] : [],
+    );
+    const pending = new Map<number, PendingCheckpoint>();
+    let last: { step: number; version: number; cursor: StreamCursor } | undefined;
+    const trainedFrom = new Map<number, number>();
+    const saveDue = (step: number) => store !== undefined && trainer.save_freq > 0 && step % trainer.save_freq === 0;
+
+    const capture = (step: number, version: number, cursor: StreamCursor): PendingCheckpoint => {
+      const needed = new Set<number>();
+      for (let k = step - S; k < step; k++) needed.add(k < 1 ? 0 : versionAfter.get(k)!);
+      needed.delete(version);
+      return {
+        step,
         params: policy.getParams(),
-        meta: { kind: 'train', step, version, task: { task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest }, outcome },
+        optimizer: optimizer.exportState(),
+        samplers: [...needed].map((v) => {
+          const params = samplerParams.get(v);
+          if (!params) throw new Error(`internal: weights of policy version ${v} were not kept for the checkpoint of step ${step}`);
+          return { version: v, params };
+        }),
+        state: {
+          version,
+          cursor,
+          versions: [...versionAfter.entries()].filter(([k]) => k > step - S - 1 && k <= step),
+          config: cfg,
+          reference,
+          test_before: testBefore,
+          metrics: {},
+        },
+      };
+    };
+    const onApplied = ({ step, version, batch }: { step: number; version: number; batch: RolloutBatch }) => {
+      trainedFrom.set(step, last?.version ?? initialVersion);
+      versionAfter.set(step, version);
+      for (const k of versionAfter.keys()) if (k < step - S) versionAfter.delete(k);
+      last = { step, version, cursor: batch.cursor };
+      if (S > 0 && store) {
+        samplerParams.set(version, policy.getParams());
+        const live = new Set([...versionAfter.values()]);
+        for (const v of samplerParams.keys()) if (!live.has(v) && v !== 0) samplerParams.delete(v);
+        if (step > S) samplerParams.delete(0);
+      }
+      if (saveDue(step)) pending.set(step, capture(step, version, batch.cursor));
+    };
+
+    // Writes of a step (rollout log, checkpoint) run in the background while the next step computes; the
+    // rollout of a step is always written before its checkpoint, and at most one step's writes are pending.
+    let io: Promise<void> = Promise.resolve();
+    let lastCheckpoint: string | undefined;
+    const bestValue = new Map<string, number>();
+    const writeCheckpoint = async (p: PendingCheckpoint) => {
+      const saved = await store!.save({ kind: 'train', step: p.step, policy: { config: policyCfg, params: p.params }, optimizer: p.optimizer, samplers: p.samplers, state: p.state as unknown as Record<string, unknown> });
+      lastCheckpoint = saved.dir;
+      logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds }, 'checkpoint saved');
+      const metric = trainer.save_best_metric;
+      if (metric && p.state.metrics[metric] !== undefined) bestValue.set(saved.name, p.state.metrics[metric]);
+      const removed = await store!.retain({
+        keepLast: trainer.save_limit,
+        best: metric ? { name: metric, higherIsBetter: trainer.save_best_mode === 'max', value: (n) => bestValue.get(n) ?? checkpointMetric(store!.dir, n, metric) } : undefined,
       });
-    const progress = createProgress('train', trainer.max_steps, { quiet: opts.quiet, every: 1 });
+      if (removed.length) logger.info({ event: 'checkpoints_removed', removed }, 'older checkpoints removed (trainer.save_limit)');
+    };
+
+    const progress = createProgress('train', trainer.max_steps, { quiet: opts.quiet, every: 1, startAt: firstStep - 1 });
     const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
     const trained$ = promptBatches(stream, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed }).pipe(
-      sampleGroups(engine, { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength }),
+      sampleGroups(engine, { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength, versionOf }),
       scoreRewards(reward, { timeoutMs: cfg.worker.reward.timeout_ms, concurrency: cfg.worker.reward.concurrency }),
       keepInformativeGroups(
         {
@@ -204,6 +377,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           batchSize: data.rollout_batch_size,
         },
         (step) => gate.requestRound(step),
+        (step) => gate.seal(step),
       ),
       when(needMasked, maskedViewLogprobs(engine, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size })),
       when(needRef, referenceLogprobs(engine)),
@@ -216,15 +390,16 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         globalBatchSize: actor.global_batch_size,
         microBatchSize: actor.micro_batch_size_per_device_for_update,
         ppoEpochs: actor.ppo_epochs,
-        maxStaleness: trainer.max_staleness,
-        initialVersion: 0,
+        maxStaleness: S,
+        initialVersion,
         seed: data.seed,
         shuffle: actor.shuffle,
         logger,
+        onApplied,
         onStepDone: (step) => gate.complete(step),
       }),
     );
-    // Taps on the trained steps: validation, the loss-hacking watch, metrics and progress, user hooks.
+    // Taps on the trained steps: validation, the loss-hacking watch, metrics and progress, logs and checkpoints, user hooks.
     const graph = trained$.pipe(
       concatMap(async (s) => {
         if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await valMetrics());
@@ -238,9 +413,14 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           say(`\nwarning: ${alarm.message}${trainer.stop_on_loss_hacking ? '; stopping (trainer.stop_on_loss_hacking)' : ''}`);
           if (trainer.stop_on_loss_hacking) stop('loss_hacking');
         },
+        history.map((r) => ({ step: r.step, metrics: r })),
       ),
       concatMap(async (s) => {
         const m = s.metrics;
+        // The previous step's writes must be done (bounded memory); the wait is the stall saving causes.
+        const tWait = performance.now();
+        await io;
+        m['timing_s/save_wait'] = (performance.now() - tWait) / 1000;
         logger.info({ event: 'step', step: s.step, version: s.version, metrics: m }, 'step');
         if (metricsFile) fs.appendFileSync(metricsFile, `${JSON.stringify({ step: s.step, version: s.version, ...m })}\n`);
         progress.update(s.step, {
@@ -251,7 +431,16 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           len: fmt(m['response_length/mean'], 1),
           'tok/s': fmt(m['perf/throughput'], 0),
         });
-        if (!opts.noSave && trainer.save_freq > 0 && s.step % trainer.save_freq === 0) await saveWeights(s.step, s.version);
+        const record = rolloutLog ? rolloutRecord(s.batch, trainedFrom.get(s.step) ?? s.version, task) : undefined;
+        trainedFrom.delete(s.step);
+        const snapshot = pending.get(s.step);
+        pending.delete(s.step);
+        if (snapshot) snapshot.state.metrics = { ...m };
+        io = (async () => {
+          if (record) await rolloutLog!.append(record);
+          if (snapshot) await writeCheckpoint(snapshot);
+        })();
+        io.catch(() => undefined);
         await opts.hooks?.onStep?.(s);
         return { step: s.step, version: s.version, metrics: m };
       }),
@@ -268,30 +457,43 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       ]);
     } finally {
       progress.stop();
+      // Whatever happened, the writes already started finish (a checkpoint is published whole or not at all).
+      await io.catch((err: Error) => logger.error({ event: 'write_failed', message: err.message }, err.message));
     }
-    const version = steps.at(-1)?.version ?? 0;
-    if (!opts.noSave) {
-      await saveWeights(steps.at(-1)?.step ?? 0, version);
-      say(`weights of policy version ${version} saved to ${weightsDir}`);
+    await io;
+    // The final checkpoint: the state after the last trained step (nothing is in flight any more).
+    if (store && last && !(lastCheckpoint && path.basename(lastCheckpoint).startsWith(`step_${String(last.step).padStart(6, '0')}`))) {
+      const p = capture(last.step, last.version, last.cursor);
+      p.state.metrics = steps.at(-1)?.metrics ?? {};
+      await writeCheckpoint(p);
     }
+    if (lastCheckpoint) say(`checkpoint of step ${last?.step} (policy version ${last?.version}) in ${lastCheckpoint}`);
     const after = trainer.test_before_and_after ? await testEval('after') : undefined;
     const seconds = (performance.now() - t0) / 1000;
-    if (before && after) {
-      const d = (k: 'overall' | 'visionDependent' | 'general') => {
-        const a = after.greedy.accuracy[k].accuracy;
-        const b = before.greedy.accuracy[k].accuracy;
-        return a === null || b === null ? '-' : `${a >= b ? '+' : ''}${(100 * (a - b)).toFixed(1)}`;
-      };
-      say(`change: ${d('overall')} points overall, ${d('visionDependent')} vision-dependent, ${d('general')} general`);
+    if (testBefore && after) {
+      const d = (a: number | null, b: number | null) => (a === null || b === null ? '-' : `${a >= b ? '+' : ''}${(100 * (a - b)).toFixed(1)}`);
+      const acc = after.greedy.accuracy;
+      say(`change: ${d(acc.overall.accuracy, testBefore.overall)} points overall, ${d(acc.visionDependent.accuracy, testBefore.vision_dependent)} vision-dependent, ${d(acc.general.accuracy, testBefore.general)} general`);
     }
     say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${opts.noSave ? '' : `; metrics in ${path.join(runDir, 'metrics.jsonl')}`}`);
-    logger.info({ event: 'train_end', outcome, steps: steps.length, seconds }, 'train end');
-    return { config: cfg, steps, before, after, outcome, alarms, seconds, runDir };
+    logger.info({ event: 'train_end', outcome, steps: steps.length, seconds, checkpoint: lastCheckpoint }, 'train end');
+    return { config: cfg, steps, before, after, outcome, alarms, seconds, runDir, resumedFrom: resumed?.step, checkpoint: lastCheckpoint };
   } finally {
     for (const [sig, h] of signalHandlers) process.off(sig, h);
     subscription?.unsubscribe();
     await engine.close();
     optimizer.dispose();
     policy.dispose();
+  }
+}
+
+/** A checkpoint's logged value of `metric` (retention of the best one). */
+function checkpointMetric(checkpointsDir: string, name: string, metric: string): number | undefined {
+  try {
+    const attrs = JSON.parse(fs.readFileSync(path.join(checkpointsDir, name, 'zarr.json'), 'utf8')).attributes;
+    const v = attrs?.state?.metrics?.[metric];
+    return typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined;
   }
 }

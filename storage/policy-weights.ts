@@ -1,28 +1,30 @@
 /**
- * Policy weights as a Zarr v3 group (zarrita): one float32 array per parameter, named as in
- * `models/params.ts`, and the policy config in the group attributes, so both the tfjs trainer and the
- * onnxruntime engine can start from a saved policy.
+ * Policy weights as a Zarr v3 group: one float32 array per parameter, named as in `models/params.ts`, and
+ * the policy config in the group attributes, so both the tfjs trainer and the onnxruntime engine can start
+ * from a saved policy.
  *
- * Layout of `<dir>/`:
- *   zarr.json                 group; attributes { format, format_version, policy_config, checksums, meta }
- *   <param name>/zarr.json    float32 array of the parameter's shape, one chunk, little-endian, uncompressed
- *   <param name>/c/...        the chunk
- * `checksums` holds the CRC-32 of every parameter's bytes: zarrita verifies nothing on read, and a
- * truncated or flipped chunk must be a clear error rather than silently different weights.
+ * Layout of `<dir>/` (format version 2):
+ *   zarr.json                 group; attributes { format, format_version, policy_config, meta }
+ *   <param name>/zarr.json    float32 array of the parameter's shape, one chunk, codecs bytes(little) + crc32c
+ *   <param name>/c/...        the chunk, closed by its CRC32C (verified on every read)
+ * Version 1 (no crc32c codec; CRC-32 of each parameter in the attribute `checksums`) still loads.
  *
- * Writes are atomic at the directory level: the group is written to a sibling temporary directory and
- * renamed into place, so an interrupted save leaves the previous checkpoint intact.
+ * `savePolicyWeights` writes into a fresh temporary directory and publishes it with one rename; it refuses
+ * a destination that exists, so it never replaces or deletes anything. `loadPolicyWeights` also accepts a
+ * training checkpoint (its `policy/` group) or a run directory (its latest checkpoint).
  */
 import * as fs from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import * as zarr from 'zarrita';
-import FileSystemStore from '@zarrita/storage/fs';
+import { crc32c } from '@node-rs/crc32';
 import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, validateParams, type Params } from '../models/params.ts';
+import { exists, fsyncTree, tmpSibling } from './atomic.ts';
+import { createGroup, openGroup, readArray, writeArray, type Group } from './zarr-arrays.ts';
 
 export const WEIGHTS_FORMAT = 'papo-stream/policy-weights';
-export const WEIGHTS_FORMAT_VERSION = 1;
+export const WEIGHTS_FORMAT_VERSION = 2;
 
 export interface SavedPolicy {
   config: PolicyConfig;
@@ -33,99 +35,88 @@ export interface SavedPolicy {
 
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-export async function savePolicyWeights(dir: string, saved: { config: PolicyConfig; params: Params; meta?: Record<string, unknown> }): Promise<void> {
+/** Writes a weights group into `dir`, which must be new or empty (no atomicity: callers publish it). */
+export async function writePolicyGroup(dir: string, saved: { config: PolicyConfig; params: Params; meta?: Record<string, unknown> }): Promise<void> {
   const { config, params } = saved;
   validateParams(config, params, `saving weights to ${dir}`);
+  const root = await createGroup(dir, { format: WEIGHTS_FORMAT, format_version: WEIGHTS_FORMAT_VERSION, policy_config: config, meta: saved.meta ?? {} });
+  for (const s of paramSpecs(config)) await writeArray(root, s.name, params[s.name], s.shape);
+}
+
+/**
+ * Saves weights to a new directory `dir`, complete or not at all (temporary sibling, fsync, one rename).
+ * Refuses an existing `dir`: choose a new path (training runs keep their weights in checkpoints).
+ */
+export async function savePolicyWeights(dir: string, saved: { config: PolicyConfig; params: Params; meta?: Record<string, unknown> }): Promise<void> {
   const target = path.resolve(dir);
+  if (await exists(target)) throw new Error(`cannot save weights to ${target}: it already exists (nothing was changed); choose a new path`);
   await fs.mkdir(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tmpSibling(target);
   try {
-    const root = zarr.root(new FileSystemStore(tmp));
-    const specs = paramSpecs(config);
-    const checksums: Record<string, number> = {};
-    for (const s of specs) checksums[s.name] = crc32(bytesOf(params[s.name]));
-    await zarr.create(root, {
-      attributes: {
-        format: WEIGHTS_FORMAT,
-        format_version: WEIGHTS_FORMAT_VERSION,
-        policy_config: config,
-        checksums,
-        meta: saved.meta ?? {},
-      },
-    });
-    for (const s of specs) {
-      const arr = await zarr.create(root.resolve(s.name), {
-        shape: s.shape,
-        chunkShape: s.shape,
-        dtype: 'float32',
-        codecs: [{ name: 'bytes', configuration: { endian: 'little' } }],
-      });
-      await zarr.set(arr, null, { data: params[s.name], shape: s.shape, stride: strides(s.shape) });
-    }
-    await replaceDir(tmp, target);
+    await writePolicyGroup(tmp, saved);
+    await fsyncTree(tmp);
+    // rename() onto a directory created meanwhile would replace it only if empty; check again to never clobber.
+    if (await exists(target)) throw new Error(`cannot save weights to ${target}: it was created by someone else meanwhile (nothing was changed)`);
+    await fs.rename(tmp, target);
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOSPC') throw new Error(`saving weights to ${target}: disk full (ENOSPC); nothing was changed`);
     throw err;
   }
 }
 
-export async function loadPolicyWeights(dir: string): Promise<SavedPolicy> {
+/** Where the weights are: `dir` itself, its checkpoint's `policy/`, or a run's latest checkpoint. */
+async function resolveWeightsDir(dir: string): Promise<string> {
   const where = path.resolve(dir);
-  let attrs: Record<string, unknown>;
-  const root = zarr.root(new FileSystemStore(where));
-  try {
-    attrs = (await zarr.open(root, { kind: 'group' })).attrs as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`cannot read policy weights at ${where}: not a Zarr group (${(err as Error).message})`);
+  if (!existsSync(where)) {
+    throw new Error(`policy weights: ${where} does not exist`);
   }
+  if (!statSync(where).isDirectory()) throw new Error(`policy weights: ${where} is not a directory`);
+  if (existsSync(path.join(where, 'zarr.json'))) {
+    const g = await openGroup(where, 'policy weights group');
+    if ((g.attrs as Record<string, unknown>).format === 'papo-stream/checkpoint') return path.join(where, 'policy');
+    return where;
+  }
+  // A run directory: its latest complete checkpoint.
+  const latest = path.join(where, 'checkpoints', 'latest');
+  if (existsSync(latest)) return path.join(where, 'checkpoints', (await fs.readFile(latest, 'utf8')).trim(), 'policy');
+  const hint = existsSync(path.join(where, 'weights')) ? `; did you mean ${path.join(where, 'weights')}?` : '';
+  throw new Error(`policy weights: ${where} holds neither weights, a checkpoint, nor a run's checkpoints${hint}`);
+}
+
+export async function loadPolicyWeights(dir: string): Promise<SavedPolicy> {
+  const where = await resolveWeightsDir(dir);
+  const root = await openGroup(where, 'policy weights group');
+  return readPolicyGroup(root, where);
+}
+
+/** Reads a weights group (format 1 or 2) opened at `where`. */
+export async function readPolicyGroup(root: Group, where: string): Promise<SavedPolicy> {
+  const attrs = root.attrs as Record<string, unknown>;
   if (attrs.format !== WEIGHTS_FORMAT) throw new Error(`${where} is not a papo-stream policy checkpoint (format ${JSON.stringify(attrs.format)})`);
-  if (attrs.format_version !== WEIGHTS_FORMAT_VERSION) throw new Error(`${where}: unsupported weights format version ${String(attrs.format_version)}`);
+  const version = attrs.format_version;
+  if (version !== 1 && version !== 2) {
+    throw new Error(`${where}: unsupported weights format version ${String(version)} (this papo-stream reads versions 1 and 2)`);
+  }
   const config = policyConfig(attrs.policy_config as PolicyConfig);
   const checksums = (attrs.checksums ?? {}) as Record<string, number>;
   const params: Params = {};
   for (const s of paramSpecs(config)) {
-    let data: Float32Array;
-    try {
-      const arr = await zarr.open(root.resolve(s.name), { kind: 'array' });
-      if (arr.dtype !== 'float32' || arr.shape.join() !== s.shape.join()) {
-        throw new Error(`stored as ${arr.dtype} [${arr.shape}], expected float32 [${s.shape}]`);
-      }
-      data = (await zarr.get(arr)).data as Float32Array;
-    } catch (err) {
-      throw new Error(`${where}: parameter '${s.name}' is unreadable: ${(err as Error).message}`);
-    }
-    if (crc32(bytesOf(data)) !== checksums[s.name]) throw new Error(`${where}: parameter '${s.name}' fails its checksum (corrupt or truncated file)`);
+    const data = await readArray<Float32Array>(root, s.name, where, { dtype: 'float32', shape: s.shape }).catch((err: Error) => {
+      throw new Error(err.message.replace(`array '${s.name}'`, `parameter '${s.name}'`));
+    });
+    // Version 1 predates the crc32c codec: its checksums sit in the attributes.
+    if (version === 1 && crc32(bytesOf(data)) !== checksums[s.name]) throw new Error(`${where}: parameter '${s.name}' fails its checksum (corrupt or truncated file)`);
     params[s.name] = data;
   }
   validateParams(config, params, `weights at ${where}`);
   return { config, params, meta: (attrs.meta ?? {}) as Record<string, unknown> };
 }
 
-function strides(shape: number[]): number[] {
-  const out = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = acc;
-    acc *= shape[i];
-  }
-  return out;
-}
-
-/** Moves `from` to `to`, replacing any existing `to` without a window in which neither exists intact. */
-async function replaceDir(from: string, to: string): Promise<void> {
-  const old = `${to}.old-${process.pid}-${Date.now()}`;
-  let hadOld = false;
-  try {
-    await fs.rename(to, old);
-    hadOld = true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  try {
-    await fs.rename(from, to);
-  } catch (err) {
-    if (hadOld) await fs.rename(old, to);
-    throw err;
-  }
-  if (hadOld) await fs.rm(old, { recursive: true, force: true });
+/** CRC32C over every parameter's bytes in name order: identifies a set of weights (e.g. a run's reference). */
+export function paramsFingerprint(params: Params): string {
+  let crc = 0;
+  for (const name of Object.keys(params).sort()) crc = crc32c(Buffer.from(params[name].buffer, params[name].byteOffset, params[name].byteLength), crc);
+  return (crc >>> 0).toString(16).padStart(8, '0');
 }

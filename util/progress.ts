@@ -18,7 +18,9 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-export function createProgress(label: string, total: number, opts: { every?: number; quiet?: boolean } = {}): Progress {
+/** `startAt`: steps already done (a resumed run), so rate and ETA count only this run's steps. */
+export function createProgress(label: string, total: number, opts: { every?: number; quiet?: boolean; startAt?: number } = {}): Progress {
+  const done0 = opts.startAt ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const start = performance.now();
   const fmt = (f: Record<string, string> = {}) => Object.entries(f).map(([k, v]) => `${k} ${v}`).join('  ');
@@ -27,7 +29,7 @@ export function createProgress(label: string, total: number, opts: { every?: num
       { format: `${label} [{bar}] {value}/{total}  {fields}  eta {eta_formatted}`, stream: process.stderr, etaBuffer: 20 },
       Presets.shades_classic,
     );
-    bar.start(total, 0, { fields: '' });
+    bar.start(total, done0, { fields: '' });
     return {
       update: (step, fields) => bar.update(step, { fields: fmt(fields) }),
       stop: () => bar.stop(),
@@ -38,7 +40,7 @@ export function createProgress(label: string, total: number, opts: { every?: num
     update(step, fields) {
       if (step % every !== 0 && step !== total) return;
       const elapsed = (performance.now() - start) / 1000;
-      const eta = (elapsed / Math.max(step, 1)) * (total - step);
+      const eta = (elapsed / Math.max(step - done0, 1)) * (total - step);
       process.stderr.write(`${label} ${step}/${total}  ${fmt(fields)}  elapsed ${formatDuration(elapsed)}  eta ${formatDuration(eta)}\n`);
     },
     stop() {},

@@ -135,16 +135,16 @@ export class OrtPolicyRunner {
   }
 
   /** The snapshot a log-prob request asks for: the latest, the reference, or a retained version. */
-  private select(which: LogProbRequest['weights']): LoadedWeights {
-    if (which === undefined || which === 'latest') return this.current('logProbs');
+  private select(which: LogProbRequest['weights'], what = 'logProbs'): LoadedWeights {
+    if (which === undefined || which === 'latest') return this.current(what);
     if (which === 'reference') {
-      if (!this.reference) throw new Error('logProbs: no reference weights were set (setReferenceWeights)');
+      if (!this.reference) throw new Error(`${what}: no reference weights were set (setReferenceWeights)`);
       return this.reference;
     }
     const w = this.retained.find((r) => r.version === which);
     if (!w) {
       const held = this.retained.map((r) => r.version).join(', ');
-      throw new Error(`logProbs: policy version ${which} is no longer held (held: ${held || 'none'}; raise retainVersions)`);
+      throw new Error(`${what}: policy version ${which} is no longer held (held: ${held || 'none'}; raise retainVersions)`);
     }
     return w;
   }
@@ -198,7 +198,7 @@ export class OrtPolicyRunner {
 
   /** Samples `n` responses per prompt with a key/value cache. */
   async sample(req: SampleRequest): Promise<SampleResult> {
-    const w = this.current('sample');
+    const w = this.select(req.weights, 'sample');
     const cfg = this.cfg;
     const { nPatch, patchDim, headDim, maxTextLen } = policyDims(cfg);
     const H = cfg.nHeads;

@@ -20,6 +20,11 @@ export interface SampleRequest {
   maxNewTokens?: number;
   /** response (p, g) draws from Rng.derive(seed, 'sample', p, g): independent of batch composition */
   seed: number;
+  /**
+   * Which weights: 'latest' (default) or a policy version still retained by the engine. A run that pins
+   * each step to a version samples the same responses whatever the timing of its updates.
+   */
+  weights?: 'latest' | number;
 }
 
 export interface SampledResponse {

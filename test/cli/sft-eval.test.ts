@@ -42,7 +42,7 @@ test('bad flags and bad files are one-line errors with exit code 1', () => {
   assert.match(r2.stderr, /--size must be one of small, base, large/);
   const r3 = papo(['eval', '--weights', path.join(dir, 'none')]);
   assert.equal(r3.status, 1);
-  assert.match(r3.stderr, /papo: cannot read policy weights at/);
+  assert.match(r3.stderr, /papo: policy weights: .* does not exist/);
 });
 
 test('papo sft and eval on a user JSONL manifest', async () => {

@@ -13,7 +13,11 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'papo-train-cli-'));
 /** The run a user would try first, shrunk: 4 prompts x 2 responses per step, no before/after test. */
 const TINY = ['data.rollout_batch_size=4', 'worker.rollout.n=2', 'trainer.test_before_and_after=false'];
 const lines = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-const savedMeta = (runDir: string) => (JSON.parse(fs.readFileSync(path.join(runDir, 'weights', 'zarr.json'), 'utf8')).attributes.meta as Record<string, unknown>);
+/** The attributes of the run's latest checkpoint: { step, state: { version, cursor, config, ... } }. */
+const latestCheckpoint = (runDir: string) => {
+  const name = fs.readFileSync(path.join(runDir, 'checkpoints', 'latest'), 'utf8').trim();
+  return JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoints', name, 'zarr.json'), 'utf8')).attributes as { step: number; kind: string; state: { version: number } };
+};
 
 test('--print-config prints the merged YAML: defaults, --preset, overrides', () => {
   const r = papo(['train', '--print-config', '--preset', 'dapo', 'worker.rollout.n=4', 'worker.actor.optim.lr=1e-5']);
@@ -89,14 +93,17 @@ test('a real run: 2 steps, metrics and weights on disk; the same directory again
     assert.ok(Number.isFinite(m['actor/kl_prcp_loss']), 'PAPO-G by default: the perception loss is logged');
     assert.equal(m['data/groups'], 4);
   }
-  assert.ok(fs.existsSync(path.join(run, 'weights', 'zarr.json')));
-  assert.deepEqual(savedMeta(run), { kind: 'train', step: 2, version: 2, task: { task: 'digits', seed: 0 }, outcome: 'completed' });
+  const ckpt = latestCheckpoint(run);
+  assert.equal(ckpt.kind, 'train');
+  assert.equal(ckpt.step, 2);
+  assert.equal(ckpt.state.version, 2);
+  assert.ok(fs.existsSync(path.join(run, 'rollouts', 'step_000002', 'zarr.json')), 'the rollout log has both steps');
   const saved = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
   assert.equal(saved.worker.rollout.n, 2);
 
   const again = papo(['train', 'trainer.max_steps=2', ...TINY, `trainer.save_checkpoint_path=${run}`]);
   assert.equal(again.status, 1);
-  assert.match(again.stderr, new RegExp(`^papo: ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} already holds a run`));
+  assert.match(again.stderr, new RegExp(`^papo: ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} already holds a run .*--resume.*--force`));
   assert.equal(lines(path.join(run, 'metrics.jsonl')).length, 2, 'the first run is left as it was');
 });
 
@@ -137,12 +144,10 @@ test('SIGINT finishes the steps in flight, saves the weights and exits with 130'
   } finally {
     if (!done) child.kill('SIGKILL');
   }
-  assert.match(stderr, /SIGINT: finishing the \d+ step\(s\) in flight, then saving and stopping/);
+  assert.match(stderr, /SIGINT: finishing the \d+ step\(s\) in flight, then saving a checkpoint and stopping/);
   assert.match(stderr, /train: interrupted, \d+ steps in /);
   const n = lines(metricsFile).length;
   assert.ok(n >= 1 && n < 200, `${n} steps`);
-  assert.ok(fs.existsSync(path.join(run, 'weights', 'zarr.json')));
-  const meta = savedMeta(run);
-  assert.equal(meta.outcome, 'interrupted');
-  assert.equal(meta.step, n, 'the saved weights are those of the last logged step');
+  assert.match(stderr, /checkpoint of step \d+ \(policy version \d+\) in /);
+  assert.equal(latestCheckpoint(run).step, n, 'the checkpoint is that of the last logged step');
 });

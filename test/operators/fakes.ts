@@ -69,6 +69,7 @@ export function promptBatch(o: { step?: number; records: readonly TaskRecord[]; 
     step: o.step ?? 1,
     rounds: o.rounds ?? 1,
     records: o.records,
+    indices: Int32Array.from(o.records, (_, i) => i),
     cursor: fakeCursor(o.records.length),
     seed: o.seed ?? 7,
     timing: o.timing ?? {},

@@ -83,6 +83,7 @@ function makeBatch(policy: TfPolicy, s: BatchSpec = {}): RolloutBatch {
     step,
     rounds: 1,
     records,
+    indices: Int32Array.from(records, (_, i) => i),
     cursor: CURSOR,
     seed: 1000 + step,
     timing: { gen: 0.5 },

@@ -27,14 +27,50 @@ test('save then load gives identical parameters, config and meta', async () => {
   assert.equal(group.node_type, 'group');
 });
 
-test('overwriting replaces the checkpoint and leaves no temporary directories', async () => {
+test('saving over an existing path is refused and changes nothing; no temporary directories remain', async () => {
   const parent = await tmpDir();
   const dir = path.join(parent, 'ckpt');
-  await savePolicyWeights(dir, { config: cfg, params: initParams(cfg, 1) });
-  const p2 = initParams(cfg, 2);
-  await savePolicyWeights(dir, { config: cfg, params: p2 });
-  assert.deepEqual((await loadPolicyWeights(dir)).params['tok_emb'], p2['tok_emb']);
+  const p1 = initParams(cfg, 1);
+  await savePolicyWeights(dir, { config: cfg, params: p1 });
+  await assert.rejects(savePolicyWeights(dir, { config: cfg, params: initParams(cfg, 2) }), /already exists \(nothing was changed\)/);
+  assert.deepEqual((await loadPolicyWeights(dir)).params['tok_emb'], p1['tok_emb']);
   assert.deepEqual(await fs.readdir(parent), ['ckpt']);
+  // a user's own directory is not a place for weights either
+  const mine = path.join(parent, 'mine');
+  await fs.mkdir(mine);
+  await fs.writeFile(path.join(mine, 'notes.txt'), 'keep me');
+  await assert.rejects(savePolicyWeights(mine, { config: cfg, params: p1 }), /already exists/);
+  assert.equal(await fs.readFile(path.join(mine, 'notes.txt'), 'utf8'), 'keep me');
+});
+
+test('concurrent saves to one path: exactly one wins, the result loads, the others are refused', async () => {
+  const parent = await tmpDir();
+  const dir = path.join(parent, 'ckpt');
+  const results = await Promise.allSettled([1, 2, 3, 4].map((seed) => savePolicyWeights(dir, { config: cfg, params: initParams(cfg, seed) })));
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  const back = await loadPolicyWeights(dir);
+  assert.ok([1, 2, 3, 4].some((seed) => initParams(cfg, seed)['tok_emb'].every((x, i) => x === back.params['tok_emb'][i])));
+  assert.deepEqual(await fs.readdir(parent), ['ckpt']);
+});
+
+test('every parameter chunk carries the standard Zarr v3 crc32c codec', async () => {
+  const dir = path.join(await tmpDir(), 'ckpt');
+  await savePolicyWeights(dir, { config: cfg, params: initParams(cfg) });
+  const meta = JSON.parse(await fs.readFile(path.join(dir, 'tok_emb', 'zarr.json'), 'utf8'));
+  assert.deepEqual(meta.codecs.map((c: { name: string }) => c.name), ['bytes', 'crc32c']);
+  assert.equal(JSON.parse(await fs.readFile(path.join(dir, 'zarr.json'), 'utf8')).attributes.format_version, 2);
+});
+
+test('the shipped warm start (format version 1: CRC-32 in the attributes) still loads', async () => {
+  const saved = await loadPolicyWeights('assets/warm-start');
+  assert.ok(Object.keys(saved.params).length > 0);
+});
+
+test('a missing path says so; a run directory or a checkpoint directory resolves to its weights', async () => {
+  const parent = await tmpDir();
+  await assert.rejects(loadPolicyWeights(path.join(parent, 'nope')), /nope does not exist/);
+  await fs.mkdir(path.join(parent, 'run', 'weights'), { recursive: true });
+  await assert.rejects(loadPolicyWeights(path.join(parent, 'run')), /did you mean .*run\/weights/);
 });
 
 test('invalid weights are refused before anything is written', async () => {
@@ -57,12 +93,12 @@ test('a flipped byte, a truncated chunk and a missing array are clear errors nam
   const bytes = await fs.readFile(emb);
   bytes[100] ^= 0xff;
   await fs.writeFile(emb, bytes);
-  await assert.rejects(loadPolicyWeights(dir), /parameter 'tok_emb' fails its checksum/);
+  await assert.rejects(loadPolicyWeights(dir), /parameter 'tok_emb' is unreadable: .*crc32c mismatch/);
   bytes[100] ^= 0xff;
   await fs.writeFile(emb, bytes.subarray(0, bytes.length - 7));
   await assert.rejects(loadPolicyWeights(dir), /parameter 'tok_emb'/);
   await fs.writeFile(emb, bytes);
   await fs.rm(path.join(dir, 'dec.0.w1'), { recursive: true });
   await assert.rejects(loadPolicyWeights(dir), /parameter 'dec.0.w1' is unreadable/);
-  await assert.rejects(loadPolicyWeights(path.join(dir, 'nope')), /cannot read policy weights/);
+  await assert.rejects(loadPolicyWeights(path.join(dir, 'nope')), /does not exist/);
 });
