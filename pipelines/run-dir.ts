@@ -10,10 +10,12 @@ import { writeFileAtomic } from '../storage/atomic.ts';
 
 /** The files and directories a run writes. */
 export const RUN_FILES = ['checkpoints', 'rollouts', 'metrics.jsonl', 'log.jsonl', 'config.json', 'weights', 'tensorboard'];
+/** Those that hold results: a directory with any of them holds a run (config.json and log.jsonl alone are a start that failed). */
+const RUN_RESULTS = ['checkpoints', 'rollouts', 'metrics.jsonl', 'weights', 'tensorboard'];
 
 /** The run files present in `dir`. */
-export function runFilesIn(dir: string): string[] {
-  return RUN_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
+export function runFilesIn(dir: string, which = RUN_FILES): string[] {
+  return which.filter((f) => fs.existsSync(path.join(dir, f)));
 }
 
 /**
@@ -23,7 +25,7 @@ export function runFilesIn(dir: string): string[] {
 export function prepareFreshRunDir(dir: string, force: boolean): string | undefined {
   fs.mkdirSync(dir, { recursive: true });
   const found = runFilesIn(dir);
-  if (found.length === 0) return undefined;
+  if (runFilesIn(dir, RUN_RESULTS).length === 0) return undefined;
   if (!force) {
     throw new Error(
       `${dir} already holds a run (${found.join(', ')}): continue it with --resume (trainer.resume_mode=auto), ` +

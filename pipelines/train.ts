@@ -154,6 +154,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   let resumedState: TrainState | undefined;
   let history: MetricsLine[] = [];
   const notes: string[] = [];
+  let restartInPlace = false;
   if (store && trainer.resume_mode === 'auto') {
     const swept = await store.sweep();
     if (swept.length) notes.push(`removed ${swept.length} unfinished checkpoint write(s): ${swept.join(', ')}`);
@@ -171,11 +172,20 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       if (safe.length) notes.push(`resuming with changed settings: ${safe.join('; ')}`);
       history = await truncateMetrics(metricsFile!, resumed.step);
       await rolloutLog?.truncateAfter(resumed.step);
-    } else if (fs.existsSync(path.join(runDir, 'checkpoints')) || fs.existsSync(path.join(runDir, 'metrics.jsonl'))) {
-      throw new Error(`cannot resume ${runDir}: it has no complete checkpoint; start over with --force (its files are moved to previous-<time>/)`);
-    } else notes.push(`no checkpoint in ${runDir}: starting a new run`);
+    } else {
+      // Killed before its first checkpoint: the run starts again from step 0, in place, if it is this config's run.
+      const savedConfig = path.join(runDir, 'config.json');
+      if (fs.existsSync(savedConfig)) {
+        const { unsafe } = configChanges(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg);
+        if (unsafe.length) throw new Error(`cannot resume ${runDir}: it has no checkpoint, and its config.json differs in:\n  ${unsafe.join('\n  ')}\nstart over with --force (its files are moved to previous-<time>/)`);
+        await truncateMetrics(metricsFile!, 0);
+        await rolloutLog?.truncateAfter(0);
+        restartInPlace = true;
+        notes.push(`no complete checkpoint in ${runDir}: starting its run again from step 0`);
+      } else notes.push(`no run in ${runDir}: starting a new run`);
+    }
   }
-  if (!opts.noSave && !resumed) {
+  if (!opts.noSave && !resumed && !restartInPlace) {
     const aside = prepareFreshRunDir(runDir, opts.force ?? false);
     if (aside) notes.push(`moved the earlier run's files to ${aside}`);
   }
