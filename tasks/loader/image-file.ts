@@ -36,6 +36,7 @@ const OPT_IN = 'set --allow-outside-manifest-dir (data.allow_outside_manifest_di
  * exist is returned as is: reading it reports that it is missing.
  */
 export function confineImagePath(root: string, realRoot: string, image: string, allowOutside: boolean): string {
+  if (image.includes('\0')) throw new ImageFileError('image path contains a NUL character');
   const file = path.resolve(root, image);
   if (allowOutside) return file;
   if (!isInside(root, file)) throw new ImageFileError(`image path ${JSON.stringify(image)} leaves the manifest's directory ${root}; ${OPT_IN}`);
