@@ -97,6 +97,7 @@ test('confinement: relative paths resolve inside the manifest directory; ../, ab
     q('img/link-out.png'), // 8 a link out
     q('outdir/b.png'), // 9 through a linked directory
     q('../outside/missing.png'), // 10 leaves: refused before looking, so not "not found"
+    q('img/a.png\u0000.txt'), // 11 a NUL character
   ]);
   assert.deepEqual(m.records.map((r) => r.line), [1, 2, 3, 4]);
   const reason = (n: number) => m.issues.find((i) => i.line === n)!.reason;
@@ -106,6 +107,7 @@ test('confinement: relative paths resolve inside the manifest directory; ../, ab
   assert.match(reason(8), /leads out of the manifest's directory .* through a symbolic link/);
   assert.match(reason(9), /through a symbolic link/);
   assert.match(reason(10), /leaves the manifest's directory/);
+  assert.equal(reason(11), 'image path contains a NUL character');
   assert.equal(m.issues.find((i) => i.line === 5)!.file, join(top, 'outside/b.png'), 'the issue names the resolved path');
 });
 
