@@ -28,7 +28,9 @@ function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig 
   const name = (f.task ?? (f.manifest !== undefined ? 'manifest' : trained.task ?? 'digits')) as TaskName;
   if (f.manifest !== undefined && name !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${name}`);
   const taskCfg: TaskConfig = { ...trained, task: name };
-  if (name !== 'manifest') for (const k of ['manifest', 'allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const) delete taskCfg[k];
+  if (name !== 'manifest') delete taskCfg.manifest;
+  // what a manifest may read is the command line's to say, never a checkpoint's
+  for (const k of ['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const) delete taskCfg[k];
   if (f.manifest) taskCfg.manifest = f.manifest;
   Object.assign(taskCfg, manifestFileOptions(f));
   if (f.families) taskCfg.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);

@@ -127,3 +127,18 @@ test('an invalid PAPO_LOG_LEVEL is an error naming the variable, before the comm
   assert.equal(r.stdout, '');
   assert.equal(papo(['data', 'check-manifest', path.join(dir, 'data/demos.jsonl')], { PAPO_LOG_LEVEL: 'DEBUG' }).status, 0);
 });
+
+test("papo eval: a checkpoint's task cannot opt its manifest out of the directory; only the flag can", async () => {
+  const { policyConfig } = await import('../../models/config.ts');
+  const { initParams } = await import('../../models/params.ts');
+  const { savePolicyWeights } = await import('../../storage/policy-weights.ts');
+  const config = policyConfig({ dModel: 16, nHeads: 2, nLayers: 1, seed: 1 });
+  const weights = path.join(dir, 'ckpt', 'weights');
+  const task = { task: 'manifest', manifest: path.join(dir, 'data/out.jsonl'), allowOutsideManifestDir: true };
+  await savePolicyWeights(weights, { config, params: initParams(config), meta: { task } });
+  const r = papo(['eval', '--weights', weights, '--k', '0']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /image path "\.\.\/outside\.png" leaves the manifest's directory/);
+  const allowed = papo(['eval', '--weights', weights, '--k', '0', '--split', 'validation', '--allow-outside-manifest-dir']);
+  assert.doesNotMatch(allowed.stderr, /leaves the manifest's directory/);
+});
