@@ -1,5 +1,6 @@
 /** Reading a run config from a YAML or JSON file (YAML is a superset of JSON). */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { parse } from 'yaml';
 
@@ -36,4 +37,28 @@ export function numberOption(flag: string) {
     if (!Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${v}'`);
     return n;
   };
+}
+
+/** Integer option parser with a lower bound, naming the flag in its error. */
+export function intAtLeastOption(flag: string, min: number) {
+  const parseInt = intOption(flag);
+  return (v: string): number => {
+    const n = parseInt(v);
+    if (n < min) throw new InvalidArgumentError(`${flag} must be at least ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+/** Fails before any work when `file` cannot be written later (its directory is missing, or it is a directory). */
+export function checkWritableFile(flag: string, file: string): void {
+  const where = path.resolve(file);
+  const dir = path.dirname(where);
+  if (!fs.existsSync(dir)) throw new Error(`${flag} ${file}: directory ${dir} does not exist`);
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`${flag} ${file}: ${dir} is not a directory`);
+  if (fs.existsSync(where) && fs.statSync(where).isDirectory()) throw new Error(`${flag} ${file} is a directory, not a file`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new Error(`${flag} ${file}: directory ${dir} is not writable`);
+  }
 }

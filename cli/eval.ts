@@ -6,9 +6,10 @@ import { loadPolicyWeights } from '../storage/policy-weights.ts';
 import { createTask, type TaskConfig, type TaskName } from '../tasks/registry.ts';
 import { evaluate, formatEvalReport } from '../pipelines/evaluate.ts';
 import { checkSplit } from '../tasks/types.ts';
-import { intOption, numberOption } from './config-file.ts';
+import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from '../tasks/manifest-flags.ts';
+import { checkWritableFile, intAtLeastOption, intOption, numberOption } from './config-file.ts';
 
-interface EvalFlags {
+interface EvalFlags extends ManifestFileFlags {
   weights: string;
   task?: string;
   families?: string;
@@ -22,33 +23,48 @@ interface EvalFlags {
   threads: number;
 }
 
+/** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
+function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig {
+  const name = (f.task ?? (f.manifest !== undefined ? 'manifest' : trained.task ?? 'digits')) as TaskName;
+  if (f.manifest !== undefined && name !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${name}`);
+  const taskCfg: TaskConfig = { ...trained, task: name };
+  if (name !== 'manifest') delete taskCfg.manifest;
+  // what a manifest may read is the command line's to say, never a checkpoint's
+  for (const k of ['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const) delete taskCfg[k];
+  if (f.manifest) taskCfg.manifest = f.manifest;
+  Object.assign(taskCfg, manifestFileOptions(f));
+  if (f.families) taskCfg.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
+  else if (name !== trained.task) delete taskCfg.families;
+  return taskCfg;
+}
+
 export function registerEvalCommand(program: Command): void {
-  program
-    .command('eval')
+  addManifestFileFlags(program.command('eval'))
     .description('evaluate saved weights on a held-out split: accuracy per family and vision-dependency group, format rate, length, RL-signal fraction')
     .option('--weights <dir>', 'policy weights (a Zarr group written by papo sft)', 'runs/sft/weights')
     .option('--task <name>', 'digits | scenes | manifest (default: the task the weights were trained on, else digits)')
-    .option('--manifest <file>', 'JSONL manifest of a user dataset (with --task manifest)')
+    .option('--manifest <file>', 'JSONL manifest of a user dataset (implies --task manifest)')
     .option('--families <list>', 'comma-separated families (default: all)')
-    .option('--split <name>', 'validation | test', 'test')
-    .option('--limit <n>', 'evaluate the first n records (default: the whole split)', intOption('--limit'))
-    .option('--k <n>', 'samples per prompt at --temperature (0: greedy only)', intOption('--k'), 4)
+    .option('--split <name>', 'validation | test (train is allowed, with a warning: it is not held out)', 'test')
+    .option('--limit <n>', 'evaluate the first n records (default: the whole split)', intAtLeastOption('--limit', 1))
+    .option('--k <n>', 'samples per prompt at --temperature (0: greedy only)', intAtLeastOption('--k', 0), 4)
     .option('--temperature <x>', 'sampling temperature for the k samples', numberOption('--temperature'), 1)
     .option('--seed <n>', 'sampling seed', intOption('--seed'), 0)
-    .option('--threads <n>', 'onnxruntime intra-op threads', intOption('--threads'), 2)
+    .option('--threads <n>', 'onnxruntime intra-op threads', intAtLeastOption('--threads', 1), 2)
     .option('--json <file>', 'also write the full report as JSON')
     .action(async (f: EvalFlags) => {
+      // everything the flags alone can get wrong is refused before the weights load
+      const split = checkSplit(f.split);
+      if (!(f.temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${f.temperature}`);
+      if (f.json !== undefined) checkWritableFile('--json', f.json);
+      if (f.manifest !== undefined && f.task !== undefined && f.task !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
+      if (split === 'train') process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
       const saved = await loadPolicyWeights(f.weights);
-      const trained = (saved.meta.task ?? {}) as Partial<TaskConfig>;
-      const taskCfg: TaskConfig = { ...trained, task: (f.task ?? trained.task ?? 'digits') as TaskName };
-      if (f.manifest) taskCfg.manifest = f.manifest;
-      if (f.families) taskCfg.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
-      else if (f.task && f.task !== trained.task) delete taskCfg.families;
-      const task = createTask(taskCfg);
+      const task = createTask(evalTaskConfig(f, (saved.meta.task ?? {}) as Partial<TaskConfig>));
       const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });
       try {
         await engine.setWeights(saved.params, Number(saved.meta.step ?? 0));
-        const report = await evaluate(engine, task, { split: checkSplit(f.split), limit: f.limit, k: f.k, temperature: f.temperature, seed: f.seed });
+        const report = await evaluate(engine, task, { split, limit: f.limit, k: f.k, temperature: f.temperature, seed: f.seed });
         console.log(formatEvalReport(report));
         if (f.json) fs.writeFileSync(f.json, JSON.stringify(report, null, 2));
       } finally {

@@ -6,8 +6,11 @@ import { registerDataCommands } from '../tasks/cli.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
 import { registerTrainCommand } from './train.ts';
+import { logLevelFromEnv } from '../util/logger.ts';
 
 const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
+// environment errors before any command starts work
+program.hook('preAction', () => void logLevelFromEnv('info'));
 
 program
   .command('selfcheck')

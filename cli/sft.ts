@@ -1,9 +1,10 @@
 /** `papo sft`: supervised warm start on a task's demonstrations (pipelines/sft.ts). */
 import type { Command } from 'commander';
 import type { SftConfigInput } from '../pipelines/sft.ts';
+import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from '../tasks/manifest-flags.ts';
 import { intOption, numberOption, readConfigFile } from './config-file.ts';
 
-interface SftFlags {
+interface SftFlags extends ManifestFileFlags {
   config?: string;
   task?: string;
   families?: string;
@@ -32,6 +33,7 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
   const task = { ...((input.task as object) ?? {}) } as Record<string, unknown>;
   if (f.task) task.task = f.task;
   if (f.manifest) task.manifest = f.manifest;
+  Object.assign(task, manifestFileOptions(f));
   if (f.families) task.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
   if (Object.keys(task).length) input.task = task;
   if (f.size) {
@@ -44,12 +46,11 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
 }
 
 export function registerSftCommand(program: Command): void {
-  program
-    .command('sft')
+  addManifestFileFlags(program.command('sft'))
     .description('supervised warm start: cross-entropy on the demonstrations of a task; writes <out>/checkpoints/, <out>/weights and <out>/log.jsonl')
     .option('--config <file>', 'YAML/JSON file with the options of pipelines/sft.ts (flags override it)')
     .option('--task <name>', 'digits | scenes | manifest (default digits)')
-    .option('--manifest <file>', 'JSONL manifest of a user dataset (with --task manifest; records need demonstrations)')
+    .option('--manifest <file>', 'JSONL manifest of a user dataset (implies --task manifest; records need demonstrations)')
     .option('--families <list>', 'comma-separated families to train on (default all)')
     .option('--size <name>', `policy size preset: ${Object.keys(POLICY_SIZES).join(', ')} (default base)`)
     .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps'))

@@ -159,6 +159,8 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
   const batchSize = opts.batchSize ?? 64;
   const seed = opts.seed ?? 0;
   const reward = opts.reward ?? compositeReward();
+  if (!(Number.isInteger(k) && k >= 0)) throw new Error(`evaluate: k must be an integer >= 0 (0: greedy only), got ${k}`);
+  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit > 0)) throw new Error(`evaluate: limit must be a positive integer, got ${opts.limit}`);
   if (!(total > 0)) throw new Error(`evaluate: split ${split} of ${task.name} has no records`);
   const t0 = performance.now();
   const stream = RecordStream.open(firstRecords(task, split, total), { split, shuffle: false, epochs: 1 });

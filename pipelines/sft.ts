@@ -19,6 +19,7 @@ import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
 import { createTask, TASK_NAMES } from '../tasks/registry.ts';
 import { RecordStream, type StreamCursor } from '../tasks/stream.ts';
+import { ManifestTask } from '../tasks/loader/manifest-task.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
 import { CheckpointStore } from '../storage/checkpoints.ts';
@@ -35,6 +36,9 @@ export const TaskSpecSchema = z
     families: z.array(z.string()).optional(),
     digits: z.number().int().min(2).max(4).optional(),
     manifest: z.string().optional(),
+    allowOutsideManifestDir: z.boolean().optional(),
+    maxImageBytes: z.number().int().positive().optional(),
+    maxImagePixels: z.number().int().positive().optional(),
   })
   .strict();
 export type TaskSpec = z.output<typeof TaskSpecSchema>;
@@ -63,7 +67,29 @@ export type SftConfig = z.output<typeof SftConfigSchema>;
 export type SftConfigInput = z.input<typeof SftConfigSchema>;
 
 export function sftConfig(input: SftConfigInput = {}): SftConfig {
-  return parseConfig(SftConfigSchema, input, 'sft config');
+  const task = input.task;
+  // a manifest with no task named means the manifest task
+  if (task && task.task === undefined && task.manifest !== undefined) input = { ...input, task: { ...task, task: 'manifest' } };
+  const cfg = parseConfig(SftConfigSchema, input, 'sft config');
+  if (cfg.task.manifest !== undefined && cfg.task.task !== 'manifest') {
+    throw new Error(`invalid sft config: task.manifest is only read by task.task manifest, but task.task is ${cfg.task.task}`);
+  }
+  if (cfg.task.task === 'manifest' && cfg.task.manifest === undefined) throw new Error('invalid sft config: task.manifest: task manifest needs a manifest path');
+  return cfg;
+}
+
+/** Every training record needs a demonstration: refuse a dataset without them before training starts. */
+function checkDemonstrations(task: Task): void {
+  const missing: string[] = [];
+  const n = task instanceof ManifestTask ? task.size('train') : 0; // generated tasks always have them
+  for (let i = 0; i < n; i++) {
+    const r = task.recordAt('train', i);
+    if (!r.demonstration) missing.push(r.id);
+  }
+  if (missing.length) {
+    const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? ', ...' : '');
+    throw new Error(`${missing.length} of ${n} training records have no demonstration (${shown}): supervised warm start needs one per record`);
+  }
 }
 
 export interface SftStepRecord {
@@ -123,6 +149,8 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   const resumed = resumedName ? await store!.load(resumedName) : undefined;
   // A resumed run keeps the settings it was saved with; those given again must agree with them.
   const cfg = sftConfig(resumed ? { ...(resumed.state.config as SftConfigInput), ...input } : input);
+  const task = createTask(cfg.task);
+  checkDemonstrations(task);
   if (resumed) {
     if (resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
     const unsafe = configChanges(resumed.state.config, cfg).unsafe.filter((k) => !SFT_RESUME_SAFE.includes(k.slice(0, k.indexOf(':'))));
@@ -133,7 +161,6 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   }
   const backend = await initTf();
   const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(cfg.out, 'log.jsonl'));
-  const task = createTask(cfg.task);
 
   let config: PolicyConfig;
   let params;

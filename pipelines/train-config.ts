@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import { TASK_NAMES } from '../tasks/registry.ts';
+import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
 import { parseConfig } from '../util/schema.ts';
 
 /** The warm-start checkpoint shipped in the repository (made by `papo sft` with its defaults). */
@@ -20,7 +21,10 @@ const DataSchema = z
   .object({
     task: z.enum(TASK_NAMES).default('digits').describe('built-in task or manifest'),
     families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
-    manifest: z.string().optional().describe('JSONL manifest of a user dataset (task: manifest)'),
+    manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
+    allow_outside_manifest_dir: z.boolean().default(false).describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
+    max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest image file may have (checked before reading)'),
+    max_image_pixels: posInt().default(DEFAULT_MAX_IMAGE_PIXELS).describe('pixels one manifest image may have (from its header, checked before decoding)'),
     task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
     rollout_batch_size: posInt().default(16).describe('prompts per rollout step'),
     seed: nonNegInt().default(1).describe('seed of data order, sampling, masks and mini-batch order'),
@@ -115,7 +119,10 @@ export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConf
 
 /** Validates a run config; errors name the full key path (`worker.rollout.n: ...`). */
 export function trainConfig(input: unknown = {}): TrainConfig {
-  const parsed = parseConfig(TrainConfigSchema, input ?? {}, 'run config');
+  const parsed = parseConfig(TrainConfigSchema, impliedTask(input ?? {}), 'run config');
+  const { task, manifest } = parsed.data;
+  if (manifest !== undefined && task !== 'manifest') throw new Error(`invalid run config: data.manifest is only read by data.task manifest, but data.task is ${task}`);
+  if (task === 'manifest' && manifest === undefined) throw new Error('invalid run config: data.manifest: data.task manifest needs a manifest path');
   const { preset, ...overrides } = parsed.algorithm;
   // Parsed here rather than by objectiveConfig so every issue (unknown keys too) is named under `algorithm.`.
   const r = ObjectiveConfigSchema.safeParse({ ...PRESETS[preset], ...overrides });
@@ -123,6 +130,14 @@ export function trainConfig(input: unknown = {}): TrainConfig {
   const objective: ObjectiveConfig = r.data;
   // zod hands out nested default objects by reference: without the copy, mutating one config changes the next one's defaults
   return structuredClone({ ...parsed, algorithm: { preset, ...objective } });
+}
+
+/** `data.manifest` with no `data.task` means the manifest task. */
+function impliedTask(input: unknown): unknown {
+  const data = (input as { data?: unknown }).data;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return input;
+  const d = data as Record<string, unknown>;
+  return d.task === undefined && d.manifest !== undefined ? { ...(input as object), data: { ...d, task: 'manifest' } } : input;
 }
 
 /**
@@ -198,6 +213,10 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.threads',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
+  // what a manifest may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
+  'data.allow_outside_manifest_dir',
+  'data.max_image_bytes',
+  'data.max_image_pixels',
 ];
 
 /** Every leaf of a config as `dotted.key -> JSON value`. */

@@ -202,7 +202,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   if (resumedState && resumedState.reference.fingerprint !== reference.fingerprint) {
     throw new Error(`cannot resume ${runDir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumedState.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`);
   }
-  const task: Task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest });
+  const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
+  const task: Task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? images : {}) });
   if (task.imageHeight !== policyCfg.imageHeight || task.imageWidth !== policyCfg.imageWidth) {
     throw new Error(`task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policyCfg.imageHeight}x${policyCfg.imageWidth}`);
   }

@@ -70,7 +70,8 @@ export async function savePolicyWeights(dir: string, saved: { config: PolicyConf
 async function resolveWeightsDir(dir: string): Promise<string> {
   const where = path.resolve(dir);
   if (!existsSync(where)) {
-    throw new Error(`policy weights: ${where} does not exist`);
+    const hint = path.basename(where) === 'weights' ? '' : ` (papo sft and papo train write weights to <run dir>/weights, e.g. ${path.join(where, 'weights')})`;
+    throw new Error(`policy weights: ${where} does not exist${hint}`);
   }
   if (!statSync(where).isDirectory()) throw new Error(`policy weights: ${where} is not a directory`);
   if (existsSync(path.join(where, 'zarr.json'))) {

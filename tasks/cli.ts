@@ -14,6 +14,7 @@ import { checkSplit, type Split, type Task, type TaskRecord } from './types.ts';
 import { writeContactSheet } from './preview/contact-sheet.ts';
 import { loadManifest } from './loader/manifest.ts';
 import { responseTokenCount } from './text.ts';
+import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
 
 const int = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -21,8 +22,8 @@ const int = (name: string) => (v: string): number => {
   return n;
 };
 
-interface TaskFlags {
-  task: TaskName;
+interface TaskFlags extends ManifestFileFlags {
+  task?: TaskName;
   family?: string[];
   seed: number;
   digits?: number;
@@ -33,8 +34,8 @@ interface TaskFlags {
 }
 
 function taskOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--task <name>', 'task').choices([...TASK_NAMES]).default('digits'))
+  return addManifestFileFlags(cmd)
+    .addOption(new Option('--task <name>', 'task (default digits; manifest when --manifest is given)').choices([...TASK_NAMES]))
     .option('--family <name...>', 'only these families (default all)')
     .option('--split <split>', 'train, validation or test', 'train')
     .option('--seed <n>', 'task and order seed', int('seed'), 0)
@@ -45,7 +46,8 @@ function taskOptions(cmd: Command): Command {
 }
 
 function buildTask(f: TaskFlags): Task {
-  const c: TaskConfig = { task: f.task, seed: f.seed, digits: f.digits, height: f.height, width: f.width, manifest: f.manifest };
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : 'digits');
+  const c: TaskConfig = { task: name, seed: f.seed, digits: f.digits, height: f.height, width: f.width, manifest: f.manifest, ...manifestFileOptions(f) };
   // Family filtering happens when sampling, so family names are validated against the whole task.
   const task = createTask(c);
   for (const name of f.family ?? []) {
@@ -113,16 +115,22 @@ export function registerDataCommands(program: Command): Command {
       else printStats(stats);
     });
 
-  data
-    .command('check-manifest <file>')
-    .description('load a JSONL manifest, report every problem with its line number, exit 1 if any')
+  addManifestFileFlags(data.command('check-manifest <file>'))
+    .description('load a JSONL manifest, report every problem with its line number; exit 1 if any, or if it has no records')
     .option('--height <px>', 'image height', int('height'), 28)
     .option('--width <px>', 'image width', int('width'), 56)
-    .action((file: string, f: { height: number; width: number }) => {
-      const m = loadManifest(file, { height: f.height, width: f.width, onError: 'skip' });
+    .option('--require-demonstrations', 'also exit 1 when a record has no demonstration (papo sft needs one per record)', false)
+    .action((file: string, f: ManifestFileFlags & { height: number; width: number; requireDemonstrations: boolean }) => {
+      const m = loadManifest(file, { height: f.height, width: f.width, onError: 'skip', ...manifestFileOptions(f) });
       for (const i of m.issues) console.log(`${i.file}:${i.line}: ${i.reason}`);
       console.log(`${m.lines} lines, ${m.records.length} records loaded, ${m.skipped} skipped`);
-      if (m.issues.length) process.exitCode = 1;
+      const noDemo = m.records.filter((r) => r.demonstration === undefined);
+      if (noDemo.length) {
+        const at = noDemo.slice(0, 5).map((r) => r.line).join(', ') + (noDemo.length > 5 ? ', ...' : '');
+        console.log(`${noDemo.length} of ${m.records.length} records have no demonstration (lines ${at}): papo sft needs one per record; papo train and eval do not`);
+      }
+      if (m.records.length === 0) console.log(m.lines === 0 ? `no records: ${m.path} is empty` : `no records: every line of ${m.path} has a problem`);
+      if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;
     });
   return data;
 }

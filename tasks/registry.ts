@@ -22,13 +22,19 @@ export interface TaskConfig {
   resize?: ResizeMethod;
   fit?: 'stretch' | 'pad';
   onError?: 'fail' | 'skip';
+  /** manifest: image paths may leave the manifest's directory; bytes per image file; pixels per decoded image */
+  allowOutsideManifestDir?: boolean;
+  maxImageBytes?: number;
+  maxImagePixels?: number;
 }
 
 export function createTask(c: TaskConfig): Task {
   switch (c.task) {
     case 'digits':
+      checkNoManifest(c);
       return new DigitsTask({ seed: c.seed, digits: c.digits, families: c.families });
     case 'scenes':
+      checkNoManifest(c);
       return new ScenesTask({ seed: c.seed, height: c.height, width: c.width, families: c.families });
     case 'manifest': {
       if (!c.manifest) throw new Error('task manifest needs a manifest path');
@@ -38,10 +44,22 @@ export function createTask(c: TaskConfig): Task {
         resize: c.resize,
         fit: c.fit,
         onError: c.onError,
+        allowOutsideManifestDir: c.allowOutsideManifestDir,
+        maxImageBytes: c.maxImageBytes,
+        maxImagePixels: c.maxImagePixels,
       });
       return t;
     }
     default:
       throw new Error(`unknown task ${JSON.stringify(c.task)}; known: ${TASK_NAMES.join(', ')}`);
   }
+}
+
+/** Manifest options given to another task would be ignored without a word: refuse them instead. */
+function checkNoManifest(c: TaskConfig): void {
+  if (c.manifest !== undefined) {
+    throw new Error(`a manifest (${c.manifest}) is only read by task manifest, but the task is ${c.task}: choose task manifest, or drop the manifest`);
+  }
+  const given = (['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const).filter((k) => c[k] !== undefined);
+  if (given.length) throw new Error(`${given.join(', ')} only apply to task manifest, but the task is ${c.task}`);
 }

@@ -13,8 +13,13 @@
  * its line number and file: malformed JSON, missing or mistyped fields, duplicate ids, text the
  * tokenizer cannot encode, missing and undecodable image files. `onError: 'fail'` (default) throws a
  * `ManifestError` listing all of them; `'skip'` drops those lines and counts them.
+ *
+ * Image paths are untrusted (image-file.ts): they may not leave the manifest's directory unless
+ * `allowOutsideManifestDir` is set, only regular files are read, and each file is capped in bytes
+ * (`maxImageBytes`) and in decoded pixels (`maxImagePixels`, checked from its header before decoding).
+ * A UTF-8 byte-order mark at the start of the file is ignored.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { RgbImage } from '../../util/image.ts';
 import { firstNonPrintable, MAX_QUESTION_CHARS } from '../text.ts';
@@ -22,6 +27,8 @@ import { parseResponse } from '../rewards/format.ts';
 import { normalizeAnswer } from '../rewards/accuracy.ts';
 import type { Split, TaskRecord, VisionDependency } from '../types.ts';
 import { decodeImage, type Rgb } from './decode.ts';
+import { confineImagePath, readImageFile } from './image-file.ts';
+import { checkLimit, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from './limits.ts';
 import { resizeImage, resizeToFit, type ResizeMethod } from './resize.ts';
 
 export interface ManifestOptions {
@@ -36,6 +43,12 @@ export interface ManifestOptions {
   onError?: 'fail' | 'skip';
   /** Longer questions are an error. Default 60, the policy's prompt budget. */
   maxQuestionChars?: number;
+  /** Let image paths lead outside the manifest's directory (`../x`, absolute paths, links out). Default false. */
+  allowOutsideManifestDir?: boolean;
+  /** Bytes one image file may have. Default 64 MiB. */
+  maxImageBytes?: number;
+  /** Pixels one decoded image may have, from its header. Default 2^24 (4096 x 4096). */
+  maxImagePixels?: number;
 }
 
 export interface ManifestIssue {
@@ -80,12 +93,24 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
   const onError = opts.onError ?? 'fail';
   if (onError !== 'fail' && onError !== 'skip') throw new Error(`manifest onError must be fail or skip, got ${JSON.stringify(onError)}`);
   const maxQ = opts.maxQuestionChars ?? MAX_QUESTION_CHARS;
+  const images: ImageReading = {
+    root,
+    realRoot: root,
+    allowOutside: opts.allowOutsideManifestDir ?? false,
+    maxBytes: checkLimit('maxImageBytes', opts.maxImageBytes, DEFAULT_MAX_IMAGE_BYTES),
+    maxPixels: checkLimit('maxImagePixels', opts.maxImagePixels, DEFAULT_MAX_IMAGE_PIXELS),
+  };
+  if (typeof images.allowOutside !== 'boolean') throw new Error(`allowOutsideManifestDir must be true or false, got ${describeValue(images.allowOutside)}`);
   let text: string;
   try {
+    // A FIFO or device given as the manifest would block or never end: only regular files are read.
+    if (!statSync(manifest).isFile()) throw new Error('not a regular file');
     text = readFileSync(manifest, 'utf8');
+    images.realRoot = realpathSync(root);
   } catch (e) {
     throw new Error(`cannot read manifest ${manifest}: ${(e as Error).message}`);
   }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // UTF-8 byte-order mark
   const records: ManifestRecord[] = [];
   const issues: ManifestIssue[] = [];
   const ids = new Map<string, number>();
@@ -96,7 +121,7 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
     lines++;
     const problems: ManifestIssue[] = [];
     const bad = (reason: string, file = manifest): void => void problems.push({ line, file, reason });
-    const record = parseLine(raw, line, manifest, root, opts, maxQ, ids, bad);
+    const record = parseLine(raw, line, manifest, images, opts, maxQ, ids, bad);
     if (problems.length) issues.push(...problems);
     else if (record) {
       ids.set(record.id, line);
@@ -108,11 +133,31 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
   return { path: manifest, records, issues, lines, skipped: badLines };
 }
 
+interface ImageReading {
+  root: string;
+  realRoot: string;
+  allowOutside: boolean;
+  maxBytes: number;
+  maxPixels: number;
+}
+
+/** A value for an error message: short, and non-finite numbers as themselves (JSON would say null). */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === undefined) return String(v);
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? typeof v;
+  } catch {
+    text = Array.isArray(v) ? 'an array' : typeof v; // too deep to print
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
 function parseLine(
   raw: string,
   line: number,
   manifest: string,
-  root: string,
+  images: ImageReading,
   opts: ManifestOptions,
   maxQ: number,
   ids: Map<string, number>,
@@ -137,7 +182,7 @@ function parseLine(
       return undefined;
     }
     if (typeof v !== 'string' || v.trim() === '') {
-      bad(`field "${field}" must be a non-empty string, got ${JSON.stringify(v)}`);
+      bad(`field "${field}" must be a non-empty string, got ${describeValue(v)}`);
       return undefined;
     }
     return v;
@@ -148,14 +193,14 @@ function parseLine(
   if (o.answer === undefined) bad('missing field "answer"');
   else if (typeof o.answer === 'number' && Number.isFinite(o.answer)) answer = String(o.answer);
   else if (typeof o.answer === 'string' && o.answer.trim() !== '') answer = o.answer.trim();
-  else bad(`field "answer" must be a non-empty string or a finite number, got ${JSON.stringify(o.answer)}`);
+  else bad(`field "answer" must be a non-empty string or a finite number, got ${describeValue(o.answer)}`);
   const id = o.id === undefined ? `${basename(manifest)}:${line}` : str('id', false);
   const family = o.family === undefined ? 'manifest' : str('family', false);
   const vd = o.visionDependency ?? 'high';
-  if (vd !== 'high' && vd !== 'low') bad(`field "visionDependency" must be "high" or "low", got ${JSON.stringify(vd)}`);
+  if (vd !== 'high' && vd !== 'low') bad(`field "visionDependency" must be "high" or "low", got ${describeValue(vd)}`);
   const split = o.split ?? null;
   if (split !== null && split !== 'train' && split !== 'validation' && split !== 'test') {
-    bad(`field "split" must be train, validation or test, got ${JSON.stringify(split)}`);
+    bad(`field "split" must be train, validation or test, got ${describeValue(split)}`);
   }
   const demonstration = o.demonstration === undefined ? undefined : str('demonstration', false);
   for (const [field, v] of [['question', question], ['answer', answer], ['id', id], ['demonstration', demonstration]] as const) {
@@ -172,29 +217,23 @@ function parseLine(
   if (id !== undefined && ids.has(id)) bad(`duplicate id ${JSON.stringify(id)} (first on line ${ids.get(id)})`);
   let pixels: RgbImage | undefined;
   if (image !== undefined) {
-    const file = resolve(root, image);
-    let bytes: Buffer | undefined;
+    let file = resolve(images.root, image);
     try {
-      bytes = readFileSync(file);
+      file = confineImagePath(images.root, images.realRoot, image, images.allowOutside);
+      const bytes = readImageFile(file, { maxBytes: images.maxBytes });
+      const decoded = decodeImage(bytes, opts.background, { maxPixels: images.maxPixels });
+      pixels =
+        opts.fit === 'pad'
+          ? resizeToFit(decoded, opts.height, opts.width, opts.resize, opts.background)
+          : resizeImage(decoded, opts.height, opts.width, opts.resize);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      bad(code === 'ENOENT' ? 'image file not found' : `cannot read image: ${(e as Error).message}`, file);
-    }
-    if (bytes) {
-      try {
-        const decoded = decodeImage(bytes, opts.background);
-        pixels =
-          opts.fit === 'pad'
-            ? resizeToFit(decoded, opts.height, opts.width, opts.resize, opts.background)
-            : resizeImage(decoded, opts.height, opts.width, opts.resize);
-      } catch (e) {
-        bad((e as Error).message, file);
-      }
+      bad((e as Error).message, file);
     }
   }
   if (!(image && question && answer && id && family && pixels) || (vd !== 'high' && vd !== 'low')) return null;
   const meta: Record<string, unknown> = { image };
-  for (const [k, v] of Object.entries(o)) if (!KNOWN.has(k)) meta[k] = v;
+  // defined, not assigned: a "__proto__" field stays an ordinary key instead of becoming meta's prototype
+  for (const [k, v] of Object.entries(o)) if (!KNOWN.has(k)) Object.defineProperty(meta, k, { value: v, enumerable: true, writable: true, configurable: true });
   return {
     id,
     image: pixels,

@@ -48,7 +48,7 @@ test('log-prob stages name themselves and the batch', async () => {
 test('scoreRewards and groupAdvantages errors name the stage and the batch', async () => {
   const reward = defineReward('r', () => ({ overall: 1, accuracy: 1, format: 1 }));
   const bad = await failure(lastValueFrom(from([sampledBatch({ step: 2, G: 1, records: makeRecords(1, { prefix: 'y' }) })]).pipe(scoreRewards(reward, { timeoutMs: -1 }))));
-  assert.match(bad.message, /^scoreRewards: step 2 \(records y\/0 \.\. y\/0\): reward timeout must be positive/);
+  assert.match(bad.message, /^scoreRewards: step 2 \(records y\/0 \.\. y\/0\): reward timeoutMs must be a finite number of milliseconds above 0/);
   // Rewards that do not split into groups of G.
   const batch = { ...scoredBatch({ step: 5, G: 2, accuracy: [1, 0, 1, 0], prefix: 'z' }), groupSize: 3 };
   const adv = await failure(lastValueFrom(from([batch]).pipe(groupAdvantages({ estimator: 'grpo' }))));

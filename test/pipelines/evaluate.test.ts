@@ -146,7 +146,10 @@ test('evaluate: k = 0 is greedy only, and a limit past the split is the whole sp
   assert.equal(report.greedy.accuracy.overall.n, ROWS.length);
 });
 
-test('evaluate: a split with no records is an error', async () => {
-  const { engine } = fakeEngine();
+test('evaluate: a split with no records, a negative or fractional k and a limit below 1 are errors', async () => {
+  const { engine, calls } = fakeEngine();
   await assert.rejects(evaluate(engine, task, { split: 'validation', quiet: true }), /split validation of toy has no records/);
+  for (const k of [-1, 1.5, NaN]) await assert.rejects(evaluate(engine, task, { k, quiet: true }), /evaluate: k must be an integer >= 0 \(0: greedy only\)/);
+  for (const limit of [0, -3, 2.5]) await assert.rejects(evaluate(engine, task, { limit, quiet: true }), /evaluate: limit must be a positive integer/);
+  assert.equal(calls.length, 0, 'refused before sampling');
 });

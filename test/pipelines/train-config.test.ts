@@ -159,3 +159,20 @@ test("a config file's reward path is relative to the config file; one on the com
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: 3\n');
   assert.match(errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))), /^invalid run config: worker\.reward\.score_function: .*string/);
 });
+
+test('data: a manifest implies the manifest task; a manifest with another task, or the task without one, is refused; image limits', () => {
+  const c = trainConfig({ data: { manifest: 'd/train.jsonl' } });
+  assert.equal(c.data.task, 'manifest');
+  assert.equal(c.data.allow_outside_manifest_dir, false);
+  assert.equal(c.data.max_image_bytes, 64 * 2 ** 20);
+  assert.equal(c.data.max_image_pixels, 2 ** 24);
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'digits', manifest: 'x.jsonl' } })), 'invalid run config: data.manifest is only read by data.task manifest, but data.task is digits');
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'manifest' } })), 'invalid run config: data.manifest: data.task manifest needs a manifest path');
+  const o = trainConfig(trainInputFromArgs({}, ['data.manifest=x.jsonl', 'data.allow_outside_manifest_dir=true', 'data.max_image_pixels=1000', 'data.max_image_bytes=5000']));
+  assert.deepEqual([o.data.allow_outside_manifest_dir, o.data.max_image_pixels, o.data.max_image_bytes], [true, 1000, 5000]);
+  assert.match(errorOf(() => trainConfig({ data: { max_image_pixels: 0 } })), /^invalid run config: data\.max_image_pixels: /);
+  assert.match(errorOf(() => trainConfig({ data: { max_image_bytes: 1.5 } })), /^invalid run config: data\.max_image_bytes: /);
+  assert.match(errorOf(() => trainConfig({ data: { allow_outside_manifest_dir: 'yes' } })), /^invalid run config: data\.allow_outside_manifest_dir: /);
+  // 1e400 parses as Infinity and is named as such
+  assert.equal(errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))), 'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity');
+});

@@ -102,3 +102,11 @@ test('a flipped byte, a truncated chunk and a missing array are clear errors nam
   await assert.rejects(loadPolicyWeights(dir), /parameter 'dec.0.w1' is unreadable/);
   await assert.rejects(loadPolicyWeights(path.join(dir, 'nope')), /does not exist/);
 });
+
+test('a missing path that is not a weights directory suggests <dir>/weights', async () => {
+  const missing = path.join(await tmpDir(), 'runs', 'sft');
+  await assert.rejects(loadPolicyWeights(missing), {
+    message: `policy weights: ${missing} does not exist (papo sft and papo train write weights to <run dir>/weights, e.g. ${path.join(missing, 'weights')})`,
+  });
+  await assert.rejects(loadPolicyWeights(path.join(missing, 'weights')), { message: `policy weights: ${path.join(missing, 'weights')} does not exist` });
+});

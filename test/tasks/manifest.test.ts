@@ -113,7 +113,7 @@ test('manifest: every kind of bad line is reported with its line number and file
   assert.match(byLine(5), /"answer" must be a non-empty string or a finite number/);
   assert.match(byLine(6), /image file not found/);
   assert.match(byLine(7), /undecodable PNG/);
-  assert.match(byLine(8), /not a PNG or JPEG \(first bytes: 68 65 6c 6c\)/);
+  assert.match(byLine(8), /not a PNG or JPEG \(the file does not start with either signature\)/);
   assert.match(byLine(9), /outside printable ASCII at position 3/);
   assert.match(byLine(10), /61 characters, over the limit of 60/);
   assert.match(byLine(11), /duplicate id "bad.jsonl:1" \(first on line 1\)/);

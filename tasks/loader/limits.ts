@@ -1,0 +1,21 @@
+/**
+ * What reading one manifest image may cost. A manifest is data from elsewhere: its image paths and
+ * files are untrusted, so each file is capped in bytes before it is read and in pixels before it is
+ * decoded (from the size its header declares). The defaults admit any 4096 x 4096 image; larger ones
+ * are refused with the limit's name, so a user who needs them can raise it.
+ */
+
+/** Bytes of one image file (64 MiB). */
+export const DEFAULT_MAX_IMAGE_BYTES = 64 * 2 ** 20;
+
+/** Pixels of one decoded image (2^24 = 4096 x 4096, about 16.8 megapixels; ~64 MB as RGBA). */
+export const DEFAULT_MAX_IMAGE_PIXELS = 2 ** 24;
+
+/** A limit option: a positive safe integer, else an error naming it. */
+export function checkLimit(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) {
+    throw new Error(`${name} must be a positive integer, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+  }
+  return value;
+}
