@@ -6,6 +6,7 @@ import { registerDataCommands } from '../tasks/cli.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
 import { registerTrainCommand } from './train.ts';
+import { registerReplayCommand } from './replay.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 
 const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
@@ -21,6 +22,7 @@ program
   });
 
 registerTrainCommand(program);
+registerReplayCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
 registerDataCommands(program);

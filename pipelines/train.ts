@@ -130,7 +130,24 @@ function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutSte
     advantages: b.advantages,
     versions: b.versions,
     finished: b.finished,
+    droppedGroups: b.droppedGroups ?? 0,
+    surplusGroups: b.surplusGroups ?? 0,
+    zeroVarianceGroups: b.zeroVarianceGroups,
+    rewardFailures: b.rewardFailures.map((f) => ({ ...f })),
+    cursor: b.cursor,
   };
+}
+
+/** The actor's AdamW as the run config declares it. */
+export function actorOptimizer(policy: TfPolicy, actor: TrainConfig['worker']['actor']): AdamW {
+  return new AdamW(policy.vars, {
+    lr: actor.optim.lr,
+    beta1: actor.optim.betas[0],
+    beta2: actor.optim.betas[1],
+    weightDecay: actor.optim.weight_decay,
+    maxGradNorm: actor.max_grad_norm,
+    schedule: actor.optim.lr_warmup_steps > 0 ? { kind: 'linear-warmup', warmupSteps: actor.optim.lr_warmup_steps } : { kind: 'constant' },
+  });
 }
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
@@ -220,14 +237,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
 
   const policy = new TfPolicy(policyCfg, resumed ? resumed.policy.params : start.params);
-  const optimizer = new AdamW(policy.vars, {
-    lr: actor.optim.lr,
-    beta1: actor.optim.betas[0],
-    beta2: actor.optim.betas[1],
-    weightDecay: actor.optim.weight_decay,
-    maxGradNorm: actor.max_grad_norm,
-    schedule: actor.optim.lr_warmup_steps > 0 ? { kind: 'linear-warmup', warmupSteps: actor.optim.lr_warmup_steps } : { kind: 'constant' },
-  });
+  const optimizer = actorOptimizer(policy, actor);
   if (resumed) optimizer.importState(resumed.optimizer);
   const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
   const signalHandlers: [NodeJS.Signals, () => void][] = [];

@@ -6,7 +6,8 @@
  *   zarr.json                    group; attributes { format, format_version }
  *   step_000012/                 one group per step; attributes: step, version (the policy it was trained
  *                                from), group_size, split, task, task_fingerprint, seed, mask_seed, rounds,
- *                                record_ids
+ *                                record_ids, dropped_groups, surplus_groups, zero_variance_groups,
+ *                                reward_failures, cursor
  *     record_index   int32 [P]   each prompt's index in its split (task.recordAt(split, i))
  *     offsets        int32 [R+1] response r's tokens are [offsets[r], offsets[r+1]) of the flat arrays
  *     tokens         int32 [N]   response tokens, flat (EOS included when the response finished)
@@ -23,6 +24,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import type { StreamCursor } from '../tasks/stream.ts';
 import { exists, isTmpName, tmpSibling } from './atomic.ts';
 import { createGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 
@@ -55,6 +57,14 @@ export interface RolloutStepRecord {
   advantages: Float32Array;
   versions: Int32Array;
   finished: Uint8Array;
+  /** counts the step's metrics report: groups dropped / discarded by dynamic sampling, zero-variance groups */
+  droppedGroups: number;
+  surplusGroups: number;
+  zeroVarianceGroups: number;
+  /** reward-function failures (reward 0 was used): plain JSON records */
+  rewardFailures: readonly Record<string, unknown>[];
+  /** the data stream's position after the step's prompts */
+  cursor: StreamCursor;
 }
 
 const stepName = (step: number) => `step_${String(step).padStart(6, '0')}`;
@@ -106,6 +116,11 @@ export class RolloutLog {
         mask_seed: rec.maskSeed ?? null,
         rounds: rec.rounds,
         record_ids: rec.recordIds,
+        dropped_groups: rec.droppedGroups,
+        surplus_groups: rec.surplusGroups,
+        zero_variance_groups: rec.zeroVarianceGroups,
+        reward_failures: rec.rewardFailures,
+        cursor: rec.cursor,
       });
       const offsets = new Int32Array(R + 1);
       rec.responses.forEach((r, i) => (offsets[i + 1] = offsets[i] + r.length));
@@ -175,6 +190,11 @@ export class RolloutLog {
       advantages: await perResponse<Float32Array>('advantages', 'float32'),
       versions: await perResponse<Int32Array>('versions', 'int32'),
       finished: await perResponse<Uint8Array>('finished', 'uint8'),
+      droppedGroups: (a.dropped_groups ?? 0) as number,
+      surplusGroups: (a.surplus_groups ?? 0) as number,
+      zeroVarianceGroups: (a.zero_variance_groups ?? 0) as number,
+      rewardFailures: (a.reward_failures ?? []) as Record<string, unknown>[],
+      cursor: a.cursor as StreamCursor,
     };
   }
 
