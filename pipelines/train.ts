@@ -22,6 +22,7 @@ import { PolicyEngine } from '../models/engine/engine.ts';
 import type { Params } from '../models/params.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
+import { BackgroundWriter } from '../storage/background-writer.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
 import { RolloutLog, type RolloutStepRecord } from '../storage/rollout-log.ts';
 import { createTask } from '../tasks/registry.ts';
@@ -188,7 +189,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       }
       if (safe.length) notes.push(`resuming with changed settings: ${safe.join('; ')}`);
       history = await truncateMetrics(metricsFile!, resumed.step);
-      await rolloutLog?.truncateAfter(resumed.step);
+      await new RolloutLog(runDir).truncateAfter(resumed.step);
     } else {
       // Killed before its first checkpoint: the run starts again from step 0, in place, if it is this config's run.
       const savedConfig = path.join(runDir, 'config.json');
@@ -196,7 +197,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         const { unsafe } = configChanges(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg);
         if (unsafe.length) throw new Error(`cannot resume ${runDir}: it has no checkpoint, and its config.json differs in:\n  ${unsafe.join('\n  ')}\nstart over with --force (its files are moved to previous-<time>/)`);
         await truncateMetrics(metricsFile!, 0);
-        await rolloutLog?.truncateAfter(0);
+        await new RolloutLog(runDir).truncateAfter(0);
         restartInPlace = true;
         notes.push(`no complete checkpoint in ${runDir}: starting its run again from step 0`);
       } else notes.push(`no run in ${runDir}: starting a new run`);
@@ -242,6 +243,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
   let subscription: Subscription | undefined;
+  let closeWriter: () => Promise<void> | undefined = () => undefined;
   try {
     // The engine holds the current weights and the older versions the next steps still sample with.
     const initialVersion = resumedState?.version ?? 0;
@@ -365,22 +367,18 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       if (saveDue(step)) pending.set(step, capture(step, version, batch.cursor));
     };
 
-    // Writes of a step (rollout log, checkpoint) run in the background while the next step computes; the
+    // Writes of a step (rollout log, checkpoint) run in a worker thread while the next step computes; the
     // rollout of a step is always written before its checkpoint, and at most one step's writes are pending.
+    const writer = store ? new BackgroundWriter() : undefined;
+    closeWriter = () => writer?.close();
     let io: Promise<void> = Promise.resolve();
     let lastCheckpoint: string | undefined;
-    const bestValue = new Map<string, number>();
     const writeCheckpoint = async (p: PendingCheckpoint) => {
-      const saved = await store!.save({ kind: 'train', step: p.step, policy: { config: policyCfg, params: p.params }, optimizer: p.optimizer, samplers: p.samplers, state: p.state as unknown as Record<string, unknown> });
-      lastCheckpoint = saved.dir;
-      logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds }, 'checkpoint saved');
+      const checkpoint: Checkpoint = { kind: 'train', step: p.step, policy: { config: policyCfg, params: p.params }, optimizer: p.optimizer, samplers: p.samplers, state: p.state as unknown as Record<string, unknown> };
       const metric = trainer.save_best_metric;
-      if (metric && p.state.metrics[metric] !== undefined) bestValue.set(saved.name, p.state.metrics[metric]);
-      const removed = await store!.retain({
-        keepLast: trainer.save_limit,
-        best: metric ? { name: metric, higherIsBetter: trainer.save_best_mode === 'max', value: (n) => bestValue.get(n) ?? checkpointMetric(store!.dir, n, metric) } : undefined,
-      });
-      if (removed.length) logger.info({ event: 'checkpoints_removed', removed }, 'older checkpoints removed (trainer.save_limit)');
+      const saved = await writer!.saveCheckpoint(runDir, checkpoint, { keepLast: trainer.save_limit, metric, higherIsBetter: trainer.save_best_mode === 'max' });
+      lastCheckpoint = saved.dir;
+      logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed }, 'checkpoint saved');
     };
 
     const progress = createProgress('train', trainer.max_steps, { quiet: opts.quiet, every: 1, startAt: firstStep - 1 });
@@ -458,7 +456,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         pending.delete(s.step);
         if (snapshot) snapshot.state.metrics = { ...m };
         io = (async () => {
-          if (record) await rolloutLog!.append(record);
+          if (record) await writer!.appendRollout(runDir, record);
           if (snapshot) await writeCheckpoint(snapshot);
         })();
         io.catch(() => undefined);
@@ -502,19 +500,9 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   } finally {
     for (const [sig, h] of signalHandlers) process.off(sig, h);
     subscription?.unsubscribe();
+    await closeWriter();
     await engine.close();
     optimizer.dispose();
     policy.dispose();
-  }
-}
-
-/** A checkpoint's logged value of `metric` (retention of the best one). */
-function checkpointMetric(checkpointsDir: string, name: string, metric: string): number | undefined {
-  try {
-    const attrs = JSON.parse(fs.readFileSync(path.join(checkpointsDir, name, 'zarr.json'), 'utf8')).attributes;
-    const v = attrs?.state?.metrics?.[metric];
-    return typeof v === 'number' ? v : undefined;
-  } catch {
-    return undefined;
   }
 }

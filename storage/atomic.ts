@@ -35,13 +35,12 @@ async function fsyncPath(p: string, dir: boolean): Promise<void> {
   }
 }
 
-/** fsync every file and directory under `dir`, then `dir` itself. */
+/** fsync every file and directory under `dir` (concurrently: the file system batches them), then `dir` itself. */
 export async function fsyncTree(dir: string): Promise<void> {
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) await fsyncTree(p);
-    else if (e.isFile()) await fsyncPath(p, false);
-  }
+  const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true });
+  const parentOf = (e: { parentPath?: string; path?: string }) => e.parentPath ?? e.path ?? dir;
+  await Promise.all(entries.filter((e) => e.isFile()).map((e) => fsyncPath(path.join(parentOf(e), e.name), false)));
+  await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => fsyncPath(path.join(parentOf(e), e.name), true)));
   await fsyncPath(dir, true);
 }
 

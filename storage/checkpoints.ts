@@ -16,6 +16,7 @@
  * any instant leaves the previous checkpoint and `latest` intact; leftovers are removed by `sweep()`.
  */
 import * as fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, type Params } from '../models/params.ts';
@@ -118,6 +119,17 @@ export class CheckpointStore {
     if (!(await exists(dir))) throw new Error(`checkpoint ${dir} does not exist`);
     if (!(await exists(path.join(dir, COMPLETE)))) throw new Error(`checkpoint ${dir} is incomplete (no ${COMPLETE} marker): it was being written when the run stopped`);
     return readCheckpoint(dir);
+  }
+
+  /** The value of `metric` in a checkpoint's saved step metrics (best-checkpoint retention). */
+  metricOf(name: string, metric: string): number | undefined {
+    try {
+      const attrs = JSON.parse(readFileSync(path.join(this.dir, name, 'zarr.json'), 'utf8')).attributes;
+      const v = attrs?.state?.metrics?.[metric];
+      return typeof v === 'number' ? v : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Removes temporaries of interrupted saves (only names this module makes). Returns what it removed. */

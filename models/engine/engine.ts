@@ -11,23 +11,13 @@
  * Failures: an error inside the worker rejects that call's promise with the worker's message; a worker
  * that dies rejects every pending and later call (no hangs).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { type PolicyConfig, type PolicyConfigInput, policyConfig } from '../config.ts';
 import type { Params } from '../params.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 import { packWeights } from './weights.ts';
+import { startTsWorker } from '../../util/ts-worker.ts';
 import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
-
-/**
- * Starts a TypeScript worker module. `execArgv: ['--import', 'tsx']` does not register tsx's loader before
- * a worker's entry module on Node 20, so a tiny JavaScript bootstrap registers it and then imports the
- * entry; this works under `node --import tsx` and `node --test` alike.
- */
-function startTsWorker(entry: URL, workerData: unknown): Worker {
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(code, { eval: true, workerData });
-}
 
 interface Pending {
   resolve: (v: unknown) => void;
