@@ -14,6 +14,7 @@ interface TrainFlags {
   /** true, or the run directory */
   resume?: boolean | string;
   force?: boolean;
+  fromRollouts?: string;
 }
 
 /** YAML scalar / flow value of an override (`4`, `1e-4`, `true`, `[sum, read]`, `./r.ts:score`). */
@@ -49,6 +50,7 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
     input = applyOverrides(input, [`trainer.save_checkpoint_path=${JSON.stringify(dir)}`, 'trainer.resume_mode=auto'], parseOverrideValue);
   }
   if (flags.preset) input = applyOverrides(input, [`algorithm.preset=${flags.preset}`], String);
+  if (flags.fromRollouts) input = applyOverrides(input, [`data.rollouts_path=${JSON.stringify(flags.fromRollouts)}`], parseOverrideValue);
   return applyOverrides(input, overrides, parseOverrideValue);
 }
 
@@ -71,6 +73,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--preset <name>', 'objective preset: grpo | dapo | papo_g | papo_d (= algorithm.preset)')
     .option('--print-config', 'print the merged, validated config and exit')
     .option('--resume [run_dir]', 'continue the run in run_dir (default trainer.save_checkpoint_path) from its latest checkpoint, with its saved config')
+    .option('--from-rollouts <run_dir>', "train offline on another run's rollout log instead of sampling (= data.rollouts_path)")
     .option('--force', 'start a new run in a directory that holds another run (its files are moved to previous-<time>/)')
     .action(async (overrides: string[], flags: TrainFlags) => {
       const input = trainInputFromArgs(flags, overrides);

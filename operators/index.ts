@@ -12,4 +12,5 @@ export { papoUpdate, type PapoUpdateOptions, type TrainedStep } from './papo-upd
 export { selectGroups, concatGroups, groupMeans } from './groups.ts';
 export { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 export { watchLossHacking, type LossHackingOptions, type LossHackingAlarm } from './watch-loss-hacking.ts';
-export { loggedRollouts, batchFromLog } from './logged-rollouts.ts';
+export { loggedRollouts, loggedRolloutSource, batchFromLog } from './logged-rollouts.ts';
+export { currentPolicyLogprobs } from './current-policy-logprobs.ts';

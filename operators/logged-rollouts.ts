@@ -7,6 +7,7 @@
  *
  * @example
  * loggedRollouts(new RolloutLog('runs/train'), task, [4, 5, 6]).pipe(papoUpdate({ ... }))
+ * loggedRolloutSource(log, task, await log.steps(), gate.grants$).pipe(currentPolicyLogprobs(engine), ...)
  */
 import { from, concatMap, type Observable } from 'rxjs';
 import { decode } from '../models/tokenizer.ts';
@@ -15,6 +16,7 @@ import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import { checkSplit, type Task } from '../tasks/types.ts';
 import { maskedImages, type MaskedViewOptions } from './masked-view-logprobs.ts';
 import type { RolloutBatch } from './types.ts';
+import type { Grant } from './credit-gate.ts';
 
 /** The batch a logged step was trained on. */
 export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedViewOptions): RolloutBatch {
@@ -58,4 +60,20 @@ export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedVi
 
 export function loggedRollouts(log: RolloutLog, task: Task, steps: readonly number[], mask?: MaskedViewOptions): Observable<RolloutBatch> {
   return from(steps).pipe(concatMap(async (step) => batchFromLog(await log.read(step), task, mask)));
+}
+
+/**
+ * The source of offline training (`papo train --from-rollouts RUN`): one logged step per grant of credit
+ * (see credit-gate.ts), in the log's order; grant k reads the k-th logged step and renumbers it as step k.
+ */
+export function loggedRolloutSource(log: RolloutLog, task: Task, steps: readonly number[], grants: Observable<Grant>): Observable<RolloutBatch> {
+  return grants.pipe(
+    concatMap(async (g) => {
+      const logged = steps[g.step - 1];
+      if (logged === undefined) throw new Error(`loggedRolloutSource: step ${g.step} asked for, but the log has ${steps.length} steps`);
+      // The logged masked-view and reference log-probs and advantages were the logging run's: this run's stages recompute them.
+      const { maskSeed: _seed, maskedImages: _images, maskedLogprobs: _masked, refLogprobs: _ref, ...batch } = batchFromLog(await log.read(logged), task);
+      return { ...batch, step: g.step } as RolloutBatch;
+    }),
+  );
 }

@@ -31,6 +31,7 @@ const DataSchema = z
     shuffle: z.boolean().default(true).describe('shuffle the training records each epoch'),
     max_response_length: posInt().optional().describe("tokens a response may have (default: the policy's maxResponseLen)"),
     val_split: z.enum(['validation', 'test']).default('validation').describe('split of the in-training evaluation'),
+    rollouts_path: z.string().optional().describe('train offline on the rollout log of this run directory instead of sampling (papo train --from-rollouts)'),
   })
   .strict();
 

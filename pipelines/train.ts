@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { concatMap, identity, lastValueFrom, tap, toArray, type OperatorFunction, type Subscription } from 'rxjs';
+import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import { initTf } from '../models/tf-backend.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
@@ -33,9 +33,12 @@ import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import {
   CreditGate, promptBatches, sampleGroups, scoreRewards, keepInformativeGroups, maskedViewLogprobs, referenceLogprobs,
-  groupAdvantages, papoUpdate, watchLossHacking, type TrainedStep, type RolloutEngine, type LossHackingAlarm, type RolloutBatch, type PromptBatch,
+  groupAdvantages, papoUpdate, watchLossHacking, loggedRolloutSource, currentPolicyLogprobs, type ScoredBatch, type FilteredGroups, type TrainedStep, type RolloutEngine, type LossHackingAlarm, type RolloutBatch, type PromptBatch,
 } from '../operators/index.ts';
 import type { StreamCursor } from '../tasks/stream.ts';
+
+/** What the masked-view stage receives, sampled online or read from a rollout log. */
+type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
 import { evaluate, type EvalReport } from './evaluate.ts';
 import { loadRewardFunction } from './reward-function.ts';
 import { configChanges, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
@@ -276,8 +279,13 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       : (resumedState?.test_before ?? null);
     if (trainer.val_before_train && !resumed) logger.info({ event: 'val_before_train', metrics: await valMetrics() }, 'validation before training');
 
-    const gate = new CreditGate({ maxInflight: trainer.max_inflight_batches, maxStaleness: S, maxSteps: trainer.max_steps, firstStep, sealBeforeNext: objective.dynamic_sampling });
-    const stream = resumedState ? RecordStream.resume(task, resumedState.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
+    // Offline (`--from-rollouts RUN`): the steps of another run's rollout log instead of sampling.
+    const offline = data.rollouts_path ? new RolloutLog(data.rollouts_path) : undefined;
+    const offlineSteps = offline ? await offline.steps() : [];
+    if (offline && offlineSteps.length === 0) throw new Error(`data.rollouts_path: ${data.rollouts_path} has no logged rollout steps (expected <run>/rollouts/step_*)`);
+    const maxSteps = offline ? Math.min(trainer.max_steps, offlineSteps.length) : trainer.max_steps;
+    const gate = new CreditGate({ maxInflight: trainer.max_inflight_batches, maxStaleness: S, maxSteps, firstStep, sealBeforeNext: objective.dynamic_sampling && !offline });
+    const stream = offline ? undefined : resumedState ? RecordStream.resume(task, resumedState.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
     const alarms: LossHackingAlarm[] = [];
     let outcome: TrainOutcome = 'completed';
     const stop = (why: TrainOutcome) => {
@@ -381,10 +389,12 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed }, 'checkpoint saved');
     };
 
-    const progress = createProgress('train', trainer.max_steps, { quiet: opts.quiet, every: 1, startAt: firstStep - 1 });
+    const progress = createProgress('train', maxSteps, { quiet: opts.quiet, every: 1, startAt: firstStep - 1 });
     const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
-    const trained$ = promptBatches(stream, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed }).pipe(
+    const sampled$: Observable<RolloutBatchBeforeMask> = offline
+      ? loggedRolloutSource(offline, task, offlineSteps, gate.grants$).pipe(currentPolicyLogprobs(engine))
+      : promptBatches(stream!, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed }).pipe(
       sampleGroups(engine, { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength, versionOf }),
       scoreRewards(reward, { timeoutMs: cfg.worker.reward.timeout_ms, concurrency: cfg.worker.reward.concurrency }),
       keepInformativeGroups(
@@ -398,6 +408,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         (step) => gate.requestRound(step),
         (step) => gate.seal(step),
       ),
+    );
+    const trained$ = sampled$.pipe(
       when(needMasked, maskedViewLogprobs(engine, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size })),
       when(needRef, referenceLogprobs(engine)),
       groupAdvantages({ estimator: objective.adv_estimator, eps: objective.adv_eps }),

@@ -88,3 +88,30 @@ test('papo replay prints the comparison and exits 0 when exact; a step not logge
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /step 9 is not in the rollout log .*logged: 1, 2, 3, 4, 5/);
 });
+
+test('offline training on a logged run (--from-rollouts) with another objective: the same prompts and responses, this run\'s log-probs and advantages', async () => {
+  const offline = path.join(tmp, 'offline');
+  const r = await runTrain(
+    {
+      data: { task: 'digits', families: ['max', 'count'], rollout_batch_size: 4, max_response_length: 6, seed: 5, rollouts_path: run },
+      algorithm: { preset: 'grpo' },
+      worker: { actor: { model: { model_path: path.join(tmp, 'init') }, global_batch_size: 0, optim: { lr: 5e-3 } }, rollout: { n: 4, threads: 1 } },
+      trainer: { max_steps: 10, test_before_and_after: false, save_checkpoint_path: offline },
+    },
+    { quiet: true },
+  );
+  assert.deepEqual(r.steps.map((s) => s.step), [1, 2, 3, 4, 5], 'one step per logged step, max_steps capped by the log');
+  const [src, dst] = [new RolloutLog(run), new RolloutLog(offline)];
+  for (const step of [1, 5]) {
+    const a = await src.read(step);
+    const b = await dst.read(step);
+    assert.deepEqual(b.responses, a.responses);
+    assert.deepEqual(b.recordIds, a.recordIds);
+    assert.deepEqual(b.rewards, a.rewards);
+    assert.equal(b.maskedLogprobs, undefined, 'GRPO: no masked view');
+    assert.ok(b.versions.every((v) => v === step - 1), 'stamped with this run\'s version');
+  }
+  const first = r.steps[0].metrics;
+  assert.ok(Math.abs(first['actor/ppo_kl']) < 1e-6, `old log-probs are this policy's: ppo_kl ${first['actor/ppo_kl']}`);
+  assert.equal(first['actor/kl_prcp_loss'], undefined);
+});
