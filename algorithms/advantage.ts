@@ -9,7 +9,7 @@
  * A group whose rewards are all equal gets exactly 0 (it carries no signal; DAPO's dynamic sampling drops
  * such groups). A group of one response has no baseline: its advantage is its reward, as in verl.
  */
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import type { ADV_ESTIMATORS } from './config.ts';
 
 export type AdvEstimator = (typeof ADV_ESTIMATORS)[number];

@@ -10,7 +10,7 @@
  *   the padded response length T (verl's choice; set it to the max response length for a constant normaliser).
  * An empty batch (no valid token) aggregates to 0, not NaN.
  */
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import type { LOSS_AGG_MODES } from './config.ts';
 
 export type LossAggMode = (typeof LOSS_AGG_MODES)[number];

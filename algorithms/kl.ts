@@ -8,7 +8,7 @@
  * - abs:                |logp - logq|
  * The clamps are those of PAPO-SPEC.md (and verl): they bound the estimate and zero its gradient outside.
  */
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import type { KL_ESTIMATORS } from './config.ts';
 
 export type KlEstimator = (typeof KL_ESTIMATORS)[number];

@@ -11,7 +11,7 @@
  * Gradient flows only through `logprobs` (and through `maskedLogprobs` if the caller computed it with
  * gradient, the `recompute_masked_logprobs` option); the other inputs are treated as constants.
  */
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import { aggregate, maskedMean } from './aggregate.ts';
 import { broadcastAdvantages } from './advantage.ts';
 import type { ObjectiveConfig } from './config.ts';

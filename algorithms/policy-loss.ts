@@ -9,7 +9,7 @@
  * `clipped` where the clipped branch binds (verl's pg_clipfrac), `dualClipped` where the dual clip binds
  * (pg_clipfrac_lower), and `negApproxKl` = clamp(l - l_old) (ppo_kl is its negated masked mean).
  */
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 
 export interface ClipConfig {
   clip_ratio_low: number;

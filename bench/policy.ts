@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { initTf, tf } from '../models/tf-backend.ts';
+import { initTf, tf } from '../util/tf-backend.ts';
 import { MASK_VALUE, type PolicyConfig, policyConfig, policyDims } from '../models/config.ts';
 import { initParams, paramCount } from '../models/params.ts';
 import type { TfParams } from '../models/params-tf.ts';

@@ -6,7 +6,7 @@
  *   node --import tsx bench/train-step.ts [--rounds 5] [--profile]
  */
 import { parseArgs } from 'node:util';
-import { initTf, tf } from '../models/tf-backend.ts';
+import { initTf, tf } from '../util/tf-backend.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
 import { policyConfig, policyDims, type PolicyConfig } from '../models/config.ts';

@@ -3,7 +3,7 @@
  * aggregation mode on random rollout-like inputs, and compares the loss and every metric with the
  * independent float64 implementation that the test suite uses as its oracle.
  */
-import { initTf, tf } from '../models/tf-backend.ts';
+import { initTf, tf } from '../util/tf-backend.ts';
 import { objectiveConfig, LOSS_AGG_MODES, PRESETS, type PresetName } from '../algorithms/config.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
 import { randomInputs, refPapoLoss, type Mat } from '../test/algorithms/reference.ts';

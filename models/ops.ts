@@ -7,7 +7,7 @@
  * - the wasm BatchMatMul is fast only without transpose flags, and the gradients tfjs derives for a
  *   matmul use them, so `matMul` has a custom gradient that transposes explicitly.
  */
-import { tf } from './tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 
 type T = tf.Tensor;
 

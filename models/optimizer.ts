@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { parseConfig } from '../util/schema.ts';
-import { tf } from './tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 
 export const LrScheduleSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('constant') }).strict(),

@@ -2,7 +2,7 @@
  * Parameter records <-> tf.Variables for the trainer. Kept apart from params.ts so that the onnxruntime
  * side can use the layout without loading TensorFlow.js.
  */
-import { tf } from './tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import type { PolicyConfig } from './config.ts';
 import { type Params, paramSpecs, validateParams } from './params.ts';
 

@@ -12,7 +12,7 @@
  * the same function with the same code.
  */
 import type { RgbImage } from '../util/image.ts';
-import { tf } from './tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import { matMul, dense, embed, pickTargets, entropyFromLogProbs } from './ops.ts';
 import { LN_EPS, type PolicyConfig, policyDims } from './config.ts';
 import { type Params, initParams } from './params.ts';

@@ -19,7 +19,7 @@
  *   ppoEpochs: 1, maxStaleness: 0, initialVersion: 0, seed, onStepDone: (s) => gate.complete(s) }))
  */
 import { concatMap, defer, type OperatorFunction } from 'rxjs';
-import { tf } from '../models/tf-backend.ts';
+import { tf } from '../util/tf-backend.ts';
 import { PAD_ID } from '../models/tokenizer.ts';
 import type { TfPolicy } from '../models/policy-tf.ts';
 import { type AdamW, lossGradients } from '../models/optimizer.ts';

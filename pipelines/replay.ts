@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
-import { initTf } from '../models/tf-backend.ts';
+import { initTf } from '../util/tf-backend.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { loadPolicyWeights } from '../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';

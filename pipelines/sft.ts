@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { initTf, tf } from '../models/tf-backend.ts';
+import { initTf, tf } from '../util/tf-backend.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { initParams, paramCount } from '../models/params.ts';
 import { TfPolicy } from '../models/policy-tf.ts';

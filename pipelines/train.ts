@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
-import { initTf } from '../models/tf-backend.ts';
+import { initTf } from '../util/tf-backend.ts';
 import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';

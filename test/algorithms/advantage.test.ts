@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { groupAdvantages, broadcastAdvantages } from '../../algorithms/advantage.ts';
 import { ADV_ESTIMATORS } from '../../algorithms/config.ts';
 import { Rng } from '../../util/rng.ts';

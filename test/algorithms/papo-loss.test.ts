@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { objectiveConfig, LOSS_AGG_MODES, KL_ESTIMATORS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
 import { papoLoss, type PapoLossInputs } from '../../algorithms/papo-loss.ts';
 import { aggregate } from '../../algorithms/aggregate.ts';

@@ -11,7 +11,7 @@ import { buildLogprobGraph } from '../../models/onnx/policy-graphs.ts';
 import { OrtPolicyRunner } from '../../models/engine/runner.ts';
 import { packWeights } from '../../models/engine/weights.ts';
 import { EOS_ID } from '../../models/tokenizer.ts';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { TfPolicy } from '../../models/policy-tf.ts';
 import { randomImage, randomParams, referenceForward } from './reference-forward.ts';
 import type { Params } from '../../models/params.ts';

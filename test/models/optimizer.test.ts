@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { AdamW, clipByGlobalNorm, learningRate, adamWStateToRecord, adamWStateFromRecord } from '../../models/optimizer.ts';
 
 await initTf();

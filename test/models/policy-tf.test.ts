@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { MASK_VALUE, policyConfig, policyDims, type PolicyConfigInput } from '../../models/config.ts';
 import { initParams, paramSpecs, type Params } from '../../models/params.ts';
 import { type KeyValues, TfPolicy, decoderLogits, embedSequence, embedText, forwardLogProbs } from '../../models/policy-tf.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { policyConfig } from '../../models/config.ts';
 import { TfPolicy } from '../../models/policy-tf.ts';
 import { AdamW } from '../../models/optimizer.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { from } from 'rxjs';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { groupAdvantages } from '../../operators/group-advantages.ts';
 import { collect, scoredBatch } from './fakes.ts';
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { policyConfig } from '../../models/config.ts';
 import { initParams, type Params } from '../../models/params.ts';
 import { TfPolicy } from '../../models/policy-tf.ts';

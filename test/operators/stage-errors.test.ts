@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
-import { initTf } from '../../models/tf-backend.ts';
+import { initTf } from '../../util/tf-backend.ts';
 import { sampleGroups } from '../../operators/sample-groups.ts';
 import { scoreRewards } from '../../operators/score-rewards.ts';
 import { maskedViewLogprobs } from '../../operators/masked-view-logprobs.ts';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initTf, tf } from '../../models/tf-backend.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
 import { policyConfig } from '../../models/config.ts';
 import { initParams } from '../../models/params.ts';
 import { savePolicyWeights } from '../../storage/policy-weights.ts';

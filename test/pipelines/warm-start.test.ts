@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf } from '../../models/tf-backend.ts';
+import { tf } from '../../util/tf-backend.ts';
 import { runSft } from '../../pipelines/sft.ts';
 import { evaluate } from '../../pipelines/evaluate.ts';
 import { loadPolicyWeights } from '../../storage/policy-weights.ts';

@@ -1,5 +1,6 @@
 /**
- * TensorFlow.js backend selection for the trainer.
+ * TensorFlow.js, the tensor library of the objective (algorithms/) and the trainer (models/), and the choice
+ * of its backend. It sits in util/ so that the math and the model share it without depending on each other.
  *
  * Order of preference: `tensorflow` (native, from the optional `@tensorflow/tfjs-node-gpu`, present only
  * where its install could fetch libtensorflow), then `wasm` (SIMD, one thread under Node), then the pure-JS

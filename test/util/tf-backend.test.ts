@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 
 /** Backend choice is once per process, so each case runs in a child process. */
 function pick(env: Record<string, string | undefined>, arg = 'undefined') {
-  const code = `import { initTf, tf } from './models/tf-backend.ts';
+  const code = `import { initTf, tf } from './util/tf-backend.ts';
     try { const b = await initTf(${arg}, (m) => console.log(m)); console.log('RESULT', b, tf.getBackend()); }
     catch (e) { console.log('ERROR', e.message); }`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
