@@ -16,8 +16,8 @@ import { runSft } from '../pipelines/sft.ts';
 import { evaluate, formatEvalReport } from '../pipelines/evaluate.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import { paramCount } from '../models/params.ts';
+import { POLICY_SIZES } from '../models/config.ts';
 import { createTask } from '../tasks/registry.ts';
-import { POLICY_SIZES } from '../cli/sft.ts';
 
 const GRID = process.argv.slice(2).length ? process.argv.slice(2) : ['small:200', 'small:400', 'base:200', 'base:400', 'large:200'];
 const EVAL_LIMIT = Number(process.env.STUDY_EVAL_LIMIT ?? 700);

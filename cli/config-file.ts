@@ -1,4 +1,4 @@
-/** Reading a run config from a YAML or JSON file (YAML is a superset of JSON). */
+/** Reading a run config from a YAML or JSON file (YAML is a superset of JSON), and parsers of flag values. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
@@ -26,7 +26,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
 export function intOption(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer, got '${v}'`);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer, got '${v}'`);
     return n;
   };
 }
@@ -61,4 +61,9 @@ export function checkWritableFile(flag: string, file: string): void {
   } catch {
     throw new Error(`${flag} ${file}: directory ${dir} is not writable`);
   }
+}
+
+/** A comma-separated flag value (`--families sum,read`) as its non-empty, trimmed items. */
+export function splitList(text: string): string[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
 }

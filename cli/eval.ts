@@ -6,8 +6,8 @@ import { loadPolicyWeights } from '../storage/policy-weights.ts';
 import { createTask, type TaskConfig, type TaskName } from '../tasks/registry.ts';
 import { evaluate, formatEvalReport } from '../pipelines/evaluate.ts';
 import { checkSplit } from '../tasks/types.ts';
-import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from '../tasks/manifest-flags.ts';
-import { checkWritableFile, intAtLeastOption, intOption, numberOption } from './config-file.ts';
+import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
+import { checkWritableFile, intAtLeastOption, intOption, numberOption, splitList } from './config-file.ts';
 
 interface EvalFlags extends ManifestFileFlags {
   weights: string;
@@ -33,7 +33,7 @@ function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig 
   for (const k of ['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const) delete taskCfg[k];
   if (f.manifest) taskCfg.manifest = f.manifest;
   Object.assign(taskCfg, manifestFileOptions(f));
-  if (f.families) taskCfg.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
+  if (f.families) taskCfg.families = splitList(f.families);
   else if (name !== trained.task) delete taskCfg.families;
   return taskCfg;
 }

@@ -2,7 +2,7 @@
  * The `papo` command line.
  */
 import { Command } from 'commander';
-import { registerDataCommands } from '../tasks/cli.ts';
+import { registerDataCommands } from './data.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
 import { registerTrainCommand } from './train.ts';

@@ -6,7 +6,7 @@
 import { initTf, tf } from '../util/tf-backend.ts';
 import { objectiveConfig, LOSS_AGG_MODES, PRESETS, type PresetName } from '../algorithms/config.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
-import { randomInputs, refPapoLoss, type Mat } from '../test/algorithms/reference.ts';
+import { randomInputs, refPapoLoss, type Mat } from '../algorithms/float64-reference.ts';
 
 export async function runSelfCheck(seed = 0): Promise<boolean> {
   const backend = await initTf(undefined, (m) => console.log(m));

@@ -1,8 +1,9 @@
 /** `papo sft`: supervised warm start on a task's demonstrations (pipelines/sft.ts). */
 import type { Command } from 'commander';
+import { POLICY_SIZES } from '../models/config.ts';
 import type { SftConfigInput } from '../pipelines/sft.ts';
-import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from '../tasks/manifest-flags.ts';
-import { intOption, numberOption, readConfigFile } from './config-file.ts';
+import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
+import { intOption, numberOption, splitList, readConfigFile } from './config-file.ts';
 
 interface SftFlags extends ManifestFileFlags {
   config?: string;
@@ -21,20 +22,13 @@ interface SftFlags extends ManifestFileFlags {
   force?: boolean;
 }
 
-/** Named model sizes for the study in bench/sft-size-study.ts; `base` is the default. */
-export const POLICY_SIZES: Record<string, Record<string, number>> = {
-  small: { dModel: 64, nHeads: 4, nLayers: 2 },
-  base: { dModel: 128, nHeads: 4, nLayers: 2 },
-  large: { dModel: 192, nHeads: 6, nLayers: 3 },
-};
-
 export function sftInputFromFlags(f: SftFlags): SftConfigInput {
   const input: Record<string, unknown> = f.config ? readConfigFile(f.config) : {};
   const task = { ...((input.task as object) ?? {}) } as Record<string, unknown>;
   if (f.task) task.task = f.task;
   if (f.manifest) task.manifest = f.manifest;
   Object.assign(task, manifestFileOptions(f));
-  if (f.families) task.families = f.families.split(',').map((s) => s.trim()).filter(Boolean);
+  if (f.families) task.families = splitList(f.families);
   if (Object.keys(task).length) input.task = task;
   if (f.size) {
     const size = POLICY_SIZES[f.size];

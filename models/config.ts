@@ -52,6 +52,13 @@ export function policyConfig(input: PolicyConfigInput = {}): PolicyConfig {
   return parseConfig(PolicyConfigSchema, input, 'policy config');
 }
 
+/** Named policy sizes (`papo sft --size`, the study in bench/sft-size-study.ts); `base` is the default. */
+export const POLICY_SIZES: Record<string, PolicyConfigInput> = {
+  small: { dModel: 64, nHeads: 4, nLayers: 2 },
+  base: { dModel: 128, nHeads: 4, nLayers: 2 },
+  large: { dModel: 192, nHeads: 6, nLayers: 3 },
+};
+
 /** Sizes derived from a config, used by every implementation of the architecture. */
 export interface PolicyDims {
   /** image tokens: (imageHeight / patchSize) * (imageWidth / patchSize) */

@@ -4,7 +4,7 @@ import { initTf, tf } from '../../util/tf-backend.ts';
 import { groupAdvantages, broadcastAdvantages } from '../../algorithms/advantage.ts';
 import { ADV_ESTIMATORS } from '../../algorithms/config.ts';
 import { Rng } from '../../util/rng.ts';
-import { refAdvantages } from './reference.ts';
+import { refAdvantages } from '../../algorithms/float64-reference.ts';
 
 await initTf();
 

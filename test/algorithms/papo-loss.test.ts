@@ -7,7 +7,7 @@ import { aggregate } from '../../algorithms/aggregate.ts';
 import { klEstimate } from '../../algorithms/kl.ts';
 import { ppoClipLoss } from '../../algorithms/policy-loss.ts';
 import { Rng } from '../../util/rng.ts';
-import { randomInputs, refPapoLoss, type Mat, type RefInputs } from './reference.ts';
+import { randomInputs, refPapoLoss, type Mat, type RefInputs } from '../../algorithms/float64-reference.ts';
 
 await initTf();
 

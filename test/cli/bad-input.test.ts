@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { PNG } from 'pngjs';
-import { registerDataCommands } from '../../tasks/cli.ts';
+import { registerDataCommands } from '../../cli/data.ts';
 
 const papo = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['bin/papo.js', ...args], { encoding: 'utf8', env: { ...process.env, PAPO_DEBUG: '', PAPO_LOG_LEVEL: '', ...env } });
@@ -72,7 +72,7 @@ test('check-manifest: paths out of the directory need --allow-outside-manifest-d
   assert.match(px.out, /image is 8 x 8 = 64 pixels, over the limit of 63/);
   const bytes = await data(['check-manifest', path.join(dir, 'data/demos.jsonl'), '--max-image-bytes', '10']);
   assert.match(bytes.out, /file is \d+ bytes, over the limit of 10/);
-  await assert.rejects(data(['check-manifest', 'x.jsonl', '--max-image-bytes', '-5']), /--max-image-bytes must be a positive integer, got '-5'/);
+  await assert.rejects(data(['check-manifest', 'x.jsonl', '--max-image-bytes', '-5']), /--max-image-bytes must be at least 1, got '-5'/);
 });
 
 test('data commands: --manifest implies the manifest task; with another task it is an error, as are image flags', async () => {

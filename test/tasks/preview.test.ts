@@ -8,7 +8,8 @@ import { drawText, glyphPixel, wrapText } from '../../tasks/preview/font.ts';
 import { encodePng, renderContactSheet } from '../../tasks/preview/contact-sheet.ts';
 import { decodeImage } from '../../tasks/loader/decode.ts';
 import { ScenesTask } from '../../tasks/scenes/task.ts';
-import { registerDataCommands, sampleRecords, splitStats } from '../../tasks/cli.ts';
+import { registerDataCommands } from '../../cli/data.ts';
+import { sampleRecords, splitStats } from '../../tasks/inspect.ts';
 import { makeImage } from '../../util/image.ts';
 
 const glyphBits = (ch: string): string => {

@@ -1,9 +1,10 @@
 /**
  * An independent float64 plain-JS implementation of the PAPO objective, written directly from
- * PAPO-SPEC.md with loops over tokens, to check the tfjs implementation against.
+ * PAPO-SPEC.md with loops over tokens, to check the tfjs implementation against: the oracle of the test
+ * suite and of `papo selfcheck`. Nothing trains with it.
  */
-import type { ObjectiveConfig } from '../../algorithms/config.ts';
-import { Rng } from '../../util/rng.ts';
+import type { ObjectiveConfig } from './config.ts';
+import { Rng } from '../util/rng.ts';
 
 export type Mat = number[][];
 

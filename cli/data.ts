@@ -7,20 +7,14 @@
  *   papo data check-manifest data/train.jsonl --height 28 --width 56
  */
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { createTask, TASK_NAMES, type TaskConfig, type TaskName } from './registry.ts';
-import { RecordStream } from './stream.ts';
-import { checkSplit, type Split, type Task, type TaskRecord } from './types.ts';
-import { writeContactSheet } from './preview/contact-sheet.ts';
-import { loadManifest } from './loader/manifest.ts';
-import { responseTokenCount } from './text.ts';
+import { Command, Option } from 'commander';
+import { createTask, TASK_NAMES, type TaskConfig, type TaskName } from '../tasks/registry.ts';
+import { sampleRecords, splitStats, type SplitStats } from '../tasks/inspect.ts';
+import { checkSplit, type Task } from '../tasks/types.ts';
+import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
+import { loadManifest } from '../tasks/loader/manifest.ts';
+import { intOption } from './config-file.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
-
-const int = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
-  return n;
-};
 
 interface TaskFlags extends ManifestFileFlags {
   task?: TaskName;
@@ -38,10 +32,10 @@ function taskOptions(cmd: Command): Command {
     .addOption(new Option('--task <name>', 'task (default digits; manifest when --manifest is given)').choices([...TASK_NAMES]))
     .option('--family <name...>', 'only these families (default all)')
     .option('--split <split>', 'train, validation or test', 'train')
-    .option('--seed <n>', 'task and order seed', int('seed'), 0)
-    .option('--digits <n>', 'digits task: digits per canvas (2-4)', int('digits'))
-    .option('--height <px>', 'scenes/manifest image height', int('height'))
-    .option('--width <px>', 'scenes/manifest image width', int('width'))
+    .option('--seed <n>', 'task and order seed', intOption('--seed'), 0)
+    .option('--digits <n>', 'digits task: digits per canvas (2-4)', intOption('--digits'))
+    .option('--height <px>', 'scenes/manifest image height', intOption('--height'))
+    .option('--width <px>', 'scenes/manifest image width', intOption('--width'))
     .option('--manifest <file>', 'manifest task: the JSONL manifest');
 }
 
@@ -58,23 +52,12 @@ function buildTask(f: TaskFlags): Task {
   return task;
 }
 
-/** Up to n records of the chosen families, in the split's seeded epoch order. */
-export function sampleRecords(task: Task, split: Split, n: number, seed: number, families?: readonly string[]): TaskRecord[] {
-  const stream = RecordStream.open(task, { split, seed, shuffle: true, epochs: 1 });
-  const out: TaskRecord[] = [];
-  for (const r of stream) {
-    if (!families?.length || families.includes(r.family)) out.push(r);
-    if (out.length >= n) break;
-  }
-  return out;
-}
-
 export function registerDataCommands(program: Command): Command {
   const data = program.command('data').description('inspect tasks and datasets: contact sheets, statistics, manifest checks');
 
   taskOptions(data.command('preview').description('write a PNG contact sheet of N records with their questions and answers'))
-    .option('--n <n>', 'records', int('n'), 16)
-    .option('--scale <k>', 'image upscale factor', int('scale'), 4)
+    .option('--n <n>', 'records', intOption('--n'), 16)
+    .option('--scale <k>', 'image upscale factor', intOption('--scale'), 4)
     .option('--reasoning', 'also print the demonstration reasoning', false)
     .requiredOption('--out <file>', 'PNG file to write')
     .action((f: TaskFlags & { n: number; scale: number; reasoning: boolean; out: string }) => {
@@ -90,8 +73,8 @@ export function registerDataCommands(program: Command): Command {
     .description('write one contact sheet per family of the digits and scenes tasks')
     .requiredOption('--out-dir <dir>', 'folder for the PNG files')
     .option('--split <split>', 'train, validation or test', 'train')
-    .option('--n <n>', 'records per sheet', int('n'), 12)
-    .option('--seed <n>', 'seed', int('seed'), 0)
+    .option('--n <n>', 'records per sheet', intOption('--n'), 12)
+    .option('--seed <n>', 'seed', intOption('--seed'), 0)
     .action((f: { outDir: string; split: string; n: number; seed: number }) => {
       for (const name of ['digits', 'scenes'] as const) {
         const task = createTask({ task: name, seed: f.seed });
@@ -104,7 +87,7 @@ export function registerDataCommands(program: Command): Command {
     });
 
   taskOptions(data.command('stats').description('family mix, answer distribution, text lengths and generation speed of a split'))
-    .option('--n <n>', 'records to scan (default: the whole split, at most 5000)', int('n'))
+    .option('--n <n>', 'records to scan (default: the whole split, at most 5000)', intOption('--n'))
     .option('--json', 'print JSON', false)
     .action((f: TaskFlags & { n?: number; json: boolean }) => {
       const task = buildTask(f);
@@ -117,8 +100,8 @@ export function registerDataCommands(program: Command): Command {
 
   addManifestFileFlags(data.command('check-manifest <file>'))
     .description('load a JSONL manifest, report every problem with its line number; exit 1 if any, or if it has no records')
-    .option('--height <px>', 'image height', int('height'), 28)
-    .option('--width <px>', 'image width', int('width'), 56)
+    .option('--height <px>', 'image height', intOption('--height'), 28)
+    .option('--width <px>', 'image width', intOption('--width'), 56)
     .option('--require-demonstrations', 'also exit 1 when a record has no demonstration (papo sft needs one per record)', false)
     .action((file: string, f: ManifestFileFlags & { height: number; width: number; requireDemonstrations: boolean }) => {
       const m = loadManifest(file, { height: f.height, width: f.width, onError: 'skip', ...manifestFileOptions(f) });
@@ -133,41 +116,6 @@ export function registerDataCommands(program: Command): Command {
       if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;
     });
   return data;
-}
-
-export interface SplitStats {
-  task: string;
-  split: Split;
-  size: number;
-  scanned: number;
-  image: string;
-  msPerRecord: number;
-  families: Record<string, { count: number; visionDependency: string; answers: Record<string, number>; maxQuestion: number; maxResponseTokens: number }>;
-}
-
-export function splitStats(task: Task, split: Split, n: number, families?: readonly string[]): SplitStats {
-  const t0 = performance.now();
-  const fams: SplitStats['families'] = {};
-  let scanned = 0;
-  for (let i = 0; i < n; i++) {
-    const r = task.recordAt(split, i);
-    scanned++;
-    if (families?.length && !families.includes(r.family)) continue;
-    const s = (fams[r.family] ??= { count: 0, visionDependency: r.visionDependency, answers: {}, maxQuestion: 0, maxResponseTokens: 0 });
-    s.count++;
-    s.answers[r.answer] = (s.answers[r.answer] ?? 0) + 1;
-    s.maxQuestion = Math.max(s.maxQuestion, r.question.length);
-    if (r.demonstration) s.maxResponseTokens = Math.max(s.maxResponseTokens, responseTokenCount(r.demonstration) + 1);
-  }
-  return {
-    task: task.name,
-    split,
-    size: task.size(split),
-    scanned,
-    image: `${task.imageHeight}x${task.imageWidth}`,
-    msPerRecord: (performance.now() - t0) / Math.max(1, scanned),
-    families: fams,
-  };
 }
 
 function printStats(s: SplitStats): void {
