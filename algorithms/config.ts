@@ -1,25 +1,27 @@
 /**
  * The objective's configuration: every knob of PAPO / GRPO / DAPO, with the defaults of PAPO-SPEC.md and the
- * names users of verl / EasyR1 know. Validation rejects nonsense with a message naming the key.
+ * names users of verl / EasyR1 know. Validation rejects nonsense with a message naming the key. The
+ * estimator, loss and aggregation keys take the names registered when the config is parsed (built-in, or
+ * added by user code with `registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
+ * `registerLossAggMode`).
  */
 import { z } from 'zod';
 import { parseConfig } from '../util/schema.ts';
-
-export const ADV_ESTIMATORS = ['grpo', 'dr_grpo', 'rloo'] as const;
-export const KL_ESTIMATORS = ['k1', 'k2', 'k3', 'abs'] as const;
-export const LOSS_AGG_MODES = ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum', 'seq-mean-token-sum-norm'] as const;
-
-/** verl spellings of the KL estimators, accepted as aliases. */
-const KL_ALIASES: Record<string, (typeof KL_ESTIMATORS)[number]> = { kl: 'k1', mse: 'k2', low_var_kl: 'k3' };
+import { advantageEstimators } from './advantage.ts';
+import { lossAggModes } from './aggregate.ts';
+import { klEstimators } from './kl.ts';
+import { policyLosses } from './policy-loss.ts';
 
 const nonNeg = () => z.number().finite().nonnegative();
 
 export const ObjectiveConfigSchema = z
   .object({
-    /** Group advantage estimator. */
-    adv_estimator: z.enum(ADV_ESTIMATORS).default('grpo'),
+    /** Group advantage estimator (algorithms/advantage.ts). */
+    adv_estimator: advantageEstimators.name().default('grpo'),
     /** Added to the group std in `grpo`. */
     adv_eps: z.number().finite().positive().default(1e-6),
+    /** Per-token policy-gradient loss (algorithms/policy-loss.ts; verl's `policy_loss.loss_mode`, `vanilla` accepted). */
+    policy_loss: policyLosses.name().default('ppo_clip'),
     /** PPO clip: the ratio is clipped to [1 - clip_ratio_low, 1 + clip_ratio_high]. */
     clip_ratio_low: nonNeg().lt(1).default(0.2),
     clip_ratio_high: nonNeg().default(0.3),
@@ -28,7 +30,7 @@ export const ObjectiveConfigSchema = z
     /** beta: weight of the reference-policy KL; 0 means no reference model at all. */
     kl_coef: nonNeg().default(0.01),
     /** Estimator of the reference KL: k1, k2 (mse), k3 (low_var_kl), abs. verl names are accepted. */
-    kl_estimator: z.preprocess((v) => (typeof v === 'string' && v in KL_ALIASES ? KL_ALIASES[v] : v), z.enum(KL_ESTIMATORS)).default('k3'),
+    kl_estimator: klEstimators.name().default('k3'),
     /** gamma: weight of the implicit perception loss (maximised KL between original and masked views). */
     perception_loss_weight: nonNeg().default(0),
     /** eta1: weight of -log-prob (sampled-token entropy) on the original image. */
@@ -37,7 +39,8 @@ export const ObjectiveConfigSchema = z
     entropy_coef_masked: nonNeg().default(0),
     /** Recompute masked-view log-probs with the current weights and gradient (off: once per rollout step). */
     recompute_masked_logprobs: z.boolean().default(false),
-    loss_agg_mode: z.enum(LOSS_AGG_MODES).default('token-mean'),
+    /** Aggregation of per-token losses (algorithms/aggregate.ts). */
+    loss_agg_mode: lossAggModes.name().default('token-mean'),
     /** Divisor of `seq-mean-token-sum-norm` (Dr.GRPO); default: the padded response length of the batch. */
     loss_scale_factor: z.number().finite().positive().optional(),
     mask_type: z.enum(['random_patch']).default('random_patch'),

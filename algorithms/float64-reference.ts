@@ -20,10 +20,19 @@ export interface RefInputs {
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 
+/** What this file implements: the built-in names of the registries, written out again on purpose. */
+export const FLOAT64_REFERENCE = {
+  advEstimators: ['grpo', 'dr_grpo', 'rloo'],
+  policyLosses: ['ppo_clip'],
+  klEstimators: ['k1', 'k2', 'k3', 'abs'],
+  lossAggModes: ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum', 'seq-mean-token-sum-norm'],
+} as const;
+
 export function refKl(lp: number, lq: number, est: string): number {
   if (est === 'k1') return lp - lq;
   if (est === 'k2') return 0.5 * (lp - lq) ** 2;
   if (est === 'abs') return Math.abs(lp - lq);
+  if (est !== 'k3') throw new Error(`no float64 reference of KL estimator "${est}"`);
   const d = clamp(lq - lp, -20, 20);
   return clamp(Math.exp(d) - d - 1, -10, 10);
 }
@@ -84,12 +93,13 @@ export function refAgg(x: Mat, mask: Mat, mode: string, scale?: number): number 
     case 'seq-mean-token-sum-norm':
       return total / (scale ?? T);
     default:
-      throw new Error(mode);
+      throw new Error(`no float64 reference of loss_agg_mode "${mode}"`);
   }
 }
 
 /** Returns the loss (before gradient-accumulation scaling) and the metrics, in float64. */
 export function refPapoLoss(inp: RefInputs, c: ObjectiveConfig): { loss: number; metrics: Record<string, number> } {
+  if (c.policy_loss !== 'ppo_clip') throw new Error(`no float64 reference of policy loss "${c.policy_loss}"`);
   const B = inp.logprobs.length;
   const T = inp.logprobs[0].length;
   const mat = (f: (b: number, t: number) => number): Mat => Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => f(b, t)));
@@ -127,6 +137,7 @@ export function refPapoLoss(inp: RefInputs, c: ObjectiveConfig): { loss: number;
 
 /** GRPO / Dr.GRPO / RLOO advantages in float64, straight from the definitions. */
 export function refAdvantages(rewards: number[], G: number, est: string, eps = 1e-6): number[] {
+  if (!(FLOAT64_REFERENCE.advEstimators as readonly string[]).includes(est)) throw new Error(`no float64 reference of advantage estimator "${est}"`);
   const out: number[] = [];
   for (let g = 0; g < rewards.length / G; g++) {
     const r = rewards.slice(g * G, g * G + G);

@@ -1,33 +1,45 @@
 /**
  * Per-token KL estimators between the current policy (log-probs `logp`) and another policy (`logq`),
- * evaluated on tokens sampled from the behaviour policy (Schulman's k1/k2/k3).
+ * evaluated on tokens sampled from the behaviour policy (Schulman's k1/k2/k3), by the name in config
+ * (`kl_estimator`); user code adds its own with `registerKlEstimator`. Built-in (verl's spellings accepted):
  *
  * - k1 (`kl`):          logp - logq
  * - k2 (`mse`):         0.5 * (logp - logq)^2
  * - k3 (`low_var_kl`):  d = clamp(logq - logp, -20, 20); exp(d) - d - 1, clamped to [-10, 10]
  * - abs:                |logp - logq|
  * The clamps are those of PAPO-SPEC.md (and verl): they bound the estimate and zero its gradient outside.
+ * The implicit perception loss always uses k3.
+ *
+ * @example
+ * registerKlEstimator('k2_half', (logp, logq) => tf.mul(0.25, tf.square(tf.sub(logp, logq))));
+ * objectiveConfig({ kl_estimator: 'k2_half' });
  */
 import { tf } from '../util/tf-backend.ts';
-import type { KL_ESTIMATORS } from './config.ts';
+import { Registry } from '../util/registry.ts';
 
-export type KlEstimator = (typeof KL_ESTIMATORS)[number];
+/** A per-token KL estimate from two [B, T] log-prob tensors, of the same shape. Runs inside `tf.tidy`. */
+export type KlEstimator = (logp: tf.Tensor, logq: tf.Tensor) => tf.Tensor;
 
-export function klEstimate(logp: tf.Tensor, logq: tf.Tensor, estimator: KlEstimator): tf.Tensor {
-  return tf.tidy(() => {
-    switch (estimator) {
-      case 'k1':
-        return tf.sub(logp, logq);
-      case 'k2':
-        return tf.mul(0.5, tf.square(tf.sub(logp, logq)));
-      case 'k3': {
-        const d = tf.clipByValue(tf.sub(logq, logp), -20, 20);
-        return tf.clipByValue(tf.sub(tf.sub(tf.exp(d), d), 1), -10, 10);
-      }
-      case 'abs':
-        return tf.abs(tf.sub(logp, logq));
-      default:
-        throw new Error(`unknown KL estimator '${String(estimator)}'`);
-    }
-  });
+export const klEstimators = new Registry<KlEstimator>('KL estimator', 'registerKlEstimator');
+
+/** Makes `name` a value of `kl_estimator`; a name already registered is refused. */
+export function registerKlEstimator(name: string, estimator: KlEstimator): void {
+  klEstimators.register(name, estimator);
+}
+
+registerKlEstimator('k1', (logp, logq) => tf.sub(logp, logq));
+registerKlEstimator('k2', (logp, logq) => tf.mul(0.5, tf.square(tf.sub(logp, logq))));
+registerKlEstimator('k3', (logp, logq) => {
+  const d = tf.clipByValue(tf.sub(logq, logp), -20, 20);
+  return tf.clipByValue(tf.sub(tf.sub(tf.exp(d), d), 1), -10, 10);
+});
+registerKlEstimator('abs', (logp, logq) => tf.abs(tf.sub(logp, logq)));
+klEstimators.alias('kl', 'k1');
+klEstimators.alias('mse', 'k2');
+klEstimators.alias('low_var_kl', 'k3');
+
+/** The named estimator of KL(p || q) per token. */
+export function klEstimate(logp: tf.Tensor, logq: tf.Tensor, estimator: string): tf.Tensor {
+  const estimate = klEstimators.get(estimator);
+  return tf.tidy(() => estimate(logp, logq));
 }

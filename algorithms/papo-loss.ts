@@ -3,7 +3,8 @@
  *
  *   L = [ AGG(pg) + beta * AGG(kl_ref) - gamma * AGG(kl_prcp) + eta1 * AGG(-l) + eta2 * AGG(-m) ] / accum
  *
- * with pg the clipped surrogate, kl_ref = k(l, l_ref) (configurable estimator), kl_prcp = k3(l, m)
+ * with pg the policy loss named by `policy_loss` (the clipped surrogate by default), kl_ref = k(l, l_ref)
+ * (the estimator named by `kl_estimator`), AGG the `loss_agg_mode`, kl_prcp = k3(l, m)
  * (the implicit perception loss, maximised, hence the minus), and -l, -m the sampled-token entropy
  * estimates on the original and masked image (the double entropy loss, which pushes both down).
  * GRPO is this with gamma = eta1 = eta2 = 0; DAPO additionally has beta = 0 (no reference model).
@@ -16,7 +17,7 @@ import { aggregate, maskedMean } from './aggregate.ts';
 import { broadcastAdvantages } from './advantage.ts';
 import type { ObjectiveConfig } from './config.ts';
 import { klEstimate } from './kl.ts';
-import { ppoClipLoss } from './policy-loss.ts';
+import { policyLosses, type PolicyLossTerms } from './policy-loss.ts';
 
 export interface PapoLossInputs {
   /** [B, T] log pi_theta of the sampled tokens on the original image; carries the gradient. */
@@ -66,6 +67,15 @@ function checkShape(name: string, t: tf.Tensor | undefined, shape: number[]): vo
   }
 }
 
+function checkTerms(name: string, terms: PolicyLossTerms, shape: number[]): void {
+  for (const k of ['pg', 'clipped', 'dualClipped', 'negApproxKl'] as const) {
+    const t = terms?.[k];
+    if (!(t instanceof tf.Tensor) || t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`papoLoss: policy loss "${name}" returned ${k} ${t instanceof tf.Tensor ? `of shape [${t.shape}]` : typeof t}, expected a tensor of shape [${shape}]`);
+    }
+  }
+}
+
 export function papoLoss(inputs: PapoLossInputs, config: ObjectiveConfig, options: PapoLossOptions = {}): PapoLossResult {
   const { logprobs, oldLogprobs, refLogprobs, maskedLogprobs, advantages, responseMask } = inputs;
   const accum = options.gradAccumSteps ?? 1;
@@ -87,6 +97,7 @@ export function papoLoss(inputs: PapoLossInputs, config: ObjectiveConfig, option
   if ((gamma > 0 || eta2 > 0) && !maskedLogprobs) {
     throw new Error('papoLoss: perception_loss_weight or entropy_coef_masked > 0 needs maskedLogprobs (log-probs of the same tokens on the masked image)');
   }
+  const policyLoss = policyLosses.get(config.policy_loss);
   const mode = config.loss_agg_mode;
   const agg = (x: tf.Tensor) => aggregate(x, responseMask, mode, config.loss_scale_factor);
 
@@ -107,7 +118,9 @@ export function papoLoss(inputs: PapoLossInputs, config: ObjectiveConfig, option
     const ref = refLogprobs && clean(refLogprobs);
     const masked = maskedLogprobs && clean(maskedLogprobs);
     const adv = clean(advantages.rank === 1 ? broadcastAdvantages(advantages as tf.Tensor1D, responseMask) : advantages);
-    const { pg, clipped, dualClipped, negApproxKl } = ppoClipLoss(lp, old, adv, config);
+    const terms = policyLoss({ logprobs: lp, oldLogprobs: old, advantages: adv, responseMask }, config);
+    checkTerms(config.policy_loss, terms, shape);
+    const { pg, clipped, dualClipped, negApproxKl } = terms;
     const pgLoss = agg(pg);
     let total: tf.Scalar = pgLoss;
     metric('actor/pg_loss', pgLoss);

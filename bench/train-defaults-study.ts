@@ -10,7 +10,7 @@
  * Wall times depend on what else the machine is doing: compare rows of one run of this script.
  */
 import { runTrain } from '../pipelines/train.ts';
-import { applyOverrides } from '../pipelines/train-config.ts';
+import { applyOverrides } from '../util/overrides.ts';
 import type { EvalReport } from '../pipelines/evaluate.ts';
 import { parse } from 'yaml';
 

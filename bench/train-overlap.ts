@@ -12,7 +12,7 @@
  * Compare the rows of one run: the machine is shared and noisy.
  */
 import { runTrain } from '../pipelines/train.ts';
-import { applyOverrides } from '../pipelines/train-config.ts';
+import { applyOverrides } from '../util/overrides.ts';
 
 const args = process.argv.slice(2);
 const steps = args[0] && /^\d+$/.test(args[0]) ? Number(args.shift()) : 12;

@@ -7,8 +7,8 @@
  *   papo data check-manifest data/train.jsonl --height 28 --width 56
  */
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
-import { createTask, TASK_NAMES, type TaskConfig, type TaskName } from '../tasks/registry.ts';
+import type { Command } from 'commander';
+import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
 import { sampleRecords, splitStats, type SplitStats } from '../tasks/inspect.ts';
 import { checkSplit, type Task } from '../tasks/types.ts';
 import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
@@ -17,7 +17,7 @@ import { intOption } from './config-file.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
 
 interface TaskFlags extends ManifestFileFlags {
-  task?: TaskName;
+  task?: string;
   family?: string[];
   seed: number;
   digits?: number;
@@ -29,7 +29,7 @@ interface TaskFlags extends ManifestFileFlags {
 
 function taskOptions(cmd: Command): Command {
   return addManifestFileFlags(cmd)
-    .addOption(new Option('--task <name>', 'task (default digits; manifest when --manifest is given)').choices([...TASK_NAMES]))
+    .option('--task <name>', `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`)
     .option('--family <name...>', 'only these families (default all)')
     .option('--split <split>', 'train, validation or test', 'train')
     .option('--seed <n>', 'task and order seed', intOption('--seed'), 0)

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import { loadPolicyWeights } from '../storage/policy-weights.ts';
-import { createTask, type TaskConfig, type TaskName } from '../tasks/registry.ts';
+import { createTask, type TaskConfig } from '../tasks/registry.ts';
 import { evaluate, formatEvalReport } from '../pipelines/evaluate.ts';
 import { checkSplit } from '../tasks/types.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
@@ -25,7 +25,7 @@ interface EvalFlags extends ManifestFileFlags {
 
 /** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
 function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig {
-  const name = (f.task ?? (f.manifest !== undefined ? 'manifest' : trained.task ?? 'digits')) as TaskName;
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : trained.task ?? 'digits');
   if (f.manifest !== undefined && name !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${name}`);
   const taskCfg: TaskConfig = { ...trained, task: name };
   if (name !== 'manifest') delete taskCfg.manifest;

@@ -2,6 +2,7 @@
  * The `papo` command line.
  */
 import { Command } from 'commander';
+import { importUserModule } from '../util/user-module.ts';
 import { registerDataCommands } from './data.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
@@ -9,9 +10,19 @@ import { registerTrainCommand } from './train.ts';
 import { registerReplayCommand } from './replay.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 
-const program = new Command('papo').description('PAPO / GRPO / DAPO training for vision-language policies');
-// environment errors before any command starts work
-program.hook('preAction', () => void logLevelFromEnv('info'));
+const program = new Command('papo')
+  .description('PAPO / GRPO / DAPO training for vision-language policies')
+  .option(
+    '--import <module>',
+    'import a .ts/.js module of yours before the command runs (repeatable): the names it registers (registerAdvEstimator, registerPolicyLoss, registerKlEstimator, registerLossAggMode, registerReward, registerTask) can then be used in configs and flags',
+    (file: string, previous: string[]) => [...previous, file],
+    [] as string[],
+  )
+  .hook('preAction', async () => {
+    // environment errors before any command starts work
+    logLevelFromEnv('info');
+    for (const file of program.opts<{ import: string[] }>().import) await importUserModule(file, process.cwd(), '--import');
+  });
 
 program
   .command('selfcheck')

@@ -1,12 +1,12 @@
 /**
  * `papo selfcheck`: evaluates the objective on the selected TensorFlow.js backend for every preset and
- * aggregation mode on random rollout-like inputs, and compares the loss and every metric with the
+ * built-in aggregation mode on random rollout-like inputs, and compares the loss and every metric with the
  * independent float64 implementation that the test suite uses as its oracle.
  */
 import { initTf, tf } from '../util/tf-backend.ts';
-import { objectiveConfig, LOSS_AGG_MODES, PRESETS, type PresetName } from '../algorithms/config.ts';
+import { objectiveConfig, PRESETS, type PresetName } from '../algorithms/config.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
-import { randomInputs, refPapoLoss, type Mat } from '../algorithms/float64-reference.ts';
+import { FLOAT64_REFERENCE, randomInputs, refPapoLoss, type Mat } from '../algorithms/float64-reference.ts';
 
 export async function runSelfCheck(seed = 0): Promise<boolean> {
   const backend = await initTf(undefined, (m) => console.log(m));
@@ -14,7 +14,7 @@ export async function runSelfCheck(seed = 0): Promise<boolean> {
   let checked = 0;
   console.log('preset   loss_agg_mode             loss (tfjs)      loss (float64)   max rel. diff over loss + metrics');
   for (const preset of Object.keys(PRESETS) as PresetName[]) {
-    for (const mode of LOSS_AGG_MODES) {
+    for (const mode of FLOAT64_REFERENCE.lossAggModes) {
       const cfg = objectiveConfig({ loss_agg_mode: mode }, preset);
       const ref = randomInputs(seed + 100 * checked++, 16, 48);
       const t2 = (m: Mat) => tf.tensor2d(m);

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parse, stringify } from 'yaml';
 import { resolveScoreFunction } from '../pipelines/reward-function.ts';
-import { applyOverrides, trainConfig } from '../pipelines/train-config.ts';
+import { trainConfig } from '../pipelines/train-config.ts';
+import { applyOverrides } from '../util/overrides.ts';
 import { readConfigFile } from './config-file.ts';
 
 interface TrainFlags {

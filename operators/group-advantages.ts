@@ -1,16 +1,17 @@
 /**
  * Group-relative advantages of the rewards, with the estimator named in config (`algorithms/advantage.ts`:
- * grpo, dr_grpo, rloo). The tensors live only inside this stage; the batch carries a Float32Array.
+ * grpo, dr_grpo, rloo, or one registered with `registerAdvEstimator`). The tensors live only inside this stage; the batch carries a Float32Array.
  *
  * @example
  * scored$.pipe(groupAdvantages({ estimator: 'grpo', eps: 1e-6 }))
  */
 import { concatMap, type OperatorFunction } from 'rxjs';
-import { groupAdvantages as estimateAdvantages, type AdvEstimator } from '../algorithms/advantage.ts';
+import { groupAdvantages as estimateAdvantages } from '../algorithms/advantage.ts';
 import { addTiming, stageError, type Advantaged, type ScoredBatch } from './types.ts';
 
 export interface GroupAdvantageOptions {
-  estimator: AdvEstimator;
+  /** a registered advantage estimator (`adv_estimator`) */
+  estimator: string;
   /** added to the group std by grpo (`adv_eps`) */
   eps?: number;
 }

@@ -17,7 +17,7 @@ import { TfPolicy } from '../models/policy-tf.ts';
 import { AdamW } from '../models/optimizer.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
-import { createTask, TASK_NAMES } from '../tasks/registry.ts';
+import { createTask, taskFactories } from '../tasks/registry.ts';
 import { RecordStream, type StreamCursor } from '../tasks/stream.ts';
 import { ManifestTask } from '../tasks/loader/manifest-task.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
@@ -31,7 +31,7 @@ import { parseConfig } from '../util/schema.ts';
 
 export const TaskSpecSchema = z
   .object({
-    task: z.enum(TASK_NAMES).default('digits'),
+    task: taskFactories.name().default('digits'),
     seed: z.number().int().nonnegative().default(0),
     families: z.array(z.string()).optional(),
     digits: z.number().int().min(2).max(4).optional(),

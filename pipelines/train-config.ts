@@ -7,8 +7,9 @@
  */
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
-import { TASK_NAMES } from '../tasks/registry.ts';
+import { taskFactories } from '../tasks/registry.ts';
 import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
+import { scoreFunctionProblem } from './reward-function.ts';
 import { parseConfig } from '../util/schema.ts';
 
 /** The warm-start checkpoint shipped in the repository (made by `papo sft` with its defaults). */
@@ -19,7 +20,7 @@ const nonNegInt = () => z.number().int().nonnegative();
 
 const DataSchema = z
   .object({
-    task: z.enum(TASK_NAMES).default('digits').describe('built-in task or manifest'),
+    task: taskFactories.name().default('digits').describe('a registered task: digits, scenes, manifest (a JSONL dataset) or your own'),
     families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
     manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
     allow_outside_manifest_dir: z.boolean().default(false).describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
@@ -67,7 +68,14 @@ const RolloutSchema = z
 
 const RewardSchema = z
   .object({
-    score_function: z.string().default('composite').describe("'composite' (0.9 accuracy + 0.1 format) or ./file.ts:export of your own"),
+    score_function: z
+      .string()
+      .superRefine((spec, ctx) => {
+        const problem = scoreFunctionProblem(spec);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .default('composite')
+      .describe("a registered reward ('composite': 0.9 accuracy + 0.1 format) or ./file.ts:export of your own"),
     timeout_ms: z.number().finite().positive().max(2 ** 31 - 1).default(10_000).describe('per call; a call over it scores 0 and is counted'),
     concurrency: posInt().default(32).describe('reward calls in flight at once'),
   })
@@ -139,30 +147,6 @@ function impliedTask(input: unknown): unknown {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return input;
   const d = data as Record<string, unknown>;
   return d.task === undefined && d.manifest !== undefined ? { ...(input as object), data: { ...d, task: 'manifest' } } : input;
-}
-
-/**
- * Applies dotted overrides as verl / EasyR1 users type them (`worker.rollout.n=4 trainer.max_steps=10`).
- * Values are parsed as YAML scalars or flow collections (`true`, `1e-4`, `[a, b]`); a path through a
- * non-mapping is an error naming it.
- */
-export function applyOverrides(base: Record<string, unknown>, overrides: readonly string[], parseValue: (text: string) => unknown): Record<string, unknown> {
-  const out = structuredClone(base);
-  for (const o of overrides) {
-    const eq = o.indexOf('=');
-    if (eq <= 0) throw new Error(`override '${o}' must look like key.path=value`);
-    const keys = o.slice(0, eq).split('.');
-    if (keys.some((k) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) throw new Error(`override '${o}': '${o.slice(0, eq)}' is not a dotted key path`);
-    let node: Record<string, unknown> = out;
-    keys.slice(0, -1).forEach((k, i) => {
-      const next = node[k];
-      if (next === undefined) node[k] = {};
-      else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error(`override '${o}': ${keys.slice(0, i + 1).join('.')} is not a mapping`);
-      node = node[k] as Record<string, unknown>;
-    });
-    node[keys[keys.length - 1]] = parseValue(o.slice(eq + 1));
-  }
-  return out;
 }
 
 /** Every key with its default and help, for the README and `--help`. */

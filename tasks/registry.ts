@@ -1,15 +1,20 @@
-/** Building a task by name from command-line or config options. */
+/**
+ * Tasks by the name users type (`data.task`, `--task`): `digits`, `scenes`, `manifest`, and any that user
+ * code adds with `registerTask` before the config is parsed.
+ *
+ * @example
+ * registerTask('my_digits', (o) => new DigitsTask({ ...o, digits: 3 }));
+ * createTask({ task: 'my_digits', seed: 1 });
+ */
 import { DigitsTask } from './digits/task.ts';
 import { ScenesTask } from './scenes/task.ts';
 import { ManifestTask } from './loader/manifest-task.ts';
 import type { ResizeMethod } from './loader/resize.ts';
 import type { Task } from './types.ts';
+import { Registry } from '../util/registry.ts';
 
-export const TASK_NAMES = ['digits', 'scenes', 'manifest'] as const;
-export type TaskName = (typeof TASK_NAMES)[number];
-
-export interface TaskConfig {
-  task: TaskName;
+/** Options a task may read; each built-in reads those marked for it and ignores the rest. */
+export interface TaskOptions {
   seed?: number;
   families?: string[];
   /** digits: digits per canvas */
@@ -28,38 +33,52 @@ export interface TaskConfig {
   maxImagePixels?: number;
 }
 
+export interface TaskConfig extends TaskOptions {
+  /** a registered task name */
+  task: string;
+}
+
+/** Builds a task from its options. */
+export type TaskFactory = (options: TaskOptions) => Task;
+
+export const taskFactories = new Registry<TaskFactory>('task', 'registerTask');
+
+/** Makes `name` a value of `data.task` / `--task`; a name already registered is refused. */
+export function registerTask(name: string, factory: TaskFactory): void {
+  taskFactories.register(name, factory);
+}
+
+registerTask('digits', (o) => {
+  checkNoManifest('digits', o);
+  return new DigitsTask({ seed: o.seed, digits: o.digits, families: o.families });
+});
+registerTask('scenes', (o) => {
+  checkNoManifest('scenes', o);
+  return new ScenesTask({ seed: o.seed, height: o.height, width: o.width, families: o.families });
+});
+registerTask('manifest', (o) => {
+  if (!o.manifest) throw new Error('task manifest needs a manifest path');
+  return ManifestTask.load(o.manifest, {
+    height: o.height ?? 28,
+    width: o.width ?? 56,
+    resize: o.resize,
+    fit: o.fit,
+    onError: o.onError,
+    allowOutsideManifestDir: o.allowOutsideManifestDir,
+    maxImageBytes: o.maxImageBytes,
+    maxImagePixels: o.maxImagePixels,
+  });
+});
+
 export function createTask(c: TaskConfig): Task {
-  switch (c.task) {
-    case 'digits':
-      checkNoManifest(c);
-      return new DigitsTask({ seed: c.seed, digits: c.digits, families: c.families });
-    case 'scenes':
-      checkNoManifest(c);
-      return new ScenesTask({ seed: c.seed, height: c.height, width: c.width, families: c.families });
-    case 'manifest': {
-      if (!c.manifest) throw new Error('task manifest needs a manifest path');
-      const t = ManifestTask.load(c.manifest, {
-        height: c.height ?? 28,
-        width: c.width ?? 56,
-        resize: c.resize,
-        fit: c.fit,
-        onError: c.onError,
-        allowOutsideManifestDir: c.allowOutsideManifestDir,
-        maxImageBytes: c.maxImageBytes,
-        maxImagePixels: c.maxImagePixels,
-      });
-      return t;
-    }
-    default:
-      throw new Error(`unknown task ${JSON.stringify(c.task)}; known: ${TASK_NAMES.join(', ')}`);
-  }
+  return taskFactories.get(c.task)(c);
 }
 
 /** Manifest options given to another task would be ignored without a word: refuse them instead. */
-function checkNoManifest(c: TaskConfig): void {
-  if (c.manifest !== undefined) {
-    throw new Error(`a manifest (${c.manifest}) is only read by task manifest, but the task is ${c.task}: choose task manifest, or drop the manifest`);
+function checkNoManifest(task: string, o: TaskOptions): void {
+  if (o.manifest !== undefined) {
+    throw new Error(`a manifest (${o.manifest}) is only read by task manifest, but the task is ${task}: choose task manifest, or drop the manifest`);
   }
-  const given = (['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const).filter((k) => c[k] !== undefined);
-  if (given.length) throw new Error(`${given.join(', ')} only apply to task manifest, but the task is ${c.task}`);
+  const given = (['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const).filter((k) => o[k] !== undefined);
+  if (given.length) throw new Error(`${given.join(', ')} only apply to task manifest, but the task is ${task}`);
 }

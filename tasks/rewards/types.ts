@@ -46,3 +46,10 @@ export function defineReward(name: string, score: SingleRewardFunction['score'])
 export function defineBatchReward(name: string, scoreBatch: BatchRewardFunction['scoreBatch']): BatchRewardFunction {
   return { name, mode: 'batch', scoreBatch };
 }
+
+/** Whether `x` is a reward function object (what `defineReward` / `defineBatchReward` return). */
+export function isRewardFunction(x: unknown): x is RewardFunction {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as { mode?: unknown; score?: unknown; scoreBatch?: unknown };
+  return (r.mode === 'single' && typeof r.score === 'function') || (r.mode === 'batch' && typeof r.scoreBatch === 'function');
+}

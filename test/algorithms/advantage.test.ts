@@ -1,27 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { groupAdvantages, broadcastAdvantages } from '../../algorithms/advantage.ts';
-import { ADV_ESTIMATORS } from '../../algorithms/config.ts';
+import { advantageEstimators, groupAdvantages, broadcastAdvantages } from '../../algorithms/advantage.ts';
 import { Rng } from '../../util/rng.ts';
 import { refAdvantages } from '../../algorithms/float64-reference.ts';
+import { assertClose } from '../asserts.ts';
 
 await initTf();
 
-const near = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) =>
-  Array.from(a).forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= tol * Math.max(1, Math.abs(b[i])), `[${i}] ${v} vs ${b[i]}`));
+/** relative to the magnitude, absolute near zero */
+const TOL = { abs: 1e-5, rel: 1e-5 };
 
 test('GRPO, Dr.GRPO and RLOO on a hand-computed group', () => {
   const r = [1, 0, 0, 1];
   const std = Math.sqrt(1 / 3); // unbiased: sum of squares 4 * 0.25 over n - 1 = 3
   const a = 0.5 / (std + 1e-6);
-  near(groupAdvantages(r, 4, 'grpo').advantages.dataSync(), [a, -a, -a, a]);
-  near(groupAdvantages(r, 4, 'dr_grpo').advantages.dataSync(), [0.5, -0.5, -0.5, 0.5]);
-  near(groupAdvantages(r, 4, 'rloo').advantages.dataSync(), [2 / 3, -2 / 3, -2 / 3, 2 / 3]);
+  assertClose(groupAdvantages(r, 4, 'grpo').advantages.dataSync(), [a, -a, -a, a], TOL);
+  assertClose(groupAdvantages(r, 4, 'dr_grpo').advantages.dataSync(), [0.5, -0.5, -0.5, 0.5], TOL);
+  assertClose(groupAdvantages(r, 4, 'rloo').advantages.dataSync(), [2 / 3, -2 / 3, -2 / 3, 2 / 3], TOL);
 });
 
 test('zero-variance groups get exactly zero advantage and are counted', () => {
-  for (const est of ADV_ESTIMATORS) {
+  for (const est of advantageEstimators.names()) {
     const res = groupAdvantages([0.1, 0.1, 0.1, 1, 0, 1, 0.7, 0.7, 0.7], 3, est);
     const adv = Array.from(res.advantages.dataSync());
     assert.deepEqual(adv.slice(0, 3), [0, 0, 0]);
@@ -34,11 +34,11 @@ test('zero-variance groups get exactly zero advantage and are counted', () => {
 
 test('all estimators equal the float64 reference on random rewards; groups of one keep their reward', () => {
   const rng = Rng.seeded(11);
-  for (const est of ADV_ESTIMATORS) {
+  for (const est of advantageEstimators.names()) {
     for (const G of [1, 2, 5, 8]) {
       const rewards = Array.from({ length: 4 * G }, () => (rng.float() < 0.5 ? 1 : 0.1 * rng.int(10)));
       const res = groupAdvantages(tf.tensor1d(rewards), G, est);
-      near(res.advantages.dataSync(), refAdvantages(rewards, G, est), 2e-5);
+      assertClose(res.advantages.dataSync(), refAdvantages(rewards, G, est), { abs: 2e-5, rel: 2e-5 });
       res.advantages.dispose();
     }
   }

@@ -1,10 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { objectiveConfig, PRESETS } from '../../algorithms/config.ts';
+import { advantageEstimators, klEstimators, lossAggModes, policyLosses } from '../../algorithms/index.ts';
+import { FLOAT64_REFERENCE } from '../../algorithms/float64-reference.ts';
 
 test('defaults are those of the spec', () => {
   const c = objectiveConfig();
   assert.equal(c.adv_estimator, 'grpo');
+  assert.equal(c.adv_eps, 1e-6);
+  assert.equal(c.policy_loss, 'ppo_clip');
   assert.equal(c.clip_ratio_low, 0.2);
   assert.equal(c.clip_ratio_high, 0.3);
   assert.equal(c.clip_ratio_dual, 3);
@@ -34,10 +38,18 @@ test('presets: GRPO, DAPO, PAPO-G, PAPO-D', () => {
   assert.deepEqual(Object.keys(PRESETS).sort(), ['dapo', 'grpo', 'papo_d', 'papo_g']);
 });
 
-test('verl spellings of the KL estimator are accepted', () => {
-  assert.equal(objectiveConfig({ kl_estimator: 'low_var_kl' as never }).kl_estimator, 'k3');
-  assert.equal(objectiveConfig({ kl_estimator: 'mse' as never }).kl_estimator, 'k2');
-  assert.equal(objectiveConfig({ kl_estimator: 'kl' as never }).kl_estimator, 'k1');
+test('verl spellings of the KL estimator and the policy loss are accepted', () => {
+  assert.equal(objectiveConfig({ kl_estimator: 'low_var_kl' }).kl_estimator, 'k3');
+  assert.equal(objectiveConfig({ kl_estimator: 'mse' }).kl_estimator, 'k2');
+  assert.equal(objectiveConfig({ kl_estimator: 'kl' }).kl_estimator, 'k1');
+  assert.equal(objectiveConfig({ policy_loss: 'vanilla' }).policy_loss, 'ppo_clip');
+});
+
+test('the built-in names are exactly those the float64 reference implements', () => {
+  assert.deepEqual(advantageEstimators.names(), FLOAT64_REFERENCE.advEstimators);
+  assert.deepEqual(policyLosses.names(), FLOAT64_REFERENCE.policyLosses);
+  assert.deepEqual(klEstimators.names(), FLOAT64_REFERENCE.klEstimators);
+  assert.deepEqual(lossAggModes.names(), FLOAT64_REFERENCE.lossAggModes);
 });
 
 test('invalid values are rejected with a message naming the key', () => {
@@ -49,7 +61,10 @@ test('invalid values are rejected with a message naming the key', () => {
     [{ mask_ratio: -0.1 }, /mask_ratio/],
     [{ clip_ratio_low: 1 }, /clip_ratio_low/],
     [{ clip_ratio_dual: 1 }, /clip_ratio_dual/],
-    [{ loss_agg_mode: 'mean' }, /loss_agg_mode/],
+    [{ loss_agg_mode: 'mean' }, /loss_agg_mode: unknown loss aggregation mode "mean"; known: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm/],
+    [{ adv_estimator: 'gae' }, /adv_estimator: unknown advantage estimator "gae"/],
+    [{ policy_loss: 'gspo' }, /policy_loss: unknown policy loss "gspo"/],
+    [{ kl_estimator: 'full' }, /kl_estimator: unknown KL estimator "full"/],
     [{ mask_patch_size: 0 }, /mask_patch_size/],
     [{ perception_loss_wieght: 0.02 }, /perception_loss_wieght/],
     [{ dynamic_sampling_min_acc: 0.9, dynamic_sampling_max_acc: 0.5 }, /dynamic_sampling_min_acc/],

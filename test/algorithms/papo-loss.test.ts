@@ -1,18 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { objectiveConfig, LOSS_AGG_MODES, KL_ESTIMATORS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
+import { objectiveConfig, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
 import { papoLoss, type PapoLossInputs } from '../../algorithms/papo-loss.ts';
-import { aggregate } from '../../algorithms/aggregate.ts';
+import { aggregate, lossAggModes } from '../../algorithms/aggregate.ts';
 import { klEstimate } from '../../algorithms/kl.ts';
 import { ppoClipLoss } from '../../algorithms/policy-loss.ts';
 import { Rng } from '../../util/rng.ts';
 import { randomInputs, refPapoLoss, type Mat, type RefInputs } from '../../algorithms/float64-reference.ts';
+import { assertClose } from '../asserts.ts';
 
 await initTf();
 
-const near = (got: number, want: number, rel = 1e-5, abs = 1e-7, what = '') =>
-  assert.ok(Math.abs(got - want) <= rel * Math.abs(want) + abs, `${what}: got ${got}, want ${want}`);
+/** Every mode registered: in this process, the built-in ones. */
+const LOSS_AGG_MODES = lossAggModes.names();
+
+/** float32 against float64: relative, with a floor for values near zero */
+const TOL = { rel: 1e-5, abs: 1e-7 };
 
 const t2 = (m: Mat) => tf.tensor2d(m, undefined, 'float32');
 
@@ -32,14 +36,14 @@ const disposeInputs = (x: PapoLossInputs) => Object.values(x).forEach((t) => t &
 test('k1, k2, k3 and abs estimators: hand-computed values and the k3 clamps', () => {
   const lp = tf.tensor1d([-1, 0, -30]);
   const lq = tf.tensor1d([-2, -30, 0]);
-  const get = (e: (typeof KL_ESTIMATORS)[number]) => Array.from(klEstimate(lp, lq, e).dataSync());
+  const get = (e: string) => Array.from(klEstimate(lp, lq, e).dataSync());
   assert.deepEqual(get('k1').map((v) => +v.toFixed(5)), [1, 30, -30]);
   assert.deepEqual(get('k2').map((v) => +v.toFixed(4)), [0.5, 450, 450]);
   assert.deepEqual(get('abs').map((v) => +v.toFixed(5)), [1, 30, 30]);
   const k3 = get('k3');
-  near(k3[0], Math.exp(-1) + 1 - 1, 1e-6); // d = -1
-  near(k3[1], 10, 0); // d = -30 -> clamp -20 -> exp(-20) + 19 -> clamp 10
-  near(k3[2], 10, 0); // d = +30 -> clamp 20 -> huge -> clamp 10
+  assertClose(k3[0], Math.exp(-1) + 1 - 1, { rel: 1e-6, abs: 1e-7 }); // d = -1
+  assertClose(k3[1], 10, { rel: 0, abs: 1e-7 }); // d = -30 -> clamp -20 -> exp(-20) + 19 -> clamp 10
+  assertClose(k3[2], 10, { rel: 0, abs: 1e-7 }); // d = +30 -> clamp 20 -> huge -> clamp 10
 });
 
 test('PPO surrogate: asymmetric clip, dual clip and clip indicators, by hand', () => {
@@ -49,21 +53,21 @@ test('PPO surrogate: asymmetric clip, dual clip and clip indicators, by hand', (
   const lp = tf.tensor1d(ratios.map(Math.log));
   const { pg, clipped, dualClipped, negApproxKl } = ppoClipLoss(lp, tf.zeros([7]), tf.tensor1d(advs), cfg);
   const want = [-1.3, -0.5, 2, 3, 0.8, -2, -1.3];
-  Array.from(pg.dataSync()).forEach((v, i) => near(v, want[i], 1e-5, 1e-6, `pg[${i}]`));
+  Array.from(pg.dataSync()).forEach((v, i) => assertClose(v, want[i], { rel: 1e-5, abs: 1e-6 }, `pg[${i}]`));
   assert.deepEqual(Array.from(clipped.dataSync()), [1, 0, 0, 0, 1, 0, 1]);
   assert.deepEqual(Array.from(dualClipped.dataSync()), [0, 0, 0, 1, 0, 0, 0]);
-  near(negApproxKl.dataSync()[6], 20, 0, 1e-5, 'log-ratio clamp'); // log-ratio 25 clamped to 20
+  assertClose(negApproxKl.dataSync()[6], 20, { rel: 0, abs: 1e-5 }, 'log-ratio clamp'); // log-ratio 25 clamped to 20
 });
 
 test('aggregation modes, by hand', () => {
   const x = tf.tensor2d([[1, 2, 3], [4, 99, 99]]);
   const m = tf.tensor2d([[1, 1, 1], [1, 0, 0]]);
-  const got = (mode: (typeof LOSS_AGG_MODES)[number], s?: number) => aggregate(x, m, mode, s).dataSync()[0];
-  near(got('token-mean'), 10 / 4);
-  near(got('seq-mean-token-mean'), (2 + 4) / 2);
-  near(got('seq-mean-token-sum'), (6 + 4) / 2);
-  near(got('seq-mean-token-sum-norm'), 10 / 3);
-  near(got('seq-mean-token-sum-norm', 8), 10 / 8);
+  const got = (mode: string, s?: number) => aggregate(x, m, mode, s).dataSync()[0];
+  assertClose(got('token-mean'), 10 / 4, TOL);
+  assertClose(got('seq-mean-token-mean'), (2 + 4) / 2, TOL);
+  assertClose(got('seq-mean-token-sum'), (6 + 4) / 2, TOL);
+  assertClose(got('seq-mean-token-sum-norm'), 10 / 3, TOL);
+  assertClose(got('seq-mean-token-sum-norm', 8), 10 / 8, TOL);
   // No valid token at all: 0, not NaN.
   for (const mode of LOSS_AGG_MODES) assert.equal(aggregate(x, tf.zeros([2, 3]), mode).dataSync()[0], 0, mode);
 });
@@ -81,20 +85,20 @@ test('full objective on a hand-computed case (PAPO-G preset)', () => {
   const klRef = (Math.exp(-0.5) + 0.5 - 1) / 2;
   const klPrcp = (Math.exp(-2) + 2 - 1) / 2;
   const want = -0.5 + 0.01 * klRef - 0.02 * klPrcp + 0.03 * 1.5 + 0.03 * 2.5;
-  near(want, -0.3908206995, 1e-9); // the arithmetic above, written out
+  assertClose(want, -0.3908206995, { rel: 1e-9, abs: 1e-7 }); // the arithmetic above, written out
   const x = toTf(inp);
   const { loss, metrics } = papoLoss(x, cfg);
-  near(loss.dataSync()[0], want, 1e-6);
-  near(metrics['actor/pg_loss']!, -0.5, 1e-6);
-  near(metrics['actor/kl_loss']!, klRef, 1e-5);
-  near(metrics['actor/kl_prcp_loss']!, -klPrcp, 1e-5);
-  near(metrics['actor/entropy_loss']!, 1.5, 1e-6);
-  near(metrics['actor/aug_entropy_loss']!, 2.5, 1e-6);
+  assertClose(loss.dataSync()[0], want, { rel: 1e-6, abs: 1e-7 });
+  assertClose(metrics['actor/pg_loss']!, -0.5, { rel: 1e-6, abs: 1e-7 });
+  assertClose(metrics['actor/kl_loss']!, klRef, TOL);
+  assertClose(metrics['actor/kl_prcp_loss']!, -klPrcp, TOL);
+  assertClose(metrics['actor/entropy_loss']!, 1.5, { rel: 1e-6, abs: 1e-7 });
+  assertClose(metrics['actor/aug_entropy_loss']!, 2.5, { rel: 1e-6, abs: 1e-7 });
   assert.equal(metrics['actor/pg_clipfrac'], 0);
   // Gradient accumulation divides the loss, not the metrics.
   const half = papoLoss(x, cfg, { gradAccumSteps: 2 });
-  near(half.loss.dataSync()[0], want / 2, 1e-6);
-  near(half.metrics['actor/loss']!, want, 1e-6);
+  assertClose(half.loss.dataSync()[0], want / 2, { rel: 1e-6, abs: 1e-7 });
+  assertClose(half.metrics['actor/loss']!, want, { rel: 1e-6, abs: 1e-7 });
   disposeInputs(x);
 });
 
@@ -123,8 +127,8 @@ test('full objective equals the float64 reference on random inputs, every preset
         const want = refPapoLoss(ref, cfg);
         const x = toTf(ref);
         const { loss, metrics } = papoLoss(x, cfg);
-        near(loss.dataSync()[0], want.loss, 1e-5, 1e-7, `${name}/${mode} loss`);
-        for (const [k, v] of Object.entries(want.metrics)) near(metrics[k as keyof typeof metrics]!, v, 1e-5, 1e-6, `${name}/${mode} ${k}`);
+        assertClose(loss.dataSync()[0], want.loss, TOL, `${name}/${mode} loss`);
+        for (const [k, v] of Object.entries(want.metrics)) assertClose(metrics[k as keyof typeof metrics]!, v, { rel: 1e-5, abs: 1e-6 }, `${name}/${mode} ${k}`);
         assert.deepEqual(Object.keys(metrics).sort(), Object.keys(want.metrics).sort());
         loss.dispose();
         disposeInputs(x);
@@ -149,7 +153,7 @@ test('clamps engage on extreme log-ratios and the reference agrees', () => {
   const { loss } = papoLoss(x, cfg);
   const v = loss.dataSync()[0];
   assert.ok(Number.isFinite(v));
-  near(v, refPapoLoss(ref, cfg).loss, 1e-5);
+  assertClose(v, refPapoLoss(ref, cfg).loss, TOL);
   disposeInputs(x);
 });
 
@@ -229,12 +233,12 @@ test('padding is invisible: garbage in padded positions changes neither loss nor
   };
   const a = run(clean);
   const b = run(bad);
-  near(b.loss, a.loss, 1e-6);
+  assertClose(b.loss, a.loss, { rel: 1e-6, abs: 1e-7 });
   b.g.forEach((row, i) =>
     row.forEach((v, t) => {
       assert.ok(Number.isFinite(v));
       if (!ref.responseMask[i][t]) assert.ok(v === 0, `padded gradient [${i},${t}] is ${v}`);
-      else near(v, a.g[i][t], 1e-6, 1e-9);
+      else assertClose(v, a.g[i][t], { rel: 1e-6, abs: 1e-9 });
     }),
   );
   disposeInputs(clean);
@@ -247,7 +251,7 @@ test('GRPO is PAPO with perception and entropy weights 0: masked log-probs then 
   const cfg = objectiveConfig({}, 'grpo');
   const withMasked = papoLoss(x, cfg);
   const without = papoLoss({ ...x, maskedLogprobs: undefined }, cfg);
-  near(withMasked.loss.dataSync()[0], without.loss.dataSync()[0], 1e-7);
+  assertClose(withMasked.loss.dataSync()[0], without.loss.dataSync()[0], { rel: 1e-7, abs: 1e-7 });
   assert.ok('actor/kl_prcp_loss' in withMasked.metrics && !('actor/kl_prcp_loss' in without.metrics));
   disposeInputs(x);
 });

@@ -2,13 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../util/tf-backend.ts';
 import { matMul, dense, embed, pickTargets, entropyFromLogProbs } from '../../models/ops.ts';
+import { assertClose } from '../asserts.ts';
 
 await initTf();
-
-const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number) => {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `index ${i}: ${a[i]} vs ${b[i]}`);
-};
 
 test('matMul: value and gradients equal the tfjs reference, with batch broadcasting', () => {
   const a = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 1);
@@ -17,10 +13,10 @@ test('matMul: value and gradients equal the tfjs reference, with batch broadcast
   const g = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, tf.tile(tf.expandDims(y, 0), [2, 1, 1])), tf.reshape(tf.range(0, 30), [2, 3, 5])));
   const [ga, gb] = tf.grads(f)([a, b]);
   const [ra, rb] = tf.grads(g)([a, b]);
-  close(matMul(a, b).dataSync(), tf.matMul(a, b).dataSync(), 1e-5);
+  assertClose(matMul(a, b).dataSync(), tf.matMul(a, b).dataSync(), 1e-5);
   assert.deepEqual(gb.shape, [4, 5]);
-  close(ga.dataSync(), ra.dataSync(), 1e-4);
-  close(gb.dataSync(), rb.dataSync(), 1e-4);
+  assertClose(ga.dataSync(), ra.dataSync(), 1e-4);
+  assertClose(gb.dataSync(), rb.dataSync(), 1e-4);
 });
 
 test('dense, embed and pickTargets agree with direct indexing', () => {
@@ -32,7 +28,7 @@ test('dense, embed and pickTargets agree with direct indexing', () => {
   const logp = tf.logSoftmax(tf.tensor2d([[0.1, 0.2, 0.3], [1, 0, -1]]));
   const picked = pickTargets(logp, tf.tensor1d([2, 0], 'int32')).dataSync();
   const lp = logp.arraySync() as number[][];
-  close(picked, [lp[0][2], lp[1][0]], 1e-6);
+  assertClose(picked, [lp[0][2], lp[1][0]], 1e-6);
   // Gradient flows to the table only through the looked-up rows.
   const g = tf.grad((t: tf.Tensor) => tf.sum(embed(ids, t)))(table).arraySync();
   assert.deepEqual(g, [[1, 1], [2, 2], [1, 1]]);
@@ -40,5 +36,5 @@ test('dense, embed and pickTargets agree with direct indexing', () => {
 
 test('entropyFromLogProbs: uniform over V has entropy log V', () => {
   const e = entropyFromLogProbs(tf.logSoftmax(tf.zeros([1, 8]))).dataSync();
-  close(e, [Math.log(8)], 1e-6);
+  assertClose(e, [Math.log(8)], 1e-6);
 });

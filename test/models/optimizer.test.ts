@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../util/tf-backend.ts';
 import { AdamW, clipByGlobalNorm, learningRate, adamWStateToRecord, adamWStateFromRecord } from '../../models/optimizer.ts';
+import { assertClose } from '../asserts.ts';
 
 await initTf();
-
-const near = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 
 test('AdamW: two steps on a 2-element parameter match a hand computation', () => {
   const p = tf.variable(tf.tensor2d([[1, -2]]));
@@ -24,15 +23,15 @@ test('AdamW: two steps on a 2-element parameter match a hand computation', () =>
     const info = opt.applyGradients({ w: grad });
     grad.dispose();
     assert.equal(info.step, t);
-    near(info.gradNorm, Math.hypot(...g), 1e-6, 'grad norm');
+    assertClose(info.gradNorm, Math.hypot(...g), 1e-6, 'grad norm');
     const got = p.dataSync();
-    near(got[0], w[0], 1e-6, `step ${t} w0`);
-    near(got[1], w[1], 1e-6, `step ${t} w1`);
+    assertClose(got[0], w[0], 1e-6, `step ${t} w0`);
+    assertClose(got[1], w[1], 1e-6, `step ${t} w1`);
   });
   // Step 1 by hand: w = [1 * 0.99 - 0.1, -2 * 0.99 + 0.1] (Adam's first step moves by lr * sign(g)).
   const st = opt.exportState();
-  near(st.m.w[0], 0.9 * 0.05 + 0.1 * 0.1, 1e-7, 'm0');
-  near(st.v.w[1], 0.999 * 0.001 + 0.001 * 0.04, 1e-9, 'v1');
+  assertClose(st.m.w[0], 0.9 * 0.05 + 0.1 * 0.1, 1e-7, 'm0');
+  assertClose(st.v.w[1], 0.999 * 0.001 + 0.001 * 0.04, 1e-9, 'v1');
   opt.dispose();
   p.dispose();
 });
@@ -50,10 +49,10 @@ test('AdamW: no weight decay on rank-1 parameters (biases, LayerNorm)', () => {
 test('clipping scales the global norm to the threshold', () => {
   const g = [tf.tensor1d([3, 4]), tf.tensor2d([[12]])];
   const { grads, norm } = clipByGlobalNorm(g, 1);
-  near(norm, 13, 1e-5, 'norm before');
+  assertClose(norm, 13, 1e-5, 'norm before');
   const after = Math.sqrt(grads.reduce((s, t) => s + (t.dataSync() as Float32Array).reduce((a, x) => a + x * x, 0), 0));
-  near(after, 1, 1e-6, 'norm after');
-  near(grads[1].dataSync()[0], 12 / 13, 1e-6, 'direction kept');
+  assertClose(after, 1, 1e-6, 'norm after');
+  assertClose(grads[1].dataSync()[0], 12 / 13, 1e-6, 'direction kept');
   const unclipped = clipByGlobalNorm(g, 100);
   assert.deepEqual([...unclipped.grads[0].dataSync()], [3, 4]);
   // Inside the optimizer: the moments see the clipped gradient.
@@ -61,8 +60,8 @@ test('clipping scales the global norm to the threshold', () => {
   const q = tf.variable(tf.tensor2d([[0]]));
   const opt = new AdamW({ p, q }, { lr: 0.1, maxGradNorm: 1 });
   const info = opt.applyGradients({ p: g[0], q: g[1] });
-  near(info.gradNorm, 13, 1e-5, 'reported norm');
-  near(opt.exportState().m.q[0], 0.1 * (12 / 13), 1e-6, 'clipped first moment');
+  assertClose(info.gradNorm, 13, 1e-5, 'reported norm');
+  assertClose(opt.exportState().m.q[0], 0.1 * (12 / 13), 1e-6, 'clipped first moment');
   tf.dispose([...g, ...grads, ...unclipped.grads, p, q]);
   opt.dispose();
 });
@@ -70,18 +69,18 @@ test('clipping scales the global norm to the threshold', () => {
 test('learning-rate schedules: constant, linear warm-up, cosine', () => {
   assert.equal(learningRate(0.1, { kind: 'constant' }, 50), 0.1);
   const warm = { kind: 'linear-warmup' as const, warmupSteps: 10 };
-  near(learningRate(0.1, warm, 1), 0.01, 1e-12, 'warm 1');
-  near(learningRate(0.1, warm, 5), 0.05, 1e-12, 'warm 5');
+  assertClose(learningRate(0.1, warm, 1), 0.01, 1e-12, 'warm 1');
+  assertClose(learningRate(0.1, warm, 5), 0.05, 1e-12, 'warm 5');
   assert.equal(learningRate(0.1, warm, 10), 0.1);
   assert.equal(learningRate(0.1, warm, 1000), 0.1);
   const cos = { kind: 'cosine' as const, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
-  near(learningRate(0.1, cos, 10), 0.1, 1e-12, 'cos at warm-up end');
-  near(learningRate(0.1, cos, 60), 0.01 + 0.5 * 0.09, 1e-12, 'cos midpoint');
-  near(learningRate(0.1, cos, 110), 0.01, 1e-12, 'cos end');
-  near(learningRate(0.1, cos, 500), 0.01, 1e-12, 'cos after end');
+  assertClose(learningRate(0.1, cos, 10), 0.1, 1e-12, 'cos at warm-up end');
+  assertClose(learningRate(0.1, cos, 60), 0.01 + 0.5 * 0.09, 1e-12, 'cos midpoint');
+  assertClose(learningRate(0.1, cos, 110), 0.01, 1e-12, 'cos end');
+  assertClose(learningRate(0.1, cos, 500), 0.01, 1e-12, 'cos after end');
   const p = tf.variable(tf.tensor1d([0]));
   const opt = new AdamW({ p }, { lr: 0.1, schedule: { kind: 'linear-warmup', warmupSteps: 4 } });
-  near(opt.nextLr(), 0.025, 1e-12, 'optimizer next lr');
+  assertClose(opt.nextLr(), 0.025, 1e-12, 'optimizer next lr');
   assert.throws(() => new AdamW({ p }, { lr: -1 }), /invalid AdamW config: lr/);
   assert.throws(() => new AdamW({ p }, { schedule: { kind: 'cosine' } as never }), /invalid AdamW config: schedule/);
   opt.dispose();

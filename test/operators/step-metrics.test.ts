@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { batchMetrics, meanMetrics } from '../../operators/step-metrics.ts';
 import type { RolloutBatch } from '../../operators/types.ts';
 import { makeRecord, sampledBatch } from './fakes.ts';
+import { assertClose } from '../asserts.ts';
 
 // Prompts 0 and 2 need the image, prompt 1 does not; G = 2.
 const records = [makeRecord(0, { visionDependency: 'high' }), makeRecord(1, { visionDependency: 'low' }), makeRecord(2, { visionDependency: 'high' })];
@@ -26,40 +27,38 @@ function batch(over: Partial<RolloutBatch> = {}): RolloutBatch {
   };
 }
 
-const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}`);
-
 test('score, reward and advantage statistics', () => {
   const m = batchMetrics(batch(), 5);
-  near(m['critic/score/mean'], 2 / 6);
+  assertClose(m['critic/score/mean'], 2 / 6, 1e-6);
   assert.equal(m['critic/score/max'], 1);
   assert.equal(m['critic/score/min'], -1);
   assert.equal(m['critic/rewards/mean'], m['critic/score/mean']);
-  near(m['critic/advantages/mean'], 0);
+  assertClose(m['critic/advantages/mean'], 0, 1e-6);
   assert.equal(m['critic/advantages/max'], 1);
   assert.equal(m['critic/advantages/min'], -1);
-  near(m['reward/format/mean'], 4 / 6);
+  assertClose(m['reward/format/mean'], 4 / 6, 1e-6);
   assert.equal(m['reward/format/min'], 0);
 });
 
 test('response lengths and the clip ratio (responses that hit the limit without EOS)', () => {
   const m = batchMetrics(batch(), 5);
-  near(m['response_length/mean'], 19 / 6);
+  assertClose(m['response_length/mean'], 19 / 6, 1e-6);
   assert.equal(m['response_length/max'], 5);
   assert.equal(m['response_length/min'], 2);
-  near(m['response_length/clip_ratio'], 2 / 6);
+  assertClose(m['response_length/clip_ratio'], 2 / 6, 1e-6);
   assert.equal(batchMetrics(batch({ finished: new Uint8Array(6).fill(1) }), 5)['response_length/clip_ratio'], 0);
 });
 
 test('accuracy overall and split by vision dependency', () => {
   const m = batchMetrics(batch(), 5);
-  near(m['reward/accuracy/mean'], 4 / 6);
+  assertClose(m['reward/accuracy/mean'], 4 / 6, 1e-6);
   // vision-dependent rows 0, 1, 4, 5: accuracy 1, 0, 0, 1; general rows 2, 3: 1, 1.
   assert.equal(m['reward/accuracy/vision_dependent'], 0.5);
   assert.equal(m['reward/accuracy/general'], 1);
   const onlyHigh = batch({ records: [records[0], records[2], records[0]] });
   const m2 = batchMetrics(onlyHigh, 5);
   assert.equal(m2['reward/accuracy/general'], undefined, 'no general prompts, no general figure');
-  near(m2['reward/accuracy/vision_dependent'], 4 / 6);
+  assertClose(m2['reward/accuracy/vision_dependent'], 4 / 6, 1e-6);
 });
 
 test('staleness against the version the batch is trained from', () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { from } from 'rxjs';
 import { watchLossHacking, type LossHackingAlarm } from '../../operators/watch-loss-hacking.ts';
 import { collect } from './fakes.ts';
+import { assertClose } from '../asserts.ts';
 
 const opts = { klPrcpThreshold: 0.5, accuracyDrop: 0.1, window: 3 };
 
@@ -17,8 +18,6 @@ async function run(records: StepRecord[]) {
   return { alarms, out };
 }
 
-const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} vs ${b}`);
-
 test('fires with the step and the window means when kl_prcp climbs past the threshold while accuracy falls', async () => {
   const records = steps([0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.2], [0.6, 0.7, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4]);
   const { alarms, out } = await run(records);
@@ -28,12 +27,12 @@ test('fires with the step and the window means when kl_prcp climbs past the thre
     alarms.map((a) => a.step),
     [7, 8],
   );
-  near(alarms[0].klPrcp, (0.4 + 0.8 + 1.0) / 3);
-  near(alarms[0].accuracy, 0.6);
-  near(alarms[0].bestAccuracy, 2.3 / 3);
-  near(alarms[1].klPrcp, 1.0);
-  near(alarms[1].accuracy, 0.5);
-  near(alarms[1].bestAccuracy, 2.3 / 3);
+  assertClose(alarms[0].klPrcp, (0.4 + 0.8 + 1.0) / 3, 1e-9);
+  assertClose(alarms[0].accuracy, 0.6, 1e-9);
+  assertClose(alarms[0].bestAccuracy, 2.3 / 3, 1e-9);
+  assertClose(alarms[1].klPrcp, 1.0, 1e-9);
+  assertClose(alarms[1].accuracy, 0.5, 1e-9);
+  assertClose(alarms[1].bestAccuracy, 2.3 / 3, 1e-9);
   assert.match(alarms[0].message, /possible loss hacking at step 7: kl_prcp 0\.733 \(over 0\.5\) while accuracy 0\.600 fell from 0\.767/);
   // Records pass through unchanged.
   assert.equal(out.length, records.length);
@@ -67,5 +66,5 @@ test('waits for a full window, and skips steps without the figures', async () =>
     alarms.map((a) => a.step),
     [7, 8],
   );
-  near(alarms[0].bestAccuracy, 0.8);
+  assertClose(alarms[0].bestAccuracy, 0.8, 1e-9);
 });

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRewardFunction, resolveScoreFunction } from '../../pipelines/reward-function.ts';
 import type { RewardFunction, RewardInput } from '../../tasks/rewards/types.ts';
+import { rejectionOf } from '../asserts.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FIXTURE = path.join(ROOT, 'test/fixtures/my-reward.ts');
@@ -13,15 +14,6 @@ const input: RewardInput = { id: 'r1', response: '<think>3+4=7</think><answer>7<
 
 async function scoreOne(r: RewardFunction, x: RewardInput) {
   return r.mode === 'single' ? r.score(x) : (await r.scoreBatch([x]))[0];
-}
-
-async function rejection(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as Error).message;
-  }
-  assert.fail('expected a rejection');
 }
 
 test("'composite' is the paper's reward: 0.9 accuracy + 0.1 format", async () => {
@@ -69,22 +61,25 @@ test('relative paths resolve against the base directory, the current directory b
 });
 
 test('bad specs are errors naming worker.reward.score_function', async () => {
-  const missing = await rejection(loadRewardFunction('./nope/reward.ts:score', ROOT));
+  const missing = (await rejectionOf(loadRewardFunction('./nope/reward.ts:score', ROOT))).message;
   assert.equal(missing, `worker.reward.score_function: file ${path.join(ROOT, 'nope/reward.ts')} does not exist (relative paths resolve against ${ROOT})`);
-  assert.equal(await rejection(loadRewardFunction('/nope/reward.ts')), 'worker.reward.score_function: file /nope/reward.ts does not exist');
+  assert.equal((await rejectionOf(loadRewardFunction('/nope/reward.ts'))).message, 'worker.reward.score_function: file /nope/reward.ts does not exist');
 
-  const noExport = await rejection(loadRewardFunction(`${FIXTURE}:scroe`));
+  const noExport = (await rejectionOf(loadRewardFunction(`${FIXTURE}:scroe`))).message;
   assert.match(noExport, /^worker\.reward\.score_function: .*my-reward\.ts has no export 'scroe' \(exports: (.*)\)$/);
   const listed = /\(exports: (.*)\)$/.exec(noExport)![1].split(', ').sort();
   assert.deepEqual(listed, ['default', 'lengthPenalty', 'notAReward', 'score']);
 
-  assert.match(await rejection(loadRewardFunction(`${FIXTURE}:notAReward`)), /^worker\.reward\.score_function: export 'notAReward' of .*my-reward\.ts is neither a function nor a reward from defineReward/);
+  assert.match((await rejectionOf(loadRewardFunction(`${FIXTURE}:notAReward`))).message, /^worker\.reward\.score_function: export 'notAReward' of .*my-reward\.ts is neither a function nor a reward from defineReward/);
 
   for (const bare of ['accuracy', 'toString', 'constructor', 'my_reward.py:score']) {
-    assert.equal(await rejection(loadRewardFunction(bare)), `worker.reward.score_function: '${bare}' is neither a built-in (composite) nor a .ts/.js file with :export`);
+    assert.equal(
+      (await rejectionOf(loadRewardFunction(bare))).message,
+      `worker.reward.score_function: '${bare}' is neither a registered reward function (composite; add one with registerReward) nor a .ts/.js file with :export`,
+    );
   }
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-reward-'));
   fs.writeFileSync(path.join(dir, 'broken.ts'), 'export const score = (;\n');
-  assert.match(await rejection(loadRewardFunction('broken.ts:score', dir)), /^worker\.reward\.score_function: cannot load .*broken\.ts: /);
+  assert.match((await rejectionOf(loadRewardFunction('broken.ts:score', dir))).message, /^worker\.reward\.score_function: cannot load .*broken\.ts: /);
 });

@@ -4,18 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { applyOverrides, trainConfig, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { trainConfig, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { applyOverrides } from '../../util/overrides.ts';
 import { trainInputFromArgs } from '../../cli/train.ts';
-
-/** The message of the error `fn` throws. */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  assert.fail('expected an error');
-}
+import { errorOf } from '../asserts.ts';
 
 test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm start', () => {
   const c = trainConfig();
@@ -86,26 +78,28 @@ test('presets set the objective; explicit algorithm keys override the preset', (
 });
 
 test('errors name the full key path', () => {
-  assert.match(errorOf(() => trainConfig({ worker: { rollout: { n: 0 } } })), /^invalid run config: worker\.rollout\.n: /);
-  assert.match(errorOf(() => trainConfig({ worker: { actor: { optim: { lr: -1 } } } })), /^invalid run config: worker\.actor\.optim\.lr: /);
-  assert.match(errorOf(() => trainConfig({ worker: { actor: { model: { model_path: 3 } } } })), /^invalid run config: worker\.actor\.model\.model_path: .*string/);
-  assert.match(errorOf(() => trainConfig({ data: { task: 'chess' } })), /^invalid run config: data\.task: .*"digits"/);
-  assert.match(errorOf(() => trainConfig({ trainer: { max_stepz: 3 } })), /^invalid run config: trainer: Unrecognized key: "max_stepz"$/);
-  assert.match(errorOf(() => trainConfig({ worker: { rollouts: {} } })), /^invalid run config: worker: Unrecognized key: "rollouts"$/);
-  assert.match(errorOf(() => trainConfig({ trainers: {} })), /^invalid run config: \(root\): Unrecognized key: "trainers"$/);
-  assert.match(errorOf(() => trainConfig({ algorithm: { preset: 'ppo' } })), /^invalid run config: algorithm\.preset: .*"papo_g"/);
-  assert.match(errorOf(() => trainConfig({ algorithm: 3 })), /^invalid run config: algorithm: /);
+  assert.match(errorOf(() => trainConfig({ worker: { rollout: { n: 0 } } })).message, /^invalid run config: worker\.rollout\.n: /);
+  assert.match(errorOf(() => trainConfig({ worker: { actor: { optim: { lr: -1 } } } })).message, /^invalid run config: worker\.actor\.optim\.lr: /);
+  assert.match(errorOf(() => trainConfig({ worker: { actor: { model: { model_path: 3 } } } })).message, /^invalid run config: worker\.actor\.model\.model_path: .*string/);
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'chess' } })).message, 'invalid run config: data.task: unknown task "chess"; known: digits, scenes, manifest (add one with registerTask)');
+  assert.match(errorOf(() => trainConfig({ worker: { reward: { score_function: 'accuracy' } } })).message, /^invalid run config: worker\.reward\.score_function: 'accuracy' is neither a registered reward function \(composite; /);
+  assert.match(errorOf(() => trainConfig({ algorithm: { adv_estimator: 'ppo' } })).message, /^invalid run config: algorithm\.adv_estimator: unknown advantage estimator "ppo"; known: grpo, dr_grpo, rloo /);
+  assert.match(errorOf(() => trainConfig({ trainer: { max_stepz: 3 } })).message, /^invalid run config: trainer: Unrecognized key: "max_stepz"$/);
+  assert.match(errorOf(() => trainConfig({ worker: { rollouts: {} } })).message, /^invalid run config: worker: Unrecognized key: "rollouts"$/);
+  assert.match(errorOf(() => trainConfig({ trainers: {} })).message, /^invalid run config: \(root\): Unrecognized key: "trainers"$/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { preset: 'ppo' } })).message, /^invalid run config: algorithm\.preset: .*"papo_g"/);
+  assert.match(errorOf(() => trainConfig({ algorithm: 3 })).message, /^invalid run config: algorithm: /);
 });
 
 test('objective errors are named under algorithm., unknown objective keys too', () => {
-  assert.match(errorOf(() => trainConfig({ algorithm: { clip_ratio_low: 2 } })), /^invalid run config: algorithm\.clip_ratio_low: Too big/);
-  assert.match(errorOf(() => trainConfig({ algorithm: { kl_coef: 'x' } })), /^invalid run config: algorithm\.kl_coef: .*number/);
-  assert.match(errorOf(() => trainConfig({ algorithm: { bogus: 1 } })), /^invalid run config: algorithm: Unrecognized key: "bogus"$/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { clip_ratio_low: 2 } })).message, /^invalid run config: algorithm\.clip_ratio_low: Too big/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { kl_coef: 'x' } })).message, /^invalid run config: algorithm\.kl_coef: .*number/);
+  assert.match(errorOf(() => trainConfig({ algorithm: { bogus: 1 } })).message, /^invalid run config: algorithm: Unrecognized key: "bogus"$/);
   assert.match(
-    errorOf(() => trainConfig({ algorithm: { dynamic_sampling_min_acc: 0.9, dynamic_sampling_max_acc: 0.5 } })),
+    errorOf(() => trainConfig({ algorithm: { dynamic_sampling_min_acc: 0.9, dynamic_sampling_max_acc: 0.5 } })).message,
     /^invalid run config: algorithm\.dynamic_sampling_min_acc: must be below dynamic_sampling_max_acc$/,
   );
-  const both = errorOf(() => trainConfig({ algorithm: { kl_coef: -1, bogus: 1 } }));
+  const both = errorOf(() => trainConfig({ algorithm: { kl_coef: -1, bogus: 1 } })).message;
   assert.match(both, /algorithm\.kl_coef: /);
   assert.match(both, /; algorithm: Unrecognized key: "bogus"/);
   assert.doesNotMatch(both, /\(root\)|objective config/);
@@ -128,21 +122,21 @@ test('applyOverrides: nested creation, YAML-typed values, the base left alone', 
 });
 
 test('applyOverrides: a path through a scalar and malformed overrides are errors naming them', () => {
-  assert.equal(errorOf(() => applyOverrides({ trainer: { max_steps: 5 } }, ['trainer.max_steps.x=1'], parse)), "override 'trainer.max_steps.x=1': trainer.max_steps is not a mapping");
-  assert.equal(errorOf(() => applyOverrides({ data: { families: ['sum'] } }, ['data.families.x=1'], parse)), "override 'data.families.x=1': data.families is not a mapping");
-  assert.equal(errorOf(() => applyOverrides({}, ['worker.rollout.n'], parse)), "override 'worker.rollout.n' must look like key.path=value");
-  assert.equal(errorOf(() => applyOverrides({}, ['=4'], parse)), "override '=4' must look like key.path=value");
-  assert.match(errorOf(() => applyOverrides({}, ['worker..n=4'], parse)), /^override 'worker\.\.n=4': 'worker\.\.n' is not a dotted key path$/);
+  assert.equal(errorOf(() => applyOverrides({ trainer: { max_steps: 5 } }, ['trainer.max_steps.x=1'], parse)).message, "override 'trainer.max_steps.x=1': trainer.max_steps is not a mapping");
+  assert.equal(errorOf(() => applyOverrides({ data: { families: ['sum'] } }, ['data.families.x=1'], parse)).message, "override 'data.families.x=1': data.families is not a mapping");
+  assert.equal(errorOf(() => applyOverrides({}, ['worker.rollout.n'], parse)).message, "override 'worker.rollout.n' must look like key.path=value");
+  assert.equal(errorOf(() => applyOverrides({}, ['=4'], parse)).message, "override '=4' must look like key.path=value");
+  assert.match(errorOf(() => applyOverrides({}, ['worker..n=4'], parse)).message, /^override 'worker\.\.n=4': 'worker\.\.n' is not a dotted key path$/);
 });
 
 test('the command line merge: file, then --preset, then overrides; values typed as YAML', () => {
   const input = trainInputFromArgs({ preset: 'dapo' }, ['worker.rollout.n=4', 'algorithm.kl_coef=1e-3', 'trainer.shuffle_typo=true']);
   assert.deepEqual(input, { algorithm: { preset: 'dapo', kl_coef: 1e-3 }, worker: { rollout: { n: 4 } }, trainer: { shuffle_typo: true } });
-  assert.match(errorOf(() => trainConfig(input)), /^invalid run config: trainer: Unrecognized key: "shuffle_typo"$/);
+  assert.match(errorOf(() => trainConfig(input)).message, /^invalid run config: trainer: Unrecognized key: "shuffle_typo"$/);
   const c = trainConfig(trainInputFromArgs({ preset: 'dapo' }, ['algorithm.preset=papo_d', 'trainer.test_before_and_after=false']));
   assert.equal(c.algorithm.preset, 'papo_d', 'an override wins over --preset');
   assert.equal(c.trainer.test_before_and_after, false);
-  assert.match(errorOf(() => trainConfig(trainInputFromArgs({}, ['worker.rollout.n=four']))), /^invalid run config: worker\.rollout\.n: .*number/);
+  assert.match(errorOf(() => trainConfig(trainInputFromArgs({}, ['worker.rollout.n=four']))).message, /^invalid run config: worker\.rollout\.n: .*number/);
 });
 
 test("a config file's reward path is relative to the config file; one on the command line stays relative to the cwd", () => {
@@ -157,7 +151,7 @@ test("a config file's reward path is relative to the config file; one on the com
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: composite\n');
   assert.equal(score(trainInputFromArgs({ config: cfgFile }, [])), 'composite');
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: 3\n');
-  assert.match(errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))), /^invalid run config: worker\.reward\.score_function: .*string/);
+  assert.match(errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))).message, /^invalid run config: worker\.reward\.score_function: .*string/);
 });
 
 test('data: a manifest implies the manifest task; a manifest with another task, or the task without one, is refused; image limits', () => {
@@ -166,13 +160,13 @@ test('data: a manifest implies the manifest task; a manifest with another task, 
   assert.equal(c.data.allow_outside_manifest_dir, false);
   assert.equal(c.data.max_image_bytes, 64 * 2 ** 20);
   assert.equal(c.data.max_image_pixels, 2 ** 24);
-  assert.equal(errorOf(() => trainConfig({ data: { task: 'digits', manifest: 'x.jsonl' } })), 'invalid run config: data.manifest is only read by data.task manifest, but data.task is digits');
-  assert.equal(errorOf(() => trainConfig({ data: { task: 'manifest' } })), 'invalid run config: data.manifest: data.task manifest needs a manifest path');
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'digits', manifest: 'x.jsonl' } })).message, 'invalid run config: data.manifest is only read by data.task manifest, but data.task is digits');
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'manifest' } })).message, 'invalid run config: data.manifest: data.task manifest needs a manifest path');
   const o = trainConfig(trainInputFromArgs({}, ['data.manifest=x.jsonl', 'data.allow_outside_manifest_dir=true', 'data.max_image_pixels=1000', 'data.max_image_bytes=5000']));
   assert.deepEqual([o.data.allow_outside_manifest_dir, o.data.max_image_pixels, o.data.max_image_bytes], [true, 1000, 5000]);
-  assert.match(errorOf(() => trainConfig({ data: { max_image_pixels: 0 } })), /^invalid run config: data\.max_image_pixels: /);
-  assert.match(errorOf(() => trainConfig({ data: { max_image_bytes: 1.5 } })), /^invalid run config: data\.max_image_bytes: /);
-  assert.match(errorOf(() => trainConfig({ data: { allow_outside_manifest_dir: 'yes' } })), /^invalid run config: data\.allow_outside_manifest_dir: /);
+  assert.match(errorOf(() => trainConfig({ data: { max_image_pixels: 0 } })).message, /^invalid run config: data\.max_image_pixels: /);
+  assert.match(errorOf(() => trainConfig({ data: { max_image_bytes: 1.5 } })).message, /^invalid run config: data\.max_image_bytes: /);
+  assert.match(errorOf(() => trainConfig({ data: { allow_outside_manifest_dir: 'yes' } })).message, /^invalid run config: data\.allow_outside_manifest_dir: /);
   // 1e400 parses as Infinity and is named as such
-  assert.equal(errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))), 'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity');
+  assert.equal(errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))).message, 'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity');
 });

@@ -1,0 +1,19 @@
+/**
+ * Public entry point of the objective: its config, the loss, advantages, masking, and the registries that
+ * user code extends by name (`registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
+ * `registerLossAggMode`), with `tf`, the tensor library their signatures use.
+ */
+export { tf } from '../util/tf-backend.ts';
+export { objectiveConfig, ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from './config.ts';
+export { papoLoss, type PapoLossInputs, type PapoLossOptions, type PapoLossResult, type PapoMetricName } from './papo-loss.ts';
+export {
+  groupAdvantages, broadcastAdvantages, registerAdvEstimator, advantageEstimators,
+  type AdvantageEstimator, type AdvantageOptions, type AdvantageResult,
+} from './advantage.ts';
+export {
+  ppoClipLoss, registerPolicyLoss, policyLosses,
+  type PolicyLoss, type PolicyLossInputs, type PolicyLossTerms, type ClipConfig,
+} from './policy-loss.ts';
+export { klEstimate, registerKlEstimator, klEstimators, type KlEstimator } from './kl.ts';
+export { aggregate, maskedMean, registerLossAggMode, lossAggModes, type LossAggregation, type AggregationOptions } from './aggregate.ts';
+export { drawPatchGrid, applyPatchGrid, randomPatchMask, type PatchGrid, type PatchMaskOptions } from './masking.ts';
