@@ -3,13 +3,14 @@
  * names users of verl / EasyR1 know. Validation rejects nonsense with a message naming the key. The
  * estimator, loss and aggregation keys take the names registered when the config is parsed (built-in, or
  * added by user code with `registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
- * `registerLossAggMode`).
+ * `registerLossAggMode`, `registerMaskType`).
  */
 import { z } from 'zod';
 import { parseConfig } from '../util/schema.ts';
 import { advantageEstimators } from './advantage.ts';
 import { lossAggModes } from './aggregate.ts';
 import { klEstimators } from './kl.ts';
+import { maskTypes } from './masking.ts';
 import { policyLosses } from './policy-loss.ts';
 
 const nonNeg = () => z.number().finite().nonnegative();
@@ -43,7 +44,8 @@ export const ObjectiveConfigSchema = z
     loss_agg_mode: lossAggModes.name().default('token-mean'),
     /** Divisor of `seq-mean-token-sum-norm` (Dr.GRPO); default: the padded response length of the batch. */
     loss_scale_factor: z.number().finite().positive().optional(),
-    mask_type: z.enum(['random_patch']).default('random_patch'),
+    /** How the masked view is made (algorithms/masking.ts). */
+    mask_type: maskTypes.name().default('random_patch'),
     /** Probability that each patch of the raw image is blackened. */
     mask_ratio: z.number().finite().min(0).max(1).default(0.6),
     /** Side of the square patches of the mask, in raw pixels. */

@@ -1,7 +1,7 @@
 /**
  * Public entry point of the objective: its config, the loss, advantages, masking, and the registries that
  * user code extends by name (`registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
- * `registerLossAggMode`), with `tf`, the tensor library their signatures use.
+ * `registerLossAggMode`, `registerMaskType`), with `tf`, the tensor library their signatures use.
  */
 export { tf } from '../util/tf-backend.ts';
 export { objectiveConfig, ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from './config.ts';
@@ -16,4 +16,4 @@ export {
 } from './policy-loss.ts';
 export { klEstimate, registerKlEstimator, klEstimators, type KlEstimator } from './kl.ts';
 export { aggregate, maskedMean, registerLossAggMode, lossAggModes, type LossAggregation, type AggregationOptions } from './aggregate.ts';
-export { drawPatchGrid, applyPatchGrid, randomPatchMask, type PatchGrid, type PatchMaskOptions } from './masking.ts';
+export { drawPatchGrid, applyPatchGrid, randomPatchMask, registerMaskType, maskTypes, type MaskFunction, type PatchGrid, type PatchMaskOptions } from './masking.ts';

@@ -1,10 +1,22 @@
 /**
- * Random patch masking of raw images (PAPO-SPEC.md, "Masking"): a grid of square patches walks the raw
- * pixel image (before any resize or normalisation); each patch is set to black independently with
- * probability `ratio`. Edge patches are truncated, so the masked image keeps its size and the policy's
- * image tokens are unchanged. One mask per prompt (its G responses share it), drawn from the caller's Rng.
+ * Masking of raw images for PAPO's masked view, by the name in config (`mask_type`); user code adds its
+ * own with `registerMaskType`. One mask per prompt (its G responses share it), drawn from the caller's Rng.
+ *
+ * Built in: `random_patch` (PAPO-SPEC.md, "Masking"): a grid of square patches walks the raw pixel image
+ * (before any resize or normalisation); each patch is set to black independently with probability
+ * `ratio`. Edge patches are truncated, so the masked image keeps its size and the policy's image tokens
+ * are unchanged.
+ *
+ * @example
+ * // black out the left half, whatever the ratio
+ * registerMaskType('left_half', (image) => {
+ *   const data = new Uint8Array(image.data);
+ *   for (let y = 0; y < image.height; y++) data.fill(0, y * image.width * 3, (y * image.width + Math.floor(image.width / 2)) * 3);
+ *   return { ...image, data };
+ * });
  */
 import type { RgbImage } from '../util/image.ts';
+import { Registry } from '../util/registry.ts';
 import type { Rng } from '../util/rng.ts';
 
 export interface PatchMaskOptions {
@@ -55,3 +67,15 @@ export function applyPatchGrid(image: RgbImage, grid: PatchGrid): RgbImage {
 export function randomPatchMask(image: RgbImage, opts: PatchMaskOptions, rng: Rng): RgbImage {
   return applyPatchGrid(image, drawPatchGrid(image.height, image.width, opts, rng));
 }
+
+/** A masking: the masked copy of a raw image (same size), random choices drawn from `rng` only. */
+export type MaskFunction = (image: RgbImage, options: PatchMaskOptions, rng: Rng) => RgbImage;
+
+export const maskTypes = new Registry<MaskFunction>('mask type', 'registerMaskType');
+
+/** Makes `name` a value of `mask_type`; a name already registered is refused. */
+export function registerMaskType(name: string, mask: MaskFunction): void {
+  maskTypes.register(name, mask);
+}
+
+registerMaskType('random_patch', randomPatchMask);

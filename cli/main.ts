@@ -14,7 +14,7 @@ const program = new Command('papo')
   .description('PAPO / GRPO / DAPO training for vision-language policies')
   .option(
     '--import <module>',
-    'import a .ts/.js module of yours before the command runs (repeatable): the names it registers (registerAdvEstimator, registerPolicyLoss, registerKlEstimator, registerLossAggMode, registerReward, registerTask) can then be used in configs and flags',
+    'import a .ts/.js module of yours before the command runs (repeatable): the names it registers (registerAdvEstimator, registerPolicyLoss, registerKlEstimator, registerLossAggMode, registerMaskType, registerReward, registerTask) can then be used in configs and flags',
     (file: string, previous: string[]) => [...previous, file],
     [] as string[],
   )

@@ -1,6 +1,6 @@
 /**
- * PAPO's masked view: draws one random patch mask per prompt (shared by its G responses), blackens those
- * patches of the raw image, and teacher-forces the already-sampled tokens on the masked image under the
+ * PAPO's masked view: masks each prompt's raw image once (shared by its G responses; `mask_type`, random
+ * patch blackening by default), and teacher-forces the already-sampled tokens on the masked image under the
  * policy version that sampled them (PAPO-SPEC.md: m is computed once per rollout step, without gradient,
  * with the pre-update weights). The masks come from `Rng.derive(maskSeed, 'mask', p)` with `maskSeed`
  * derived from the batch seed and recorded on the batch, so a step's masks can be redrawn exactly.
@@ -9,12 +9,14 @@
  * scored$.pipe(maskedViewLogprobs(engine, { ratio: 0.6, patchSize: 14 }))
  */
 import { concatMap, type OperatorFunction } from 'rxjs';
-import { applyPatchGrid, drawPatchGrid } from '../algorithms/masking.ts';
+import { maskTypes } from '../algorithms/masking.ts';
 import { mixSeed, Rng } from '../util/rng.ts';
 import type { RgbImage } from '../util/image.ts';
 import { addTiming, stageError, type MaskedViews, type RolloutEngine, type SampledBatch } from './types.ts';
 
 export interface MaskedViewOptions {
+  /** `mask_type`: a registered masking (default `random_patch`) */
+  type?: string;
   /** `mask_ratio`: probability that each patch is blackened */
   ratio: number;
   /** `mask_patch_size`, in raw pixels */
@@ -23,7 +25,15 @@ export interface MaskedViewOptions {
 
 /** The masked copy of each prompt's image for a batch seed (what the stage computes, for replay and pictures). */
 export function maskedImages(images: readonly RgbImage[], maskSeed: number, opts: MaskedViewOptions): RgbImage[] {
-  return images.map((img, p) => applyPatchGrid(img, drawPatchGrid(img.height, img.width, opts, Rng.derive(maskSeed, 'mask', p))));
+  const type = opts.type ?? 'random_patch';
+  const mask = maskTypes.get(type);
+  return images.map((img, p) => {
+    const masked = mask(img, opts, Rng.derive(maskSeed, 'mask', p));
+    if (masked.height !== img.height || masked.width !== img.width || masked.data.length !== img.data.length) {
+      throw new Error(`mask type "${type}" changed the image size ${img.height}x${img.width} to ${masked.height}x${masked.width}`);
+    }
+    return masked;
+  });
 }
 
 /** Log-probs of each response's tokens under the version that sampled it, one engine call per version. */

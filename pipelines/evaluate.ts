@@ -11,7 +11,7 @@ import { promptBatches } from '../operators/prompt-batches.ts';
 import { sampleGroups } from '../operators/sample-groups.ts';
 import { scoreRewards } from '../operators/score-rewards.ts';
 import type { PromptBatch, RolloutEngine, SampledGroups, ScoredBatch, ScoredGroups } from '../operators/types.ts';
-import { accuracyReport, type AccuracyReport } from '../tasks/accuracy-report.ts';
+import { accuracyReport, sumByGroup, type AccuracyReport, type GroupSums } from '../tasks/accuracy-report.ts';
 import { compositeReward } from '../tasks/rewards/composite.ts';
 import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
@@ -83,21 +83,18 @@ interface Scored {
 }
 
 function groupStats(items: Scored[]): Record<string, GroupStats> {
-  const acc = new Map<string, { n: number; format: number; length: number }>();
-  const add = (k: string, s: Scored) => {
-    const a = acc.get(k) ?? { n: 0, format: 0, length: 0 };
-    a.n++;
-    a.format += s.format;
-    a.length += s.length;
-    acc.set(k, a);
-  };
-  for (const s of items) {
-    add('overall', s);
-    add(s.record.visionDependency === 'high' ? 'vision-dependent' : 'general', s);
-    add(s.record.family, s);
-  }
+  const groups = sumByGroup(
+    items.map((s) => ({ family: s.record.family, visionDependency: s.record.visionDependency, format: s.format, length: s.length })),
+    (s) => ({ format: s.format, length: s.length }),
+  );
   const out: Record<string, GroupStats> = {};
-  for (const [k, a] of acc) out[k] = { n: a.n, formatRate: a.format / a.n, meanLength: a.length / a.n };
+  const named: [string, GroupSums<'format' | 'length'>][] = [
+    ['overall', groups.overall],
+    ['vision-dependent', groups.visionDependent],
+    ['general', groups.general],
+    ...Object.entries(groups.byFamily),
+  ];
+  for (const [k, g] of named) if (g.n > 0) out[k] = { n: g.n, formatRate: g.sums.format / g.n, meanLength: g.sums.length / g.n };
   return out;
 }
 

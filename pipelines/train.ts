@@ -410,7 +410,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       ),
     );
     const trained$ = sampled$.pipe(
-      when(needMasked, maskedViewLogprobs(engine, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size })),
+      when(needMasked, maskedViewLogprobs(engine, { type: objective.mask_type, ratio: objective.mask_ratio, patchSize: objective.mask_patch_size })),
       when(needRef, referenceLogprobs(engine)),
       groupAdvantages({ estimator: objective.adv_estimator, eps: objective.adv_eps }),
       papoUpdate({

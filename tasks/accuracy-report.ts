@@ -1,14 +1,55 @@
 /**
- * Accuracy split the way the paper reports it: overall, vision-dependent ('high') and general ('low')
- * families, and per family.
+ * Figures split the way the paper reports them: overall, vision-dependent ('high') and general ('low')
+ * families, and per family. `sumByGroup` does the split for any per-item figures (evaluation uses it for
+ * format rate and length too); `accuracyReport` is the accuracy table.
  */
 import type { VisionDependency } from './types.ts';
 
-export interface ScoredItem {
+/** What places an item in its groups. */
+export interface GroupedItem {
   readonly family: string;
   readonly visionDependency: VisionDependency;
+}
+
+export interface ScoredItem extends GroupedItem {
   /** 0..1 */
   readonly accuracy: number;
+}
+
+/** One value per reported group. */
+export interface ByGroup<C> {
+  overall: C;
+  visionDependent: C;
+  general: C;
+  /** in the order the families first appear */
+  byFamily: Record<string, C>;
+}
+
+export interface GroupSums<K extends string> {
+  n: number;
+  sums: Record<K, number>;
+}
+
+/**
+ * Per group, the number of items and the sum of each of their figures (in item order).
+ *
+ * @example
+ * sumByGroup(items, (it) => ({ format: it.format, length: it.length })).visionDependent; // { n: 12, sums: { format: 9, length: 140 } }
+ */
+export function sumByGroup<T extends GroupedItem, K extends string>(items: Iterable<T>, figures: (item: T) => Record<K, number>): ByGroup<GroupSums<K>> {
+  const empty = (): GroupSums<K> => ({ n: 0, sums: {} as Record<K, number> });
+  const out: ByGroup<GroupSums<K>> = { overall: empty(), visionDependent: empty(), general: empty(), byFamily: {} };
+  const add = (g: GroupSums<K>, values: Record<K, number>) => {
+    g.n++;
+    for (const k in values) g.sums[k] = (g.sums[k] ?? 0) + values[k];
+  };
+  for (const it of items) {
+    const values = figures(it);
+    add(out.overall, values);
+    add(it.visionDependency === 'high' ? out.visionDependent : out.general, values);
+    add((out.byFamily[it.family] ??= empty()), values);
+  }
+  return out;
 }
 
 export interface AccuracyCell {
@@ -17,32 +58,15 @@ export interface AccuracyCell {
   accuracy: number | null;
 }
 
-export interface AccuracyReport {
-  overall: AccuracyCell;
-  visionDependent: AccuracyCell;
-  general: AccuracyCell;
-  byFamily: Record<string, AccuracyCell>;
-}
+export type AccuracyReport = ByGroup<AccuracyCell>;
 
 export function accuracyReport(items: Iterable<ScoredItem>): AccuracyReport {
-  const sums = new Map<string, [number, number]>();
-  const add = (k: string, a: number): void => {
-    const s = sums.get(k) ?? [0, 0];
-    s[0]++;
-    s[1] += a;
-    sums.set(k, s);
-  };
-  for (const it of items) {
+  const sums = sumByGroup(items, (it) => {
     if (!Number.isFinite(it.accuracy)) throw new Error(`accuracy of a ${it.family} item is ${it.accuracy}`);
-    add('*', it.accuracy);
-    add(it.visionDependency === 'high' ? 'high' : 'low', it.accuracy);
-    add(`f:${it.family}`, it.accuracy);
-  }
-  const cell = (k: string): AccuracyCell => {
-    const s = sums.get(k);
-    return s ? { n: s[0], accuracy: s[1] / s[0] } : { n: 0, accuracy: null };
-  };
+    return { accuracy: it.accuracy };
+  });
+  const cell = (g: GroupSums<'accuracy'>): AccuracyCell => ({ n: g.n, accuracy: g.n ? g.sums.accuracy / g.n : null });
   const byFamily: Record<string, AccuracyCell> = {};
-  for (const k of sums.keys()) if (k.startsWith('f:')) byFamily[k.slice(2)] = cell(k);
-  return { overall: cell('*'), visionDependent: cell('high'), general: cell('low'), byFamily };
+  for (const [family, g] of Object.entries(sums.byFamily)) byFamily[family] = cell(g);
+  return { overall: cell(sums.overall), visionDependent: cell(sums.visionDependent), general: cell(sums.general), byFamily };
 }

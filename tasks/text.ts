@@ -6,7 +6,6 @@
 export const MAX_QUESTION_CHARS = 60;
 /** A full demonstration, tags written out as characters, fits here; so it also fits the token budget. */
 export const MAX_DEMONSTRATION_CHARS = 46;
-export const RESPONSE_TOKEN_BUDGET = 48;
 
 export const THINK_OPEN = '<think>';
 export const THINK_CLOSE = '</think>';

@@ -1,6 +1,6 @@
 /**
  * Extension by name from user code (test/fixtures/my-extensions.ts): an advantage estimator, a policy
- * loss, a KL estimator, an aggregation mode, a reward and a task registered by a module of the user's are
+ * loss, a KL estimator, an aggregation mode, a mask type, a reward and a task registered by a module of the user's are
  * refused by config validation until that module is imported, then run by name through `papoLoss`,
  * through `runTrain` and through `papo --import ... train`.
  */
@@ -28,6 +28,7 @@ const NAMED = {
   policy_loss: 'reinforce',
   kl_estimator: 'k2_half',
   loss_agg_mode: 'token-sum',
+  mask_type: 'left_half',
 } as const;
 
 const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 32, maxResponseLen: 8, seed: 1 });
@@ -42,7 +43,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const runConfig = (): TrainConfigInput => ({
   data: { task: 'digits_max', rollout_batch_size: 4, max_response_length: 4, seed: 3 },
-  algorithm: { preset: 'grpo', ...NAMED, adv_eps: 0.125 },
+  algorithm: { preset: 'grpo', ...NAMED, adv_eps: 0.125, perception_loss_weight: 0.01 },
   worker: {
     actor: { model: { model_path: weights }, global_batch_size: 0 },
     rollout: { n: 4, threads: 1 },
@@ -57,6 +58,7 @@ test('before the user module is imported, its names are refused, each naming its
   assert.match(errorOf(() => objectiveConfig({ policy_loss: 'reinforce' })).message, /policy_loss: unknown policy loss "reinforce"; known: ppo_clip \(also vanilla\)/);
   assert.match(errorOf(() => objectiveConfig({ kl_estimator: 'k2_half' })).message, /kl_estimator: unknown KL estimator "k2_half"; known: k1, k2, k3, abs \(also kl, mse, low_var_kl\)/);
   assert.match(errorOf(() => objectiveConfig({ loss_agg_mode: 'token-sum' })).message, /loss_agg_mode: unknown loss aggregation mode "token-sum"; known: token-mean, /);
+  assert.match(errorOf(() => objectiveConfig({ mask_type: 'left_half' })).message, /mask_type: unknown mask type "left_half"; known: random_patch \(add one with registerMaskType\)/);
   const run = errorOf(() => trainConfig(runConfig())).message;
   assert.match(run, /^invalid run config: data\.task: unknown task "digits_max"; known: digits, scenes, manifest \(add one with registerTask\)/);
   assert.match(run, /worker\.reward\.score_function: 'one_char' is neither a registered reward function \(composite; add one with registerReward\)/);
@@ -68,7 +70,7 @@ test('before the user module is imported, its names are refused, each naming its
 test('registered from user code, they run by name through groupAdvantages and papoLoss', async () => {
   const { calls } = await import('../fixtures/my-extensions.ts');
   const cfg = objectiveConfig({ ...NAMED, adv_eps: 0.25, kl_coef: 0.1 }, 'grpo');
-  assert.deepEqual({ ...NAMED }, { adv_estimator: cfg.adv_estimator, policy_loss: cfg.policy_loss, kl_estimator: cfg.kl_estimator, loss_agg_mode: cfg.loss_agg_mode });
+  assert.deepEqual({ ...NAMED }, { adv_estimator: cfg.adv_estimator, policy_loss: cfg.policy_loss, kl_estimator: cfg.kl_estimator, loss_agg_mode: cfg.loss_agg_mode, mask_type: cfg.mask_type });
 
   // max_baseline: R - max of the group; a constant group still gets 0
   const adv = groupAdvantages([1, 0, 0.5, 0, 0.3, 0.3, 0.3, 0.3], 4, cfg.adv_estimator, cfg.adv_eps);
@@ -117,7 +119,7 @@ test('a policy loss that returns the wrong shape, or an estimator that does, is 
   Object.values(inputs).forEach((t) => t.dispose());
 });
 
-test('they run by name through runTrain: task, reward, estimator (with adv_eps), loss, KL and aggregation', async () => {
+test('they run by name through runTrain: task, reward, estimator (with adv_eps), loss, KL, aggregation and masking', async () => {
   const { calls } = await import('../fixtures/my-extensions.ts');
   const before = { ...calls, estimatorEps: [...calls.estimatorEps] };
   const r = await runTrain(runConfig(), { quiet: true, noSave: true });
@@ -128,6 +130,7 @@ test('they run by name through runTrain: task, reward, estimator (with adv_eps),
   assert.equal(calls.reward, before.reward + 2 * 4 * 4, 'every response scored by the registered reward');
   assert.deepEqual(calls.estimatorEps.slice(before.estimatorEps.length), [0.125, 0.125], 'the estimator ran once a step, with algorithm.adv_eps');
   assert.ok(calls.policyLoss >= before.policyLoss + 2 && calls.kl >= before.kl + 2 && calls.aggregation > before.aggregation);
+  assert.equal(calls.mask, before.mask + 2 * 4, 'one masked view per prompt');
   for (const s of r.steps) {
     const m = s.metrics;
     assert.ok([0.25, 1].some((v) => m['critic/score/max'] === v) && m['critic/score/min'] >= 0.25, `step ${s.step}: rewards from one_char`);
