@@ -82,7 +82,7 @@ function matmulPeak(n = 1024, reps = 6): number {
   return (2 * n ** 3) / (best / 1000);
 }
 
-type T = tf.Tensor;
+type Tensor = tf.Tensor;
 const now = () => performance.now();
 const REPS = 3;
 async function bestOf<R>(fn: () => Promise<R>, reps = REPS): Promise<{ value: R; ms: number }> {
@@ -98,7 +98,7 @@ async function bestOf<R>(fn: () => Promise<R>, reps = REPS): Promise<{ value: R;
 const fmt = (x: number, d = 0) => x.toFixed(d);
 
 /** Next-token logits [N, V] at the last row of x, through policy-tf's decoder (and its key/value cache). */
-function lastLogits(c: PolicyConfig, p: TfParams, x: T, bias: T, past?: KeyValues[]): { logits: T; cache: KeyValues[] } {
+function lastLogits(c: PolicyConfig, p: TfParams, x: Tensor, bias: Tensor, past?: KeyValues[]): { logits: Tensor; cache: KeyValues[] } {
   const [N, L] = x.shape as [number, number, number];
   const { logits, cache } = decoderLogits(c, p, x, bias, { rows: [L - 1, 1], past });
   return { logits: tf.reshape(logits, [N, c.vocabSize]), cache };

@@ -9,14 +9,14 @@
  */
 import { tf } from '../util/tf-backend.ts';
 
-type T = tf.Tensor;
+type Tensor = tf.Tensor;
 
 /** `a @ b` for rank >= 2 tensors (batch dims broadcast as in tf.matMul), without transpose flags anywhere. */
-export function matMul(a: T, b: T): T {
+export function matMul(a: Tensor, b: Tensor): Tensor {
   return matMulGrad(a, b);
 }
 
-const swapLast = (x: T): T => {
+const swapLast = (x: Tensor): Tensor => {
   const perm = x.shape.map((_, i) => i);
   const r = perm.length;
   [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
@@ -24,7 +24,7 @@ const swapLast = (x: T): T => {
 };
 
 /** Sum `g` over leading batch dims so its shape matches `shape` (undoes batch broadcasting). */
-function reduceTo(g: T, shape: number[]): T {
+function reduceTo(g: Tensor, shape: number[]): Tensor {
   if (g.rank === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
   const lead = g.rank - shape.length;
   let out = lead > 0 ? tf.sum(g, [...Array(lead).keys()]) : g;
@@ -35,12 +35,12 @@ function reduceTo(g: T, shape: number[]): T {
 }
 
 const matMulGrad = tf.customGrad((a, b, save) => {
-  const A = a as T;
-  const B = b as T;
-  (save as (ts: T[]) => void)([A, B]);
+  const A = a as Tensor;
+  const B = b as Tensor;
+  (save as (ts: Tensor[]) => void)([A, B]);
   return {
     value: tf.matMul(A, B),
-    gradFunc: (dy: T, saved: T[]) => {
+    gradFunc: (dy: Tensor, saved: Tensor[]) => {
       const [sa, sb] = saved;
       // dA = dy @ B^T, dB = A^T @ dy, with explicit transposes so the kernel runs untransposed.
       const da = reduceTo(tf.matMul(dy, swapLast(sb)), sa.shape);
@@ -48,10 +48,10 @@ const matMulGrad = tf.customGrad((a, b, save) => {
       return [da, db];
     },
   };
-}) as (a: T, b: T) => T;
+}) as (a: Tensor, b: Tensor) => Tensor;
 
 /** `x @ w` for x of shape [..., k] and a weight matrix w of shape [k, n]: flattens leading dims. */
-export function dense(x: T, w: T, bias?: T): T {
+export function dense(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
   const lead = x.shape.slice(0, -1);
   const k = x.shape[x.rank - 1] as number;
   const y = matMul(tf.reshape(x, [-1, k]), w);
@@ -60,7 +60,7 @@ export function dense(x: T, w: T, bias?: T): T {
 }
 
 /** Embedding lookup as one-hot @ table (differentiable w.r.t. the table without gather gradients). */
-export function embed(ids: T, table: T): T {
+export function embed(ids: Tensor, table: Tensor): Tensor {
   const vocab = table.shape[0] as number;
   const oh = tf.oneHot(tf.cast(tf.reshape(ids, [-1]), 'int32'), vocab);
   const flat = matMul(oh, table);
@@ -68,13 +68,13 @@ export function embed(ids: T, table: T): T {
 }
 
 /** `logp[..., targets[...]]` for logp of shape [..., V] and int targets of shape [...]: one-hot multiply-sum. */
-export function pickTargets(logp: T, targets: T): T {
+export function pickTargets(logp: Tensor, targets: Tensor): Tensor {
   const vocab = logp.shape[logp.rank - 1] as number;
   const oh = tf.oneHot(tf.cast(targets, 'int32'), vocab);
   return tf.sum(tf.mul(logp, oh), -1);
 }
 
 /** Exact per-position entropy of a categorical given its log-probabilities: -sum p log p. */
-export function entropyFromLogProbs(logp: T): T {
+export function entropyFromLogProbs(logp: Tensor): Tensor {
   return tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), -1));
 }

@@ -22,7 +22,7 @@ import {
   buildPromptBatch, buildResponseBatch, buildTextBatch, attentionBias, patchify,
 } from './batch.ts';
 
-type T = tf.Tensor;
+type Tensor = tf.Tensor;
 
 export interface LogProbInputs {
   /** one image per row */
@@ -51,7 +51,7 @@ const isPromptBatch = (x: LogProbInputs['promptIds']): x is PromptBatch => !Arra
 const isTokenMatrix = (x: LogProbInputs['responseIds']): x is TokenMatrix => !Array.isArray(x) && 'ids' in x;
 
 /** Layer normalisation over the last axis, with gain `g` and bias `b`. */
-export function layerNorm(x: T, g: T, b: T): T {
+export function layerNorm(x: Tensor, g: Tensor, b: Tensor): Tensor {
   const mu = tf.mean(x, -1, true);
   const xc = tf.sub(x, mu);
   const variance = tf.mean(tf.square(xc), -1, true);
@@ -63,15 +63,15 @@ const GELU_2C = 2 * Math.sqrt(2 / Math.PI);
  * tanh GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), written as x * sigmoid(2 sqrt(2/pi) (...))
  * (the same function: 0.5 (1 + tanh z) = sigmoid(2z)) because the wasm Tanh kernel is ~7x slower than Sigmoid.
  */
-export function gelu(x: T): T {
+export function gelu(x: Tensor): Tensor {
   const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), GELU_2C);
   return tf.mul(x, tf.sigmoid(inner));
 }
 
 /** One layer's attention keys [B, H, dh, T] (already transposed for the score matmul) and values [B, H, T, dh]. */
 export interface KeyValues {
-  kT: T;
-  v: T;
+  kT: Tensor;
+  v: Tensor;
 }
 
 export interface BlockOptions {
@@ -90,7 +90,7 @@ export interface BlockOptions {
 }
 
 /** softmax(qs kT + bias) v for scaled queries qs [B, H, n, dh], keys kT [B, H, dh, keys], values v [B, H, keys, dh]. */
-function attention(qs: T, kT: T, v: T, bias: T | undefined): T {
+function attention(qs: Tensor, kT: Tensor, v: Tensor, bias: Tensor | undefined): Tensor {
   const scores = matMul(qs, kT); // [B, H, n, keys]
   return matMul(tf.softmax(bias ? tf.add(scores, bias) : scores), v);
 }
@@ -107,10 +107,10 @@ const CAUSAL_CHUNKS = 4;
  * keys [0, e), so each chunk multiplies against that key prefix only. The skipped keys carry the mask
  * value (-1e9), whose softmax weight is exactly 0, so the result is the same up to float summation order.
  */
-function causalAttention(qs: T, kT: T, v: T, bias: T, chunks: number): T {
+function causalAttention(qs: Tensor, kT: Tensor, v: Tensor, bias: Tensor, chunks: number): Tensor {
   const [B, H, L, dh] = qs.shape as [number, number, number, number];
   const size = Math.ceil(L / chunks);
-  const outs: T[] = [];
+  const outs: Tensor[] = [];
   for (let s = 0; s < L; s += size) {
     const e = Math.min(L, s + size);
     const qc = tf.slice(qs, [0, 0, s, 0], [B, H, e - s, dh]);
@@ -126,17 +126,17 @@ function causalAttention(qs: T, kT: T, v: T, bias: T, chunks: number): T {
  * (keys = past tokens + L; none: full attention). Returns the output ([B, L, d], or [B, count, d] with
  * `rows`) and the keys/values of the past and x together, for a cache.
  */
-export function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T | undefined, opts: BlockOptions = {}): { out: T } & KeyValues {
+export function block(x: Tensor, params: TfParams, prefix: string, cfg: PolicyConfig, bias: Tensor | undefined, opts: BlockOptions = {}): { out: Tensor } & KeyValues {
   const [B, L, d] = x.shape as [number, number, number];
   const { rows, past } = opts;
-  const H = c.nHeads;
+  const H = cfg.nHeads;
   const dh = d / H;
   const [start, Lq] = rows ?? [0, L];
-  const h = layerNorm(x, p[`${pre}.ln1_g`], p[`${pre}.ln1_b`]);
+  const h = layerNorm(x, params[`${prefix}.ln1_g`], params[`${prefix}.ln1_b`]);
   const hq = rows ? tf.slice(h, [0, start, 0], [B, Lq, d]) : h;
   const xq = rows ? tf.slice(x, [0, start, 0], [B, Lq, d]) : x;
-  const heads = (src: T, n: number, w: string, bName: string) =>
-    tf.reshape(dense(src, p[`${pre}.${w}`], p[`${pre}.${bName}`]), [B, n, H, dh]);
+  const heads = (src: Tensor, n: number, w: string, bName: string) =>
+    tf.reshape(dense(src, params[`${prefix}.${w}`], params[`${prefix}.${bName}`]), [B, n, H, dh]);
   const q = tf.transpose(heads(hq, Lq, 'wq', 'bq'), [0, 2, 1, 3]); // [B, H, Lq, dh]
   const kNew = tf.transpose(heads(h, L, 'wk', 'bk'), [0, 2, 3, 1]); // [B, H, dh, L]
   const vNew = tf.transpose(heads(h, L, 'wv', 'bv'), [0, 2, 1, 3]); // [B, H, L, dh]
@@ -147,9 +147,9 @@ export function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T |
     ? causalAttention(qs, kT, v, bias, CAUSAL_CHUNKS)
     : attention(qs, kT, v, bias && rows ? tf.slice(bias, [0, 0, start, 0], [B, 1, Lq, kT.shape[3] as number]) : bias); // [B, H, Lq, dh]
   const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B, Lq, d]);
-  const x1 = tf.add(xq, dense(merged, p[`${pre}.wo`], p[`${pre}.bo`]));
-  const h2 = layerNorm(x1, p[`${pre}.ln2_g`], p[`${pre}.ln2_b`]);
-  const mlp = dense(gelu(dense(h2, p[`${pre}.w1`], p[`${pre}.b1`])), p[`${pre}.w2`], p[`${pre}.b2`]);
+  const x1 = tf.add(xq, dense(merged, params[`${prefix}.wo`], params[`${prefix}.bo`]));
+  const h2 = layerNorm(x1, params[`${prefix}.ln2_g`], params[`${prefix}.ln2_b`]);
+  const mlp = dense(gelu(dense(h2, params[`${prefix}.w1`], params[`${prefix}.b1`])), params[`${prefix}.w2`], params[`${prefix}.b2`]);
   return { out: tf.add(x1, mlp), kT, v };
 }
 
@@ -157,31 +157,31 @@ export function block(x: T, p: TfParams, pre: string, c: PolicyConfig, bias: T |
  * Image tokens [B, nPatch, d]: embedded `patches` ([B, nPatch, patchDim] from `patchify`) plus their
  * positions, through the (optional) bidirectional encoder.
  */
-export function embedImages(c: PolicyConfig, p: TfParams, patches: Float32Array, batch: number): T {
-  const { nPatch, patchDim } = policyDims(c);
+export function embedImages(cfg: PolicyConfig, params: TfParams, patches: Float32Array, batch: number): Tensor {
+  const { nPatch, patchDim } = policyDims(cfg);
   if (patches.length !== batch * nPatch * patchDim) {
     throw new Error(`policy forward: ${patches.length / (nPatch * patchDim)} images for a batch of ${batch} prompts`);
   }
-  let img = dense(tf.tensor3d(patches, [batch, nPatch, patchDim]), p['img.patch_w'], p['img.patch_b']);
-  img = tf.add(img, p['img.pos']);
-  for (let e = 0; e < c.nEncoderLayers; e++) img = block(img, p, `enc.${e}`, c, undefined).out;
+  let img = dense(tf.tensor3d(patches, [batch, nPatch, patchDim]), params['img.patch_w'], params['img.patch_b']);
+  img = tf.add(img, params['img.pos']);
+  for (let e = 0; e < cfg.nEncoderLayers; e++) img = block(img, params, `enc.${e}`, cfg, undefined).out;
   return img;
 }
 
 /** Text tokens [B, n, d]: token plus position embeddings of int32 `tokens` and `positions` [B, n]. */
-export function embedText(p: TfParams, tokens: T, positions: T): T {
-  return tf.add(embed(tokens, p['tok_emb']), embed(positions, p['txt_pos']));
+export function embedText(params: TfParams, tokens: Tensor, positions: Tensor): Tensor {
+  return tf.add(embed(tokens, params['tok_emb']), embed(positions, params['txt_pos']));
 }
 
 /**
  * The decoder's input for a prepared batch, [B, nPatch + promptLen + responseLen, d]: image tokens then
  * text tokens with position ids that count only real tokens (see models/batch.ts).
  */
-export function embedSequence(c: PolicyConfig, p: TfParams, patches: Float32Array, text: TextBatch): T {
+export function embedSequence(cfg: PolicyConfig, params: TfParams, patches: Float32Array, text: TextBatch): Tensor {
   const B = text.batch;
   const Lt = text.promptLen + text.responseLen;
-  const txt = embedText(p, tf.tensor2d(text.tokens, [B, Lt], 'int32'), tf.tensor2d(text.positions, [B, Lt], 'int32'));
-  return tf.concat([embedImages(c, p, patches, B), txt], 1);
+  const txt = embedText(params, tf.tensor2d(text.tokens, [B, Lt], 'int32'), tf.tensor2d(text.positions, [B, Lt], 'int32'));
+  return tf.concat([embedImages(cfg, params, patches, B), txt], 1);
 }
 
 export interface DecoderOptions {
@@ -196,15 +196,15 @@ export interface DecoderOptions {
  * `embedSequence`, or `embedText` of new tokens with `past`), `bias` the attention mask [B, 1, L, keys].
  * Also returns every layer's keys/values over past and x, the cache for the next call.
  */
-export function decoderLogits(c: PolicyConfig, p: TfParams, x: T, bias: T, opts: DecoderOptions = {}): { logits: T; cache: KeyValues[] } {
+export function decoderLogits(cfg: PolicyConfig, params: TfParams, x: Tensor, bias: Tensor, opts: DecoderOptions = {}): { logits: Tensor; cache: KeyValues[] } {
   const cache: KeyValues[] = [];
-  for (let i = 0; i < c.nLayers; i++) {
-    const b = block(x, p, `dec.${i}`, c, bias, { rows: i === c.nLayers - 1 ? opts.rows : undefined, past: opts.past?.[i], causal: true });
+  for (let i = 0; i < cfg.nLayers; i++) {
+    const b = block(x, params, `dec.${i}`, cfg, bias, { rows: i === cfg.nLayers - 1 ? opts.rows : undefined, past: opts.past?.[i], causal: true });
     x = b.out;
     cache.push({ kT: b.kT, v: b.v });
   }
-  const hs = layerNorm(x, p['ln_f_g'], p['ln_f_b']);
-  const headW = c.tieEmbeddings ? tf.transpose(p['tok_emb']) : p['head_w'];
+  const hs = layerNorm(x, params['ln_f_g'], params['ln_f_b']);
+  const headW = cfg.tieEmbeddings ? tf.transpose(params['tok_emb']) : params['head_w'];
   return { logits: dense(hs, headW), cache };
 }
 
@@ -213,26 +213,26 @@ export function decoderLogits(c: PolicyConfig, p: TfParams, x: T, bias: T, opts:
  * `buildTextBatch`. Returns tensors the caller owns (call inside tf.tidy / variableGrads, or dispose).
  */
 export function forwardLogProbs(
-  c: PolicyConfig,
-  p: TfParams,
+  cfg: PolicyConfig,
+  params: TfParams,
   patches: Float32Array,
   text: TextBatch,
   opts: LogProbOptions = {},
 ): LogProbOutputs {
-  const { nPatch } = policyDims(c);
+  const { nPatch } = policyDims(cfg);
   const B = text.batch;
   const Lp = text.promptLen;
   const Lr = text.responseLen;
   const Lt = Lp + Lr;
   const L = nPatch + Lt;
-  const img = embedImages(c, p, patches, B);
+  const img = embedImages(cfg, params, patches, B);
   const tokens = tf.tensor2d(text.tokens, [B, Lt], 'int32');
   const positions = tf.tensor2d(text.positions, [B, Lt], 'int32');
-  const x = tf.concat([img, embedText(p, tokens, positions)], 1); // [B, L, d]
+  const x = tf.concat([img, embedText(params, tokens, positions)], 1); // [B, L, d]
   const bias = tf.tensor4d(attentionBias(text, nPatch), [B, 1, L, L]);
   // Only the positions that predict response tokens are read out: the last prompt token .. the
   // second-to-last response token.
-  const { logits } = decoderLogits(c, p, x, bias, { rows: [nPatch + Lp - 1, Lr] });
+  const { logits } = decoderLogits(cfg, params, x, bias, { rows: [nPatch + Lp - 1, Lr] });
   const logp = tf.logSoftmax(logits); // [B, Lr, V]
   const mask = tf.tensor2d(text.responseMask, [B, Lr]);
   const targets = tf.slice(tokens, [0, Lp], [B, Lr]);
@@ -262,15 +262,15 @@ export class TfPolicy {
    * tf.variableGrads / tf.grads. Returned tensors belong to the caller.
    */
   logProbs(inputs: LogProbInputs, opts: LogProbOptions = {}): LogProbOutputs {
-    const c = this.config;
-    const prompt = isPromptBatch(inputs.promptIds) ? inputs.promptIds : buildPromptBatch(inputs.promptIds, c);
-    const response = isTokenMatrix(inputs.responseIds) ? inputs.responseIds : buildResponseBatch(inputs.responseIds, c);
+    const cfg = this.config;
+    const prompt = isPromptBatch(inputs.promptIds) ? inputs.promptIds : buildPromptBatch(inputs.promptIds, cfg);
+    const response = isTokenMatrix(inputs.responseIds) ? inputs.responseIds : buildResponseBatch(inputs.responseIds, cfg);
     if (inputs.images.length !== prompt.batch) {
       throw new Error(`policy logProbs: ${inputs.images.length} images for ${prompt.batch} prompts`);
     }
     const text = buildTextBatch(prompt, response);
-    const patches = patchify(inputs.images, c);
-    return tf.tidy(() => forwardLogProbs(c, this.vars, patches, text, opts) as unknown as tf.TensorContainer) as unknown as LogProbOutputs;
+    const patches = patchify(inputs.images, cfg);
+    return tf.tidy(() => forwardLogProbs(cfg, this.vars, patches, text, opts) as unknown as tf.TensorContainer) as unknown as LogProbOutputs;
   }
 
   /** A Float32Array copy of every parameter. */

@@ -13,12 +13,16 @@
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../../util/rng.ts';
 import { type PolicyConfig, policyDims } from '../config.ts';
-import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify } from '../batch.ts';
-import { EOS_ID, PAD_ID } from '../tokenizer.ts';
+import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify, type PromptBatch } from '../batch.ts';
+import { PAD_ID } from '../tokenizer.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
-import { chooseToken, checkSamplingOptions, type SamplingOptions } from './sampler.ts';
+import { checkSamplingOptions, type SamplingOptions } from './sampler.ts';
+import {
+  collectResponses, chooseTokens, dropFinishedRows, expandRows, initialCacheValid, startDecoding, writeSlot,
+  type Decoded, type ResponseCache, type SamplingShape,
+} from './decoding.ts';
 import { unpackWeights, type WeightSnapshot } from './weights.ts';
-import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, SampledResponse, WeightSlot } from './types.ts';
+import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -32,35 +36,6 @@ const i64 = (a: ArrayLike<number>): BigInt64Array => {
   for (let i = 0; i < a.length; i++) out[i] = BigInt(a[i]);
   return out;
 };
-
-/**
- * Copies per-prompt cache rows into per-response rows: `src` is [Bp, groups, srcLen] and `dst` is
- * [Bp * G, groups, dstLen] (dstLen >= srcLen); response r takes prompt floor(r / G). Hot loops live in
- * small functions so that V8 optimises them.
- */
-function expandRows(src: Float32Array, dst: Float32Array, N: number, G: number, groups: number, srcLen: number, dstLen: number): void {
-  for (let r = 0; r < N; r++) {
-    const b = Math.floor(r / G);
-    for (let q = 0; q < groups; q++) {
-      const s = (b * groups + q) * srcLen;
-      const d = (r * groups + q) * dstLen;
-      for (let j = 0; j < srcLen; j++) dst[d + j] = src[s + j];
-      dst.fill(0, d + srcLen, d + dstLen);
-    }
-  }
-}
-
-/**
- * Writes one time slot of a cache: `src` is [rows, width] (the new token's keys or values) and `dst` is
- * [rows, T, width]; row i's vector lands at time `slot`.
- */
-function writeSlot(src: Float32Array, dst: Float32Array, rows: number, width: number, T: number, slot: number): void {
-  for (let i = 0; i < rows; i++) {
-    const d = (i * T + slot) * width;
-    const s = i * width;
-    for (let c = 0; c < width; c++) dst[d + c] = src[s + c];
-  }
-}
 
 function checkImages(what: string, images: readonly unknown[], rows: number): void {
   if (!Array.isArray(images) || images.length !== rows) throw new Error(`${what}: ${rows} prompts need ${rows} images, got ${Array.isArray(images) ? images.length : typeof images}`);
@@ -171,20 +146,20 @@ export class OrtPolicyRunner {
     const cfg = this.cfg;
     const { nPatch, patchDim } = policyDims(cfg);
     const B = prompts.length;
-    let pb, rb;
+    let promptBatch, responseBatch;
     try {
-      pb = buildPromptBatch(prompts, cfg);
-      rb = buildResponseBatch(responses, cfg);
+      promptBatch = buildPromptBatch(prompts, cfg);
+      responseBatch = buildResponseBatch(responses, cfg);
     } catch (err) {
       throw new Error(`logProbs (rows from ${offset}): ${(err as Error).message}`);
     }
-    const text = buildTextBatch(pb, rb);
+    const text = buildTextBatch(promptBatch, responseBatch);
     const Lp = text.promptLen;
     const Lr = text.responseLen;
     const feeds: Feeds = {
       patches: new ort.Tensor('float32', patchify(images, cfg), [B, nPatch, patchDim]),
-      prompt: new ort.Tensor('int64', i64(pb.ids), [B, Lp]),
-      response: new ort.Tensor('int64', i64(rb.ids), [B, Lr]),
+      prompt: new ort.Tensor('int64', i64(promptBatch.ids), [B, Lp]),
+      response: new ort.Tensor('int64', i64(responseBatch.ids), [B, Lr]),
       positions: new ort.Tensor('int64', i64(text.positions), [B, Lp + Lr]),
       key_valid: new ort.Tensor('float32', Float32Array.from(text.keyValid), [B, Lp + Lr]),
     };
@@ -196,202 +171,193 @@ export class OrtPolicyRunner {
     return { logprobs: rowsOf(lp), entropy: rowsOf(ent) };
   }
 
-  /** Samples `n` responses per prompt with a key/value cache. */
+  /**
+   * Samples `n` responses per prompt with a key/value cache: check the request and size the call once,
+   * prefill the distinct prompts, copy their caches to the response rows, then decode token by token.
+   */
   async sample(req: SampleRequest): Promise<SampleResult> {
     const w = this.select(req.weights, 'sample');
-    const cfg = this.cfg;
-    const { nPatch, patchDim, headDim, maxTextLen } = policyDims(cfg);
-    const H = cfg.nHeads;
-    const G = req.n ?? 1;
-    const so: SamplingOptions = { temperature: req.temperature ?? 1, topK: req.topK ?? 0, topP: req.topP ?? 1 };
-    checkSamplingOptions(so);
-    if (!(Number.isInteger(G) && G >= 1)) throw new Error(`sample: n must be a positive integer, got ${G}`);
-    if (!Number.isSafeInteger(req.seed)) throw new Error(`sample: seed must be an integer, got ${req.seed}`);
-    const Bp = req.prompts.length;
-    checkImages('sample', req.images, Bp);
-    let pb;
+    const sampling: SamplingOptions = { temperature: req.temperature ?? 1, topK: req.topK ?? 0, topP: req.topP ?? 1 };
+    checkSamplingOptions(sampling);
+    const { prompts, shape } = this.planSampling(req);
+    const prefill = await this.prefill(w, req.images, prompts, shape);
+    const held: Float32Array[] = [];
     try {
-      pb = buildPromptBatch(req.prompts, cfg);
+      const cache = this.responseCache(prefill.out, shape, held);
+      const decoded = await this.decode(w, req.seed, sampling, prompts, prefill, cache, shape);
+      const responses = collectResponses(decoded, shape, w.version);
+      const tokens = responses.reduce((sum, r) => sum + r.length, 0);
+      return { responses, version: w.version, tokens, stepRows: decoded.stepRows };
+    } finally {
+      this.spare.push(...held);
+      this.spare.splice(0, Math.max(0, this.spare.length - 4 * this.cfg.nLayers));
+    }
+  }
+
+  /** Checks a sampling request and computes the sizes of the call. */
+  private planSampling(req: SampleRequest): { prompts: PromptBatch; shape: SamplingShape } {
+    const cfg = this.cfg;
+    const { nPatch, headDim, maxTextLen } = policyDims(cfg);
+    const n = req.n ?? 1;
+    if (!(Number.isInteger(n) && n >= 1)) throw new Error(`sample: n must be a positive integer, got ${n}`);
+    if (!Number.isSafeInteger(req.seed)) throw new Error(`sample: seed must be an integer, got ${req.seed}`);
+    checkImages('sample', req.images, req.prompts.length);
+    let prompts: PromptBatch;
+    try {
+      prompts = buildPromptBatch(req.prompts, cfg);
     } catch (err) {
       throw new Error(`sample: ${(err as Error).message}`);
     }
-    const Lp = pb.length;
-    const longest = Lp - Math.min(...pb.pads);
+    const longest = prompts.length - Math.min(...prompts.pads);
     const maxNew = req.maxNewTokens ?? cfg.maxResponseLen;
     if (!(Number.isInteger(maxNew) && maxNew >= 1 && maxNew <= cfg.maxResponseLen)) {
       throw new Error(`sample: maxNewTokens must be an integer in [1, maxResponseLen ${cfg.maxResponseLen}], got ${maxNew}`);
     }
     if (longest + maxNew > maxTextLen) throw new Error(`sample: prompt of ${longest} tokens + ${maxNew} new tokens exceed the ${maxTextLen} text positions`);
+    const prefixLen = nPatch + prompts.length;
+    const cacheLen = prefixLen + maxNew - 1; // the last token is never fed back
+    return {
+      prompts,
+      shape: {
+        prompts: req.prompts.length,
+        n,
+        rows: req.prompts.length * n,
+        promptLen: prompts.length,
+        prefixLen,
+        cacheLen,
+        maxNew,
+        heads: cfg.nHeads,
+        headDim,
+        vocab: cfg.vocabSize,
+        nPatch,
+        rowFloats: cfg.nHeads * headDim * cacheLen,
+      },
+    };
+  }
 
-    // Prefill the Bp distinct prompts once.
-    const positions = new Int32Array(Bp * Lp);
-    const keyValid = new Float32Array(Bp * Lp);
-    for (let b = 0; b < Bp; b++) {
-      for (let j = 0; j < Lp; j++) {
-        positions[b * Lp + j] = Math.max(0, j - pb.pads[b]);
-        keyValid[b * Lp + j] = pb.ids[b * Lp + j] === PAD_ID ? 0 : 1;
+  /** Runs the prompt graph once per distinct prompt: the first logits and the prompt's keys and values. */
+  private async prefill(w: LoadedWeights, images: SampleRequest['images'], prompts: PromptBatch, shape: SamplingShape) {
+    const { prompts: count, promptLen } = shape;
+    const positions = new Int32Array(count * promptLen);
+    const keyValid = new Float32Array(count * promptLen);
+    for (let b = 0; b < count; b++) {
+      for (let j = 0; j < promptLen; j++) {
+        positions[b * promptLen + j] = Math.max(0, j - prompts.pads[b]);
+        keyValid[b * promptLen + j] = prompts.ids[b * promptLen + j] === PAD_ID ? 0 : 1;
       }
     }
-    const pre = this.sessions.prefill;
-    const preOut = await pre.session.run(
-      this.withParams(w, pre.graph, {
-        patches: new ort.Tensor('float32', patchify(req.images, cfg), [Bp, nPatch, patchDim]),
-        prompt: new ort.Tensor('int64', i64(pb.ids), [Bp, Lp]),
-        positions: new ort.Tensor('int64', i64(positions), [Bp, Lp]),
-        key_valid: new ort.Tensor('float32', keyValid, [Bp, Lp]),
+    const { nPatch, patchDim } = policyDims(this.cfg);
+    const { session, graph } = this.sessions.prefill;
+    const out = await session.run(
+      this.withParams(w, graph, {
+        patches: new ort.Tensor('float32', patchify(images, this.cfg), [count, nPatch, patchDim]),
+        prompt: new ort.Tensor('int64', i64(prompts.ids), [count, promptLen]),
+        positions: new ort.Tensor('int64', i64(positions), [count, promptLen]),
+        key_valid: new ort.Tensor('float32', keyValid, [count, promptLen]),
       }),
     );
+    return { out, logits: out.logits.data as Float32Array, keyValid };
+  }
 
-    // Expand to N = Bp * G rows and copy the prompt's cache into preallocated buffers.
-    const N = Bp * G;
-    const S0 = nPatch + Lp;
-    const T = S0 + maxNew - 1; // the last token is never fed back
-    const kCache: Float32Array[] = [];
-    const vCache: Float32Array[] = [];
-    const held: Float32Array[] = [];
-    const cacheBuffer = (size: number): Float32Array => {
+  /**
+   * Per decoder layer, the keys [rows, H, k, T] and values [rows, H, T, k] of every response row, in
+   * reused buffers (listed in `held` until the call ends), the prompt's slots copied from the prefill.
+   */
+  private responseCache(prefill: ort.InferenceSession.OnnxValueMapType, shape: SamplingShape, held: Float32Array[]): ResponseCache {
+    const { rows, n, heads, headDim, prefixLen, cacheLen } = shape;
+    const buffer = (size: number): Float32Array => {
       const k = this.spare.findIndex((b) => b.length >= size);
       const buf = k >= 0 ? this.spare.splice(k, 1)[0] : new Float32Array(size);
       held.push(buf);
       return buf.length === size ? buf : buf.subarray(0, size);
     };
-    try {
-      for (let i = 0; i < cfg.nLayers; i++) {
-        const n = cacheNames(i);
-        const K = cacheBuffer(N * H * headDim * T);
-        const Vb = cacheBuffer(N * H * T * headDim);
-        // Slots past the prompt start at zero (they are masked until written; zero keeps reused buffers clean).
-        expandRows(preOut[n.kT].data as Float32Array, K, N, G, H * headDim, S0, T); // [Bp, H, k, S0] -> [N, H, k, T]
-        expandRows(preOut[n.v].data as Float32Array, Vb, N, G, H, S0 * headDim, T * headDim); // [Bp, H, S0, k] -> [N, H, T, k]
-        kCache.push(K);
-        vCache.push(Vb);
-      }
-      return await this.decode(w, req, so, pb, preOut.logits.data as Float32Array, kCache, vCache, keyValid);
-    } finally {
-      this.spare.push(...held);
-      this.spare.splice(0, Math.max(0, this.spare.length - 4 * cfg.nLayers));
+    const cache: ResponseCache = { keys: [], values: [] };
+    for (let layer = 0; layer < this.cfg.nLayers; layer++) {
+      const names = cacheNames(layer);
+      const keys = buffer(rows * heads * headDim * cacheLen);
+      const values = buffer(rows * heads * cacheLen * headDim);
+      // Slots past the prompt start at zero (they are masked until written; zero keeps reused buffers clean).
+      expandRows(prefill[names.kT].data as Float32Array, keys, rows, n, heads * headDim, prefixLen, cacheLen); // [Bp, H, k, S0] -> [N, H, k, T]
+      expandRows(prefill[names.v].data as Float32Array, values, rows, n, heads, prefixLen * headDim, cacheLen * headDim); // [Bp, H, S0, k] -> [N, H, T, k]
+      cache.keys.push(keys);
+      cache.values.push(values);
     }
+    return cache;
   }
 
+  /**
+   * The decoding loop: choose a token for every unfinished response; stop when all are finished or long
+   * enough; drop finished rows from the batch once they are a quarter of it; run one step of the graph for
+   * the next logits.
+   */
   private async decode(
     w: LoadedWeights,
-    req: SampleRequest,
-    so: SamplingOptions,
-    pb: { length: number; pads: Int32Array },
-    prefillLogits: Float32Array,
-    kCache: Float32Array[],
-    vCache: Float32Array[],
-    keyValid: Float32Array,
-  ): Promise<SampleResult> {
-    const cfg = this.cfg;
-    const { nPatch, headDim } = policyDims(cfg);
-    const H = cfg.nHeads;
-    const V = cfg.vocabSize;
-    const G = req.n ?? 1;
-    const Lp = pb.length;
-    const N = pb.pads.length * G;
-    const S0 = nPatch + Lp;
-    const maxNew = req.maxNewTokens ?? cfg.maxResponseLen;
-    const T = S0 + maxNew - 1;
-    const cacheValid = new Float32Array(N * T);
-    for (let r = 0; r < N; r++) {
-      const b = Math.floor(r / G);
-      cacheValid.fill(1, r * T, r * T + nPatch);
-      cacheValid.set(keyValid.subarray(b * Lp, (b + 1) * Lp), r * T + nPatch);
+    seed: number,
+    sampling: SamplingOptions,
+    prompts: PromptBatch,
+    prefill: { logits: Float32Array; keyValid: Float32Array },
+    cache: ResponseCache,
+    shape: SamplingShape,
+  ): Promise<Decoded> {
+    const decoded = startDecoding(shape, prompts.pads);
+    const cacheValid = initialCacheValid(shape, prefill.keyValid);
+    const rngs = Array.from({ length: shape.rows }, (_, r) => Rng.derive(seed, 'sample', Math.floor(r / shape.n), r % shape.n));
+    // Rows of the step graph's batch: batchRows[i] is the response in row i.
+    let batchRows: Int32Array = Int32Array.from({ length: shape.rows }, (_, r) => r);
+    let logits = prefill.logits; // [Bp, V] at t = 0 (the row of response r is floor(r / G)), then [batch rows, V]
+    for (let t = 0; t < shape.maxNew; t++) {
+      const unfinished = chooseTokens(decoded, batchRows, logits, t, shape, sampling, rngs);
+      if (unfinished === 0 || t === shape.maxNew - 1) break;
+      if (unfinished <= batchRows.length * 0.75) batchRows = dropFinishedRows(batchRows, decoded.done, cache, cacheValid, shape);
+      logits = await this.decodeStep(w, batchRows, decoded, t, cache, cacheValid, shape);
     }
+    return decoded;
+  }
 
-    const rngs = Array.from({ length: N }, (_, r) => Rng.derive(req.seed, 'sample', Math.floor(r / G), r % G));
-    const realLen = Array.from({ length: N }, (_, r) => Lp - pb.pads[Math.floor(r / G)]);
-    const toks = Array.from({ length: N }, () => new Int32Array(maxNew));
-    const lps = Array.from({ length: N }, () => new Float32Array(maxNew));
-    const slps = Array.from({ length: N }, () => new Float32Array(maxNew));
-    const len = new Int32Array(N);
-    const done = new Uint8Array(N);
-    // Batch rows of the step graph: `act[i]` is the response in row i. Rows of finished responses are
-    // dropped (compacted in place) once they are a quarter of the batch, so late steps compute only for
-    // responses still being written. Rows are independent, so this changes no result.
-    let act = Int32Array.from({ length: N }, (_, r) => r);
-    let stepRows = 0;
-    let logits = prefillLogits; // [Bp, V] at t = 0 (row of response r: floor(r / G)), then [rows, V]
-    const kRow = H * headDim * T; // floats per row of a key (or value) cache
-    const step = this.sessions.step;
-    for (let t = 0; t < maxNew; t++) {
-      let active = 0;
-      for (let i = 0; i < act.length; i++) {
-        const r = act[i];
-        if (done[r]) continue;
-        const row = t === 0 ? Math.floor(r / G) : i;
-        const c = chooseToken(logits.subarray(row * V, (row + 1) * V), so, rngs[r]);
-        toks[r][t] = c.token;
-        lps[r][t] = c.logprob;
-        slps[r][t] = c.samplingLogprob;
-        len[r] = t + 1;
-        if (c.token === EOS_ID) done[r] = 1;
-        else active++;
-      }
-      if (active === 0 || t === maxNew - 1) break;
-      if (active <= act.length * 0.75) {
-        const keep = Int32Array.from(act.filter((r) => !done[r]));
-        for (let i = 0, j = 0; j < act.length; j++) {
-          if (done[act[j]]) continue;
-          if (i !== j) {
-            for (let l = 0; l < cfg.nLayers; l++) {
-              kCache[l].copyWithin(i * kRow, j * kRow, (j + 1) * kRow);
-              vCache[l].copyWithin(i * kRow, j * kRow, (j + 1) * kRow);
-            }
-            cacheValid.copyWithin(i * T, j * T, (j + 1) * T);
-          }
-          i++;
-        }
-        act = keep;
-      }
-      const B = act.length;
-      stepRows += B;
-      const token = new BigInt64Array(B);
-      const position = new BigInt64Array(B);
-      for (let i = 0; i < B; i++) {
-        const r = act[i];
-        token[i] = BigInt(done[r] ? PAD_ID : toks[r][t]);
-        position[i] = BigInt(realLen[r] + t);
-      }
-      const feeds: Feeds = {
-        token: new ort.Tensor('int64', token, [B, 1]),
-        position: new ort.Tensor('int64', position, [B, 1]),
-        cache_valid: new ort.Tensor('float32', cacheValid.subarray(0, B * T), [B, T]),
-      };
-      for (let l = 0; l < cfg.nLayers; l++) {
-        const n = cacheNames(l);
-        feeds[n.pastKT] = new ort.Tensor('float32', kCache[l].subarray(0, B * kRow), [B, H, headDim, T]);
-        feeds[n.pastV] = new ort.Tensor('float32', vCache[l].subarray(0, B * kRow), [B, H, T, headDim]);
-      }
-      const out = await step.session.run(this.withParams(w, step.graph, feeds));
-      const slot = S0 + t;
-      for (let l = 0; l < cfg.nLayers; l++) {
-        const n = cacheNames(l);
-        writeSlot(out[n.newKT].data as Float32Array, kCache[l], B * H * headDim, 1, T, slot); // [B, H, k, 1]
-        writeSlot(out[n.newV].data as Float32Array, vCache[l], B * H, headDim, T, slot); // [B, H, 1, k]
-      }
-      for (let i = 0; i < B; i++) if (!done[act[i]]) cacheValid[i * T + slot] = 1;
-      logits = out.logits.data as Float32Array;
+  /**
+   * One step of the graph over the batch rows: feeds each row's token t, writes the new keys and values
+   * into their slot of the cache (the graph returns only those: no step copies the cache) and marks the
+   * slot valid for unfinished rows. Returns the next logits, [batch rows, V].
+   */
+  private async decodeStep(
+    w: LoadedWeights,
+    batchRows: Int32Array,
+    decoded: Decoded,
+    t: number,
+    cache: ResponseCache,
+    cacheValid: Float32Array,
+    shape: SamplingShape,
+  ): Promise<Float32Array> {
+    const { heads, headDim, cacheLen, rowFloats } = shape;
+    const B = batchRows.length;
+    decoded.stepRows += B;
+    const token = new BigInt64Array(B);
+    const position = new BigInt64Array(B);
+    for (let i = 0; i < B; i++) {
+      const r = batchRows[i];
+      token[i] = BigInt(decoded.done[r] ? PAD_ID : decoded.tokens[r][t]);
+      position[i] = BigInt(decoded.promptTokens[r] + t);
     }
-
-    const responses: SampledResponse[] = [];
-    let total = 0;
-    for (let r = 0; r < N; r++) {
-      const L = len[r];
-      total += L;
-      responses.push({
-        promptIndex: Math.floor(r / G),
-        sampleIndex: r % G,
-        tokens: toks[r].slice(0, L),
-        logprobs: lps[r].slice(0, L),
-        samplingLogprobs: slps[r].slice(0, L),
-        length: L,
-        finished: done[r] === 1,
-        version: w.version,
-      });
+    const feeds: Feeds = {
+      token: new ort.Tensor('int64', token, [B, 1]),
+      position: new ort.Tensor('int64', position, [B, 1]),
+      cache_valid: new ort.Tensor('float32', cacheValid.subarray(0, B * cacheLen), [B, cacheLen]),
+    };
+    for (let layer = 0; layer < cache.keys.length; layer++) {
+      const names = cacheNames(layer);
+      feeds[names.pastKT] = new ort.Tensor('float32', cache.keys[layer].subarray(0, B * rowFloats), [B, heads, headDim, cacheLen]);
+      feeds[names.pastV] = new ort.Tensor('float32', cache.values[layer].subarray(0, B * rowFloats), [B, heads, cacheLen, headDim]);
     }
-    return { responses, version: w.version, tokens: total, stepRows };
+    const { session, graph } = this.sessions.step;
+    const out = await session.run(this.withParams(w, graph, feeds));
+    const slot = shape.prefixLen + t;
+    for (let layer = 0; layer < cache.keys.length; layer++) {
+      const names = cacheNames(layer);
+      writeSlot(out[names.newKT].data as Float32Array, cache.keys[layer], B * heads * headDim, 1, cacheLen, slot); // [B, H, k, 1]
+      writeSlot(out[names.newV].data as Float32Array, cache.values[layer], B * heads, headDim, cacheLen, slot); // [B, H, 1, k]
+    }
+    for (let i = 0; i < B; i++) if (!decoded.done[batchRows[i]]) cacheValid[i * cacheLen + slot] = 1;
+    return out.logits.data as Float32Array;
   }
 
   async release(): Promise<void> {

@@ -7,8 +7,8 @@
 import { LN_EPS, MASK_VALUE, type PolicyConfig, policyDims } from '../config.ts';
 import type { GraphBuilder } from './builder.ts';
 
-/** A value whose name is the parameter's name: parameters are graph inputs. */
-export const P = (name: string): string => name;
+/** The graph value holding parameter `name`: parameters are graph inputs named as in models/params.ts. */
+export const param = (name: string): string => name;
 
 /** int64 "to the end" for Slice ends (Slice clamps it). */
 export const SLICE_END = 2 ** 40;
@@ -98,15 +98,15 @@ export class Layers {
 
   private qkv(prefix: string, hn: string): { q: string; kT: string; v: string } {
     return {
-      q: this.heads(this.dense(hn, P(`${prefix}.wq`), P(`${prefix}.bq`))),
-      kT: this.headsT(this.dense(hn, P(`${prefix}.wk`), P(`${prefix}.bk`))),
-      v: this.heads(this.dense(hn, P(`${prefix}.wv`), P(`${prefix}.bv`))),
+      q: this.heads(this.dense(hn, param(`${prefix}.wq`), param(`${prefix}.bq`))),
+      kT: this.headsT(this.dense(hn, param(`${prefix}.wk`), param(`${prefix}.bk`))),
+      v: this.heads(this.dense(hn, param(`${prefix}.wv`), param(`${prefix}.bv`))),
     };
   }
 
   private mlpResidual(prefix: string, x: string): string {
-    const hn = this.layerNorm(x, P(`${prefix}.ln2_g`), P(`${prefix}.ln2_b`));
-    const m = this.dense(this.gelu(this.dense(hn, P(`${prefix}.w1`), P(`${prefix}.b1`))), P(`${prefix}.w2`), P(`${prefix}.b2`));
+    const hn = this.layerNorm(x, param(`${prefix}.ln2_g`), param(`${prefix}.ln2_b`));
+    const m = this.dense(this.gelu(this.dense(hn, param(`${prefix}.w1`), param(`${prefix}.b1`))), param(`${prefix}.w2`), param(`${prefix}.b2`));
     return this.add(x, m);
   }
 
@@ -115,13 +115,13 @@ export class Layers {
    * broadcastable to [B, h, S, S] (or absent: no mask). Returns the output and this block's keys/values.
    */
   block(prefix: string, x: string, bias?: string): { out: string; kT: string; v: string } {
-    const hn = this.layerNorm(x, P(`${prefix}.ln1_g`), P(`${prefix}.ln1_b`));
+    const hn = this.layerNorm(x, param(`${prefix}.ln1_g`), param(`${prefix}.ln1_b`));
     const { q, kT, v } = this.qkv(prefix, hn);
     let s = this.mul(this.matmul(q, kT), this.g.scalarF(1 / Math.sqrt(this.k)));
     if (bias) s = this.add(s, bias);
     const p = this.g.op('Softmax', [s], { axis: -1 });
     const o = this.merge(this.matmul(p, v));
-    const x1 = this.add(x, this.dense(o, P(`${prefix}.wo`), P(`${prefix}.bo`)));
+    const x1 = this.add(x, this.dense(o, param(`${prefix}.wo`), param(`${prefix}.bo`)));
     return { out: this.mlpResidual(prefix, x1), kT, v };
   }
 
@@ -137,8 +137,8 @@ export class Layers {
    */
   blockStep(prefix: string, x: string, pastKT: string, pastV: string, pastBias: string): { out: string; kT: string; v: string } {
     const g = this.g;
-    const hn = this.layerNorm(x, P(`${prefix}.ln1_g`), P(`${prefix}.ln1_b`));
-    const proj = (w: string, b: string, shape: number[]) => g.op('Reshape', [this.dense(hn, P(`${prefix}.${w}`), P(`${prefix}.${b}`)), g.ints(shape)]);
+    const hn = this.layerNorm(x, param(`${prefix}.ln1_g`), param(`${prefix}.ln1_b`));
+    const proj = (w: string, b: string, shape: number[]) => g.op('Reshape', [this.dense(hn, param(`${prefix}.${w}`), param(`${prefix}.${b}`)), g.ints(shape)]);
     const q = proj('wq', 'bq', [0, this.h, 1, this.k]);
     const kRow = proj('wk', 'bk', [0, this.h, 1, this.k]);
     const v = proj('wv', 'bv', [0, this.h, 1, this.k]);
@@ -150,28 +150,28 @@ export class Layers {
     const pPast = this.slice(p, 3, 0, -1);
     const pSelf = this.slice(p, 3, -1, SLICE_END);
     const o = g.op('Reshape', [this.add(this.matmul(pPast, pastV), this.mul(pSelf, v)), g.ints([0, this.d])]);
-    const x1 = this.add(x, this.dense(o, P(`${prefix}.wo`), P(`${prefix}.bo`)));
+    const x1 = this.add(x, this.dense(o, param(`${prefix}.wo`), param(`${prefix}.bo`)));
     return { out: this.mlpResidual(prefix, x1), kT, v };
   }
 
   /** Image patches [B, nPatch, patchDim] (values in [0, 1]) -> image tokens [B, nPatch, d], encoder applied. */
   image(patches: string): string {
-    let x = this.add(this.dense(patches, P('img.patch_w'), P('img.patch_b')), P('img.pos'));
+    let x = this.add(this.dense(patches, param('img.patch_w'), param('img.patch_b')), param('img.pos'));
     for (let e = 0; e < this.cfg.nEncoderLayers; e++) x = this.block(`enc.${e}`, x).out;
     return x;
   }
 
   /** Text tokens and position ids (int64 [B, L]) -> embeddings [B, L, d]. */
   text(tokens: string, positions: string): string {
-    const tok = this.g.op('Gather', [P('tok_emb'), tokens], { axis: 0 });
-    const pos = this.g.op('Gather', [P('txt_pos'), positions], { axis: 0 });
+    const tok = this.g.op('Gather', [param('tok_emb'), tokens], { axis: 0 });
+    const pos = this.g.op('Gather', [param('txt_pos'), positions], { axis: 0 });
     return this.add(tok, pos);
   }
 
   /** Final norm and output head: [..., d] -> logits [..., V]. */
   logits(h: string): string {
-    const n = this.layerNorm(h, P('ln_f_g'), P('ln_f_b'));
-    const w = this.cfg.tieEmbeddings ? this.g.op('Transpose', [P('tok_emb')], { perm: [1, 0] }) : P('head_w');
+    const n = this.layerNorm(h, param('ln_f_g'), param('ln_f_b'));
+    const w = this.cfg.tieEmbeddings ? this.g.op('Transpose', [param('tok_emb')], { perm: [1, 0] }) : param('head_w');
     return this.matmul(n, w);
   }
 }
