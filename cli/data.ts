@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
+import { selectFamilies } from '../tasks/config-checks.ts';
 import { sampleRecords, splitStats, type SplitStats } from '../tasks/inspect.ts';
 import { checkSplit, type Task } from '../tasks/types.ts';
 import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
@@ -44,11 +45,7 @@ function buildTask(f: TaskFlags): Task {
   const c: TaskConfig = { task: name, seed: f.seed, digits: f.digits, height: f.height, width: f.width, manifest: f.manifest, ...manifestFileOptions(f) };
   // Family filtering happens when sampling, so family names are validated against the whole task.
   const task = createTask(c);
-  for (const name of f.family ?? []) {
-    if (!task.families.some((x) => x.name === name)) {
-      throw new Error(`${task.name}: unknown family ${JSON.stringify(name)}; known: ${task.families.map((x) => x.name).join(', ')}`);
-    }
-  }
+  selectFamilies(task.name, task.families, f.family);
   return task;
 }
 
