@@ -59,7 +59,7 @@ const ActorSchema = z
 const RolloutSchema = z
   .object({
     n: posInt().default(8).describe('responses per prompt (the group size G)'),
-    temperature: z.number().finite().nonnegative().default(1).describe('sampling temperature (the paper: 1.0)'),
+    temperature: z.number().finite().nonnegative().default(0.7).describe('sampling temperature (the paper: 1.0; 0.7 measured better here, see the README)'),
     top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
     top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
     threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),

@@ -20,7 +20,7 @@ test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm star
   assert.equal(c.worker.actor.optim.lr, 2e-5);
   assert.deepEqual(c.worker.actor.optim.betas, [0.9, 0.999]);
   assert.equal(c.worker.rollout.n, 8);
-  assert.equal(c.worker.rollout.temperature, 1);
+  assert.equal(c.worker.rollout.temperature, 0.7);
   assert.equal(c.worker.reward.score_function, 'composite');
   assert.equal(c.trainer.max_steps, 40);
   assert.equal(c.trainer.save_checkpoint_path, 'runs/train');
