@@ -190,7 +190,9 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
             `keys a resume may change: ${RESUME_SAFE_KEYS.join(', ')}`,
         );
       }
-      if (safe.length) notes.push(`resuming with changed settings: ${safe.join('; ')}`);
+      // The run directory and the resume switch itself are how a resume is asked for, not changes to report.
+      const shown = safe.filter((c) => !c.startsWith('trainer.resume_mode:') && !c.startsWith('trainer.save_checkpoint_path:'));
+      if (shown.length) notes.push(`resuming with changed settings: ${shown.join('; ')}`);
       history = await truncateMetrics(metricsFile!, resumed.step);
       await new RolloutLog(runDir).truncateAfter(resumed.step);
     } else {
@@ -272,7 +274,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       return m;
     };
 
-    if (resumed) say(`resuming ${runDir} from checkpoint step ${resumed.step} (policy version ${initialVersion}); steps ${firstStep}..${trainer.max_steps} to go`);
+    if (resumed && resumed.step >= trainer.max_steps) say(`${runDir} is already complete (${resumed.step} of ${trainer.max_steps} steps); raise trainer.max_steps to train it longer`);
+    else if (resumed) say(`resuming ${runDir} from checkpoint step ${resumed.step} (policy version ${initialVersion}); steps ${firstStep}..${trainer.max_steps} to go`);
     const before = trainer.test_before_and_after && !resumed ? await testEval('before') : undefined;
     const testBefore: TrainState['test_before'] = before
       ? { overall: before.greedy.accuracy.overall.accuracy, vision_dependent: before.greedy.accuracy.visionDependent.accuracy, general: before.greedy.accuracy.general.accuracy }
@@ -507,6 +510,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       say(`change: ${d(acc.overall.accuracy, testBefore.overall)} points overall, ${d(acc.visionDependent.accuracy, testBefore.vision_dependent)} vision-dependent, ${d(acc.general.accuracy, testBefore.general)} general`);
     }
     say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${opts.noSave ? '' : `; metrics in ${path.join(runDir, 'metrics.jsonl')}`}`);
+    if ((outcome as TrainOutcome) === 'interrupted' && lastCheckpoint) say(`continue with: papo train --resume ${runDir}`);
     logger.info({ event: 'train_end', outcome, steps: steps.length, seconds, checkpoint: lastCheckpoint }, 'train end');
     return { config: cfg, steps, before, after, outcome, alarms, seconds, runDir, resumedFrom: resumed?.step, checkpoint: lastCheckpoint };
   } finally {
