@@ -96,14 +96,6 @@ export class Layers {
     return g.op('Where', [after, g.scalarF(MASK_VALUE), g.scalarF(0)]);
   }
 
-  private qkv(prefix: string, hn: string): { q: string; kT: string; v: string } {
-    return {
-      q: this.heads(this.dense(hn, param(`${prefix}.wq`), param(`${prefix}.bq`))),
-      kT: this.headsT(this.dense(hn, param(`${prefix}.wk`), param(`${prefix}.bk`))),
-      v: this.heads(this.dense(hn, param(`${prefix}.wv`), param(`${prefix}.bv`))),
-    };
-  }
-
   private mlpResidual(prefix: string, x: string): string {
     const hn = this.layerNorm(x, param(`${prefix}.ln2_g`), param(`${prefix}.ln2_b`));
     const m = this.dense(this.gelu(this.dense(hn, param(`${prefix}.w1`), param(`${prefix}.b1`))), param(`${prefix}.w2`), param(`${prefix}.b2`));
@@ -113,15 +105,22 @@ export class Layers {
   /**
    * A full pre-norm block over a whole sequence x [B, S, d]; `bias` is an additive attention bias
    * broadcastable to [B, h, S, S] (or absent: no mask). Returns the output and this block's keys/values.
+   *
+   * With `rows` ([start, end) along the sequence, int64 [1] values or numbers as for `slice`), only those
+   * query rows are computed and returned ([B, end - start, d]); keys and values still cover all of x.
+   * The last decoder layer needs only the rows whose outputs are read, which skips most of its work.
    */
-  block(prefix: string, x: string, bias?: string): { out: string; kT: string; v: string } {
+  block(prefix: string, x: string, bias?: string, rows?: { start: string | number; end: string | number }): { out: string; kT: string; v: string } {
     const hn = this.layerNorm(x, param(`${prefix}.ln1_g`), param(`${prefix}.ln1_b`));
-    const { q, kT, v } = this.qkv(prefix, hn);
+    const pick = (t: string, axis: number) => (rows ? this.slice(t, axis, rows.start, rows.end) : t);
+    const q = this.heads(this.dense(pick(hn, 1), param(`${prefix}.wq`), param(`${prefix}.bq`)));
+    const kT = this.headsT(this.dense(hn, param(`${prefix}.wk`), param(`${prefix}.bk`)));
+    const v = this.heads(this.dense(hn, param(`${prefix}.wv`), param(`${prefix}.bv`)));
     let s = this.mul(this.matmul(q, kT), this.g.scalarF(1 / Math.sqrt(this.k)));
-    if (bias) s = this.add(s, bias);
+    if (bias) s = this.add(s, pick(bias, 2));
     const p = this.g.op('Softmax', [s], { axis: -1 });
     const o = this.merge(this.matmul(p, v));
-    const x1 = this.add(x, this.dense(o, param(`${prefix}.wo`), param(`${prefix}.bo`)));
+    const x1 = this.add(pick(x, 1), this.dense(o, param(`${prefix}.wo`), param(`${prefix}.bo`)));
     return { out: this.mlpResidual(prefix, x1), kT, v };
   }
 

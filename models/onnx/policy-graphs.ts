@@ -55,11 +55,12 @@ function sequence(L: Layers, patches: string, tokens: string, positions: string,
   return { x, valid };
 }
 
-function decoder(L: Layers, x: string, bias: string): { out: string; kT: string[]; v: string[] } {
+/** The decoder stack; with `lastRows` the last layer computes (and returns) only those rows (see Layers.block). */
+function decoder(L: Layers, x: string, bias: string, lastRows?: { start: string | number; end: string | number }): { out: string; kT: string[]; v: string[] } {
   const kT: string[] = [];
   const v: string[] = [];
   for (let i = 0; i < L.cfg.nLayers; i++) {
-    const b = L.block(`dec.${i}`, x, bias);
+    const b = L.block(`dec.${i}`, x, bias, i === L.cfg.nLayers - 1 ? lastRows : undefined);
     x = b.out;
     kT.push(b.kT);
     v.push(b.v);
@@ -67,7 +68,17 @@ function decoder(L: Layers, x: string, bias: string): { out: string; kT: string[
   return { out: x, kT, v };
 }
 
-export function buildLogprobGraph(cfg: PolicyConfig): PolicyGraph {
+export interface LogprobGraphOptions {
+  /** also output the entropy of every scored position (default true; the training graphs leave it out) */
+  entropy?: boolean;
+}
+
+/**
+ * The teacher-forced graph as a builder (for graph transformations, e.g. models/onnx/autodiff.ts):
+ * inputs `patches`, `prompt`, `response`, `positions`, `key_valid` and the parameters; outputs `logprobs`
+ * and, unless turned off, `entropy`.
+ */
+export function logprobGraphBuilder(cfg: PolicyConfig, opts: LogprobGraphOptions = {}): { g: GraphBuilder; paramNames: string[] } {
   const g = new GraphBuilder('policy_logprobs');
   const { nPatch, patchDim } = policyDims(cfg);
   const patches = g.input('patches', 'float32', ['B', nPatch, patchDim]);
@@ -81,17 +92,23 @@ export function buildLogprobGraph(cfg: PolicyConfig): PolicyGraph {
   const tokens = g.op('Concat', [prompt, response], { axis: 1 });
   const { x, valid } = sequence(L, patches, tokens, positions, keyValid);
   const bias = g.op('Min', [L.causalBias(x), L.keyBias(valid)]);
-  const h = decoder(L, x, bias).out;
-
-  // Response token t is predicted at sequence position nPatch + Lp - 1 + t.
+  // Response token t is predicted at sequence position nPatch + Lp - 1 + t: only those rows are read.
   const Lp = L.dim(prompt, 1);
   const start = L.add(Lp, g.ints([nPatch - 1]));
-  const logp = g.op('LogSoftmax', [L.logits(L.slice(h, 1, start, -1))], { axis: -1 });
+  const h = decoder(L, x, bias, { start, end: -1 }).out;
+  const logp = g.op('LogSoftmax', [L.logits(h)], { axis: -1 });
   const picked = g.op('Squeeze', [g.op('GatherElements', [logp, g.op('Unsqueeze', [response, g.ints([2])])], { axis: 2 }), g.ints([2])]);
   const respMask = L.slice(keyValid, 1, Lp, SLICE_END);
   g.output(L.mul(picked, respMask), 'logprobs', 'float32', ['B', 'Lr']);
-  const plogp = g.op('ReduceSum', [L.mul(g.op('Exp', [logp]), logp), g.ints([-1])], { keepdims: 0 });
-  g.output(L.mul(g.op('Neg', [plogp]), respMask), 'entropy', 'float32', ['B', 'Lr']);
+  if (opts.entropy ?? true) {
+    const plogp = g.op('ReduceSum', [L.mul(g.op('Exp', [logp]), logp), g.ints([-1])], { keepdims: 0 });
+    g.output(L.mul(g.op('Neg', [plogp]), respMask), 'entropy', 'float32', ['B', 'Lr']);
+  }
+  return { g, paramNames };
+}
+
+export function buildLogprobGraph(cfg: PolicyConfig): PolicyGraph {
+  const { g, paramNames } = logprobGraphBuilder(cfg);
   return { kind: 'logprobs', bytes: g.toBytes('teacher-forced response log-probs'), paramNames };
 }
 
@@ -107,9 +124,9 @@ export function buildPrefillGraph(cfg: PolicyConfig): PolicyGraph {
 
   const { x, valid } = sequence(L, patches, prompt, positions, keyValid);
   const bias = g.op('Min', [L.causalBias(x), L.keyBias(valid)]);
-  const dec = decoder(L, x, bias);
-  // Prompts are left-padded, so the last position is a real token in every row.
-  const last = g.op('Squeeze', [L.logits(L.slice(dec.out, 1, -1, SLICE_END)), g.ints([1])]);
+  // Prompts are left-padded, so the last position is a real token in every row: only its logits are read.
+  const dec = decoder(L, x, bias, { start: -1, end: SLICE_END });
+  const last = g.op('Squeeze', [L.logits(dec.out), g.ints([1])]);
   g.output(last, 'logits', 'float32', ['B', cfg.vocabSize]);
   for (let i = 0; i < cfg.nLayers; i++) {
     const n = cacheNames(i);
