@@ -7,49 +7,17 @@
  *   p <- p - lr_t * wd * p                       (decoupled decay; only parameters of rank >= 2)
  *   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
  *   p <- p - lr_t * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+ * The same optimizer on plain Float32Arrays (for the onnxruntime trainer) is `ArrayAdamW` in adamw.ts;
+ * test/models/adamw.test.ts proves the two equal step by step.
  */
-import { z } from 'zod';
-import { parseConfig } from '../util/schema.ts';
 import { tf } from '../util/tf-backend.ts';
+import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo, adamWConfig, checkAdamWState, learningRate } from './adamw.ts';
 
-export const LrScheduleSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('constant') }).strict(),
-  /** linear ramp from 0 to lr over warmupSteps, then constant */
-  z.object({ kind: z.literal('linear-warmup'), warmupSteps: z.number().int().nonnegative() }).strict(),
-  /** linear warm-up, then cosine decay from lr to minLrRatio * lr at totalSteps (held after) */
-  z.object({
-    kind: z.literal('cosine'),
-    warmupSteps: z.number().int().nonnegative().default(0),
-    totalSteps: z.number().int().positive(),
-    minLrRatio: z.number().min(0).max(1).default(0),
-  }).strict(),
-]);
-export type LrSchedule = z.infer<typeof LrScheduleSchema>;
-
-export const AdamWConfigSchema = z.object({
-  lr: z.number().positive().default(1e-3),
-  beta1: z.number().min(0).lt(1).default(0.9),
-  beta2: z.number().min(0).lt(1).default(0.999),
-  eps: z.number().positive().default(1e-8),
-  weightDecay: z.number().min(0).default(0.01),
-  /** clip the global L2 norm of all gradients to this; 0 = no clipping */
-  maxGradNorm: z.number().min(0).default(1),
-  schedule: LrScheduleSchema.default({ kind: 'constant' }),
-}).strict();
-export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
-export type AdamWConfigInput = z.input<typeof AdamWConfigSchema>;
-
-/** Learning rate for 1-based step `step` under a schedule. */
-export function learningRate(lr: number, schedule: LrSchedule, step: number): number {
-  if (schedule.kind === 'constant') return lr;
-  const warm = schedule.warmupSteps;
-  if (warm > 0 && step <= warm) return (lr * step) / warm;
-  if (schedule.kind === 'linear-warmup') return lr;
-  const span = Math.max(1, schedule.totalSteps - warm);
-  const frac = Math.min(1, (step - warm) / span);
-  const min = lr * schedule.minLrRatio;
-  return min + 0.5 * (lr - min) * (1 + Math.cos(Math.PI * frac));
-}
+// The config, schedules and state format are shared with the plain-array AdamW (models/adamw.ts).
+export {
+  AdamWConfigSchema, LrScheduleSchema, adamWStateFromRecord, adamWStateToRecord, learningRate,
+  type AdamWConfig, type AdamWConfigInput, type AdamWState, type LrSchedule, type StepInfo,
+} from './adamw.ts';
 
 /**
  * Scales gradients so their global L2 norm is at most `maxNorm` (0 = unchanged). Returns new tensors
@@ -62,48 +30,6 @@ export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: 
   if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads: grads.map((g) => tf.clone(g)), norm };
   const scale = maxNorm / norm;
   return { grads: grads.map((g) => tf.mul(g, scale)), norm };
-}
-
-/** Exported optimizer state: checkpointable as plain arrays. */
-export interface AdamWState {
-  step: number;
-  /** first moments, keyed by parameter name */
-  m: Record<string, Float32Array>;
-  /** second moments, keyed by parameter name */
-  v: Record<string, Float32Array>;
-}
-
-/**
- * The state as one flat record of Float32Arrays (for array stores): `step` (one value; exact up to
- * 2^24 steps), `m.<param>` and `v.<param>`.
- */
-export function adamWStateToRecord(state: AdamWState): Record<string, Float32Array> {
-  if (state.step > 2 ** 24) throw new Error(`AdamW state: step ${state.step} is not exact in float32`);
-  const out: Record<string, Float32Array> = { step: Float32Array.of(state.step) };
-  for (const [n, a] of Object.entries(state.m)) out[`m.${n}`] = a;
-  for (const [n, a] of Object.entries(state.v)) out[`v.${n}`] = a;
-  return out;
-}
-
-/** Inverse of `adamWStateToRecord`. */
-export function adamWStateFromRecord(record: Record<string, Float32Array>): AdamWState {
-  const step = record.step;
-  if (!(step instanceof Float32Array) || step.length !== 1) throw new Error(`AdamW state record: 'step' must be a Float32Array of length 1`);
-  const state: AdamWState = { step: step[0], m: {}, v: {} };
-  for (const [k, a] of Object.entries(record)) {
-    if (k === 'step') continue;
-    if (k.startsWith('m.')) state.m[k.slice(2)] = a;
-    else if (k.startsWith('v.')) state.v[k.slice(2)] = a;
-    else throw new Error(`AdamW state record: unexpected entry '${k}'`);
-  }
-  return state;
-}
-
-export interface StepInfo {
-  step: number;
-  lr: number;
-  /** global gradient norm before clipping */
-  gradNorm: number;
 }
 
 /**
@@ -129,7 +55,7 @@ export class AdamW {
 
   /** `vars`: the parameters to optimise, keyed by name (e.g. `TfPolicy.vars`). */
   constructor(vars: Record<string, tf.Variable>, config: AdamWConfigInput = {}) {
-    this.config = parseConfig(AdamWConfigSchema, config, 'AdamW config');
+    this.config = adamWConfig(config);
     this.vars = vars;
     for (const [name, p] of Object.entries(vars)) {
       // Variables outlive tidy; the zero initialisers do not.
@@ -213,19 +139,7 @@ export class AdamW {
 
   /** Restores a state from `exportState` (same parameter names and sizes). */
   importState(state: AdamWState): void {
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`AdamW state: step must be a non-negative integer, got ${state.step}`);
-    for (const which of ['m', 'v'] as const) {
-      for (const n of Object.keys(state[which] ?? {})) {
-        if (!(n in this.vars)) throw new Error(`AdamW state: ${which}['${n}'] is not a parameter of this optimizer`);
-      }
-    }
-    for (const n of Object.keys(this.vars)) {
-      for (const which of ['m', 'v'] as const) {
-        const a = state[which]?.[n];
-        if (!(a instanceof Float32Array)) throw new Error(`AdamW state: missing ${which}['${n}']`);
-        if (a.length !== this.vars[n].size) throw new Error(`AdamW state: ${which}['${n}'] has ${a.length} values, expected ${this.vars[n].size}`);
-      }
-    }
+    checkAdamWState(state, Object.fromEntries(Object.entries(this.vars).map(([n, p]) => [n, p.size])));
     for (const n of Object.keys(this.vars)) {
       for (const which of ['m', 'v'] as const) {
         const t = tf.tensor(state[which][n], this.vars[n].shape, 'float32');
