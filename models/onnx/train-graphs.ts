@@ -1,0 +1,53 @@
+/**
+ * The policy's training graphs, generated from the teacher-forced log-prob graph by models/onnx/autodiff.ts
+ * (no hand-written gradients: an architecture change in layers.ts is differentiated as is).
+ *
+ * - `forward`: the log-prob graph without entropy: inputs as in policy-graphs.ts, output `logprobs` [B, Lr].
+ * - `gradient`: the same inputs plus `grad.logprobs` [B, Lr] (dL/dlogprobs, from the loss in algorithms/),
+ *   outputs `grad.<param>` for every parameter.
+ *
+ * Two forms, measured by bench/ort-gradients.ts:
+ * - 'recompute' (the default, measured faster): `gradient` recomputes the forward inside;
+ * - 'saved': `forward` also outputs every activation the backward reads (`saved`) and `gradient` takes
+ *   them as inputs instead of recomputing. onnxruntime-node copies every output into a fresh JS buffer, and
+ *   that copy costs about what recomputing the forward does.
+ *
+ * @example
+ * const g = buildTrainGraphs(cfg);
+ * // run g.forward -> logprobs; loss and dL/dlogprobs in tfjs; run g.gradient with grad.logprobs -> grad.<param>
+ */
+import type { PolicyConfig } from '../config.ts';
+import { gradientGraph, splitSaved } from './autodiff.ts';
+import { logprobGraphBuilder } from './policy-graphs.ts';
+
+export type GradientMode = 'recompute' | 'saved';
+
+export interface PolicyTrainGraphs {
+  mode: GradientMode;
+  forward: Uint8Array;
+  gradient: Uint8Array;
+  /** parameter names, in paramSpecs order (inputs of both graphs; `grad.<name>` outputs of `gradient`) */
+  paramNames: string[];
+  /** 'saved' only: values output by `forward` and input to `gradient` */
+  saved: string[];
+}
+
+/** Name of the gradient output of parameter `name`. */
+export const gradOutputName = (name: string): string => `grad.${name}`;
+/** Name of the cotangent input of the gradient graph. */
+export const COTANGENT = 'grad.logprobs';
+
+export function buildTrainGraphs(cfg: PolicyConfig, mode: GradientMode = 'recompute'): PolicyTrainGraphs {
+  const { g, paramNames } = logprobGraphBuilder(cfg, { entropy: false });
+  const forward = g.toBytes('teacher-forced response log-probs (training forward)');
+  const one = gradientGraph(g, { output: 'logprobs', wrt: paramNames, cotangent: COTANGENT, gradName: gradOutputName, keepOutputs: mode === 'saved' });
+  if (mode === 'recompute') return { mode, forward, gradient: one.builder.toBytes('parameter gradients of the log-probs (forward recomputed)'), paramNames, saved: [] };
+  const split = splitSaved(one.builder, one.cotangent, ['logprobs']);
+  return {
+    mode,
+    forward: split.forward.toBytes('teacher-forced response log-probs and the activations the backward reads'),
+    gradient: split.backward.toBytes('parameter gradients of the log-probs from saved activations'),
+    paramNames,
+    saved: split.saved,
+  };
+}

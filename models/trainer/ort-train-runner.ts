@@ -1,0 +1,240 @@
+/**
+ * The onnxruntime side of training, on whatever thread creates it (OrtTrainer puts it in a worker_thread,
+ * because `session.run()` computes synchronously on the calling thread): the parameters, their AdamW state
+ * (ArrayAdamW, in place), the accumulated gradients, and two sessions over the graphs of
+ * models/onnx/train-graphs.ts.
+ *
+ * A micro-batch is two calls: `forward(rows)` returns the log-probs [rows, T] (the caller evaluates the
+ * loss and dL/dlogprobs), then `backward(cotangent)` runs the gradient graph on the same rows and adds
+ * the parameter gradients to the accumulators. `step()` applies AdamW and clears them.
+ *
+ * Rows run in chunks of `chunkRows`, each trimmed to its own longest prompt and response (so padding to a
+ * batch-wide or configured maximum is never computed); smaller tensors also stay in cache.
+ */
+import * as ort from 'onnxruntime-node';
+import { type PolicyConfig, policyDims } from '../config.ts';
+import { type Params, paramSpecs, validateParams } from '../params.ts';
+import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify } from '../batch.ts';
+import { ArrayAdamW, type AdamWConfigInput, type AdamWState, type StepInfo } from '../adamw.ts';
+import { buildTrainGraphs, COTANGENT, gradOutputName, type GradientMode, type PolicyTrainGraphs } from '../onnx/train-graphs.ts';
+import type { RowsPayload } from './types.ts';
+
+export interface OrtTrainOptions {
+  /** onnxruntime intra-op threads (default 2: the machine's cores; spinning is off so a sampler can share them) */
+  threads?: number;
+  /** let onnxruntime's threads spin between ops (default false: the cores are shared) */
+  allowSpinning?: boolean;
+  /** 'recompute' (default) or 'saved' activations, see models/onnx/train-graphs.ts */
+  mode?: GradientMode;
+  /** rows per onnxruntime run (default 16) */
+  chunkRows?: number;
+}
+
+type Feeds = Record<string, ort.Tensor>;
+
+interface Chunk {
+  start: number;
+  rows: number;
+  /** response length of this chunk (its longest response) */
+  Lr: number;
+  feeds: Feeds;
+  /** 'saved' mode: the forward's saved activations */
+  saved?: Feeds;
+}
+
+const i64 = (a: ArrayLike<number>): BigInt64Array => {
+  const out = new BigInt64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = BigInt(a[i]);
+  return out;
+};
+
+/** dst += src (a small function so that V8 optimises the loop). */
+function addInto(dst: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
+}
+
+/** Copies a [rows, w] block into columns [0, w) of rows [r0, r0 + rows) of a [*, T] matrix (or back, with `toBlock`). */
+function copyBlock(block: Float32Array, matrix: Float32Array, r0: number, rows: number, w: number, T: number, toBlock: boolean): void {
+  for (let r = 0; r < rows; r++) {
+    const m = (r0 + r) * T;
+    const b = r * w;
+    for (let t = 0; t < w; t++) {
+      if (toBlock) block[b + t] = matrix[m + t];
+      else matrix[m + t] = block[b + t];
+    }
+  }
+}
+
+export class OrtTrainRunner {
+  private readonly params: Params = {};
+  private readonly paramTensors: Feeds = {};
+  private readonly optimizer: ArrayAdamW;
+  private grads: Record<string, Float32Array> | undefined;
+  private pending: { chunks: Chunk[]; rows: number; T: number } | undefined;
+
+  private constructor(
+    readonly cfg: PolicyConfig,
+    params: Params,
+    optimizer: AdamWConfigInput,
+    private readonly graphs: PolicyTrainGraphs,
+    private readonly forwardSession: ort.InferenceSession,
+    private readonly gradientSession: ort.InferenceSession,
+    private readonly chunkRows: number,
+  ) {
+    const shapes: Record<string, number[]> = {};
+    for (const s of paramSpecs(cfg)) {
+      this.params[s.name] = params[s.name].slice();
+      shapes[s.name] = s.shape;
+      // The tensors view the parameter arrays, which AdamW updates in place: no copy per run.
+      this.paramTensors[s.name] = new ort.Tensor('float32', this.params[s.name], s.shape);
+    }
+    this.optimizer = new ArrayAdamW(this.params, shapes, optimizer);
+  }
+
+  static async create(cfg: PolicyConfig, params: Params, optimizer: AdamWConfigInput = {}, options: OrtTrainOptions = {}): Promise<OrtTrainRunner> {
+    validateParams(cfg, params, 'trainer params');
+    const threads = options.threads ?? 2;
+    const chunkRows = options.chunkRows ?? 16;
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`trainer: threads must be a positive integer, got ${threads}`);
+    if (!(Number.isInteger(chunkRows) && chunkRows >= 1)) throw new Error(`trainer: chunkRows must be a positive integer, got ${chunkRows}`);
+    const spin = options.allowSpinning ? '1' : '0';
+    const so: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+    };
+    const graphs = buildTrainGraphs(cfg, options.mode ?? 'recompute');
+    const [fwd, grad] = await Promise.all([ort.InferenceSession.create(graphs.forward, so), ort.InferenceSession.create(graphs.gradient, so)]);
+    return new OrtTrainRunner(cfg, params, optimizer, graphs, fwd, grad, chunkRows);
+  }
+
+  get mode(): GradientMode {
+    return this.graphs.mode;
+  }
+
+  private chunkFeeds(rows: RowsPayload, start: number, end: number): { feeds: Feeds; Lr: number } {
+    const cfg = this.cfg;
+    const { nPatch, patchDim } = policyDims(cfg);
+    let pb, rb;
+    try {
+      pb = buildPromptBatch(rows.prompts.slice(start, end), cfg);
+      rb = buildResponseBatch(rows.responses.slice(start, end), cfg);
+    } catch (err) {
+      throw new Error(`trainer forward (rows from ${start}): ${(err as Error).message}`);
+    }
+    const text = buildTextBatch(pb, rb);
+    const B = end - start;
+    const L = text.promptLen + text.responseLen;
+    const feeds: Feeds = {
+      patches: new ort.Tensor('float32', patchify(rows.images.slice(start, end), cfg), [B, nPatch, patchDim]),
+      prompt: new ort.Tensor('int64', i64(pb.ids), [B, pb.length]),
+      response: new ort.Tensor('int64', i64(rb.ids), [B, rb.length]),
+      positions: new ort.Tensor('int64', i64(text.positions), [B, L]),
+      key_valid: new ort.Tensor('float32', Float32Array.from(text.keyValid), [B, L]),
+      ...this.paramTensors,
+    };
+    return { feeds, Lr: rb.length };
+  }
+
+  /**
+   * Log-probs [rows, T] of the rows' response tokens (T = the longest response, at least 1; 0 at PAD).
+   * The rows are held for the next `backward`.
+   */
+  async forward(rows: RowsPayload): Promise<{ logprobs: Float32Array; rows: number; T: number }> {
+    const n = rows.responses.length;
+    if (n === 0) throw new Error('trainer forward: no rows');
+    if (rows.images.length !== n || rows.prompts.length !== n) throw new Error(`trainer forward: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+    const T = Math.max(1, ...rows.responses.map((r) => r.length));
+    const logprobs = new Float32Array(n * T);
+    const chunks: Chunk[] = [];
+    for (let s = 0; s < n; s += this.chunkRows) {
+      const e = Math.min(n, s + this.chunkRows);
+      const { feeds, Lr } = this.chunkFeeds(rows, s, e);
+      const out = await this.forwardSession.run(feeds);
+      copyBlock(out.logprobs.data as Float32Array, logprobs, s, e - s, Lr, T, false);
+      const chunk: Chunk = { start: s, rows: e - s, Lr, feeds };
+      if (this.graphs.mode === 'saved') {
+        chunk.saved = {};
+        for (const name of this.graphs.saved) chunk.saved[name] = out[name];
+      }
+      chunks.push(chunk);
+    }
+    this.pending = { chunks, rows: n, T };
+    return { logprobs, rows: n, T };
+  }
+
+  /** Adds the parameter gradients of the held rows for `cotangent` = dL/dlogprobs [rows, T]. */
+  async backward(cotangent: Float32Array): Promise<void> {
+    const p = this.pending;
+    if (!p) throw new Error('trainer backward: no forward to differentiate (call forward first)');
+    this.pending = undefined;
+    if (cotangent.length !== p.rows * p.T) throw new Error(`trainer backward: cotangent has ${cotangent.length} values, the forward gave [${p.rows}, ${p.T}]`);
+    for (const c of p.chunks) {
+      const cot = new Float32Array(c.rows * c.Lr);
+      copyBlock(cot, cotangent, c.start, c.rows, c.Lr, p.T, true);
+      const out = await this.gradientSession.run({ ...c.feeds, ...c.saved, [COTANGENT]: new ort.Tensor('float32', cot, [c.rows, c.Lr]) });
+      if (!this.grads) {
+        this.grads = {};
+        for (const n of this.graphs.paramNames) this.grads[n] = out[gradOutputName(n)].data as Float32Array;
+      } else {
+        for (const n of this.graphs.paramNames) addInto(this.grads[n], out[gradOutputName(n)].data as Float32Array);
+      }
+    }
+  }
+
+  /** Copies of the accumulated gradients (zeros if none). */
+  gradients(): Params {
+    const out: Params = {};
+    for (const n of this.graphs.paramNames) out[n] = this.grads?.[n]?.slice() ?? new Float32Array(this.params[n].length);
+    return out;
+  }
+
+  /** AdamW on the accumulated gradients, which are cleared (also when the step is refused). */
+  step(): StepInfo {
+    const g = this.grads;
+    this.grads = undefined;
+    this.pending = undefined;
+    if (!g) throw new Error('trainer step: no gradients accumulated since the last step');
+    return this.optimizer.applyGradients(g);
+  }
+
+  zeroGrad(): void {
+    this.grads = undefined;
+    this.pending = undefined;
+  }
+
+  get stepCount(): number {
+    return this.optimizer.step;
+  }
+
+  getParams(): Params {
+    const out: Params = {};
+    for (const [n, a] of Object.entries(this.params)) out[n] = a.slice();
+    return out;
+  }
+
+  setParams(params: Params): void {
+    validateParams(this.cfg, params, 'trainer setParams');
+    for (const [n, a] of Object.entries(this.params)) a.set(params[n]);
+    this.zeroGrad();
+  }
+
+  exportState(): AdamWState {
+    return this.optimizer.exportState();
+  }
+
+  importState(state: AdamWState): void {
+    this.optimizer.importState(state);
+  }
+
+  /** Arrays held between calls (the pending rows and the accumulators): flat across steps. */
+  heldArrays(): number {
+    return (this.grads ? Object.keys(this.grads).length : 0) + (this.pending ? this.pending.chunks.length : 0);
+  }
+
+  async release(): Promise<void> {
+    await this.forwardSession.release();
+    await this.gradientSession.release();
+  }
+}

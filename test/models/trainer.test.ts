@@ -1,0 +1,302 @@
+/**
+ * The onnxruntime trainer (gradients generated from the policy's ONNX graph, AdamW on Float32Arrays, in a
+ * worker thread) against the tfjs trainer (the reference):
+ * - the gradient of every parameter, on the tiny configs (masked view, chunked rows) and the default one;
+ * - a short supervised run and a short PAPO update (papoLoss, micro-batch accumulation) give the same loss
+ *   curve, parameters and optimizer state within float32 tolerance;
+ * - state export/import, refusal of non-finite steps, named errors, and flat tensor/buffer counts.
+ *
+ * Gradient tolerance (both sides compute in float32 with different summation orders): for each parameter
+ * p with largest gradient element G_p, every element with |g| >= 2% G_p must agree to 1e-4 relative; the
+ * smaller ("tiny") elements to 1e-5 G_p absolute. A parameter whose whole gradient is below 1e-4 of the
+ * largest over all parameters (the key biases: attention is invariant to them, their true gradient is 0)
+ * is compared absolutely, to 1e-6 of that largest value.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { policyConfig, type PolicyConfig, type PolicyConfigInput } from '../../models/config.ts';
+import { initTf, tf } from '../../util/tf-backend.ts';
+import { OrtTrainer } from '../../models/trainer/ort-trainer.ts';
+import { TfTrainer } from '../../models/trainer/tf-trainer.ts';
+import { createTrainer } from '../../models/trainer/create.ts';
+import type { LossFn, Trainer, TrainRows } from '../../models/trainer/types.ts';
+import { OrtTrainRunner } from '../../models/trainer/ort-train-runner.ts';
+import { papoLoss } from '../../algorithms/papo-loss.ts';
+import { objectiveConfig } from '../../algorithms/config.ts';
+import { EOS_ID } from '../../models/tokenizer.ts';
+import type { Params } from '../../models/params.ts';
+import { Rng } from '../../util/rng.ts';
+import { randomImage, randomParams } from './reference-forward.ts';
+
+await initTf();
+
+const TINY: PolicyConfigInput = { imageHeight: 8, imageWidth: 12, patchSize: 4, dModel: 16, nHeads: 2, nLayers: 2, maxPromptLen: 8, maxResponseLen: 6 };
+
+function compareGrads(a: Params, b: Params, what: string): void {
+  const maxOf = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const globalMax = Math.max(...Object.values(b).map(maxOf));
+  assert.ok(globalMax > 0, `${what}: all gradients are zero`);
+  for (const [n, gb] of Object.entries(b)) {
+    const ga = a[n];
+    assert.equal(ga.length, gb.length, `${what}: ${n} length`);
+    const G = maxOf(gb);
+    gb.forEach((v, i) => {
+      const d = Math.abs(ga[i] - v);
+      if (G < 1e-4 * globalMax) assert.ok(d <= 1e-6 * globalMax, `${what}: ${n}[${i}] ${ga[i]} vs ${v} (a vanishing gradient, global max ${globalMax})`);
+      else if (Math.abs(v) >= 0.02 * G) assert.ok(d <= 1e-4 * Math.abs(v), `${what}: ${n}[${i}] ${ga[i]} vs ${v}: relative ${(d / Math.abs(v)).toExponential(2)} > 1e-4`);
+      else assert.ok(d <= 1e-5 * G, `${what}: ${n}[${i}] ${ga[i]} vs ${v} (tiny; parameter max ${G})`);
+    });
+  }
+}
+
+function rowsOf(cfg: PolicyConfig, prompts: number[][], responses: number[][], masked: boolean, seed = 100): TrainRows {
+  return {
+    images: prompts.map((_, i) => randomImage(cfg, seed + i)),
+    prompts,
+    responses,
+    maskedImages: masked ? prompts.map((_, i) => randomImage(cfg, seed + 50 + i)) : undefined,
+  };
+}
+
+/** sum(w1 * logprobs) + sum(w2 * masked^2): every position and both views carry gradient. */
+function weightedLoss(rows: TrainRows, seed: number): LossFn<undefined> {
+  const B = rows.responses.length;
+  const T = Math.max(1, ...rows.responses.map((r) => r.length));
+  const rng = Rng.seeded(seed);
+  const w1 = Float32Array.from({ length: B * T }, () => rng.normal());
+  const w2 = Float32Array.from({ length: B * T }, () => rng.normal());
+  return ({ logprobs, maskedLogprobs }) => {
+    let l = tf.sum(tf.mul(logprobs, tf.tensor2d(w1, [B, T])));
+    if (maskedLogprobs) l = tf.add(l, tf.sum(tf.mul(tf.square(maskedLogprobs), tf.tensor2d(w2, [B, T]))));
+    return { loss: l as tf.Scalar };
+  };
+}
+
+const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
+
+const PROMPTS = [[2, 10, 11, 12, 13], [2, 20], [2, 30, 31]];
+const RESPONSES = [[40, 41, EOS_ID], [50, 51, 52, 53, 54, EOS_ID], [60]];
+
+for (const [label, extra] of [
+  ['tied head, no encoder', {}],
+  ['untied head, one encoder layer', { tieEmbeddings: false, nEncoderLayers: 1 }],
+] as const) {
+  test(`gradients of every parameter: onnxruntime = tfjs (tiny config, ${label}, masked view, rows in chunks of 2)`, async () => {
+    const cfg = policyConfig({ ...TINY, ...extra });
+    const params = randomParams(cfg, 1);
+    const ort = await OrtTrainer.create(cfg, params, {}, { chunkRows: 2, threads: 1 });
+    const ref = new TfTrainer(cfg, params);
+    try {
+      const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
+      const loss = weightedLoss(rows, 4);
+      const a = await ort.accumulate(rows, loss);
+      const b = await ref.accumulate(rows, loss);
+      assert.ok(Math.abs(a.loss - b.loss) <= 1e-4 * Math.abs(b.loss), `loss ${a.loss} vs ${b.loss}`);
+      compareGrads(await ort.gradients(), await ref.gradients(), label);
+    } finally {
+      await ort.close();
+      await ref.close();
+    }
+  });
+}
+
+test('gradients of every parameter: onnxruntime = tfjs (default config)', async () => {
+  const cfg = policyConfig();
+  const params = randomParams(cfg, 5, 0.05);
+  const ort = await OrtTrainer.create(cfg, params, {}, { threads: 2 });
+  const ref = new TfTrainer(cfg, params);
+  try {
+    const prompts = [[2, ...Array.from({ length: 30 }, (_, i) => 7 + i)], [2, 40, 41], [2, 50, 51, 52]];
+    const responses = [Array.from({ length: 20 }, (_, i) => 50 + i), [60, 61, EOS_ID], Array.from({ length: 40 }, (_, i) => 10 + i)];
+    const rows = rowsOf(cfg, prompts, responses, false);
+    const loss = weightedLoss(rows, 6);
+    await ort.accumulate(rows, loss);
+    await ref.accumulate(rows, loss);
+    compareGrads(await ort.gradients(), await ref.gradients(), 'default config');
+  } finally {
+    await ort.close();
+    await ref.close();
+  }
+});
+
+test("'saved' activations give the gradients of 'recompute' (in-thread runner)", async () => {
+  const cfg = policyConfig({ ...TINY, nEncoderLayers: 1 });
+  const params = randomParams(cfg, 2);
+  const rows = { images: PROMPTS.map((_, i) => randomImage(cfg, 10 + i)), prompts: PROMPTS, responses: RESPONSES };
+  const cot = Float32Array.from({ length: 3 * 6 }, (_, i) => Math.sin(i));
+  const grads = [];
+  for (const mode of ['recompute', 'saved'] as const) {
+    const r = await OrtTrainRunner.create(cfg, params, {}, { mode, threads: 1, chunkRows: 2 });
+    const f = await r.forward(rows);
+    assert.deepEqual([f.rows, f.T], [3, 6]);
+    await r.backward(cot);
+    grads.push(r.gradients());
+    await assert.rejects(r.backward(cot), /no forward to differentiate/);
+    await r.release();
+  }
+  compareGrads(grads[1], grads[0], 'saved vs recompute');
+});
+
+/** Runs `steps` optimizer steps of `micro` micro-batches each on a trainer; returns the losses. */
+async function run(t: Trainer, batches: { rows: TrainRows; loss: LossFn<unknown> }[][]): Promise<number[]> {
+  const losses: number[] = [];
+  for (const step of batches) {
+    for (const mb of step) losses.push((await t.accumulate(mb.rows, mb.loss)).loss);
+    await t.step();
+  }
+  return losses;
+}
+
+/**
+ * Largest relative difference (floor 1e-3) over the arrays of two records. The key biases are left out:
+ * attention is invariant to them, so their gradient is float32 noise that Adam, which normalises each
+ * element's step, turns into full-size steps of either sign on either trainer.
+ */
+function maxRel(a: Params, b: Params): { rel: number; at: string } {
+  let rel = 0;
+  let at = '';
+  for (const n of Object.keys(b)) {
+    if (/\.bk$/.test(n)) continue;
+    b[n].forEach((v, i) => {
+      const r = Math.abs(a[n][i] - v) / Math.max(1e-3, Math.abs(v));
+      if (r > rel) [rel, at] = [r, `${n}[${i}]: ${a[n][i]} vs ${v}`];
+    });
+  }
+  return { rel, at };
+}
+
+function assertClose(a: Params, b: Params, tol: number, what: string): void {
+  const { rel, at } = maxRel(a, b);
+  assert.ok(rel <= tol, `${what} differ by ${rel.toExponential(2)} relative at ${at}`);
+}
+
+test('a short supervised run gives the same loss curve, parameters and optimizer state on both trainers', async () => {
+  const cfg = policyConfig({ ...TINY, seed: 3 });
+  const params = randomParams(cfg, 3, 0.1);
+  const opt = { lr: 3e-3, weightDecay: 0.1, maxGradNorm: 0.5, schedule: { kind: 'cosine' as const, warmupSteps: 2, totalSteps: 6 } };
+  const rng = Rng.seeded(9);
+  const batches = Array.from({ length: 6 }, (_, s) => {
+    const prompts = Array.from({ length: 4 }, () => [2, ...Array.from({ length: 1 + rng.int(6) }, () => 7 + rng.int(90))]);
+    const responses = Array.from({ length: 4 }, () => [...Array.from({ length: rng.int(5) }, () => 7 + rng.int(90)), EOS_ID]);
+    return [{ rows: rowsOf(cfg, prompts, responses, false, 300 + 10 * s), loss: nll as LossFn<unknown> }];
+  });
+  const ort = await createTrainer({ engine: 'ort', config: cfg, params, optimizer: opt, ort: { threads: 1, chunkRows: 3 } });
+  const ref = await createTrainer({ engine: 'tfjs', config: cfg, params, optimizer: opt });
+  try {
+    const la = await run(ort, batches);
+    const lb = await run(ref, batches);
+    la.forEach((l, i) => assert.ok(Math.abs(l - lb[i]) <= 2e-5 * Math.abs(lb[i]), `step ${i + 1}: loss ${l} vs ${lb[i]}`));
+    assert.ok(lb[5] < lb[0], `the loss goes down (${lb[0]} -> ${lb[5]})`);
+    assert.equal(ort.stepCount, 6);
+    assertClose(await ort.getParams(), await ref.getParams(), 1e-3, 'parameters');
+    const sa = await ort.exportOptimizerState();
+    const sb = await ref.exportOptimizerState();
+    assert.equal(sa.step, sb.step);
+    assertClose(sa.m, sb.m, 1e-2, 'first moments');
+    assertClose(sa.v, sb.v, 1e-2, 'second moments');
+  } finally {
+    await ort.close();
+    await ref.close();
+  }
+});
+
+test('a short PAPO update (papoLoss, 2 micro-batches per step, recomputed masked view) gives the same loss curve on both trainers', async () => {
+  const cfg = policyConfig({ ...TINY, seed: 4 });
+  const params = randomParams(cfg, 4, 0.1);
+  const objective = objectiveConfig({ recompute_masked_logprobs: true }, 'papo_g');
+  const rng = Rng.seeded(10);
+  const micro = (s: number, k: number) => {
+    const B = 3;
+    const prompts = Array.from({ length: B }, () => [2, ...Array.from({ length: 1 + rng.int(5) }, () => 7 + rng.int(90))]);
+    const responses = Array.from({ length: B }, () => [...Array.from({ length: 1 + rng.int(4) }, () => 7 + rng.int(90)), EOS_ID]);
+    const rows = rowsOf(cfg, prompts, responses, true, 500 + 20 * s + 5 * k);
+    const T = Math.max(...responses.map((r) => r.length));
+    const noisy = () => Float32Array.from({ length: B * T }, () => -2 + 0.3 * rng.normal());
+    const old = noisy();
+    const refLp = noisy();
+    const adv = Float32Array.from({ length: B }, () => rng.normal());
+    const loss: LossFn<unknown> = ({ logprobs, mask, maskedLogprobs }) => {
+      const out = papoLoss({ logprobs, oldLogprobs: tf.tensor2d(old, [B, T]), refLogprobs: tf.tensor2d(refLp, [B, T]), maskedLogprobs, advantages: tf.tensor1d(adv), responseMask: mask }, objective, { gradAccumSteps: 2 });
+      return { loss: out.loss, metrics: out.metrics };
+    };
+    return { rows, loss };
+  };
+  const batches = Array.from({ length: 3 }, (_, s) => [micro(s, 0), micro(s, 1)]);
+  const opt = { lr: 1e-2, maxGradNorm: 1 };
+  const ort = await createTrainer({ engine: 'ort', config: cfg, params, optimizer: opt, ort: { threads: 1 } });
+  const ref = await createTrainer({ engine: 'tfjs', config: cfg, params, optimizer: opt });
+  try {
+    const la = await run(ort, batches);
+    const lb = await run(ref, batches);
+    la.forEach((l, i) => assert.ok(Math.abs(l - lb[i]) <= 1e-4 * Math.max(1e-2, Math.abs(lb[i])), `micro-batch ${i + 1}: loss ${l} vs ${lb[i]}`));
+    assertClose(await ort.getParams(), await ref.getParams(), 1e-3, 'parameters');
+  } finally {
+    await ort.close();
+    await ref.close();
+  }
+});
+
+test('onnxruntime trainer: state export/import, non-finite steps refused, named errors, flat tensor and buffer counts', async () => {
+  const cfg = policyConfig(TINY);
+  const params = randomParams(cfg, 6, 0.1);
+  const t = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { threads: 1 });
+  try {
+    const rows = rowsOf(cfg, PROMPTS, RESPONSES, false);
+    await t.minimize(rows, nll);
+    const counts: number[][] = [];
+    for (let s = 0; s < 3; s++) {
+      await t.minimize(rows, nll);
+      counts.push([tf.memory().numTensors, await t.heldArrays()]);
+    }
+    assert.deepEqual(counts[2], counts[0], `tensors / held arrays grow: ${JSON.stringify(counts)}`);
+    assert.equal(counts[0][1], 0);
+
+    // Export, train on, import: the next step repeats exactly.
+    const savedParams = await t.getParams();
+    const savedState = await t.exportOptimizerState();
+    assert.equal(savedState.step, 4);
+    const a = await t.minimize(rows, nll);
+    const after = await t.getParams();
+    await t.setParams(savedParams);
+    await t.importOptimizerState(savedState);
+    assert.equal(t.stepCount, 4);
+    const b = await t.minimize(rows, nll);
+    assert.equal(b.loss, a.loss);
+    assert.deepEqual(await t.getParams(), after);
+
+    // A NaN loss gradient: the step is refused, nothing changes, and the trainer goes on.
+    const before = await t.getParams();
+    const nanLoss: LossFn<undefined> = ({ logprobs }) => ({ loss: tf.mul(tf.sum(logprobs), NaN) as tf.Scalar });
+    await assert.rejects(t.minimize(rows, nanLoss), /gradient norm is NaN at step 6; parameters left unchanged/);
+    assert.deepEqual(await t.getParams(), before);
+    assert.equal((await t.exportOptimizerState()).step, 5);
+    await assert.rejects(t.step(), /no gradients accumulated/);
+    await t.minimize(rows, nll);
+
+    await assert.rejects(t.accumulate({ ...rows, prompts: [[2, 3], [5], [2]] }, nll), /prompt 1: must start with BOS/);
+    await assert.rejects(t.accumulate({ ...rows, images: rows.images.slice(1) }, nll), /3 responses but 2 images/);
+    await assert.rejects(t.setParams({ ...params, ln_f_g: new Float32Array(3) }), /'ln_f_g' has 3 values/);
+    await assert.rejects(t.importOptimizerState({ ...savedState, m: {} }), /missing m\['img.patch_w'\]/);
+  } finally {
+    await t.close();
+  }
+  await assert.rejects(t.getParams(), /closed/);
+});
+
+test('tfjs trainer: tensor count stays flat across accumulate/step/zeroGrad', async () => {
+  const cfg = policyConfig(TINY);
+  const t = new TfTrainer(cfg, randomParams(cfg, 7, 0.1), { lr: 1e-2 });
+  const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
+  const loss = weightedLoss(rows, 1);
+  const counts: number[] = [];
+  for (let s = 0; s < 3; s++) {
+    await t.accumulate(rows, loss);
+    await t.accumulate(rows, loss);
+    await t.step();
+    await t.accumulate(rows, loss);
+    await t.zeroGrad();
+    counts.push(tf.memory().numTensors);
+  }
+  assert.equal(counts[2], counts[0]);
+  await t.close();
+});
