@@ -32,10 +32,9 @@ for (const spec of GRID) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `papo-study-${size}-${steps}-`));
   const sft = await runSft({ policy: POLICY_SIZES[size], steps, out, saveEvery: 0 });
   const engine = await PolicyEngine.create(sft.config);
-  await engine.setWeights(sft.policy.getParams(), steps);
+  await engine.setWeights(sft.params, steps);
   const report = await evaluate(engine, createTask({ task: 'digits' }), { split: 'test', limit: EVAL_LIMIT, k: 4 });
   await engine.close();
-  sft.policy.dispose();
   console.log(formatEvalReport(report));
   const g = report.greedy.accuracy;
   const fams = Object.entries(g.byFamily).sort().map(([f, c]) => `${f} ${pct(c.accuracy)}`).join(', ');

@@ -12,17 +12,17 @@
  *      (logged and counted) and never reaches the weights,
  *   5. publishes the new weights to the engine as version v + 1 (the backward edge to the sampler),
  *   6. emits one record per rollout step with verl-named metrics, then returns the step's credit.
- * Tensors exist only inside this stage, each micro-batch inside `tf.variableGrads`' scope.
+ * The forward, backward and AdamW run in a `Trainer` (models/trainer/: onnxruntime in a worker thread, or
+ * tfjs); tensors exist only inside this stage, each micro-batch's inside the trainer's loss evaluation.
  *
  * @example
- * advantaged$.pipe(papoUpdate({ policy, optimizer, engine, objective, globalBatchSize: 8, microBatchSize: 32,
+ * advantaged$.pipe(papoUpdate({ trainer, engine, objective, globalBatchSize: 8, microBatchSize: 32,
  *   ppoEpochs: 1, maxStaleness: 0, initialVersion: 0, seed, onStepDone: (s) => gate.complete(s) }))
  */
 import { concatMap, defer, type OperatorFunction } from 'rxjs';
 import { tf } from '../util/tf-backend.ts';
 import { PAD_ID } from '../models/tokenizer.ts';
-import type { TfPolicy } from '../models/policy-tf.ts';
-import { type AdamW, lossGradients } from '../models/optimizer.ts';
+import type { Trainer, LossFn } from '../models/trainer/types.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
 import { klEstimate } from '../algorithms/kl.ts';
 import type { ObjectiveConfig } from '../algorithms/config.ts';
@@ -33,8 +33,8 @@ import { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 import { stageError, describeBatch, type RolloutBatch, type RolloutEngine } from './types.ts';
 
 export interface PapoUpdateOptions {
-  policy: TfPolicy;
-  optimizer: AdamW;
+  /** the policy's parameters, optimizer and gradients (`worker.actor.engine`: onnxruntime or tfjs) */
+  trainer: Trainer;
   /** receives the new weights after each step (version + 1) */
   engine: Pick<RolloutEngine, 'setWeights'>;
   objective: ObjectiveConfig;
@@ -55,10 +55,10 @@ export interface PapoUpdateOptions {
   /** the step is applied or dropped and its record emitted: return its credit here */
   onStepDone?: (step: number) => void;
   /**
-   * Called synchronously once a step's update is applied and published, before any later step can
-   * touch the weights: the moment to snapshot the policy and optimizer for a checkpoint.
+   * Called once a step's update is applied and published, and awaited before any later step can touch
+   * the weights: the moment to snapshot the trainer's parameters and optimizer state for a checkpoint.
    */
-  onApplied?: (applied: { step: number; version: number; batch: RolloutBatch }) => void;
+  onApplied?: (applied: { step: number; version: number; batch: RolloutBatch; trainer: Trainer }) => void | Promise<void>;
   logger?: Logger;
 }
 
@@ -90,7 +90,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     shuffle: true,
     ...options,
   };
-  const { policy, optimizer, objective } = opts;
+  const { trainer, objective } = opts;
   let version = opts.initialVersion;
   let started: number | undefined;
   let lastDone: number | undefined;
@@ -99,39 +99,40 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   const needRef = objective.kl_coef > 0;
   const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
 
-  /** Loss, metrics and gradients of one micro-batch (rows of `b`); gradients are the caller's to dispose. */
-  const microStep = (b: RolloutBatch, rows: number[], accumSteps: number) => {
+  /** Loss and metrics of one micro-batch (rows of `b`); its gradients accumulate in the trainer. */
+  const microStep = async (b: RolloutBatch, rows: number[], accumSteps: number) => {
     const G = b.groupSize;
     const records = rows.map((i) => b.records[Math.floor(i / G)]);
     const responses = rows.map((i) => b.responses[i]);
     const T = Math.max(1, ...responses.map((r) => r.length));
     const mat = (src: readonly Float32Array[] | undefined) => (src ? tf.tensor2d(padRows(rows.map((i) => src[i]), T), [rows.length, T]) : undefined);
-    let metrics: Metrics = {};
-    const { loss, grads } = lossGradients(policy.vars, () => {
-      const images = records.map((r) => r.image);
-      const prompts = records.map((r) => r.question);
-      const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
-      // With recompute_masked_logprobs the masked view is scored again, with gradient, by the current policy.
-      const maskedLogprobs =
-        objective.recompute_masked_logprobs && b.maskedImages
-          ? policy.logProbs({ images: rows.map((i) => b.maskedImages![Math.floor(i / G)]), promptIds: prompts, responseIds: responses }).logprobs
-          : mat(b.maskedLogprobs);
+    // With recompute_masked_logprobs the masked view is scored again, with gradient, by the current policy.
+    const recompute = objective.recompute_masked_logprobs && b.maskedImages;
+    const loss: LossFn<Metrics> = ({ logprobs, mask, maskedLogprobs }) => {
       const out = papoLoss(
         {
           logprobs,
           oldLogprobs: mat(b.oldLogprobs)!,
           refLogprobs: mat(b.refLogprobs),
-          maskedLogprobs,
+          maskedLogprobs: recompute ? maskedLogprobs : mat(b.maskedLogprobs),
           advantages: tf.tensor1d(rows.map((i) => b.advantages[i])),
           responseMask: mask,
         },
         objective,
         { gradAccumSteps: accumSteps },
       );
-      metrics = out.metrics as Metrics;
-      return out.loss;
-    });
-    return { loss, grads, metrics };
+      return { loss: out.loss, metrics: out.metrics as Metrics };
+    };
+    const r = await trainer.accumulate(
+      {
+        images: records.map((rec) => rec.image),
+        prompts: records.map((rec) => rec.question),
+        responses,
+        maskedImages: recompute ? rows.map((i) => b.maskedImages![Math.floor(i / G)]) : undefined,
+      },
+      loss,
+    );
+    return { loss: r.loss, metrics: r.metrics ?? {} };
   };
 
   /**
@@ -156,7 +157,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   };
 
   /** One optimizer step over the rows of a mini-batch; null when skipped for a non-finite input, loss or gradient. */
-  const miniBatchStep = (b: RolloutBatch, rows: number[], where: string): { metrics: Metrics; gradNorm: number; lr: number } | null => {
+  const miniBatchStep = async (b: RolloutBatch, rows: number[], where: string): Promise<{ metrics: Metrics; gradNorm: number; lr: number } | null> => {
     const bad = nonFiniteInput(b, rows);
     if (bad) {
       opts.logger?.warn({ event: 'nonfinite_input', where, message: bad }, 'non-finite input: optimizer step skipped');
@@ -164,37 +165,31 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     }
     const micro = opts.microBatchSize;
     const chunks = Math.ceil(rows.length / micro);
-    const sums: Record<string, tf.Tensor> = {};
     const metrics: Metrics[] = [];
     let finite = true;
     try {
       for (let c = 0; c < chunks; c++) {
-        const r = microStep(b, rows.slice(c * micro, (c + 1) * micro), chunks);
+        const r = await microStep(b, rows.slice(c * micro, (c + 1) * micro), chunks);
         metrics.push(r.metrics);
         if (!Number.isFinite(r.loss)) finite = false;
-        for (const [n, g] of Object.entries(r.grads)) {
-          if (sums[n]) {
-            const s = tf.add(sums[n], g);
-            sums[n].dispose();
-            g.dispose();
-            sums[n] = s;
-          } else sums[n] = g;
-        }
       }
-      if (!finite) {
-        opts.logger?.warn({ event: 'nonfinite_loss', where, metrics: meanMetrics(metrics) }, 'non-finite loss: optimizer step skipped');
-        return null;
-      }
-      try {
-        const info = optimizer.applyGradients(sums);
-        return { metrics: meanMetrics(metrics), gradNorm: info.gradNorm, lr: info.lr };
-      } catch (err) {
-        // AdamW refuses a non-finite gradient without touching any state.
-        opts.logger?.warn({ event: 'nonfinite_grad', where, message: (err as Error).message }, 'non-finite gradient: optimizer step skipped');
-        return null;
-      }
-    } finally {
-      tf.dispose(Object.values(sums));
+    } catch (err) {
+      await trainer.zeroGrad();
+      throw err;
+    }
+    if (!finite) {
+      await trainer.zeroGrad();
+      opts.logger?.warn({ event: 'nonfinite_loss', where, metrics: meanMetrics(metrics) }, 'non-finite loss: optimizer step skipped');
+      return null;
+    }
+    try {
+      const info = await trainer.step();
+      return { metrics: meanMetrics(metrics), gradNorm: info.gradNorm, lr: info.lr };
+    } catch (err) {
+      // AdamW refuses a non-finite gradient without touching any state; anything else is a real failure.
+      if (!/gradient norm is/.test((err as Error).message)) throw err;
+      opts.logger?.warn({ event: 'nonfinite_grad', where, message: (err as Error).message }, 'non-finite gradient: optimizer step skipped');
+      return null;
     }
   };
 
@@ -246,7 +241,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
         for (let s = 0; s < P; s += perMini) {
           const groups = order.slice(s, s + perMini);
           const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));
-          const r = miniBatchStep(b, rows, `${describeBatch(b)}, epoch ${epoch + 1}, mini-batch ${s / perMini + 1}`);
+          const r = await miniBatchStep(b, rows, `${describeBatch(b)}, epoch ${epoch + 1}, mini-batch ${s / perMini + 1}`);
           if (r) steps.push(r);
           else skipped++;
         }
@@ -258,10 +253,10 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       const trainedFrom = version;
       if (steps.length > 0) {
         version += 1;
-        await opts.engine.setWeights(policy.getParams(), version);
+        await opts.engine.setWeights(await trainer.getParams(), version);
       }
       const publishSeconds = (performance.now() - tPublish) / 1000;
-      opts.onApplied?.({ step: b.step, version, batch: b });
+      await opts.onApplied?.({ step: b.step, version, batch: b, trainer });
 
       // 6. The step's record.
       const metrics: Metrics = {

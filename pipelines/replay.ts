@@ -3,13 +3,13 @@
  * before `step` (or the run's starting weights), the logged rollouts of the steps in between go through
  * the update sink again, on the same backend; the step's metrics are reported beside the logged ones and,
  * when the run has a checkpoint at `step`, the reconstructed weights and optimizer state are compared with
- * it. On the same backend everything matches to the bit.
+ * it. On the same update engine (`worker.actor.engine`, from the run's config) and backend everything
+ * matches to the bit.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
-import { initTf } from '../util/tf-backend.ts';
-import { TfPolicy } from '../models/policy-tf.ts';
+import { createTrainer } from '../models/trainer/create.ts';
 import { loadPolicyWeights } from '../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
@@ -51,20 +51,17 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
   const missing = steps.filter((s) => !logged.has(s));
   if (missing.length) throw new Error(`replay: the rollout log lacks steps ${missing.join(', ')} between checkpoint ${fromName ?? '(start)'} and step ${step}`);
 
-  await initTf();
   const start = from ? undefined : await loadPolicyWeights(cfg.worker.actor.model.model_path);
   const policyCfg = from?.policy.config ?? start!.config;
-  const policy = new TfPolicy(policyCfg, from?.policy.params ?? start!.params);
-  const optimizer = actorOptimizer(policy, cfg.worker.actor);
+  const actorTrainer = await createTrainer({ engine: cfg.worker.actor.engine, config: policyCfg, params: from?.policy.params ?? start!.params, optimizer: actorOptimizer(cfg.worker.actor) });
   try {
-    if (from) optimizer.importState(from.optimizer);
+    if (from) await actorTrainer.importOptimizerState(from.optimizer);
     const { data, algorithm: objective, trainer } = cfg;
     const task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest });
     const trained = await lastValueFrom(
       loggedRollouts(log, task, steps, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size }).pipe(
         papoUpdate({
-          policy,
-          optimizer,
+          trainer: actorTrainer,
           engine: { setWeights: async () => undefined },
           objective,
           globalBatchSize: cfg.worker.actor.global_batch_size,
@@ -88,8 +85,8 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
     const at = (await store.list()).find((c) => c.step === step);
     if (at) {
       const ck = await store.load(at.name);
-      const params = policy.getParams();
-      const state = optimizer.exportState();
+      const params = await actorTrainer.getParams();
+      const state = await actorTrainer.exportOptimizerState();
       const diff: string[] = [];
       for (const k of Object.keys(params)) {
         if (!bitEqual(params[k], ck.policy.params[k])) diff.push(`policy ${k}`);
@@ -101,8 +98,7 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
     }
     return { step, from: fromName, replayedSteps: steps, metrics, differing, weights };
   } finally {
-    optimizer.dispose();
-    policy.dispose();
+    await actorTrainer.close();
   }
 }
 

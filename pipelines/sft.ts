@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { initTf, tf } from '../util/tf-backend.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
-import { initParams, paramCount } from '../models/params.ts';
-import { TfPolicy } from '../models/policy-tf.ts';
-import { AdamW } from '../models/optimizer.ts';
+import { type Params, initParams, paramCount } from '../models/params.ts';
+import { createTrainer } from '../models/trainer/create.ts';
+import type { LossFn } from '../models/trainer/types.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
 import { createTask, taskFactories } from '../tasks/registry.ts';
@@ -51,6 +51,8 @@ export const SftConfigSchema = z
     /** Start from these weights instead of a fresh seeded initialisation. */
     init: z.string().optional(),
     steps: z.number().int().positive().default(300),
+    /** Update engine: ort (onnxruntime), tfjs, or auto (tfjs on tfjs-node-gpu, else ort). */
+    engine: z.enum(['auto', 'ort', 'tfjs']).default('auto'),
     batchSize: z.number().int().positive().default(64),
     /** Seeds the data order (and the initialisation, unless policy.seed is given). */
     seed: z.number().int().nonnegative().default(0),
@@ -101,7 +103,8 @@ export interface SftStepRecord {
 }
 
 export interface SftResult {
-  policy: TfPolicy;
+  /** the trained weights */
+  params: Params;
   config: PolicyConfig;
   task: Task;
   history: SftStepRecord[];
@@ -180,17 +183,23 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy expects ${config.imageHeight}x${config.imageWidth}: set policy.imageHeight/imageWidth`,
     );
   }
-  const policy = new TfPolicy(config, params);
-  const optimizer = new AdamW(policy.vars, {
-    lr: cfg.lr,
-    weightDecay: cfg.weightDecay,
-    maxGradNorm: cfg.maxGradNorm,
-    schedule: { kind: 'cosine', warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minLrRatio: cfg.minLrRatio },
+  const trainer = await createTrainer({
+    engine: cfg.engine,
+    config,
+    params,
+    optimizer: {
+      lr: cfg.lr,
+      weightDecay: cfg.weightDecay,
+      maxGradNorm: cfg.maxGradNorm,
+      schedule: { kind: 'cosine', warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minLrRatio: cfg.minLrRatio },
+    },
   });
-  if (resumed) optimizer.importState(resumed.optimizer);
+  if (resumed) await trainer.importOptimizerState(resumed.optimizer);
+  // Token-mean cross-entropy on the response tokens.
+  const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
   const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.seed });
   const { nPatch } = policyDims(config);
-  logger.info({ event: 'sft_start', backend, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step }, 'sft start');
+  logger.info({ event: 'sft_start', backend, trainer: trainer.engine, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step }, 'sft start');
   if (resumed) say(`resuming ${cfg.out} from checkpoint step ${resumed.step}`);
 
   const weightsDir = path.join(cfg.out, 'weights');
@@ -200,8 +209,8 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     const saved = await store.save({
       kind: 'sft',
       step,
-      policy: { config, params: policy.getParams() },
-      optimizer: optimizer.exportState(),
+      policy: { config, params: await trainer.getParams() },
+      optimizer: await trainer.exportOptimizerState(),
       samplers: [],
       state: { cursor: stream.cursor(), config: cfg, task: cfg.task },
     });
@@ -236,17 +245,16 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     while (step < cfg.steps && !stopping && !opts.signal?.aborted) {
       step++;
       const records = Array.from({ length: cfg.batchSize }, () => stream.next().value as TaskRecord);
-      const prompts = buildPromptBatch(records.map((r) => r.question), config);
-      const responses = buildResponseBatch(records.map(demonstrationOf), config);
+      const questions = records.map((r) => r.question);
+      const demonstrations = records.map(demonstrationOf);
+      const prompts = buildPromptBatch(questions, config);
+      const responses = buildResponseBatch(demonstrations, config);
       const images = records.map((r) => r.image);
       const ts = performance.now();
       const where = `step ${step} (records ${records[0].id} .. ${records[records.length - 1].id})`;
       let info;
       try {
-        info = optimizer.minimize(() => {
-          const { logprobs, mask } = policy.logProbs({ images, promptIds: prompts, responseIds: responses });
-          return tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
-        });
+        info = await trainer.minimize({ images, prompts: questions, responses: demonstrations }, nll);
       } catch (err) {
         // AdamW refuses a non-finite gradient without touching the weights; the last checkpoint stands.
         throw new Error(`sft: ${where}: ${(err as Error).message}`);
@@ -275,15 +283,16 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   try {
     await saveCheckpoint(step);
     const outcome = step >= cfg.steps ? 'completed' : 'interrupted';
+    const trained = await trainer.getParams();
     if (store && outcome === 'completed') {
-      await savePolicyWeights(weightsDir, { config, params: policy.getParams(), meta: { kind: 'sft', step, task: cfg.task, seed: cfg.seed, cursor: stream.cursor() } });
+      await savePolicyWeights(weightsDir, { config, params: trained, meta: { kind: 'sft', step, task: cfg.task, seed: cfg.seed, cursor: stream.cursor() } });
     }
     const seconds = (performance.now() - t0) / 1000;
     logger.info({ event: 'sft_end', seconds, outcome, finalLoss: history.at(-1)?.loss }, 'sft end');
     if (outcome === 'interrupted') say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${cfg.out}`);
     else say(`sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`);
-    return { policy, config, task, history, seconds, weightsDir, outcome, resumedFrom: resumed?.step };
+    return { params: trained, config, task, history, seconds, weightsDir, outcome, resumedFrom: resumed?.step };
   } finally {
-    optimizer.dispose();
+    await trainer.close();
   }
 }

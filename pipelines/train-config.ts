@@ -39,6 +39,7 @@ const DataSchema = z
 const ActorSchema = z
   .object({
     model: z.object({ model_path: z.string().default(SHIPPED_WARM_START).describe('policy weights to start from (a papo sft weights directory)') }).strict().default({ model_path: SHIPPED_WARM_START }),
+    engine: z.enum(['auto', 'ort', 'tfjs']).default('auto').describe('update engine: ort (onnxruntime, gradients from the ONNX graph), tfjs (the reference), or auto: tfjs on tfjs-node-gpu, else ort'),
     global_batch_size: nonNegInt().default(8).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
     micro_batch_size_per_device_for_update: posInt().default(64).describe('responses per forward/backward pass; gradients accumulate over them'),
     ppo_epochs: posInt().default(1).describe('passes over each rollout batch'),

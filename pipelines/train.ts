@@ -16,8 +16,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import { initTf } from '../util/tf-backend.ts';
-import { TfPolicy } from '../models/policy-tf.ts';
-import { AdamW } from '../models/optimizer.ts';
+import { createTrainer } from '../models/trainer/create.ts';
+import type { AdamWConfigInput } from '../models/adamw.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import type { Params } from '../models/params.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
@@ -143,15 +143,15 @@ function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutSte
 }
 
 /** The actor's AdamW as the run config declares it. */
-export function actorOptimizer(policy: TfPolicy, actor: TrainConfig['worker']['actor']): AdamW {
-  return new AdamW(policy.vars, {
+export function actorOptimizer(actor: TrainConfig['worker']['actor']): AdamWConfigInput {
+  return {
     lr: actor.optim.lr,
     beta1: actor.optim.betas[0],
     beta2: actor.optim.betas[1],
     weightDecay: actor.optim.weight_decay,
     maxGradNorm: actor.max_grad_norm,
     schedule: actor.optim.lr_warmup_steps > 0 ? { kind: 'linear-warmup', warmupSteps: actor.optim.lr_warmup_steps } : { kind: 'constant' },
-  });
+  };
 }
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
@@ -239,12 +239,11 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const needRef = objective.kl_coef > 0;
   const S = trainer.max_staleness;
   const firstStep = (resumed?.step ?? 0) + 1;
-  logger.info({ event: 'train_start', backend, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step }, 'train start');
+  logger.info({ event: 'train_start', backend, trainer: actor.engine, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step }, 'train start');
   if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
 
-  const policy = new TfPolicy(policyCfg, resumed ? resumed.policy.params : start.params);
-  const optimizer = actorOptimizer(policy, actor);
-  if (resumed) optimizer.importState(resumed.optimizer);
+  const actorTrainer = await createTrainer({ engine: actor.engine, config: policyCfg, params: resumed ? resumed.policy.params : start.params, optimizer: actorOptimizer(actor) });
+  if (resumed) await actorTrainer.importOptimizerState(resumed.optimizer);
   const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
   let subscription: Subscription | undefined;
@@ -340,14 +339,14 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     const trainedFrom = new Map<number, number>();
     const saveDue = (step: number) => store !== undefined && trainer.save_freq > 0 && step % trainer.save_freq === 0;
 
-    const capture = (step: number, version: number, cursor: StreamCursor): PendingCheckpoint => {
+    const capture = async (step: number, version: number, cursor: StreamCursor): Promise<PendingCheckpoint> => {
       const needed = new Set<number>();
       for (let k = step - S; k < step; k++) needed.add(k < 1 ? 0 : versionAfter.get(k)!);
       needed.delete(version);
       return {
         step,
-        params: policy.getParams(),
-        optimizer: optimizer.exportState(),
+        params: await actorTrainer.getParams(),
+        optimizer: await actorTrainer.exportOptimizerState(),
         samplers: [...needed].map((v) => {
           const params = samplerParams.get(v);
           if (!params) throw new Error(`internal: weights of policy version ${v} were not kept for the checkpoint of step ${step}`);
@@ -364,18 +363,18 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         },
       };
     };
-    const onApplied = ({ step, version, batch }: { step: number; version: number; batch: RolloutBatch }) => {
+    const onApplied = async ({ step, version, batch }: { step: number; version: number; batch: RolloutBatch }) => {
       trainedFrom.set(step, last?.version ?? initialVersion);
       versionAfter.set(step, version);
       for (const k of versionAfter.keys()) if (k < step - S) versionAfter.delete(k);
       last = { step, version, cursor: batch.cursor };
       if (S > 0 && store) {
-        samplerParams.set(version, policy.getParams());
+        samplerParams.set(version, await actorTrainer.getParams());
         const live = new Set([...versionAfter.values()]);
         for (const v of samplerParams.keys()) if (!live.has(v) && v !== 0) samplerParams.delete(v);
         if (step > S) samplerParams.delete(0);
       }
-      if (saveDue(step)) pending.set(step, capture(step, version, batch.cursor));
+      if (saveDue(step)) pending.set(step, await capture(step, version, batch.cursor));
     };
 
     // Writes of a step (rollout log, checkpoint) run in a worker thread while the next step computes; the
@@ -417,8 +416,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       when(needRef, referenceLogprobs(engine)),
       groupAdvantages({ estimator: objective.adv_estimator, eps: objective.adv_eps }),
       papoUpdate({
-        policy,
-        optimizer,
+        trainer: actorTrainer,
         engine: engine as RolloutEngine,
         objective,
         globalBatchSize: actor.global_batch_size,
@@ -497,7 +495,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     await io;
     // The final checkpoint: the state after the last trained step (nothing is in flight any more).
     if (store && last && !(lastCheckpoint && path.basename(lastCheckpoint).startsWith(`step_${String(last.step).padStart(6, '0')}`))) {
-      const p = capture(last.step, last.version, last.cursor);
+      const p = await capture(last.step, last.version, last.cursor);
       p.state.metrics = steps.at(-1)?.metrics ?? {};
       await writeCheckpoint(p);
     }
@@ -518,7 +516,6 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     subscription?.unsubscribe();
     await closeWriter();
     await engine.close();
-    optimizer.dispose();
-    policy.dispose();
+    await actorTrainer.close();
   }
 }

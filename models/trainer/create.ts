@@ -1,11 +1,13 @@
 /**
- * `createTrainer`: the trainer for a config, on the chosen engine ('ort', the default on CPU, or 'tfjs').
+ * `createTrainer`: the trainer for a config, on the chosen engine: 'ort' (onnxruntime), 'tfjs', or 'auto'
+ * (the default): tfjs when TensorFlow.js runs on its native backend (tfjs-node-gpu: the GPU path),
+ * onnxruntime otherwise (CPU: several times faster than tfjs-wasm, see bench/update-step.ts).
  * Both need TensorFlow.js initialised (the loss is a tfjs function): done here.
  *
  * @example
  * const trainer = await createTrainer({ engine: 'ort', config, params, optimizer: { lr: 1e-3 } });
  */
-import { initTf } from '../../util/tf-backend.ts';
+import { type BackendName, initTf } from '../../util/tf-backend.ts';
 import type { PolicyConfig } from '../config.ts';
 import type { Params } from '../params.ts';
 import type { AdamWConfigInput } from '../adamw.ts';
@@ -14,9 +16,11 @@ import { OrtTrainer } from './ort-trainer.ts';
 import { TfTrainer } from './tf-trainer.ts';
 import type { Trainer, TrainerEngine } from './types.ts';
 
+export type TrainerEngineChoice = TrainerEngine | 'auto';
+
 export interface CreateTrainerOptions {
-  /** default 'ort' */
-  engine?: TrainerEngine;
+  /** default 'auto' */
+  engine?: TrainerEngineChoice;
   config: PolicyConfig;
   params: Params;
   optimizer?: AdamWConfigInput;
@@ -24,12 +28,16 @@ export interface CreateTrainerOptions {
   ort?: OrtTrainOptions;
 }
 
+/** The engine 'auto' resolves to on a tfjs backend. */
+export const autoEngine = (backend: BackendName): TrainerEngine => (backend === 'tensorflow' ? 'tfjs' : 'ort');
+
 export async function createTrainer(opts: CreateTrainerOptions): Promise<Trainer> {
-  await initTf();
-  const engine = opts.engine ?? 'ort';
+  const backend = await initTf();
+  const choice = opts.engine ?? 'auto';
+  const engine = choice === 'auto' ? autoEngine(backend) : choice;
   if (engine === 'tfjs') return new TfTrainer(opts.config, opts.params, opts.optimizer);
   if (engine === 'ort') return OrtTrainer.create(opts.config, opts.params, opts.optimizer, opts.ort);
-  throw new Error(`trainer engine must be 'ort' or 'tfjs', got '${String(engine)}'`);
+  throw new Error(`trainer engine must be 'auto', 'ort' or 'tfjs', got '${String(engine)}'`);
 }
 
 export type { Trainer, TrainerEngine } from './types.ts';

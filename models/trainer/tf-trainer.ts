@@ -17,13 +17,26 @@ import type { LossFn, MicroBatchResult, Trainer, TrainRows } from './types.ts';
 
 export class TfTrainer implements Trainer {
   readonly engine = 'tfjs' as const;
+  readonly config: PolicyConfig;
   readonly policy: TfPolicy;
   private readonly optimizer: AdamW;
+  private readonly owned: boolean;
   private sums: Record<string, tf.Tensor> | undefined;
 
-  constructor(readonly config: PolicyConfig, params: Params, optimizer: AdamWConfigInput = {}) {
-    this.policy = new TfPolicy(config, params);
-    this.optimizer = new AdamW(this.policy.vars, optimizer);
+  constructor(config: PolicyConfig, params: Params, optimizer?: AdamWConfigInput);
+  /** A trainer over an existing policy and its optimizer (not released by `close`). */
+  constructor(policy: TfPolicy, optimizer: AdamW);
+  constructor(a: PolicyConfig | TfPolicy, b: Params | AdamW, c: AdamWConfigInput = {}) {
+    if (a instanceof TfPolicy) {
+      this.policy = a;
+      this.optimizer = b as AdamW;
+      this.owned = false;
+    } else {
+      this.policy = new TfPolicy(a, b as Params);
+      this.optimizer = new AdamW(this.policy.vars, c);
+      this.owned = true;
+    }
+    this.config = this.policy.config;
   }
 
   get optimizerConfig(): AdamWConfig {
@@ -109,6 +122,7 @@ export class TfTrainer implements Trainer {
 
   async close(): Promise<void> {
     await this.zeroGrad();
+    if (!this.owned) return;
     this.optimizer.dispose();
     this.policy.dispose();
   }

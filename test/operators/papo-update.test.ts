@@ -1,7 +1,8 @@
 /**
  * The update sink on a tiny real TfPolicy and hand-built rollout batches (no engine: a fake records the
  * published weights): version publishing and verl metric names, mini-batch / micro-batch arithmetic,
- * the staleness guard, non-finite steps, credit return on failure, and no tensor leaks.
+ * the staleness guard, non-finite steps, credit return on failure, and no tensor leaks; and the same
+ * batches through the onnxruntime trainer.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,8 @@ import { policyConfig } from '../../models/config.ts';
 import { initParams, type Params } from '../../models/params.ts';
 import { TfPolicy } from '../../models/policy-tf.ts';
 import { AdamW, type AdamWConfigInput } from '../../models/optimizer.ts';
+import { TfTrainer } from '../../models/trainer/tf-trainer.ts';
+import { OrtTrainer } from '../../models/trainer/ort-trainer.ts';
 import { encodeResponse, decode } from '../../models/tokenizer.ts';
 import { objectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
 import { makeImage, type RgbImage } from '../../util/image.ts';
@@ -136,8 +139,7 @@ function rig(over: Omit<Partial<PapoUpdateOptions>, 'objective'> & { preset?: Pr
   const engine = fakeEngine();
   const done: number[] = [];
   const opts: PapoUpdateOptions = {
-    policy,
-    optimizer,
+    trainer: new TfTrainer(policy, optimizer),
     engine,
     objective: objectiveConfig(objective ?? {}, preset ?? 'papo_g'),
     globalBatchSize: 0,
@@ -421,6 +423,32 @@ test('bad options are rejected when the operator is built', () => {
     assert.throws(() => papoUpdate({ ...r.opts, microBatchSize: 0 }), /microBatchSize must be a positive integer, got 0/);
     assert.throws(() => papoUpdate({ ...r.opts, ppoEpochs: 1.5 }), /ppoEpochs must be a positive integer, got 1.5/);
   } finally {
+    r.dispose();
+  }
+});
+
+test('the onnxruntime trainer and the tfjs trainer publish the same weights and metrics from the same batches', async () => {
+  const over = { globalBatchSize: 2, microBatchSize: 3, objective: { recompute_masked_logprobs: true } };
+  const r = rig(over);
+  const ortTrainer = await OrtTrainer.create(cfg, START, { lr: 1e-2 }, { threads: 1 });
+  try {
+    const batches = [1, 2].map((step) => makeBatch(r.policy, { step, versions: () => step - 1, texts: (i) => 'abcdef'.slice(0, 1 + ((i + step) % 5)) }));
+    const engine = fakeEngine();
+    const viaOrt = await lastValueFrom(from(batches).pipe(papoUpdate({ ...r.opts, trainer: ortTrainer, engine, onStepDone: undefined }), toArray()));
+    const viaTf = await run(r, batches);
+    assert.equal(engine.published.length, 2);
+    // Key biases left out: their true gradient is 0, so Adam turns float32 noise into steps of either sign.
+    const noKeyBias = (p: Params) => Object.fromEntries(Object.entries(p).filter(([n]) => !n.endsWith('.bk')));
+    for (let k = 0; k < 2; k++) {
+      const d = maxAbsDiff(noKeyBias(engine.published[k].params), noKeyBias(r.engine.published[k].params));
+      assert.ok(d < 1e-4, `version ${k + 1}: weights differ by ${d} (lr 1e-2)`);
+      for (const m of ['actor/pg_loss', 'actor/kl_loss', 'actor/kl_prcp_loss', 'actor/entropy_loss', 'actor/grad_norm']) {
+        const [a, b] = [viaOrt[k].metrics[m], viaTf[k].metrics[m]];
+        assert.ok(Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)), `step ${k + 1} ${m}: ${a} vs ${b}`);
+      }
+    }
+  } finally {
+    await ortTrainer.close();
     r.dispose();
   }
 });
