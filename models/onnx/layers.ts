@@ -43,13 +43,16 @@ export class Layers {
   layerNorm(x: string, gain: string, bias: string): string {
     return this.g.op('LayerNormalization', [x, gain, bias], { axis: -1, epsilon: { float: LN_EPS } });
   }
-  /** tanh GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+  /**
+   * tanh GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), evaluated as x * sigmoid(x (c1 + c2 x^2))
+   * with c1 = 2 sqrt(2/pi), c2 = 0.044715 c1 (the same function: 0.5 (1 + tanh z) = sigmoid(2z)) in six
+   * elementwise ops instead of nine: fewer passes over [B, S, mlpDim] forward, and fewer in its gradient.
+   */
   gelu(x: string): string {
     const g = this.g;
-    const x3 = this.mul(this.mul(x, x), x);
-    const inner = this.mul(this.add(x, this.mul(x3, g.scalarF(0.044715))), g.scalarF(Math.sqrt(2 / Math.PI)));
-    const t = g.op('Tanh', [inner]);
-    return this.mul(this.mul(x, g.scalarF(0.5)), this.add(t, g.scalarF(1)));
+    const c1 = 2 * Math.sqrt(2 / Math.PI);
+    const poly = this.add(this.mul(this.mul(x, x), g.scalarF(0.044715 * c1)), g.scalarF(c1));
+    return this.mul(x, g.op('Sigmoid', [this.mul(x, poly)]));
   }
   /** Slice along one axis with int64 1-D start/end values (names) or numbers. */
   slice(x: string, axis: number, start: string | number, end: string | number): string {
