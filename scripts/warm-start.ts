@@ -17,7 +17,8 @@ import { SHIPPED_WARM_START } from '../pipelines/train-config.ts';
 const write = process.argv.includes('--write');
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-warm-start-'));
 try {
-  const { weightsDir } = await runSft({ out });
+  // The shipped checkpoint was trained by the tfjs trainer (wasm backend): regenerate it the same way.
+  const { weightsDir } = await runSft({ out, engine: 'tfjs' });
   const fresh = await loadPolicyWeights(weightsDir);
   let differences: string[] = [];
   if (fs.existsSync(SHIPPED_WARM_START)) {

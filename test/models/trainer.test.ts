@@ -283,6 +283,21 @@ test('onnxruntime trainer: state export/import, non-finite steps refused, named 
   await assert.rejects(t.getParams(), /closed/);
 });
 
+test('onnxruntime trainer: the same inputs give bit-identical parameters (2 threads)', async () => {
+  const cfg = policyConfig(TINY);
+  const params = randomParams(cfg, 8, 0.1);
+  const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
+  const loss = weightedLoss(rows, 2);
+  const results: Params[] = [];
+  for (let k = 0; k < 2; k++) {
+    const t = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { threads: 2, chunkRows: 2 });
+    for (let s = 0; s < 2; s++) await t.minimize(rows, loss);
+    results.push(await t.getParams());
+    await t.close();
+  }
+  assert.deepEqual(results[1], results[0]);
+});
+
 test('tfjs trainer: tensor count stays flat across accumulate/step/zeroGrad', async () => {
   const cfg = policyConfig(TINY);
   const t = new TfTrainer(cfg, randomParams(cfg, 7, 0.1), { lr: 1e-2 });
