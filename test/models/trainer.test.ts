@@ -18,7 +18,9 @@ import { policyConfig, type PolicyConfig, type PolicyConfigInput } from '../../m
 import { initTf, tf } from '../../util/tf-backend.ts';
 import { OrtTrainer } from '../../models/trainer/ort-trainer.ts';
 import { TfTrainer } from '../../models/trainer/tf-trainer.ts';
-import { createTrainer } from '../../models/trainer/create.ts';
+import { autoEngine, createTrainer } from '../../models/trainer/create.ts';
+import { trainConfig } from '../../pipelines/train-config.ts';
+import { sftConfig } from '../../pipelines/sft.ts';
 import type { LossFn, Trainer, TrainRows } from '../../models/trainer/types.ts';
 import { OrtTrainRunner } from '../../models/trainer/ort-train-runner.ts';
 import { papoLoss } from '../../algorithms/papo-loss.ts';
@@ -314,4 +316,17 @@ test('tfjs trainer: tensor count stays flat across accumulate/step/zeroGrad', as
   }
   assert.equal(counts[2], counts[0]);
   await t.close();
+});
+
+test("engine choice: 'auto' is tfjs on tfjs-node (the GPU path), onnxruntime otherwise; config keys validate it", async () => {
+  assert.equal(autoEngine('tensorflow'), 'tfjs');
+  assert.equal(autoEngine('wasm'), 'ort');
+  assert.equal(autoEngine('cpu'), 'ort');
+  const cfg = policyConfig(TINY);
+  await assert.rejects(createTrainer({ engine: 'gpu' as never, config: cfg, params: randomParams(cfg, 1) }), /trainer engine must be 'auto', 'ort' or 'tfjs', got 'gpu'/);
+  assert.equal(trainConfig({}).worker.actor.engine, 'auto');
+  assert.equal(trainConfig({ worker: { actor: { engine: 'tfjs' } } }).worker.actor.engine, 'tfjs');
+  assert.throws(() => trainConfig({ worker: { actor: { engine: 'gpu' } } }), /worker\.actor\.engine/);
+  assert.equal(sftConfig({}).engine, 'auto');
+  assert.throws(() => sftConfig({ engine: 'gpu' as never }), /engine/);
 });
