@@ -13,7 +13,7 @@ const kills = Number(process.argv[2] ?? 100);
 for (const staleness of [0, 1]) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `papo-kill-bench-${staleness}-`));
   const t0 = performance.now();
-  const r = await killAndResume({ root: process.cwd(), dir, staleness, kills, steps: 24, seed: 100 + staleness });
+  const r = await killAndResume({ root: process.cwd(), dir, staleness, kills, steps: 60, seed: 100 + staleness });
   const diff: string[] = [];
   for (const k of Object.keys(r.uninterrupted.policy.params)) {
     const a = new Uint32Array(r.uninterrupted.policy.params[k].buffer);

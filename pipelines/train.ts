@@ -12,6 +12,7 @@
  * reads them), credit from the sink to the gate (which the source waits on). The engine (onnxruntime in
  * a worker thread) samples and scores log-probs while the main thread runs the tfjs update.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
@@ -41,7 +42,7 @@ import type { StreamCursor } from '../tasks/stream.ts';
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
 import { evaluate, type EvalReport } from './evaluate.ts';
 import { loadRewardFunction } from './reward-function.ts';
-import { configChanges, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, flattenConfig, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { prepareFreshRunDir, truncateMetrics, type MetricsLine } from './run-dir.ts';
 
 export interface TrainHooks {
@@ -93,6 +94,8 @@ interface TrainState {
   /** [step, version after it] for the last max_staleness + 1 steps: which version samples the next steps */
   versions: [number, number][];
   config: TrainConfig;
+  /** SHA-256 of the config's keys that a resume may not change: equal hashes, compatible runs */
+  config_hash: string;
   /** identifies the starting (and reference) weights */
   reference: { model_path: string; fingerprint: string };
   /** greedy test accuracy before training, for the final comparison */
@@ -140,6 +143,12 @@ function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutSte
     rewardFailures: b.rewardFailures.map((f) => ({ ...f })),
     cursor: b.cursor,
   };
+}
+
+/** SHA-256 over the config's keys that change what a run computes (those a resume may change left out). */
+export function configHash(cfg: TrainConfig): string {
+  const kept = [...flattenConfig(cfg).entries()].filter(([k]) => !RESUME_SAFE_KEYS.includes(k)).sort(([a], [b]) => (a < b ? -1 : 1));
+  return createHash('sha256').update(JSON.stringify(kept)).digest('hex');
 }
 
 /** The actor's AdamW as the run config declares it. */
@@ -357,6 +366,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           cursor,
           versions: [...versionAfter.entries()].filter(([k]) => k > step - S - 1 && k <= step),
           config: cfg,
+          config_hash: configHash(cfg),
           reference,
           test_before: testBefore,
           metrics: {},

@@ -77,6 +77,8 @@ for (const [staleness, dynamic] of [[0, false], [1, false], [1, true]] as const)
     assert.equal(y.optimizer.step, x.optimizer.step);
     assert.deepEqual(y.state.cursor, x.state.cursor);
     assert.deepEqual(y.state.versions, x.state.versions);
+    assert.match(String(y.state.config_hash), /^[0-9a-f]{64}$/);
+    assert.equal(y.state.config_hash, x.state.config_hash, 'max_steps differs between the runs, and is not hashed');
     assert.deepEqual(algorithmic(path.join(parts, 'metrics.jsonl')), algorithmic(path.join(whole, 'metrics.jsonl')));
     const [la, lb] = [new RolloutLog(whole), new RolloutLog(parts)];
     assert.deepEqual(await lb.steps(), [1, 2, 3, 4, 5, 6]);
