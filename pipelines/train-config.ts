@@ -98,6 +98,10 @@ const TrainerSchema = z
     save_best_mode: z.enum(['max', 'min']).default('max').describe('whether save_best_metric is better higher or lower'),
     save_checkpoint_path: z.string().default('runs/train').describe('run directory: checkpoints/, rollouts/, metrics.jsonl, log.jsonl'),
     resume_mode: z.enum(['disable', 'auto']).default('disable').describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
+    logger: z
+      .array(z.enum(['console', 'tensorboard']))
+      .default(['console', 'tensorboard'])
+      .describe("where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/"),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
@@ -192,6 +196,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.save_checkpoint_path',
   'trainer.resume_mode',
   'trainer.rollout_log',
+  'trainer.logger',
   'trainer.stop_on_loss_hacking',
   'trainer.loss_hacking_kl_prcp',
   'trainer.loss_hacking_accuracy_drop',

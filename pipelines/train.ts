@@ -26,6 +26,7 @@ import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { BackgroundWriter } from '../storage/background-writer.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
 import { RolloutLog, type RolloutStepRecord } from '../storage/rollout-log.ts';
+import { TensorBoardWriter } from '../storage/tensorboard.ts';
 import { createTask } from '../tasks/registry.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
@@ -226,6 +227,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     say(n);
     logger.info({ event: 'run_dir', message: n }, n);
   }
+  // Event files are rewound with metrics.jsonl on resume, whether or not this launch writes them.
+  const tensorboard = opts.noSave ? undefined : TensorBoardWriter.open(path.join(runDir, 'tensorboard'), { rewindTo: resumed?.step ?? (restartInPlace ? 0 : undefined), onNote: (n) => logger.info({ event: 'run_dir', message: n }, n) });
 
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
@@ -401,7 +404,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed }, 'checkpoint saved');
     };
 
-    const progress = createProgress('train', maxSteps, { quiet: opts.quiet, every: 1, startAt: firstStep - 1 });
+    const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
     const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
     const sampled$: Observable<RolloutBatchBeforeMask> = offline
@@ -465,6 +468,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         m['timing_s/save_wait'] = (performance.now() - tWait) / 1000;
         logger.info({ event: 'step', step: s.step, version: s.version, metrics: m }, 'step');
         if (metricsFile) fs.appendFileSync(metricsFile, `${JSON.stringify({ step: s.step, version: s.version, ...m })}\n`);
+        if (trainer.logger.includes('tensorboard')) tensorboard?.scalars(s.step, m);
         progress.update(s.step, {
           reward: fmt(m['critic/score/mean']),
           acc: fmt(m['reward/accuracy/mean']),
@@ -525,6 +529,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     for (const [sig, h] of signalHandlers) process.off(sig, h);
     subscription?.unsubscribe();
     await closeWriter();
+    tensorboard?.close();
     await engine.close();
     await actorTrainer.close();
   }

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { killAndResume } from './kill-driver.ts';
+import { scalarsByStep } from '../storage/tfevents-reader.ts';
 
 const algorithmic = (file: string) =>
   fs
@@ -32,6 +33,10 @@ for (const staleness of [0, 1]) {
       }
       assert.equal(r.interrupted.optimizer.step, r.uninterrupted.optimizer.step);
       assert.deepEqual(algorithmic(path.join(r.interruptedDir, 'metrics.jsonl')), algorithmic(path.join(r.uninterruptedDir, 'metrics.jsonl')));
+      // TensorBoard: every step once (the rewinds dropped what the killed launches wrote after their checkpoint), the same values.
+      const scalars = (run: string) => [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [step, Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput'))]);
+      assert.deepEqual(scalars(r.interruptedDir), scalars(r.uninterruptedDir));
+      assert.deepEqual(scalars(r.uninterruptedDir).map(([step]) => step), [1, 2, 3, 4, 5, 6, 7, 8]);
       const [a, b] = [new RolloutLog(r.uninterruptedDir), new RolloutLog(r.interruptedDir)];
       assert.deepEqual(await b.steps(), await a.steps());
       for (const step of await a.steps()) assert.deepEqual(await b.read(step), await a.read(step), `rollout step ${step}`);

@@ -15,6 +15,7 @@ import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { CheckpointStore } from '../../storage/checkpoints.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain } from '../../pipelines/train.ts';
+import { scalarsByStep } from '../storage/tfevents-reader.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 
 await initTf();
@@ -83,6 +84,10 @@ for (const [staleness, dynamic] of [[0, false], [1, false], [1, true]] as const)
     const [la, lb] = [new RolloutLog(whole), new RolloutLog(parts)];
     assert.deepEqual(await lb.steps(), [1, 2, 3, 4, 5, 6]);
     for (const step of await la.steps()) assert.deepEqual(await lb.read(step), await la.read(step), `rollout step ${step}`);
+    // TensorBoard: one event file per launch, every step once, the same values.
+    const scalars = (run: string) => [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [step, Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput'))]);
+    assert.equal(fs.readdirSync(path.join(parts, 'tensorboard')).length, 2);
+    assert.deepEqual(scalars(parts), scalars(whole));
   });
 }
 
