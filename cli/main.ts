@@ -8,6 +8,7 @@ import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
 import { registerTrainCommand } from './train.ts';
 import { registerReplayCommand } from './replay.ts';
+import { registerReportCommand } from './report.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 
 const program = new Command('papo')
@@ -34,6 +35,7 @@ program
 
 registerTrainCommand(program);
 registerReplayCommand(program);
+registerReportCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
 registerDataCommands(program);

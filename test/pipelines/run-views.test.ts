@@ -1,0 +1,148 @@
+/**
+ * What a person looks at, from tiny real runs (a PAPO-G and a GRPO run of a small random policy): the
+ * TensorBoard scalars equal metrics.jsonl; `papo report` draws charts whose data is the metrics, marks
+ * loss-hacking alarms and overlays runs, with nothing loaded from outside.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { PNG } from 'pngjs';
+import { initTf } from '../../util/tf-backend.ts';
+import { chartSvg } from '../../util/charts.ts';
+import { policyConfig } from '../../models/config.ts';
+import { initParams } from '../../models/params.ts';
+import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { runTrain } from '../../pipelines/train.ts';
+import { readMetrics, type MetricsLine } from '../../pipelines/run-dir.ts';
+import { writeReport, type ChartRow } from '../../pipelines/report.ts';
+import type { TrainConfigInput } from '../../pipelines/train-config.ts';
+import { scalarsByStep } from '../storage/tfevents-reader.ts';
+
+await initTf();
+
+const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 48, maxResponseLen: 8, seed: 1 });
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const PROMPTS = 4;
+const G = 4;
+
+let tmp: string;
+let papoRun: string;
+let grpoRun: string;
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-views-'));
+  const weights = path.join(tmp, 'init');
+  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  const config = (run: string, preset: 'papo_g' | 'grpo', steps: number): TrainConfigInput => ({
+    data: { task: 'digits', families: ['read', 'count', 'text-sum'], rollout_batch_size: PROMPTS, max_response_length: 6, seed: 2 },
+    algorithm: { preset },
+    worker: { actor: { model: { model_path: weights }, global_batch_size: 2, optim: { lr: 5e-3 } }, rollout: { n: G, threads: 1 } },
+    trainer: { max_steps: steps, val_freq: 2, val_limit: 6, test_before_and_after: false, save_checkpoint_path: run },
+  });
+  papoRun = path.join(tmp, 'papo');
+  grpoRun = path.join(tmp, 'grpo');
+  await runTrain(config(papoRun, 'papo_g', 3), { quiet: true });
+  await runTrain(config(grpoRun, 'grpo', 2), { quiet: true });
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const metricsOf = (run: string) => readMetrics(path.join(run, 'metrics.jsonl'));
+
+test('TensorBoard: every metric of every step, under its metrics.jsonl name, as float32', () => {
+  const metrics = metricsOf(papoRun);
+  const tb = scalarsByStep(path.join(papoRun, 'tensorboard'));
+  assert.deepEqual([...tb.keys()], [1, 2, 3]);
+  for (const { step, version: _v, ...m } of metrics) {
+    const logged = tb.get(step)!;
+    assert.deepEqual(Object.keys(logged).sort(), Object.keys(m).sort(), `step ${step}: the same tags`);
+    for (const [k, v] of Object.entries(m)) assert.equal(logged[k], Math.fround(v), `step ${step} ${k}`);
+  }
+  assert.ok(metrics[1]['val-core/accuracy/overall'] !== undefined && tb.get(2)!['val-core/accuracy/overall'] !== undefined, 'validation metrics too');
+});
+
+/** The Vega-Lite specs embedded in a report page, by chart id. */
+function embeddedSpecs(html: string): Map<string, { data: { values: ChartRow[] }; layer: { data?: { values: { step: number }[] }; mark: { type: string } }[] }> {
+  const out = new Map();
+  for (const m of html.matchAll(/<script type="application\/vnd\.vegalite\+json" data-chart="([^"]+)">([\s\S]*?)<\/script>/g)) out.set(m[1], JSON.parse(m[2]));
+  return out;
+}
+
+/** What a chart must show: one row per step with a finite value, value as logged. */
+function expectedRows(run: string, metrics: MetricsLine[], series: Record<string, (m: MetricsLine) => number | undefined>): ChartRow[] {
+  const rows: ChartRow[] = [];
+  for (const m of metrics) for (const [label, f] of Object.entries(series)) if (f(m) !== undefined) rows.push({ run, series: label, step: m.step, value: f(m)! });
+  return rows;
+}
+
+test('papo report: a self-contained page whose charts are the metrics, and their PNGs', async () => {
+  const out = path.join(tmp, 'report', 'papo.html');
+  const r = await writeReport([papoRun], { out });
+  const html = fs.readFileSync(out, 'utf8');
+  assert.doesNotMatch(html, /<script(?![^>]*application\/vnd\.vegalite\+json)/, 'no executable script');
+  assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'nothing fetched');
+  const specs = embeddedSpecs(html);
+  assert.deepEqual([...specs.keys()], ['reward', 'validation', 'kl_prcp', 'entropy', 'clipping', 'length', 'time']);
+  assert.equal(html.match(/<svg/g)?.length, specs.size, 'one picture per chart');
+
+  const metrics = metricsOf(papoRun);
+  const by = (k: string) => (m: MetricsLine) => m[k];
+  const sorted = (rows: ChartRow[]) => [...rows].sort((a, b) => a.step - b.step || a.series.localeCompare(b.series));
+  assert.deepEqual(sorted(specs.get('reward')!.data.values), sorted(expectedRows('papo', metrics, { 'critic/score/mean': by('critic/score/mean'), 'reward/accuracy/vision_dependent': by('reward/accuracy/vision_dependent'), 'reward/accuracy/general': by('reward/accuracy/general') })));
+  assert.deepEqual(
+    sorted(specs.get('kl_prcp')!.data.values),
+    sorted(expectedRows('papo', metrics, { 'actor/kl_prcp/vision_dependent': by('actor/kl_prcp/vision_dependent'), 'actor/kl_prcp/general': by('actor/kl_prcp/general'), '-actor/kl_prcp_loss (all)': (m) => -m['actor/kl_prcp_loss'] })),
+  );
+  assert.deepEqual(sorted(specs.get('validation')!.data.values).map((r) => r.step), [2, 2, 2], 'validation at step 2 (val_freq 2)');
+  const stages = new Set(specs.get('time')!.data.values.map((r) => r.series));
+  for (const s of ['gen', 'reward', 'masked_log_prob', 'ref', 'adv', 'update_actor']) assert.ok(stages.has(s), `time of stage ${s}`);
+  assert.equal(specs.get('time')!.data.values.find((r) => r.series === 'gen' && r.step === 1)!.value, metrics[0]['timing_s/gen']);
+
+  assert.equal(r.pngs.length, 1 + specs.size);
+  for (const file of r.pngs) {
+    const png = PNG.sync.read(fs.readFileSync(file));
+    assert.ok(png.width > 400 && png.height > 200, `${path.basename(file)} is ${png.width}x${png.height}`);
+  }
+  assert.match(html, /Loss-hacking watch: no warning/);
+});
+
+test('papo report: loss-hacking alarms (with the run\'s thresholds) are marked on every chart; several runs are overlaid', async () => {
+  const hacked = path.join(tmp, 'hacked');
+  fs.mkdirSync(hacked);
+  const acc = [0.5, 0.6, 0.6, 0.45, 0.4, 0.55];
+  const kl = [0.1, 0.1, 0.6, 0.6, 0.3, 0.7];
+  fs.writeFileSync(path.join(hacked, 'metrics.jsonl'), acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i] })).join('\n') + '\n');
+  // window 1: fires where kl_prcp > 0.5 while accuracy < best - 0.1, i.e. at step 4 only
+  fs.writeFileSync(path.join(hacked, 'config.json'), JSON.stringify({ algorithm: { preset: 'papo_g' }, trainer: { loss_hacking_window: 1, loss_hacking_kl_prcp: 0.5, loss_hacking_accuracy_drop: 0.1 } }));
+  const out = path.join(tmp, 'report', 'both.html');
+  const r = await writeReport([papoRun, grpoRun, hacked], { out, png: false });
+  assert.deepEqual(r.runs.map((x) => [x.name, x.alarms.map((a) => a.step)]), [['papo', []], ['grpo', []], ['hacked', [4]]]);
+  assert.deepEqual(r.pngs, []);
+  const html = fs.readFileSync(out, 'utf8');
+  assert.match(html, /Loss-hacking warnings[\s\S]*<b>hacked<\/b>: possible loss hacking at step 4/);
+  const specs = embeddedSpecs(html);
+  for (const [id, spec] of specs) {
+    const rule = spec.layer.find((l) => l.mark.type === 'rule');
+    assert.deepEqual(rule?.data?.values.map((v) => v.step), [4], `chart ${id} marks the alarm`);
+  }
+  const runsIn = (id: string) => [...new Set(specs.get(id)!.data.values.map((v) => v.run))];
+  assert.deepEqual(runsIn('reward'), ['papo', 'grpo', 'hacked']);
+  assert.deepEqual(runsIn('kl_prcp'), ['papo', 'hacked'], 'GRPO has no masked view');
+  assert.deepEqual(runsIn('entropy'), ['papo', 'grpo']);
+});
+
+test('charts load nothing from outside their spec', async () => {
+  await assert.rejects(chartSvg({ data: { url: 'https://example.com/data.json' }, mark: 'point' }), /Loading failed .*charts load no data from outside the spec \(asked for https:\/\/example\.com\/data\.json\)/);
+});
+
+test('the papo report command', () => {
+  const papo = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/papo.js'), ...args], { cwd: tmp, encoding: 'utf8' });
+  const rep = papo('report', papoRun, grpoRun, '--no-png');
+  assert.equal(rep.status, 0, rep.stderr);
+  assert.match(rep.stdout, /report: .*report\.html\npapo: 3 steps\ngrpo: 2 steps/);
+  assert.ok(fs.existsSync(path.join(tmp, 'report.html')));
+  const notRun = papo('report', path.join(tmp, 'init'));
+  assert.equal(notRun.status, 1);
+  assert.match(notRun.stderr, /has no metrics\.jsonl/);
+});
