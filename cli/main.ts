@@ -9,6 +9,7 @@ import { registerEvalCommand } from './eval.ts';
 import { registerTrainCommand } from './train.ts';
 import { registerReplayCommand } from './replay.ts';
 import { registerReportCommand } from './report.ts';
+import { registerRolloutsCommand } from './rollouts.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 
 const program = new Command('papo')
@@ -36,6 +37,7 @@ program
 registerTrainCommand(program);
 registerReplayCommand(program);
 registerReportCommand(program);
+registerRolloutsCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
 registerDataCommands(program);

@@ -88,7 +88,8 @@ function labelsFor(r: TaskRecord, width: number, reasoning: boolean): Label[] {
   return out;
 }
 
-function blitScaled(dst: RgbImage, src: RgbImage, x0: number, y0: number, s: number): void {
+/** Copies `src` into `dst` at (x0, y0), each pixel an s x s block. */
+export function blitScaled(dst: RgbImage, src: RgbImage, x0: number, y0: number, s: number): void {
   for (let y = 0; y < src.height * s; y++) {
     for (let x = 0; x < src.width * s; x++) {
       const sp = (Math.floor(y / s) * src.width + Math.floor(x / s)) * 3;
@@ -97,7 +98,8 @@ function blitScaled(dst: RgbImage, src: RgbImage, x0: number, y0: number, s: num
   }
 }
 
-function frame(img: RgbImage, x: number, y: number, w: number, h: number): void {
+/** A one-pixel frame of w x h with its top-left at (x, y). */
+export function frame(img: RgbImage, x: number, y: number, w: number, h: number): void {
   for (let i = 0; i < w; i++) for (const yy of [y, y + h - 1]) img.data.set(FRAME, (yy * img.width + x + i) * 3);
   for (let j = 0; j < h; j++) for (const xx of [x, x + w - 1]) img.data.set(FRAME, ((y + j) * img.width + xx) * 3);
 }

@@ -1,7 +1,8 @@
 /**
  * What a person looks at, from tiny real runs (a PAPO-G and a GRPO run of a small random policy): the
  * TensorBoard scalars equal metrics.jsonl; `papo report` draws charts whose data is the metrics, marks
- * loss-hacking alarms and overlays runs, with nothing loaded from outside.
+ * loss-hacking alarms and overlays runs, with nothing loaded from outside; `papo rollouts` draws one row
+ * per prompt with the masked view redrawn and per-response kl_prcp that averages to the step's metrics.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { readMetrics, type MetricsLine } from '../../pipelines/run-dir.ts';
 import { writeReport, type ChartRow } from '../../pipelines/report.ts';
+import { writeRolloutSheet } from '../../pipelines/rollout-sheet.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
 
@@ -136,12 +138,57 @@ test('charts load nothing from outside their spec', async () => {
   await assert.rejects(chartSvg({ data: { url: 'https://example.com/data.json' }, mark: 'point' }), /Loading failed .*charts load no data from outside the spec \(asked for https:\/\/example\.com\/data\.json\)/);
 });
 
-test('the papo report command', () => {
+test('papo rollouts: one row per prompt, the masked view redrawn, per-response kl_prcp that averages to the step metrics', async () => {
+  const out = path.join(tmp, 'sheet.png');
+  const r = await writeRolloutSheet(papoRun, { step: 2, out });
+  assert.equal(r.prompts.length, PROMPTS);
+  const metrics = metricsOf(papoRun)[1];
+  const groups: Record<string, number[]> = { vision_dependent: [], general: [] };
+  for (const p of r.prompts) {
+    assert.equal(p.responses.length, G);
+    assert.ok(p.masked, 'a masked view');
+    // Masking blackens patches: every pixel is the original's or black, and some are black.
+    let black = 0;
+    for (let i = 0; i < p.image.data.length; i++) {
+      if (p.masked!.data[i] === 0 && p.image.data[i] !== 0) black++;
+      else assert.equal(p.masked!.data[i], p.image.data[i]);
+    }
+    assert.ok(black > 0);
+    for (const x of p.responses) groups[p.title.includes('vision-dependent') ? 'vision_dependent' : 'general'].push(x.klPrcp!);
+  }
+  for (const [k, xs] of Object.entries(groups)) {
+    if (!xs.length) continue;
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(Math.abs(mean - metrics[`actor/kl_prcp/${k}`]) <= 1e-6 * Math.max(1, mean), `kl_prcp ${k}: sheet ${mean}, metrics ${metrics[`actor/kl_prcp/${k}`]}`);
+  }
+  // The picture: as large as reported, with one separating rule per prompt row.
+  const png = PNG.sync.read(fs.readFileSync(out));
+  assert.deepEqual([png.width, png.height], [r.width, r.height]);
+  let rules = 0;
+  for (let y = 0; y < png.height; y++) {
+    let same = true;
+    for (let x = 0; x < png.width && same; x++) same = png.data[(y * png.width + x) * 4] === 70 && png.data[(y * png.width + x) * 4 + 2] === 88;
+    if (same) rules++;
+  }
+  assert.equal(rules, PROMPTS);
+
+  const grpo = await writeRolloutSheet(grpoRun, { step: 1, out: path.join(tmp, 'grpo.png'), prompts: 2 });
+  assert.equal(grpo.prompts.length, 2);
+  assert.ok(grpo.prompts.every((p) => p.masked === undefined && p.responses.every((x) => x.klPrcp === undefined)), 'GRPO logs no masked view');
+});
+
+test('the papo report and papo rollouts commands', () => {
   const papo = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/papo.js'), ...args], { cwd: tmp, encoding: 'utf8' });
   const rep = papo('report', papoRun, grpoRun, '--no-png');
   assert.equal(rep.status, 0, rep.stderr);
   assert.match(rep.stdout, /report: .*report\.html\npapo: 3 steps\ngrpo: 2 steps/);
   assert.ok(fs.existsSync(path.join(tmp, 'report.html')));
+  const sheet = papo('rollouts', papoRun, '--step', '3', '--prompts', '1');
+  assert.equal(sheet.status, 0, sheet.stderr);
+  assert.match(sheet.stdout, /rollouts: .*rollouts-step_000003\.png \(1 prompts, \d+ x \d+ px\)/);
+  const missing = papo('rollouts', papoRun, '--step', '9');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /step 9 is not in the rollout log of .* \(logged: 1, 2, 3\)/);
   const notRun = papo('report', path.join(tmp, 'init'));
   assert.equal(notRun.status, 1);
   assert.match(notRun.stderr, /has no metrics\.jsonl/);
