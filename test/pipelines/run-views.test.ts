@@ -64,6 +64,15 @@ test('TensorBoard: every metric of every step, under its metrics.jsonl name, as 
   assert.ok(metrics[1]['val-core/accuracy/overall'] !== undefined && tb.get(2)!['val-core/accuracy/overall'] !== undefined, 'validation metrics too');
 });
 
+test('trainer.logger: without tensorboard no event file is written; a logger this trainer lacks is refused by name', async () => {
+  const run = path.join(tmp, 'no-tb');
+  const cfg = JSON.parse(fs.readFileSync(path.join(grpoRun, 'config.json'), 'utf8'));
+  await runTrain({ ...cfg, trainer: { ...cfg.trainer, max_steps: 1, val_freq: 0, save_checkpoint_path: run, logger: ['console'] } }, { quiet: true });
+  assert.equal(metricsOf(run).length, 1);
+  assert.ok(!fs.existsSync(path.join(run, 'tensorboard')));
+  await assert.rejects(runTrain({ ...cfg, trainer: { ...cfg.trainer, logger: ['tensorboard', 'wandb'] } }, { quiet: true }), /trainer\.logger\.1: .*"console"\|"tensorboard"/);
+});
+
 /** The Vega-Lite specs embedded in a report page, by chart id. */
 function embeddedSpecs(html: string): Map<string, { data: { values: ChartRow[] }; layer: { data?: { values: { step: number }[] }; mark: { type: string } }[] }> {
   const out = new Map();
