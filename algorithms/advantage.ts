@@ -52,12 +52,7 @@ export interface AdvantageResult {
   numGroups: number;
 }
 
-export function groupAdvantages(
-  rewards: tf.Tensor1D | ArrayLike<number>,
-  groupSize: number,
-  estimator: string,
-  eps = 1e-6,
-): AdvantageResult {
+export function groupAdvantages(rewards: tf.Tensor1D | ArrayLike<number>, groupSize: number, estimator: string, eps = 1e-6): AdvantageResult {
   const estimate = advantageEstimators.get(estimator);
   const r = rewards instanceof tf.Tensor ? rewards : tf.tensor1d(Array.from(rewards), 'float32');
   try {

@@ -51,7 +51,8 @@ export function aggregate(lossMat: tf.Tensor, mask: tf.Tensor, mode: string, los
   const aggregation = lossAggModes.get(mode);
   return tf.tidy(() => {
     const out = aggregation(lossMat, mask, { lossScaleFactor });
-    if (!(out instanceof tf.Tensor) || out.rank !== 0) throw new Error(`loss aggregation mode "${mode}" returned ${out instanceof tf.Tensor ? `shape [${out.shape}]` : typeof out}, expected a scalar tensor`);
+    if (!(out instanceof tf.Tensor) || out.rank !== 0)
+      throw new Error(`loss aggregation mode "${mode}" returned ${out instanceof tf.Tensor ? `shape [${out.shape}]` : typeof out}, expected a scalar tensor`);
     return out;
   });
 }

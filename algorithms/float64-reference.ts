@@ -107,7 +107,7 @@ export function refPapoLoss(inp: RefInputs, c: ObjectiveConfig): { loss: number;
     const a = inp.advantages[b];
     return Array.isArray(a) ? a[t] : (a as number) * inp.responseMask[b][t];
   };
-  const terms = mat((b, t) => 0).map((row, b) => row.map((_, t) => refPg(inp.logprobs[b][t], inp.oldLogprobs[b][t], adv(b, t), c)));
+  const terms = mat((_b, _t) => 0).map((row, b) => row.map((_, t) => refPg(inp.logprobs[b][t], inp.oldLogprobs[b][t], adv(b, t), c)));
   const agg = (x: Mat) => refAgg(x, inp.responseMask, c.loss_agg_mode, c.loss_scale_factor);
   const tokMean = (x: Mat) => refAgg(x, inp.responseMask, 'token-mean');
   const metrics: Record<string, number> = {};

@@ -7,13 +7,32 @@ export { tf } from '../util/tf-backend.ts';
 export { objectiveConfig, ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from './config.ts';
 export { papoLoss, type PapoLossInputs, type PapoLossOptions, type PapoLossResult, type PapoMetricName } from './papo-loss.ts';
 export {
-  groupAdvantages, broadcastAdvantages, registerAdvEstimator, advantageEstimators,
-  type AdvantageEstimator, type AdvantageOptions, type AdvantageResult,
+  groupAdvantages,
+  broadcastAdvantages,
+  registerAdvEstimator,
+  advantageEstimators,
+  type AdvantageEstimator,
+  type AdvantageOptions,
+  type AdvantageResult,
 } from './advantage.ts';
 export {
-  ppoClipLoss, registerPolicyLoss, policyLosses,
-  type PolicyLoss, type PolicyLossInputs, type PolicyLossTerms, type ClipConfig,
+  ppoClipLoss,
+  registerPolicyLoss,
+  policyLosses,
+  type PolicyLoss,
+  type PolicyLossInputs,
+  type PolicyLossTerms,
+  type ClipConfig,
 } from './policy-loss.ts';
 export { klEstimate, registerKlEstimator, klEstimators, type KlEstimator } from './kl.ts';
 export { aggregate, maskedMean, registerLossAggMode, lossAggModes, type LossAggregation, type AggregationOptions } from './aggregate.ts';
-export { drawPatchGrid, applyPatchGrid, randomPatchMask, registerMaskType, maskTypes, type MaskFunction, type PatchGrid, type PatchMaskOptions } from './masking.ts';
+export {
+  drawPatchGrid,
+  applyPatchGrid,
+  randomPatchMask,
+  registerMaskType,
+  maskTypes,
+  type MaskFunction,
+  type PatchGrid,
+  type PatchMaskOptions,
+} from './masking.ts';

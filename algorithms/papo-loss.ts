@@ -71,7 +71,9 @@ function checkTerms(name: string, terms: PolicyLossTerms, shape: number[]): void
   for (const k of ['pg', 'clipped', 'dualClipped', 'negApproxKl'] as const) {
     const t = terms?.[k];
     if (!(t instanceof tf.Tensor) || t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(`papoLoss: policy loss "${name}" returned ${k} ${t instanceof tf.Tensor ? `of shape [${t.shape}]` : typeof t}, expected a tensor of shape [${shape}]`);
+      throw new Error(
+        `papoLoss: policy loss "${name}" returned ${k} ${t instanceof tf.Tensor ? `of shape [${t.shape}]` : typeof t}, expected a tensor of shape [${shape}]`,
+      );
     }
   }
 }
@@ -93,7 +95,8 @@ export function papoLoss(inputs: PapoLossInputs, config: ObjectiveConfig, option
   const gamma = config.perception_loss_weight;
   const eta1 = config.entropy_coef_original;
   const eta2 = config.entropy_coef_masked;
-  if (beta > 0 && !refLogprobs) throw new Error('papoLoss: kl_coef > 0 needs refLogprobs (the reference policy log-probs); set kl_coef 0 to train without a reference model');
+  if (beta > 0 && !refLogprobs)
+    throw new Error('papoLoss: kl_coef > 0 needs refLogprobs (the reference policy log-probs); set kl_coef 0 to train without a reference model');
   if ((gamma > 0 || eta2 > 0) && !maskedLogprobs) {
     throw new Error('papoLoss: perception_loss_weight or entropy_coef_masked > 0 needs maskedLogprobs (log-probs of the same tokens on the masked image)');
   }

@@ -17,7 +17,14 @@ const repeats = Number(process.argv[2] ?? 5);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-ckpt-bench-'));
 const start = await loadPolicyWeights(SHIPPED_WARM_START);
 const copy = (p: Record<string, Float32Array>) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.slice()]));
-const ckpt: Checkpoint = { kind: 'train', step: 1, policy: { config: start.config, params: start.params }, optimizer: { step: 1, m: copy(start.params), v: copy(start.params) }, samplers: [], state: { version: 1 } };
+const ckpt: Checkpoint = {
+  kind: 'train',
+  step: 1,
+  policy: { config: start.config, params: start.params },
+  optimizer: { step: 1, m: copy(start.params), v: copy(start.params) },
+  samplers: [],
+  state: { version: 1 },
+};
 const arrays = [...Object.values(ckpt.policy.params), ...Object.values(ckpt.optimizer.m), ...Object.values(ckpt.optimizer.v)];
 const bytes = arrays.reduce((a, x) => a + x.byteLength, 0);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -53,17 +60,26 @@ for (let r = 0; r < repeats; r++) {
 }
 const mbps = (ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0);
 console.log(`checkpoint of the default policy: ${(bytes / 1e6).toFixed(2)} MB of arrays (weights + AdamW m, v), median of ${repeats}`);
-console.log(`save: ${median(save).toFixed(0)} ms (${mbps(median(save))} MB/s)   plain write+fsync: ${median(plainSave).toFixed(0)} ms (${mbps(median(plainSave))} MB/s)   ratio ${(median(save) / median(plainSave)).toFixed(2)}x`);
-console.log(`load: ${median(load).toFixed(0)} ms (${mbps(median(load))} MB/s)   plain read: ${median(plainLoad).toFixed(0)} ms (${mbps(median(plainLoad))} MB/s)   ratio ${(median(load) / median(plainLoad)).toFixed(2)}x`);
+console.log(
+  `save: ${median(save).toFixed(0)} ms (${mbps(median(save))} MB/s)   plain write+fsync: ${median(plainSave).toFixed(0)} ms (${mbps(median(plainSave))} MB/s)   ratio ${(median(save) / median(plainSave)).toFixed(2)}x`,
+);
+console.log(
+  `load: ${median(load).toFixed(0)} ms (${mbps(median(load))} MB/s)   plain read: ${median(plainLoad).toFixed(0)} ms (${mbps(median(plainLoad))} MB/s)   ratio ${(median(load) / median(plainLoad)).toFixed(2)}x`,
+);
 
 // The stall: a short default-policy run with a checkpoint every step; the time the graph waits for the
 // previous step's writes, against the step time.
 const run = await runTrain(
-  { data: { rollout_batch_size: 8 }, trainer: { max_steps: 8, save_freq: 1, save_limit: 2, test_before_and_after: false, save_checkpoint_path: path.join(dir, 'stall') } },
+  {
+    data: { rollout_batch_size: 8 },
+    trainer: { max_steps: 8, save_freq: 1, save_limit: 2, test_before_and_after: false, save_checkpoint_path: path.join(dir, 'stall') },
+  },
   { quiet: true },
 );
 const steps = run.steps.slice(1); // the first step includes start-up
 const wait = steps.reduce((a, s) => a + s.metrics['timing_s/save_wait'], 0);
 const total = steps.reduce((a, s) => a + s.metrics['timing_s/step'], 0);
-console.log(`stall: saving every step waits ${(1000 * wait / steps.length).toFixed(1)} ms per step of ${(1000 * total / steps.length).toFixed(0)} ms (${((100 * wait) / total).toFixed(1)}% of step time)`);
+console.log(
+  `stall: saving every step waits ${((1000 * wait) / steps.length).toFixed(1)} ms per step of ${((1000 * total) / steps.length).toFixed(0)} ms (${((100 * wait) / total).toFixed(1)}% of step time)`,
+);
 fs.rmSync(dir, { recursive: true, force: true });

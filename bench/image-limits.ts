@@ -49,7 +49,7 @@ if (args.case === 'write') {
   // child: load the manifest once, print ms and max RSS
   const c = CASES[args.case];
   const file = path.join(args.dir!, `${c.image}.jsonl`);
-  fs.writeFileSync(file, JSON.stringify({ image: c.image, question: 'q', answer: '1' }) + '\n');
+  fs.writeFileSync(file, `${JSON.stringify({ image: c.image, question: 'q', answer: '1' })}\n`);
   const t0 = performance.now();
   const m = loadManifest(file, { height: 28, width: 56, onError: 'skip', maxImagePixels: c.maxImagePixels });
   const ms = performance.now() - t0;
@@ -61,7 +61,11 @@ if (args.case === 'write') {
     const w = spawnSync(process.execPath, ['--import', 'tsx', process.argv[1], '--case', 'write', '--dir', dir], { encoding: 'utf8' });
     if (w.status !== 0) throw new Error(w.stderr);
     // the baseline: an empty process that loads the same modules
-    const base = spawnSync(process.execPath, ['--import', 'tsx', '-e', "await import('./tasks/loader/manifest.ts'); console.log(process.resourceUsage().maxRSS / 1024)"], { encoding: 'utf8' });
+    const base = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '-e', "await import('./tasks/loader/manifest.ts'); console.log(process.resourceUsage().maxRSS / 1024)"],
+      { encoding: 'utf8' },
+    );
     console.log(`baseline process (modules loaded, nothing decoded): max RSS ${Number(base.stdout).toFixed(0)} MB`);
     for (const name of Object.keys(CASES)) {
       if (name.includes('raised') && !args.unbounded) continue;
@@ -69,7 +73,9 @@ if (args.case === 'write') {
       const r = spawnSync(process.execPath, ['--import', 'tsx', process.argv[1], '--case', name, '--dir', dir], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${name}: ${r.stderr}`);
       const out = JSON.parse(r.stdout) as { ms: number; maxRssMB: number; outcome: string };
-      console.log(`${name.padEnd(46)} file ${size.padStart(6)} KB  ${out.ms.toFixed(0).padStart(6)} ms  max RSS ${out.maxRssMB.toFixed(0).padStart(5)} MB  ${out.outcome}`);
+      console.log(
+        `${name.padEnd(46)} file ${size.padStart(6)} KB  ${out.ms.toFixed(0).padStart(6)} ms  max RSS ${out.maxRssMB.toFixed(0).padStart(5)} MB  ${out.outcome}`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -54,7 +54,8 @@ async function main() {
   const cfg = policyConfig({ seed: 1 });
   const params = initParams(cfg);
   const runners = [];
-  for (const v of VARIANTS) runners.push({ ...v, runner: await OrtTrainRunner.create(cfg, params, { lr: 1e-4 }, { threads: 1, mode: v.mode, chunkRows: v.chunkRows }) });
+  for (const v of VARIANTS)
+    runners.push({ ...v, runner: await OrtTrainRunner.create(cfg, params, { lr: 1e-4 }, { threads: 1, mode: v.mode, chunkRows: v.chunkRows }) });
   const batches = ROWS.map((R) => rowsOf(cfg, R));
   const cpu: Record<string, number[]> = {};
   const wall: Record<string, number[]> = {};
@@ -86,7 +87,9 @@ async function main() {
   }
   const base = runners[0].name;
   for (const v of runners.slice(1)) {
-    console.log(`${`${v.name} / ${base} (best cpu)`.padEnd(44)}${ROWS.map((R) => `${(Math.min(...cpu[`${v.name} R${R}`]) / Math.min(...cpu[`${base} R${R}`])).toFixed(2)}x`.padStart(10)).join('')}`);
+    console.log(
+      `${`${v.name} / ${base} (best cpu)`.padEnd(44)}${ROWS.map((R) => `${(Math.min(...cpu[`${v.name} R${R}`]) / Math.min(...cpu[`${base} R${R}`])).toFixed(2)}x`.padStart(10)).join('')}`,
+    );
   }
 }
 

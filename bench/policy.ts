@@ -131,10 +131,19 @@ function tfSampleCached(c: PolicyConfig, p: TfParams, images: RgbImage[], prompt
   let tokens = 0;
   // Additive bias over cached keys: 0 for valid keys, MASK_VALUE for PAD (and for the tokens of finished rows).
   const keyBias: number[][] = Array.from({ length: N }, (_, r) =>
-    Array.from({ length: L }, (_, k) => (k >= nPatch && text.keyValid[r * Lp + k - nPatch] === 0 ? MASK_VALUE : 0)));
+    Array.from({ length: L }, (_, k) => (k >= nPatch && text.keyValid[r * Lp + k - nPatch] === 0 ? MASK_VALUE : 0)),
+  );
   let cache: KeyValues[] = [];
   let logitsT = tf.tidy(() => {
-    const x = embedSequence(c, p, patchify(rows.map((b) => images[b]), c), text);
+    const x = embedSequence(
+      c,
+      p,
+      patchify(
+        rows.map((b) => images[b]),
+        c,
+      ),
+      text,
+    );
     const out = lastLogits(c, p, x, tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L]));
     cache = out.cache.map((kv) => ({ kT: tf.keep(kv.kT), v: tf.keep(kv.v) }));
     return out.logits;
@@ -173,7 +182,10 @@ function tfSample(c: PolicyConfig, p: TfParams, images: RgbImage[], prompts: num
   const { nPatch } = policyDims(c);
   const V = c.vocabSize;
   const { pb, rows, N } = expandPrompts(c, prompts, n);
-  const patches = patchify(rows.map((b) => images[b]), c);
+  const patches = patchify(
+    rows.map((b) => images[b]),
+    c,
+  );
   const rngs = Array.from({ length: N }, (_, r) => Rng.derive(seed, 'sample', rows[r], r % n));
   const gen: number[][] = Array.from({ length: N }, () => []);
   const done = new Uint8Array(N);
@@ -184,8 +196,7 @@ function tfSample(c: PolicyConfig, p: TfParams, images: RgbImage[], prompts: num
     const text = buildTextBatch(pb, resp);
     const Lt = text.promptLen + t;
     const L = nPatch + Lt;
-    const out = tf.tidy(() =>
-      lastLogits(c, p, embedSequence(c, p, patches, text), tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L])).logits);
+    const out = tf.tidy(() => lastLogits(c, p, embedSequence(c, p, patches, text), tf.tensor4d(attentionBias(text, nPatch), [N, 1, L, L])).logits);
     const logits = out.dataSync() as Float32Array;
     out.dispose();
     for (let r = 0; r < N; r++) {
@@ -226,9 +237,16 @@ async function main() {
   const prompts = Array.from({ length: PROMPTS }, (_, i) => encodePrompt(`Add the two digits in the image. #${i}`));
   const Lp = Math.max(...prompts.map((p) => p.length));
   const maxNew = cfg.maxResponseLen;
-  console.log(`papo-stream policy bench: ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`model: default config d=${cfg.dModel} layers=${cfg.nLayers} heads=${cfg.nHeads} image ${cfg.imageHeight}x${cfg.imageWidth}/${cfg.patchSize} ` +
-    `(${policyDims(cfg).nPatch} patches), vocab ${cfg.vocabSize}, ${paramCount(cfg)} params; prompt ${Lp} tokens, up to ${maxNew} new`);
+  console.log(
+    `papo-stream policy bench: ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `model: default config d=${cfg.dModel} layers=${cfg.nLayers} heads=${cfg.nHeads} image ${cfg.imageHeight}x${cfg.imageWidth}/${cfg.patchSize} ` +
+      `(${policyDims(cfg).nPatch} patches), vocab ${cfg.vocabSize}, ${paramCount(cfg)} params; prompt ${Lp} tokens, up to ${maxNew} new`,
+  );
   console.log(`tfjs backend: ${backend}; onnxruntime intra-op threads: ${THREADS}\n`);
 
   const engine = await PolicyEngine.create(cfg, { intraOpThreads: THREADS });
@@ -252,10 +270,18 @@ async function main() {
   // The tfjs sampler's forward against TfPolicy.logProbs and the engine, on tokens it sampled.
   const k = 4;
   const rowsK = tfSmall.value.rows.slice(0, k);
-  const check = policy.logProbs({ images: rowsK.map((b) => small.images[b]), promptIds: rowsK.map((b) => small.prompts[b]), responseIds: tfSmall.value.responses.slice(0, k) });
+  const check = policy.logProbs({
+    images: rowsK.map((b) => small.images[b]),
+    promptIds: rowsK.map((b) => small.prompts[b]),
+    responseIds: tfSmall.value.responses.slice(0, k),
+  });
   const tfLp = check.logprobs.arraySync() as number[][];
   tf.dispose([check.logprobs, check.mask]);
-  const ortLpK = await engine.logProbs({ images: rowsK.map((b) => small.images[b]), prompts: rowsK.map((b) => small.prompts[b]), responses: tfSmall.value.responses.slice(0, k) });
+  const ortLpK = await engine.logProbs({
+    images: rowsK.map((b) => small.images[b]),
+    prompts: rowsK.map((b) => small.prompts[b]),
+    responses: tfSmall.value.responses.slice(0, k),
+  });
   const parity = Math.max(...ortLpK.logprobs.flatMap((row, i) => Array.from(row, (v, t) => Math.abs(v - tfLp[i][t]))));
 
   const tps = (tokens: number, ms: number) => (tokens / ms) * 1000;
@@ -268,13 +294,18 @@ async function main() {
   line(`ORT engine (worker, KV cache), ${TF_PROMPTS}x${G} rows`, ortSmall.value.tokens, ortSmall.ms);
   line(`tfjs ${backend} (KV cache), ${TF_PROMPTS}x${G} rows`, tfSmall.value.tokens, tfSmall.ms);
   if (tfUncached) line(`tfjs ${backend} (no cache), ${TF_PROMPTS}x${G} rows`, tfUncached.value.tokens, tfUncached.ms);
-  console.log(`  => ORT / tfjs sampling speed: ${ratio(ortBig.value, ortBig.ms, tfBig.value, tfBig.ms)}x at ${PROMPTS}x${G} rows, ` +
-    `${ratio(ortSmall.value, ortSmall.ms, tfSmall.value, tfSmall.ms)}x at ${TF_PROMPTS}x${G} rows (vs cached tfjs)` +
-    (tfUncached ? `; ${ratio(ortSmall.value, ortSmall.ms, tfUncached.value, tfUncached.ms)}x vs uncached tfjs` : '') + '  (required >= 5x)');
-  console.log(`     responses identical to ORT's: tfjs ${PROMPTS}x${G} ${sameAs(tfBig.value.responses, ortBig.value)}/${tfBig.value.responses.length}, ` +
-    `tfjs ${TF_PROMPTS}x${G} ${sameAs(tfSmall.value.responses, ortSmall.value)}/${tfSmall.value.responses.length}` +
-    (tfUncached ? `, uncached ${sameAs(tfUncached.value.responses, ortSmall.value)}/${tfUncached.value.responses.length}` : '') +
-    `; ORT vs TfPolicy log-prob max |diff| ${parity.toExponential(2)}`);
+  console.log(
+    `  => ORT / tfjs sampling speed: ${ratio(ortBig.value, ortBig.ms, tfBig.value, tfBig.ms)}x at ${PROMPTS}x${G} rows, ` +
+      `${ratio(ortSmall.value, ortSmall.ms, tfSmall.value, tfSmall.ms)}x at ${TF_PROMPTS}x${G} rows (vs cached tfjs)` +
+      (tfUncached ? `; ${ratio(ortSmall.value, ortSmall.ms, tfUncached.value, tfUncached.ms)}x vs uncached tfjs` : '') +
+      '  (required >= 5x)',
+  );
+  console.log(
+    `     responses identical to ORT's: tfjs ${PROMPTS}x${G} ${sameAs(tfBig.value.responses, ortBig.value)}/${tfBig.value.responses.length}, ` +
+      `tfjs ${TF_PROMPTS}x${G} ${sameAs(tfSmall.value.responses, ortSmall.value)}/${tfSmall.value.responses.length}` +
+      (tfUncached ? `, uncached ${sameAs(tfUncached.value.responses, ortSmall.value)}/${tfUncached.value.responses.length}` : '') +
+      `; ORT vs TfPolicy log-prob max |diff| ${parity.toExponential(2)}`,
+  );
   console.log(`     ORT step-graph rows computed at ${PROMPTS}x${G}: ${ortBig.value.stepRows} (finished rows are dropped)\n`);
 
   // ---- teacher-forced log-probs
@@ -323,10 +354,16 @@ async function main() {
   const achieved = trainFlops / (updMs / 1000);
   const ortPeak = await ortMatmulPeak();
   console.log(`tfjs update (fwd + bwd + AdamW), ${UPDATE_ROWS} rows x ${seqLen} tokens (${lr} response tokens each)`);
-  console.log(`  ${fmt(updMs)} ms/step: ${fmt((UPDATE_ROWS * lr) / (updMs / 1000))} response tokens/s, ${fmt((UPDATE_ROWS * seqLen) / (updMs / 1000))} sequence tokens/s`);
-  console.log(`  model FLOPs ${fmt(trainFlops / 1e9, 2)} GFLOP/step -> ${fmt(achieved / 1e9, 2)} GFLOP/s; ${backend} matmul peak (${n}^3) ${fmt(peak / 1e9, 2)} GFLOP/s` +
-    ` => ${fmt((100 * achieved) / peak, 1)}% of peak`);
-  console.log(`  (for scale: onnxruntime's 1-thread ${n}^3 matmul ${fmt(ortPeak / 1e9, 2)} GFLOP/s => the update reaches ${fmt((100 * achieved) / ortPeak, 1)}% of one core's MLAS peak; tfjs-wasm runs one thread)\n`);
+  console.log(
+    `  ${fmt(updMs)} ms/step: ${fmt((UPDATE_ROWS * lr) / (updMs / 1000))} response tokens/s, ${fmt((UPDATE_ROWS * seqLen) / (updMs / 1000))} sequence tokens/s`,
+  );
+  console.log(
+    `  model FLOPs ${fmt(trainFlops / 1e9, 2)} GFLOP/step -> ${fmt(achieved / 1e9, 2)} GFLOP/s; ${backend} matmul peak (${n}^3) ${fmt(peak / 1e9, 2)} GFLOP/s` +
+      ` => ${fmt((100 * achieved) / peak, 1)}% of peak`,
+  );
+  console.log(
+    `  (for scale: onnxruntime's 1-thread ${n}^3 matmul ${fmt(ortPeak / 1e9, 2)} GFLOP/s => the update reaches ${fmt((100 * achieved) / ortPeak, 1)}% of one core's MLAS peak; tfjs-wasm runs one thread)\n`,
+  );
 
   // ---- overlap: one sampling batch in the worker while one update runs on the main thread
   const sampleReq = { images, prompts, n: G, seed: 3 };

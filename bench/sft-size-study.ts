@@ -37,7 +37,10 @@ for (const spec of GRID) {
   await engine.close();
   console.log(formatEvalReport(report));
   const g = report.greedy.accuracy;
-  const fams = Object.entries(g.byFamily).sort().map(([f, c]) => `${f} ${pct(c.accuracy)}`).join(', ');
+  const fams = Object.entries(g.byFamily)
+    .sort()
+    .map(([f, c]) => `${f} ${pct(c.accuracy)}`)
+    .join(', ');
   const row = `${size.padEnd(6)} ${String(paramCount(sft.config)).padStart(8)} ${String(steps).padStart(5)} ${(sft.seconds / 60).toFixed(1).padStart(6)} min  overall ${pct(g.overall.accuracy)}  vision ${pct(g.visionDependent.accuracy)}  general ${pct(g.general.accuracy)}  format ${pct(report.greedy.formatRate)}  mixed@4 ${pct(report.sampled?.mixedFraction)}  | ${fams}`;
   rows.push(row);
   results.push({ size, steps, parameters: paramCount(sft.config), seconds: sft.seconds, finalLoss: sft.history.at(-1)?.loss, report });

@@ -39,16 +39,21 @@ for (const engine of ENGINES) {
   put('papo sft: tokens/s (median of steps 2..)', engine, median(r.history.slice(1).map((s) => s.tokensPerSec)));
 }
 for (const engine of ENGINES) {
-  const r = await runTrain(
-    { trainer: { max_steps: RL_STEPS, test_before_and_after: false }, worker: { actor: { engine } } },
-    { quiet: true, noSave: true },
-  );
+  const r = await runTrain({ trainer: { max_steps: RL_STEPS, test_before_and_after: false }, worker: { actor: { engine } } }, { quiet: true, noSave: true });
   const m = r.steps.slice(1).map((s) => s.metrics);
   put(`papo train: s/step (median of steps 2..${RL_STEPS})`, engine, median(m.map((x) => x['timing_s/step'])));
   put('papo train: update_actor s/step', engine, median(m.map((x) => x['timing_s/update_actor'])));
   put('papo train: sampling (gen) s/step', engine, median(m.map((x) => x['timing_s/gen'])));
 }
 
-console.log(`whole runs, tfjs trainer (before) vs onnxruntime trainer (after); load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `whole runs, tfjs trainer (before) vs onnxruntime trainer (after); load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 console.log(`${''.padEnd(52)}${'tfjs'.padStart(10)}${'ort'.padStart(10)}${'tfjs/ort'.padStart(10)}`);
-for (const r of rows) console.log(`${r.what.padEnd(52)}${r.tfjs!.toFixed(2).padStart(10)}${r.ort!.toFixed(2).padStart(10)}${(r.what.includes('tokens/s') ? r.ort! / r.tfjs! : r.tfjs! / r.ort!).toFixed(2).padStart(9)}x`);
+for (const r of rows)
+  console.log(
+    `${r.what.padEnd(52)}${r.tfjs!.toFixed(2).padStart(10)}${r.ort!.toFixed(2).padStart(10)}${(r.what.includes('tokens/s') ? r.ort! / r.tfjs! : r.tfjs! / r.ort!).toFixed(2).padStart(9)}x`,
+  );

@@ -24,17 +24,30 @@ const SAMPLING = ['timing_s/gen', 'timing_s/reward', 'timing_s/masked_log_prob',
 
 const rows: Record<string, Record<string, number>> = {};
 for (const staleness of [0, 1]) {
-  const input = applyOverrides({}, [`trainer.max_steps=${steps}`, `trainer.max_staleness=${staleness}`, 'trainer.test_before_and_after=false', ...args], (v) => {
-    const n = Number(v);
-    return v === 'true' ? true : v === 'false' ? false : Number.isFinite(n) ? n : v;
-  });
+  const input = applyOverrides(
+    {},
+    [`trainer.max_steps=${steps}`, `trainer.max_staleness=${staleness}`, 'trainer.test_before_and_after=false', ...args],
+    (v) => {
+      const n = Number(v);
+      return v === 'true' ? true : v === 'false' ? false : Number.isFinite(n) ? n : v;
+    },
+  );
   const r = await runTrain(input, { quiet: true, noSave: true });
   // The first step pays for warm-up (graph compilation, first allocation): leave it out.
   const measured = r.steps.slice(1);
   const row: Record<string, number> = {};
   for (const k of [...SAMPLING, 'timing_s/update_actor', 'timing_s/update_weights', 'timing_s/step']) row[k] = median(measured.map((s) => s.metrics[k] ?? 0));
-  row['max(sampling, update)'] = median(measured.map((s) => Math.max(SAMPLING.reduce((a, k) => a + (s.metrics[k] ?? 0), 0), s.metrics['timing_s/update_actor'] + s.metrics['timing_s/update_weights'])));
-  row['sum(sampling, update)'] = median(measured.map((s) => SAMPLING.reduce((a, k) => a + (s.metrics[k] ?? 0), 0) + s.metrics['timing_s/update_actor'] + s.metrics['timing_s/update_weights']));
+  row['max(sampling, update)'] = median(
+    measured.map((s) =>
+      Math.max(
+        SAMPLING.reduce((a, k) => a + (s.metrics[k] ?? 0), 0),
+        s.metrics['timing_s/update_actor'] + s.metrics['timing_s/update_weights'],
+      ),
+    ),
+  );
+  row['sum(sampling, update)'] = median(
+    measured.map((s) => SAMPLING.reduce((a, k) => a + (s.metrics[k] ?? 0), 0) + s.metrics['timing_s/update_actor'] + s.metrics['timing_s/update_weights']),
+  );
   row['staleness max'] = Math.max(...measured.map((s) => s.metrics['version_stats/sample_staleness_max']));
   rows[`max_staleness ${staleness}`] = row;
 }

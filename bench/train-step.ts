@@ -35,8 +35,14 @@ function sftBatch(config: PolicyConfig, size: number): Batch {
   const records = Array.from({ length: size }, () => stream.next().value as TaskRecord);
   return {
     images: records.map((r) => r.image),
-    prompts: buildPromptBatch(records.map((r) => r.question), config),
-    responses: buildResponseBatch(records.map((r) => encodeResponse(r.demonstration ?? '')), config),
+    prompts: buildPromptBatch(
+      records.map((r) => r.question),
+      config,
+    ),
+    responses: buildResponseBatch(
+      records.map((r) => encodeResponse(r.demonstration ?? '')),
+      config,
+    ),
   };
 }
 
@@ -85,7 +91,9 @@ async function main() {
   const peakAtStart = matmulPeak();
 
   if (args.profile) {
-    const info = await tf.profile(() => { step(batches[1]); });
+    const info = await tf.profile(() => {
+      step(batches[1]);
+    });
     const byKernel = new Map<string, { ms: number; n: number }>();
     for (const k of info.kernels) {
       const e = byKernel.get(k.name) ?? { ms: 0, n: 0 };

@@ -78,7 +78,23 @@ const torchGflops: Record<number, number> = {};
 
 function torchRound(py: string, threads: number): Record<number, number> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch-policy.py');
-  const r = spawnSync(py, [script, '--rows', ...ROWS.map(String), '--prompt', String(PROMPT_TOKENS), '--response', String(RESPONSE_TOKENS), '--threads', String(threads), '--steps', '2'], { encoding: 'utf8' });
+  const r = spawnSync(
+    py,
+    [
+      script,
+      '--rows',
+      ...ROWS.map(String),
+      '--prompt',
+      String(PROMPT_TOKENS),
+      '--response',
+      String(RESPONSE_TOKENS),
+      '--threads',
+      String(threads),
+      '--steps',
+      '2',
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`torch-policy.py failed: ${r.stderr}`);
   const out: Record<number, number> = {};
   for (const line of r.stdout.trim().split('\n')) {
@@ -125,13 +141,21 @@ async function main() {
   }
   for (const e of engines) await e.trainer.close();
 
-  console.log(`update step (fwd + token-mean NLL + bwd + clip + AdamW), default policy, R rows x ${seq} tokens; ${ROUNDS} interleaved rounds (PyTorch: best of 2 steps per round)`);
+  console.log(
+    `update step (fwd + token-mean NLL + bwd + clip + AdamW), default policy, R rows x ${seq} tokens; ${ROUNDS} interleaved rounds (PyTorch: best of 2 steps per round)`,
+  );
   console.log(`load average (1 min) ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after, on ${os.cpus().length} cores`);
   if (!py && !args['no-torch']) console.log('  (PyTorch not measured: no python3 that imports torch; apt-get install python3-torch libopenblas0-pthread)');
-  if (py) console.log(`PyTorch's 1024^3 matmul: ${Object.entries(torchGflops).map(([t, g]) => `${fmt(g, 1)} GFLOP/s on ${t} thread(s)`).join(', ')}`);
+  if (py)
+    console.log(
+      `PyTorch's 1024^3 matmul: ${Object.entries(torchGflops)
+        .map(([t, g]) => `${fmt(g, 1)} GFLOP/s on ${t} thread(s)`)
+        .join(', ')}`,
+    );
   const names = Object.keys(times);
   console.log(`${'engine: median / best ms'.padEnd(36)}${ROWS.map((R) => `${R} x ${seq}`.padStart(16)).join('')}`);
-  for (const n of names) console.log(`${n.padEnd(36)}${ROWS.map((R) => `${fmt(median(times[n][R]))} / ${fmt(Math.min(...times[n][R]))}`.padStart(16)).join('')}`);
+  for (const n of names)
+    console.log(`${n.padEnd(36)}${ROWS.map((R) => `${fmt(median(times[n][R]))} / ${fmt(Math.min(...times[n][R]))}`.padStart(16)).join('')}`);
   const ort = 'onnxruntime trainer, 2 threads';
   console.log('ratios to the onnxruntime trainer (2 threads): median / best');
   for (const n of names.filter((x) => x !== ort)) {

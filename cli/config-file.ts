@@ -41,9 +41,9 @@ export function numberOption(flag: string) {
 
 /** Integer option parser with a lower bound, naming the flag in its error. */
 export function intAtLeastOption(flag: string, min: number) {
-  const parseInt = intOption(flag);
+  const parseInteger = intOption(flag);
   return (v: string): number => {
-    const n = parseInt(v);
+    const n = parseInteger(v);
     if (n < min) throw new InvalidArgumentError(`${flag} must be at least ${min}, got '${v}'`);
     return n;
   };
@@ -65,5 +65,8 @@ export function checkWritableFile(flag: string, file: string): void {
 
 /** A comma-separated flag value (`--families sum,read`) as its non-empty, trimmed items. */
 export function splitList(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

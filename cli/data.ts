@@ -30,7 +30,10 @@ interface TaskFlags extends ManifestFileFlags {
 
 function taskOptions(cmd: Command): Command {
   return addManifestFileFlags(cmd)
-    .option('--task <name>', `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`)
+    .option(
+      '--task <name>',
+      `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`,
+    )
     .option('--family <name...>', 'only these families (default all)')
     .option('--split <split>', 'train, validation or test', 'train')
     .option('--seed <n>', 'task and order seed', intOption('--seed'), 0)
@@ -106,8 +109,14 @@ export function registerDataCommands(program: Command): Command {
       console.log(`${m.lines} lines, ${m.records.length} records loaded, ${m.skipped} skipped`);
       const noDemo = m.records.filter((r) => r.demonstration === undefined);
       if (noDemo.length) {
-        const at = noDemo.slice(0, 5).map((r) => r.line).join(', ') + (noDemo.length > 5 ? ', ...' : '');
-        console.log(`${noDemo.length} of ${m.records.length} records have no demonstration (lines ${at}): papo sft needs one per record; papo train and eval do not`);
+        const at =
+          noDemo
+            .slice(0, 5)
+            .map((r) => r.line)
+            .join(', ') + (noDemo.length > 5 ? ', ...' : '');
+        console.log(
+          `${noDemo.length} of ${m.records.length} records have no demonstration (lines ${at}): papo sft needs one per record; papo train and eval do not`,
+        );
       }
       if (m.records.length === 0) console.log(m.lines === 0 ? `no records: ${m.path} is empty` : `no records: every line of ${m.path} has a problem`);
       if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;

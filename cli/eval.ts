@@ -25,7 +25,7 @@ interface EvalFlags extends ManifestFileFlags {
 
 /** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
 function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig {
-  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : trained.task ?? 'digits');
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : (trained.task ?? 'digits'));
   if (f.manifest !== undefined && name !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${name}`);
   const taskCfg: TaskConfig = { ...trained, task: name };
   if (name !== 'manifest') delete taskCfg.manifest;
@@ -57,8 +57,10 @@ export function registerEvalCommand(program: Command): void {
       const split = checkSplit(f.split);
       if (!(f.temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${f.temperature}`);
       if (f.json !== undefined) checkWritableFile('--json', f.json);
-      if (f.manifest !== undefined && f.task !== undefined && f.task !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
-      if (split === 'train') process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
+      if (f.manifest !== undefined && f.task !== undefined && f.task !== 'manifest')
+        throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
+      if (split === 'train')
+        process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
       const saved = await loadPolicyWeights(f.weights);
       const task = createTask(evalTaskConfig(f, (saved.meta.task ?? {}) as Partial<TaskConfig>));
       const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });

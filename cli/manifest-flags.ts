@@ -18,7 +18,11 @@ export function addManifestFileFlags(cmd: Command): Command {
   return cmd
     .option('--allow-outside-manifest-dir', "let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)")
     .option('--max-image-bytes <n>', `bytes one manifest image file may have (default ${DEFAULT_MAX_IMAGE_BYTES})`, intAtLeastOption('--max-image-bytes', 1))
-    .option('--max-image-pixels <n>', `pixels one decoded manifest image may have (default ${DEFAULT_MAX_IMAGE_PIXELS})`, intAtLeastOption('--max-image-pixels', 1));
+    .option(
+      '--max-image-pixels <n>',
+      `pixels one decoded manifest image may have (default ${DEFAULT_MAX_IMAGE_PIXELS})`,
+      intAtLeastOption('--max-image-pixels', 1),
+    );
 }
 
 /** The flags given, as task options (absent ones left to the loader's defaults). */

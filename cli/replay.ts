@@ -17,9 +17,16 @@ export function registerReplayCommand(program: Command): void {
       const exact = r.differing.length === 0 && (r.weights?.equal ?? true);
       if (flags.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else {
-        const lines = [`replayed steps ${r.replayedSteps[0]}..${r.step} from ${r.from ? `checkpoint ${r.from}` : 'the starting weights'}`, `${'metric'.padEnd(44)} ${'logged'.padStart(16)} ${'replayed'.padStart(16)}`];
-        for (const [k, [a, b]] of Object.entries(r.metrics)) lines.push(`${k.padEnd(44)} ${show(a).padStart(16)} ${show(b).padStart(16)}${Object.is(a, b) ? '' : '   differs'}`);
-        if (r.weights) lines.push(`weights and optimizer state vs checkpoint ${r.weights.checkpoint}: ${r.weights.equal ? 'identical, bit for bit' : `differ in ${r.weights.differing.slice(0, 5).join(', ')}${r.weights.differing.length > 5 ? ', ...' : ''}`}`);
+        const lines = [
+          `replayed steps ${r.replayedSteps[0]}..${r.step} from ${r.from ? `checkpoint ${r.from}` : 'the starting weights'}`,
+          `${'metric'.padEnd(44)} ${'logged'.padStart(16)} ${'replayed'.padStart(16)}`,
+        ];
+        for (const [k, [a, b]] of Object.entries(r.metrics))
+          lines.push(`${k.padEnd(44)} ${show(a).padStart(16)} ${show(b).padStart(16)}${Object.is(a, b) ? '' : '   differs'}`);
+        if (r.weights)
+          lines.push(
+            `weights and optimizer state vs checkpoint ${r.weights.checkpoint}: ${r.weights.equal ? 'identical, bit for bit' : `differ in ${r.weights.differing.slice(0, 5).join(', ')}${r.weights.differing.length > 5 ? ', ...' : ''}`}`,
+          );
         lines.push(exact ? 'replay: exact' : `replay: ${r.differing.length} metric(s) differ`);
         process.stdout.write(`${lines.join('\n')}\n`);
       }

@@ -6,9 +6,14 @@ import { checkWritableFile, intAtLeastOption } from './config-file.ts';
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('the curves of one or more papo train runs (reward and accuracy, kl_prcp per group, entropy, clipping, length, time per stage, loss-hacking warnings) as an HTML page and PNG charts')
+    .description(
+      'the curves of one or more papo train runs (reward and accuracy, kl_prcp per group, entropy, clipping, length, time per stage, loss-hacking warnings) as an HTML page and PNG charts',
+    )
     .argument('<run_dirs...>', 'papo train run directories; several are overlaid (e.g. a GRPO and a PAPO run)')
-    .option('--out <file>', 'the page (default <run>/report.html for one run, report.html for several); PNGs are written beside it as <name>.png (all charts) and <name>-<chart>.png')
+    .option(
+      '--out <file>',
+      'the page (default <run>/report.html for one run, report.html for several); PNGs are written beside it as <name>.png (all charts) and <name>-<chart>.png',
+    )
     .option('--no-png', 'write the page only')
     .option('--scale <n>', 'PNG pixels per chart pixel', intAtLeastOption('--scale', 1), 2)
     .action(async (runDirs: string[], flags: { out?: string; png: boolean; scale: number }) => {
@@ -18,7 +23,10 @@ export function registerReportCommand(program: Command): void {
       const r = await writeReport(runDirs, { out, png: flags.png, scale: flags.scale });
       const lines = [`report: ${r.html}`];
       if (r.pngs.length) lines.push(`charts: ${r.pngs[0]} (all), ${r.pngs.length - 1} more beside it`);
-      for (const run of r.runs) lines.push(`${run.name}: ${run.metrics.length} steps${run.alarms.length ? `, loss-hacking warnings at steps ${run.alarms.map((a) => a.step).join(', ')}` : ''}`);
+      for (const run of r.runs)
+        lines.push(
+          `${run.name}: ${run.metrics.length} steps${run.alarms.length ? `, loss-hacking warnings at steps ${run.alarms.map((a) => a.step).join(', ')}` : ''}`,
+        );
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

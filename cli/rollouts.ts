@@ -5,7 +5,9 @@ import { checkWritableFile, intAtLeastOption } from './config-file.ts';
 export function registerRolloutsCommand(program: Command): void {
   program
     .command('rollouts')
-    .description("a contact sheet (PNG) of a logged step: per prompt the image, its masked view, question and answer, and the G responses with reward, advantage and per-token kl_prcp")
+    .description(
+      'a contact sheet (PNG) of a logged step: per prompt the image, its masked view, question and answer, and the G responses with reward, advantage and per-token kl_prcp',
+    )
     .argument('<run_dir>', 'a papo train run directory (with its rollouts/ log)')
     .requiredOption('--step <n>', 'the logged step to draw', intAtLeastOption('--step', 1))
     .option('--out <file>', 'the PNG (default <run>/rollouts-step_<N>.png)')

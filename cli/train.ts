@@ -40,7 +40,8 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
   if (flags.config) resolveFileRewardPath(input, flags.config);
   if (flags.resume) {
     // A resumed run starts from the config it was saved with; the command line may change what a resume allows.
-    const dir = typeof flags.resume === 'string' ? flags.resume : String((trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path));
+    const dir =
+      typeof flags.resume === 'string' ? flags.resume : String(trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path);
     const saved = path.join(dir, 'config.json');
     let base: Record<string, unknown> = {};
     if (fs.existsSync(saved)) {
@@ -60,7 +61,10 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
   const out: Record<string, unknown> = structuredClone(base);
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b) ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }

@@ -25,25 +25,29 @@ export const LrScheduleSchema = z.discriminatedUnion('kind', [
   /** linear ramp from 0 to lr over warmupSteps, then constant */
   z.object({ kind: z.literal('linear-warmup'), warmupSteps: z.number().int().nonnegative() }).strict(),
   /** linear warm-up, then cosine decay from lr to minLrRatio * lr at totalSteps (held after) */
-  z.object({
-    kind: z.literal('cosine'),
-    warmupSteps: z.number().int().nonnegative().default(0),
-    totalSteps: z.number().int().positive(),
-    minLrRatio: z.number().min(0).max(1).default(0),
-  }).strict(),
+  z
+    .object({
+      kind: z.literal('cosine'),
+      warmupSteps: z.number().int().nonnegative().default(0),
+      totalSteps: z.number().int().positive(),
+      minLrRatio: z.number().min(0).max(1).default(0),
+    })
+    .strict(),
 ]);
 export type LrSchedule = z.infer<typeof LrScheduleSchema>;
 
-export const AdamWConfigSchema = z.object({
-  lr: z.number().positive().default(1e-3),
-  beta1: z.number().min(0).lt(1).default(0.9),
-  beta2: z.number().min(0).lt(1).default(0.999),
-  eps: z.number().positive().default(1e-8),
-  weightDecay: z.number().min(0).default(0.01),
-  /** clip the global L2 norm of all gradients to this; 0 = no clipping */
-  maxGradNorm: z.number().min(0).default(1),
-  schedule: LrScheduleSchema.default({ kind: 'constant' }),
-}).strict();
+export const AdamWConfigSchema = z
+  .object({
+    lr: z.number().positive().default(1e-3),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    weightDecay: z.number().min(0).default(0.01),
+    /** clip the global L2 norm of all gradients to this; 0 = no clipping */
+    maxGradNorm: z.number().min(0).default(1),
+    schedule: LrScheduleSchema.default({ kind: 'constant' }),
+  })
+  .strict();
 export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
 export type AdamWConfigInput = z.input<typeof AdamWConfigSchema>;
 
@@ -181,7 +185,8 @@ export class ArrayAdamW {
     for (const [n, p] of Object.entries(params)) {
       const shape = shapes[n];
       if (!shape) throw new Error(`AdamW: no shape for parameter '${n}'`);
-      if (shape.reduce((a, b) => a * b, 1) !== p.length) throw new Error(`AdamW: parameter '${n}' has ${p.length} values, its shape [${shape}] needs ${shape.reduce((a, b) => a * b, 1)}`);
+      if (shape.reduce((a, b) => a * b, 1) !== p.length)
+        throw new Error(`AdamW: parameter '${n}' has ${p.length} values, its shape [${shape}] needs ${shape.reduce((a, b) => a * b, 1)}`);
       this.m[n] = new Float32Array(p.length);
       this.v[n] = new Float32Array(p.length);
     }

@@ -103,7 +103,8 @@ export function buildResponseBatch(
     return real;
   });
   const L = length ?? Math.max(1, ...rows.map((r) => r.length));
-  if (!Number.isInteger(L) || L < 1 || L > cfg.maxResponseLen) throw new Error(`response batch: length ${L} must be in [1, maxResponseLen ${cfg.maxResponseLen}]`);
+  if (!Number.isInteger(L) || L < 1 || L > cfg.maxResponseLen)
+    throw new Error(`response batch: length ${L} must be in [1, maxResponseLen ${cfg.maxResponseLen}]`);
   const ids = new Int32Array(rows.length * L);
   rows.forEach((r, b) => {
     if (r.length > L) throw new Error(`response ${b}: ${r.length} tokens do not fit the batch length ${L}`);
@@ -184,7 +185,8 @@ export function patchify(images: readonly RgbImage[], cfg: PolicyConfig): Float3
     if (img.height !== cfg.imageHeight || img.width !== cfg.imageWidth) {
       throw new Error(`image ${b}: ${img.height}x${img.width}, the policy expects ${cfg.imageHeight}x${cfg.imageWidth}`);
     }
-    if (img.data.length !== img.height * img.width * 3) throw new Error(`image ${b}: data has ${img.data.length} bytes, expected ${img.height * img.width * 3}`);
+    if (img.data.length !== img.height * img.width * 3)
+      throw new Error(`image ${b}: data has ${img.data.length} bytes, expected ${img.height * img.width * 3}`);
     const W = img.width;
     let o = b * nPatch * patchDim;
     for (let gy = 0; gy < gridH; gy++) {

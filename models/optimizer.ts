@@ -15,8 +15,16 @@ import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo
 
 // The config, schedules and state format are shared with the plain-array AdamW (models/adamw.ts).
 export {
-  AdamWConfigSchema, LrScheduleSchema, adamWStateFromRecord, adamWStateToRecord, learningRate,
-  type AdamWConfig, type AdamWConfigInput, type AdamWState, type LrSchedule, type StepInfo,
+  AdamWConfigSchema,
+  LrScheduleSchema,
+  adamWStateFromRecord,
+  adamWStateToRecord,
+  learningRate,
+  type AdamWConfig,
+  type AdamWConfigInput,
+  type AdamWState,
+  type LrSchedule,
+  type StepInfo,
 } from './adamw.ts';
 
 /**
@@ -85,7 +93,10 @@ export class AdamW {
       if (!g) throw new Error(`AdamW: no gradient for parameter '${n}'`);
       if (g.size !== this.vars[n].size) throw new Error(`AdamW: gradient for '${n}' has shape [${g.shape}], parameter has [${this.vars[n].shape}]`);
     }
-    const clipped = clipByGlobalNorm(names.map((n) => grads[n]), this.config.maxGradNorm);
+    const clipped = clipByGlobalNorm(
+      names.map((n) => grads[n]),
+      this.config.maxGradNorm,
+    );
     if (!Number.isFinite(clipped.norm)) {
       tf.dispose(clipped.grads);
       throw new Error(`AdamW: gradient norm is ${clipped.norm} at step ${this.t + 1}; parameters left unchanged`);

@@ -23,21 +23,27 @@ export interface ParamSpec {
 }
 
 /** Per-block parameter suffixes, in layout order. */
-export const BLOCK_PARAMS = [
-  'ln1_g', 'ln1_b', 'wq', 'bq', 'wk', 'bk', 'wv', 'bv', 'wo', 'bo', 'ln2_g', 'ln2_b', 'w1', 'b1', 'w2', 'b2',
-] as const;
+export const BLOCK_PARAMS = ['ln1_g', 'ln1_b', 'wq', 'bq', 'wk', 'bk', 'wv', 'bv', 'wo', 'bo', 'ln2_g', 'ln2_b', 'w1', 'b1', 'w2', 'b2'] as const;
 export type BlockParam = (typeof BLOCK_PARAMS)[number];
 
 function blockSpecs(prefix: string, d: number, mlp: number): ParamSpec[] {
   const shapes: Record<BlockParam, [number[], ParamKind]> = {
-    ln1_g: [[d], 'gain'], ln1_b: [[d], 'bias'],
-    wq: [[d, d], 'weight'], bq: [[d], 'bias'],
-    wk: [[d, d], 'weight'], bk: [[d], 'bias'],
-    wv: [[d, d], 'weight'], bv: [[d], 'bias'],
-    wo: [[d, d], 'weight'], bo: [[d], 'bias'],
-    ln2_g: [[d], 'gain'], ln2_b: [[d], 'bias'],
-    w1: [[d, mlp], 'weight'], b1: [[mlp], 'bias'],
-    w2: [[mlp, d], 'weight'], b2: [[d], 'bias'],
+    ln1_g: [[d], 'gain'],
+    ln1_b: [[d], 'bias'],
+    wq: [[d, d], 'weight'],
+    bq: [[d], 'bias'],
+    wk: [[d, d], 'weight'],
+    bk: [[d], 'bias'],
+    wv: [[d, d], 'weight'],
+    bv: [[d], 'bias'],
+    wo: [[d, d], 'weight'],
+    bo: [[d], 'bias'],
+    ln2_g: [[d], 'gain'],
+    ln2_b: [[d], 'bias'],
+    w1: [[d, mlp], 'weight'],
+    b1: [[mlp], 'bias'],
+    w2: [[mlp, d], 'weight'],
+    b2: [[d], 'bias'],
   };
   return BLOCK_PARAMS.map((k) => ({ name: `${prefix}.${k}`, shape: shapes[k][0], kind: shapes[k][1] }));
 }

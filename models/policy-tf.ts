@@ -17,10 +17,7 @@ import { matMul, dense, embed, pickTargets, entropyFromLogProbs } from './ops.ts
 import { LN_EPS, type PolicyConfig, policyDims } from './config.ts';
 import { type Params, initParams } from './params.ts';
 import { type TfParams, createVariables, assignParams, readParams, disposeVariables } from './params-tf.ts';
-import {
-  type PromptBatch, type TokenMatrix, type TextBatch,
-  buildPromptBatch, buildResponseBatch, buildTextBatch, attentionBias, patchify,
-} from './batch.ts';
+import { type PromptBatch, type TokenMatrix, type TextBatch, buildPromptBatch, buildResponseBatch, buildTextBatch, attentionBias, patchify } from './batch.ts';
 
 type Tensor = tf.Tensor;
 
@@ -126,7 +123,14 @@ function causalAttention(qs: Tensor, kT: Tensor, v: Tensor, bias: Tensor, chunks
  * (keys = past tokens + L; none: full attention). Returns the output ([B, L, d], or [B, count, d] with
  * `rows`) and the keys/values of the past and x together, for a cache.
  */
-export function block(x: Tensor, params: TfParams, prefix: string, cfg: PolicyConfig, bias: Tensor | undefined, opts: BlockOptions = {}): { out: Tensor } & KeyValues {
+export function block(
+  x: Tensor,
+  params: TfParams,
+  prefix: string,
+  cfg: PolicyConfig,
+  bias: Tensor | undefined,
+  opts: BlockOptions = {},
+): { out: Tensor } & KeyValues {
   const [B, L, d] = x.shape as [number, number, number];
   const { rows, past } = opts;
   const H = cfg.nHeads;
@@ -143,9 +147,10 @@ export function block(x: Tensor, params: TfParams, prefix: string, cfg: PolicyCo
   const kT = past ? tf.concat([past.kT, kNew], 3) : kNew; // [B, H, dh, keys]
   const v = past ? tf.concat([past.v, vNew], 2) : vNew; // [B, H, keys, dh]
   const qs = tf.mul(q, 1 / Math.sqrt(dh));
-  const att = bias && !rows && !past && opts.causal
-    ? causalAttention(qs, kT, v, bias, CAUSAL_CHUNKS)
-    : attention(qs, kT, v, bias && rows ? tf.slice(bias, [0, 0, start, 0], [B, 1, Lq, kT.shape[3] as number]) : bias); // [B, H, Lq, dh]
+  const att =
+    bias && !rows && !past && opts.causal
+      ? causalAttention(qs, kT, v, bias, CAUSAL_CHUNKS)
+      : attention(qs, kT, v, bias && rows ? tf.slice(bias, [0, 0, start, 0], [B, 1, Lq, kT.shape[3] as number]) : bias); // [B, H, Lq, dh]
   const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B, Lq, d]);
   const x1 = tf.add(xq, dense(merged, params[`${prefix}.wo`], params[`${prefix}.bo`]));
   const h2 = layerNorm(x1, params[`${prefix}.ln2_g`], params[`${prefix}.ln2_b`]);
@@ -170,7 +175,7 @@ export function embedImages(cfg: PolicyConfig, params: TfParams, patches: Float3
 
 /** Text tokens [B, n, d]: token plus position embeddings of int32 `tokens` and `positions` [B, n]. */
 export function embedText(params: TfParams, tokens: Tensor, positions: Tensor): Tensor {
-  return tf.add(embed(tokens, params['tok_emb']), embed(positions, params['txt_pos']));
+  return tf.add(embed(tokens, params.tok_emb), embed(positions, params.txt_pos));
 }
 
 /**
@@ -203,8 +208,8 @@ export function decoderLogits(cfg: PolicyConfig, params: TfParams, x: Tensor, bi
     x = b.out;
     cache.push({ kT: b.kT, v: b.v });
   }
-  const hs = layerNorm(x, params['ln_f_g'], params['ln_f_b']);
-  const headW = cfg.tieEmbeddings ? tf.transpose(params['tok_emb']) : params['head_w'];
+  const hs = layerNorm(x, params.ln_f_g, params.ln_f_b);
+  const headW = cfg.tieEmbeddings ? tf.transpose(params.tok_emb) : params.head_w;
   return { logits: dense(hs, headW), cache };
 }
 
@@ -212,13 +217,7 @@ export function decoderLogits(cfg: PolicyConfig, params: TfParams, x: Tensor, bi
  * The forward pass on a prepared batch: `patches` [B, nPatch, patchDim] from `patchify`, `text` from
  * `buildTextBatch`. Returns tensors the caller owns (call inside tf.tidy / variableGrads, or dispose).
  */
-export function forwardLogProbs(
-  cfg: PolicyConfig,
-  params: TfParams,
-  patches: Float32Array,
-  text: TextBatch,
-  opts: LogProbOptions = {},
-): LogProbOutputs {
+export function forwardLogProbs(cfg: PolicyConfig, params: TfParams, patches: Float32Array, text: TextBatch, opts: LogProbOptions = {}): LogProbOutputs {
   const { nPatch } = policyDims(cfg);
   const B = text.batch;
   const Lp = text.promptLen;

@@ -20,7 +20,12 @@ export function currentPolicyLogprobs<T extends SampledBatch>(engine: Pick<Rollo
         prompts: batch.responses.map((_, i) => batch.records[Math.floor(i / G)].question),
         responses: batch.responses,
       });
-      return { ...batch, oldLogprobs: r.logprobs, versions: new Int32Array(batch.responses.length).fill(r.version), timing: addTiming(batch.timing, 'old_log_prob', t0) };
+      return {
+        ...batch,
+        oldLogprobs: r.logprobs,
+        versions: new Int32Array(batch.responses.length).fill(r.version),
+        timing: addTiming(batch.timing, 'old_log_prob', t0),
+      };
     } catch (err) {
       throw stageError('currentPolicyLogprobs', batch, err);
     }

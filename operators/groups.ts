@@ -16,7 +16,10 @@ const OPTIONAL_PER_PROMPT_ARRAYS = ['maskedImages'] as const;
 export function selectGroups<T extends ScoredBatch>(batch: T, groups: readonly number[]): T {
   const G = batch.groupSize;
   const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));
-  const out = { ...batch, records: groups.map((p) => batch.records[p]), indices: Int32Array.from(groups, (p) => batch.indices[p]) } as unknown as Record<string, unknown>;
+  const out = { ...batch, records: groups.map((p) => batch.records[p]), indices: Int32Array.from(groups, (p) => batch.indices[p]) } as unknown as Record<
+    string,
+    unknown
+  >;
   for (const k of PER_RESPONSE_ARRAYS) out[k] = rows.map((i) => batch[k][i]);
   for (const k of PER_RESPONSE_TYPED) {
     const src = batch[k];

@@ -63,7 +63,13 @@ export function keepInformativeGroups<T extends ScoredBatch>(
           }
           pending.delete(batch.step);
           onFull?.(batch.step);
-          const full = have > opts.batchSize ? selectGroups(acc.kept, Array.from({ length: opts.batchSize }, (_, i) => i)) : acc.kept;
+          const full =
+            have > opts.batchSize
+              ? selectGroups(
+                  acc.kept,
+                  Array.from({ length: opts.batchSize }, (_, i) => i),
+                )
+              : acc.kept;
           sub.next({ ...full, rounds: acc.rounds, droppedGroups: acc.dropped, surplusGroups: Math.max(0, have - opts.batchSize) });
         },
         error: (e) => sub.error(e),

@@ -22,7 +22,9 @@ import type { Grant } from './credit-gate.ts';
 export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedViewOptions): RolloutBatch {
   const where = `rollout log step ${rec.step}`;
   if (rec.task !== task.name || rec.taskFingerprint !== task.fingerprint) {
-    throw new Error(`${where} was logged for task ${rec.task} (${rec.taskFingerprint}), not ${task.name} (${task.fingerprint}): the data configuration changed`);
+    throw new Error(
+      `${where} was logged for task ${rec.task} (${rec.taskFingerprint}), not ${task.name} (${task.fingerprint}): the data configuration changed`,
+    );
   }
   const split = checkSplit(rec.split);
   const records = Array.from(rec.recordIndices, (i, p) => {
@@ -30,7 +32,14 @@ export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedVi
     if (r.id !== rec.recordIds[p]) throw new Error(`${where}: prompt ${p} is ${r.id} in the task, ${rec.recordIds[p]} in the log`);
     return r;
   });
-  const maskedViews = mask && rec.maskSeed !== undefined ? maskedImages(records.map((r) => r.image), rec.maskSeed, mask) : undefined;
+  const maskedViews =
+    mask && rec.maskSeed !== undefined
+      ? maskedImages(
+          records.map((r) => r.image),
+          rec.maskSeed,
+          mask,
+        )
+      : undefined;
   return {
     step: rec.step,
     rounds: rec.rounds,
@@ -51,7 +60,9 @@ export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedVi
     rewardFailures: rec.rewardFailures as unknown as RewardFailure[],
     droppedGroups: rec.droppedGroups,
     surplusGroups: rec.surplusGroups,
-    ...(rec.maskSeed !== undefined && rec.maskedLogprobs ? { maskSeed: rec.maskSeed, maskedImages: maskedViews ?? [], maskedLogprobs: rec.maskedLogprobs } : {}),
+    ...(rec.maskSeed !== undefined && rec.maskedLogprobs
+      ? { maskSeed: rec.maskSeed, maskedImages: maskedViews ?? [], maskedLogprobs: rec.maskedLogprobs }
+      : {}),
     ...(rec.refLogprobs ? { refLogprobs: rec.refLogprobs } : {}),
     advantages: rec.advantages,
     zeroVarianceGroups: rec.zeroVarianceGroups,

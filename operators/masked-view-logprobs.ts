@@ -64,12 +64,19 @@ export async function logProbsAtSamplingVersion(
   return out;
 }
 
-export function maskedViewLogprobs<T extends SampledBatch>(engine: Pick<RolloutEngine, 'logProbs'>, opts: MaskedViewOptions): OperatorFunction<T, T & MaskedViews> {
+export function maskedViewLogprobs<T extends SampledBatch>(
+  engine: Pick<RolloutEngine, 'logProbs'>,
+  opts: MaskedViewOptions,
+): OperatorFunction<T, T & MaskedViews> {
   return concatMap(async (batch) => {
     const t0 = performance.now();
     try {
       const maskSeed = mixSeed(batch.seed, 'mask');
-      const images = maskedImages(batch.records.map((r) => r.image), maskSeed, opts);
+      const images = maskedImages(
+        batch.records.map((r) => r.image),
+        maskSeed,
+        opts,
+      );
       const maskedLogprobs = await logProbsAtSamplingVersion(engine, batch, images);
       return { ...batch, maskSeed, maskedImages: images, maskedLogprobs, timing: addTiming(batch.timing, 'masked_log_prob', t0) };
     } catch (err) {

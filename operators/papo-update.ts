@@ -94,7 +94,8 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   let version = opts.initialVersion;
   let started: number | undefined;
   let lastDone: number | undefined;
-  if (!(Number.isInteger(opts.microBatchSize) && opts.microBatchSize >= 1)) throw new Error(`papoUpdate: microBatchSize must be a positive integer, got ${opts.microBatchSize}`);
+  if (!(Number.isInteger(opts.microBatchSize) && opts.microBatchSize >= 1))
+    throw new Error(`papoUpdate: microBatchSize must be a positive integer, got ${opts.microBatchSize}`);
   if (!(Number.isInteger(opts.ppoEpochs) && opts.ppoEpochs >= 1)) throw new Error(`papoUpdate: ppoEpochs must be a positive integer, got ${opts.ppoEpochs}`);
   const needRef = objective.kl_coef > 0;
   const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
@@ -105,7 +106,16 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     const records = rows.map((i) => b.records[Math.floor(i / G)]);
     const responses = rows.map((i) => b.responses[i]);
     const T = Math.max(1, ...responses.map((r) => r.length));
-    const mat = (src: readonly Float32Array[] | undefined) => (src ? tf.tensor2d(padRows(rows.map((i) => src[i]), T), [rows.length, T]) : undefined);
+    const mat = (src: readonly Float32Array[] | undefined) =>
+      src
+        ? tf.tensor2d(
+            padRows(
+              rows.map((i) => src[i]),
+              T,
+            ),
+            [rows.length, T],
+          )
+        : undefined;
     // With recompute_masked_logprobs the masked view is scored again, with gradient, by the current policy.
     const recompute = objective.recompute_masked_logprobs && b.maskedImages;
     const loss: LossFn<Metrics> = ({ logprobs, mask, maskedLogprobs }) => {
@@ -142,7 +152,11 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
    */
   const nonFiniteInput = (b: RolloutBatch, rows: number[]): string | undefined => {
     const masked = objective.recompute_masked_logprobs && b.maskedImages ? undefined : b.maskedLogprobs;
-    const fields = [['oldLogprobs', b.oldLogprobs], ['refLogprobs', b.refLogprobs], ['maskedLogprobs', masked]] as const;
+    const fields = [
+      ['oldLogprobs', b.oldLogprobs],
+      ['refLogprobs', b.refLogprobs],
+      ['maskedLogprobs', masked],
+    ] as const;
     const name = (i: number) => `${b.records[Math.floor(i / b.groupSize)].id} response ${i % b.groupSize}`;
     for (const i of rows) {
       if (!Number.isFinite(b.advantages[i])) return `advantage of ${name(i)} is ${b.advantages[i]}`;
@@ -199,8 +213,17 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     const T = Math.max(1, ...b.responses.map((r) => r.length));
     const rows = b.responses.map((_, i) => i);
     const perRow = tf.tidy(() => {
-      const mask = tf.tensor2d(padRows(b.responses.map((r) => new Float32Array(r.length).fill(1)), T), [rows.length, T]);
-      const kl = tf.mul(klEstimate(tf.tensor2d(padRows(b.oldLogprobs, T), [rows.length, T]), tf.tensor2d(padRows(b.maskedLogprobs!, T), [rows.length, T]), 'k3'), mask);
+      const mask = tf.tensor2d(
+        padRows(
+          b.responses.map((r) => new Float32Array(r.length).fill(1)),
+          T,
+        ),
+        [rows.length, T],
+      );
+      const kl = tf.mul(
+        klEstimate(tf.tensor2d(padRows(b.oldLogprobs, T), [rows.length, T]), tf.tensor2d(padRows(b.maskedLogprobs!, T), [rows.length, T]), 'k3'),
+        mask,
+      );
       return tf.div(tf.sum(kl, 1), tf.maximum(tf.sum(mask, 1), 1));
     });
     const values = Float32Array.from(perRow.dataSync());
@@ -216,7 +239,8 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     const t0 = performance.now();
     try {
       if (needRef && !input.refLogprobs) throw new Error('kl_coef > 0 but the batch has no refLogprobs (add the referenceLogprobs stage)');
-      if (needMasked && !input.maskedLogprobs) throw new Error('the objective uses the masked view but the batch has no maskedLogprobs (add the maskedViewLogprobs stage)');
+      if (needMasked && !input.maskedLogprobs)
+        throw new Error('the objective uses the masked view but the batch has no maskedLogprobs (add the maskedViewLogprobs stage)');
       // 1. Staleness guard, by whole groups (advantages are relative to the group).
       const G = input.groupSize;
       const fresh: number[] = [];

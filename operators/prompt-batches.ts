@@ -46,7 +46,15 @@ export function promptBatches(stream: RecordStream, opts: PromptBatchOptions): O
           sub.complete();
           return;
         }
-        sub.next({ step: g.step, rounds: 1, records, indices: Int32Array.from(indices), cursor: stream.cursor(), seed: batchSeed(opts.seed, g.step, g.round), timing: {} });
+        sub.next({
+          step: g.step,
+          rounds: 1,
+          records,
+          indices: Int32Array.from(indices),
+          cursor: stream.cursor(),
+          seed: batchSeed(opts.seed, g.step, g.round),
+          timing: {},
+        });
         // A bounded stream (evaluation) that runs out ends the source after its last, partial batch.
         if (records.length < opts.batchSize || stream.peekIndex() === null) {
           done = true;

@@ -15,7 +15,12 @@ export function referenceLogprobs<T extends SampledBatch>(engine: Pick<RolloutEn
   return concatMap(async (batch) => {
     const t0 = performance.now();
     try {
-      const refLogprobs = await logProbsAtSamplingVersion(engine, batch, batch.records.map((r) => r.image), 'reference');
+      const refLogprobs = await logProbsAtSamplingVersion(
+        engine,
+        batch,
+        batch.records.map((r) => r.image),
+        'reference',
+      );
       return { ...batch, refLogprobs, timing: addTiming(batch.timing, 'ref', t0) };
     } catch (err) {
       throw stageError('referenceLogprobs', batch, err);

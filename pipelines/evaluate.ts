@@ -122,7 +122,15 @@ const passOf = (b: ScoredBatch): Pass => ({
   rewardFailures: b.rewardFailures,
 });
 
-const promptOf = ({ step, rounds, records, indices, cursor, seed, timing }: PromptBatch): PromptBatch => ({ step, rounds, records, indices, cursor, seed, timing });
+const promptOf = ({ step, rounds, records, indices, cursor, seed, timing }: PromptBatch): PromptBatch => ({
+  step,
+  rounds,
+  records,
+  indices,
+  cursor,
+  seed,
+  timing,
+});
 
 interface EvalBatch {
   step: number;
@@ -157,7 +165,8 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
   const seed = opts.seed ?? 0;
   const reward = opts.reward ?? compositeReward();
   if (!(Number.isInteger(k) && k >= 0)) throw new Error(`evaluate: k must be an integer >= 0 (0: greedy only), got ${k}`);
-  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit > 0)) throw new Error(`evaluate: limit must be a positive integer, got ${opts.limit}`);
+  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit > 0))
+    throw new Error(`evaluate: limit must be a positive integer, got ${opts.limit}`);
   if (!(total > 0)) throw new Error(`evaluate: split ${split} of ${task.name} has no records`);
   const t0 = performance.now();
   const stream = RecordStream.open(firstRecords(task, split, total), { split, shuffle: false, epochs: 1 });
@@ -247,7 +256,9 @@ export function formatEvalReport(r: EvalReport): string {
   const lines: string[] = [];
   lines.push(`${r.task} / ${r.split}: ${r.records} prompts, policy version ${r.policyVersion ?? '-'}, ${r.seconds.toFixed(1)} s`);
   const s = r.sampled;
-  lines.push(`${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy: acc  format  length${s ? `   sampled (k=${s.k}, T=${s.temperature}): acc  format  length` : ''}`);
+  lines.push(
+    `${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy: acc  format  length${s ? `   sampled (k=${s.k}, T=${s.temperature}): acc  format  length` : ''}`,
+  );
   const stats = (g: GroupStats | undefined) => (g ? `${pct(g.formatRate)} ${g.meanLength.toFixed(1).padStart(6)}` : '');
   const row = (name: string, key: string, g: { n: number; accuracy: number | null }, sm?: { accuracy: number | null }) =>
     lines.push(
@@ -260,7 +271,9 @@ export function formatEvalReport(r: EvalReport): string {
   for (const [fam, cell] of Object.entries(r.greedy.accuracy.byFamily).sort()) row(`  ${fam}`, fam, cell, s?.accuracy.byFamily[fam]);
   lines.push(`greedy: format ${pct(r.greedy.formatRate)}, mean length ${r.greedy.meanLength.toFixed(1)} tokens, truncated ${pct(r.greedy.truncatedRate)}`);
   if (s) {
-    lines.push(`sampled: format ${pct(s.formatRate)}, mean length ${s.meanLength.toFixed(1)}, pass@${s.k} ${pct(s.passAtK)}, prompts with mixed outcomes (RL signal) ${pct(s.mixedFraction)}`);
+    lines.push(
+      `sampled: format ${pct(s.formatRate)}, mean length ${s.meanLength.toFixed(1)}, pass@${s.k} ${pct(s.passAtK)}, prompts with mixed outcomes (RL signal) ${pct(s.mixedFraction)}`,
+    );
   }
   if (r.rewardFailures.length) lines.push(`reward failures: ${r.rewardFailures.length} (first: ${r.rewardFailures[0].id}: ${r.rewardFailures[0].reason})`);
   for (const e of r.examples) lines.push(`example ${e.id}: "${e.question}" -> ${JSON.stringify(e.response)} (answer ${e.answer})`);

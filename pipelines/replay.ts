@@ -42,7 +42,10 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
   const cfg: TrainConfig = trainConfig(JSON.parse(fs.readFileSync(configFile, 'utf8')));
   const log = new RolloutLog(runDir);
   const logged = new Set(await log.steps());
-  if (!logged.has(step)) throw new Error(`replay: step ${step} is not in the rollout log of ${runDir} (logged: ${[...logged].sort((a, b) => a - b).join(', ') || 'none'}; trainer.rollout_log must be on)`);
+  if (!logged.has(step))
+    throw new Error(
+      `replay: step ${step} is not in the rollout log of ${runDir} (logged: ${[...logged].sort((a, b) => a - b).join(', ') || 'none'}; trainer.rollout_log must be on)`,
+    );
   const store = new CheckpointStore(runDir);
   const fromName = await store.atOrBefore(step - 1);
   const from: Checkpoint | undefined = fromName ? await store.load(fromName) : undefined;
@@ -53,7 +56,12 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
 
   const start = from ? undefined : await loadPolicyWeights(cfg.worker.actor.model.model_path);
   const policyCfg = from?.policy.config ?? start!.config;
-  const actorTrainer = await createTrainer({ engine: cfg.worker.actor.engine, config: policyCfg, params: from?.policy.params ?? start!.params, optimizer: actorOptimizer(cfg.worker.actor) });
+  const actorTrainer = await createTrainer({
+    engine: cfg.worker.actor.engine,
+    config: policyCfg,
+    params: from?.policy.params ?? start!.params,
+    optimizer: actorOptimizer(cfg.worker.actor),
+  });
   try {
     if (from) await actorTrainer.importOptimizerState(from.optimizer);
     const { data, algorithm: objective, trainer } = cfg;

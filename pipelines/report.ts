@@ -162,10 +162,19 @@ export function loadRun(dir: string, name = path.basename(path.resolve(dir))): R
   const configFile = path.join(dir, 'config.json');
   if (fs.existsSync(configFile)) saved = JSON.parse(fs.readFileSync(configFile, 'utf8'));
   // The run's own thresholds, the defaults for what it does not set.
-  const trainer = { ...TrainConfigSchema.parse({}).trainer, ...saved.trainer } as { loss_hacking_kl_prcp: number; loss_hacking_accuracy_drop: number; loss_hacking_window: number };
+  const trainer = { ...TrainConfigSchema.parse({}).trainer, ...saved.trainer } as {
+    loss_hacking_kl_prcp: number;
+    loss_hacking_accuracy_drop: number;
+    loss_hacking_window: number;
+  };
   const alarms: LossHackingAlarm[] = [];
   from(metrics.map((m) => ({ step: m.step, metrics: m })))
-    .pipe(watchLossHacking({ klPrcpThreshold: trainer.loss_hacking_kl_prcp, accuracyDrop: trainer.loss_hacking_accuracy_drop, window: trainer.loss_hacking_window }, (a) => alarms.push(a)))
+    .pipe(
+      watchLossHacking(
+        { klPrcpThreshold: trainer.loss_hacking_kl_prcp, accuracyDrop: trainer.loss_hacking_accuracy_drop, window: trainer.loss_hacking_window },
+        (a) => alarms.push(a),
+      ),
+    )
     .subscribe();
   const log = readJsonLines(path.join(dir, 'log.jsonl'));
   const last = (event: string) => log.filter((e) => e.event === event).at(-1);
@@ -216,21 +225,41 @@ export function chartSpec(c: ChartData, runs: readonly RunData[]): ChartSpec {
     x: { field: 'step', type: 'quantitative', title: 'step', axis: { tickMinStep: 1 } },
     y: { field: 'value', type: 'quantitative', title: c.def.yTitle, axis: { format: '~g' }, ...(stacked ? { stack: 'zero' } : { stack: null }) },
     ...(several
-      ? { color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs.map((r) => r.name) }, legend: { orient: 'bottom' } }, ...(c.labels.length > 1 ? { strokeDash: seriesScale } : {}), detail: { field: 'series' } }
+      ? {
+          color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs.map((r) => r.name) }, legend: { orient: 'bottom' } },
+          ...(c.labels.length > 1 ? { strokeDash: seriesScale } : {}),
+          detail: { field: 'series' },
+        }
       : { color: seriesScale }),
     tooltip: [{ field: 'run' }, { field: 'series' }, { field: 'step' }, { field: 'value', format: '.4g' }],
   };
   const alarms = runs.flatMap((r) => r.alarms.map((a) => ({ run: r.name, step: a.step, message: a.message })));
   // One label per stretch of consecutive alarms of a run (the watch fires on every step while it holds).
-  const labels = alarms.filter((a, i) => !(i > 0 && alarms[i - 1].run === a.run && alarms[i - 1].step === a.step - 1)).map((a) => ({ ...a, label: several ? `loss hacking? (${a.run})` : 'loss hacking?' }));
+  const labels = alarms
+    .filter((a, i) => !(i > 0 && alarms[i - 1].run === a.run && alarms[i - 1].step === a.step - 1))
+    .map((a) => ({ ...a, label: several ? `loss hacking? (${a.run})` : 'loss hacking?' }));
   const layers: object[] = [{ mark: stacked ? { type: 'area', opacity: 0.85 } : { type: 'line', strokeWidth: 1.6 }, encoding }];
   if (alarms.length) {
     layers.push(
-      { data: { values: alarms }, mark: { type: 'rule', color: '#d62728', strokeDash: [4, 3], strokeWidth: 1.2 }, encoding: { x: { field: 'step', type: 'quantitative' }, tooltip: [{ field: 'run' }, { field: 'message' }] } },
-      { data: { values: labels }, mark: { type: 'text', color: '#d62728', align: 'right', baseline: 'top', dx: -3, y: 2, fontSize: 10 }, encoding: { x: { field: 'step', type: 'quantitative' }, text: { field: 'label' } } },
+      {
+        data: { values: alarms },
+        mark: { type: 'rule', color: '#d62728', strokeDash: [4, 3], strokeWidth: 1.2 },
+        encoding: { x: { field: 'step', type: 'quantitative' }, tooltip: [{ field: 'run' }, { field: 'message' }] },
+      },
+      {
+        data: { values: labels },
+        mark: { type: 'text', color: '#d62728', align: 'right', baseline: 'top', dx: -3, y: 2, fontSize: 10 },
+        encoding: { x: { field: 'step', type: 'quantitative' }, text: { field: 'label' } },
+      },
     );
   }
-  return { title: { text: c.def.title, anchor: 'start', fontSize: 13 }, width: WIDTH, height: HEIGHT, data: { values: c.rows }, layer: layers } as unknown as ChartSpec;
+  return {
+    title: { text: c.def.title, anchor: 'start', fontSize: 13 },
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values: c.rows },
+    layer: layers,
+  } as unknown as ChartSpec;
 }
 
 export interface ReportOptions {
@@ -255,12 +284,26 @@ const num = (x: number | undefined, d = 3) => (x === undefined || !Number.isFini
 
 /** Mean of a metric over the last `n` steps that have it. */
 function tailMean(r: RunData, key: string, n = 5): number | undefined {
-  const xs = r.metrics.map((m) => m[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)).slice(-n);
+  const xs = r.metrics
+    .map((m) => m[key])
+    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v))
+    .slice(-n);
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
 }
 
 function summaryTable(runs: readonly RunData[]): string {
-  const head = ['run', 'preset', 'steps', 'outcome', 'test before (overall / vision / general)', 'test after', 'reward*', 'accuracy vision / general*', 'kl_prcp vision / general*', 'loss-hacking alarms'];
+  const head = [
+    'run',
+    'preset',
+    'steps',
+    'outcome',
+    'test before (overall / vision / general)',
+    'test after',
+    'reward*',
+    'accuracy vision / general*',
+    'kl_prcp vision / general*',
+    'loss-hacking alarms',
+  ];
   const rows = runs.map((r) => {
     const t = (a?: TestAccuracy) => (a ? `${pct(a.overall)} / ${pct(a.visionDependent)} / ${pct(a.general)}` : '-');
     return [
@@ -301,7 +344,15 @@ export async function writeReport(dirs: readonly string[], opts: ReportOptions):
       pngs.push(file);
     });
     // Every chart on one picture, two to a row.
-    const overview = await renderChart({ columns: 2, concat: drawn.map((c) => c.spec!), spacing: 24, resolve: { scale: { color: 'independent', strokeDash: 'independent' } } } as unknown as ChartSpec, opts.scale ?? 2);
+    const overview = await renderChart(
+      {
+        columns: 2,
+        concat: drawn.map((c) => c.spec!),
+        spacing: 24,
+        resolve: { scale: { color: 'independent', strokeDash: 'independent' } },
+      } as unknown as ChartSpec,
+      opts.scale ?? 2,
+    );
     fs.writeFileSync(`${stem}.png`, overview.png);
     pngs.unshift(`${stem}.png`);
   }

@@ -38,11 +38,16 @@ export function tokenKlPrcp(original: readonly Float32Array[], masked: readonly 
     rows.forEach((r, i) => out.set(r, i * T));
     return out;
   };
-  const flat = tf.tidy(() => klEstimate(tf.tensor2d(pad(original), [original.length, T]), tf.tensor2d(pad(masked), [masked.length, T]), 'k3').dataSync() as Float32Array);
+  const flat = tf.tidy(
+    () => klEstimate(tf.tensor2d(pad(original), [original.length, T]), tf.tensor2d(pad(masked), [masked.length, T]), 'k3').dataSync() as Float32Array,
+  );
   return original.map((r, i) => flat.slice(i * T, i * T + r.length));
 }
 
-export async function writeRolloutSheet(runDir: string, req: RolloutSheetRequest): Promise<{ out: string; prompts: SheetPrompt[]; width: number; height: number }> {
+export async function writeRolloutSheet(
+  runDir: string,
+  req: RolloutSheetRequest,
+): Promise<{ out: string; prompts: SheetPrompt[]; width: number; height: number }> {
   const configFile = path.join(runDir, 'config.json');
   if (!fs.existsSync(configFile)) throw new Error(`rollouts: ${runDir} is not a papo train run (no config.json)`);
   const cfg = trainConfig(JSON.parse(fs.readFileSync(configFile, 'utf8')));
@@ -53,7 +58,15 @@ export async function writeRolloutSheet(runDir: string, req: RolloutSheetRequest
     throw new Error(`rollouts: step ${req.step} is not in the rollout log of ${runDir} (logged: ${shown || 'none; trainer.rollout_log must be on'})`);
   }
   const { data, algorithm } = cfg;
-  const task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels } : {}) });
+  const task = createTask({
+    task: data.task,
+    seed: data.task_seed,
+    families: data.families,
+    manifest: data.manifest,
+    ...(data.task === 'manifest'
+      ? { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels }
+      : {}),
+  });
   const rec = await log.read(req.step);
   const batch = batchFromLog(rec, task, { type: algorithm.mask_type, ratio: algorithm.mask_ratio, patchSize: algorithm.mask_patch_size });
 
@@ -82,7 +95,9 @@ export async function writeRolloutSheet(runDir: string, req: RolloutSheetRequest
   }));
   const header = [
     `${path.basename(path.resolve(runDir))}, step ${rec.step}: ${batch.records.length} prompts x ${G} responses${P < batch.records.length ? ` (first ${P} shown)` : ''}, sampled by policy version ${Math.min(...rec.versions)}, ${algorithm.preset}`,
-    rec.maskedLogprobs ? `masked view: ${algorithm.mask_type}, ratio ${algorithm.mask_ratio}, patch ${algorithm.mask_patch_size} px; kl_prcp = k3(log p(original), log p(masked)) per token` : 'no masked view in this run (perception_loss_weight and entropy_coef_masked are 0)',
+    rec.maskedLogprobs
+      ? `masked view: ${algorithm.mask_type}, ratio ${algorithm.mask_ratio}, patch ${algorithm.mask_patch_size} px; kl_prcp = k3(log p(original), log p(masked)) per token`
+      : 'no masked view in this run (perception_loss_weight and entropy_coef_masked are 0)',
   ];
   const sheet = renderRolloutSheet(prompts, { header, scale: req.scale });
   const out = path.resolve(req.out ?? path.join(runDir, `rollouts-step_${String(req.step).padStart(6, '0')}.png`));

@@ -63,6 +63,6 @@ export function readMetrics(file: string): MetricsLine[] {
 /** Rewinds `<run>/metrics.jsonl` to the steps up to `step` (a resumed run writes the later ones again). */
 export async function truncateMetrics(file: string, step: number): Promise<MetricsLine[]> {
   const kept = readMetrics(file).filter((r) => r.step <= step);
-  if (fs.existsSync(file)) await writeFileAtomic(file, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  if (fs.existsSync(file)) await writeFileAtomic(file, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
   return kept;
 }

@@ -76,7 +76,8 @@ export function sftConfig(input: SftConfigInput = {}): SftConfig {
   if (cfg.task.manifest !== undefined && cfg.task.task !== 'manifest') {
     throw new Error(`invalid sft config: task.manifest is only read by task.task manifest, but task.task is ${cfg.task.task}`);
   }
-  if (cfg.task.task === 'manifest' && cfg.task.manifest === undefined) throw new Error('invalid sft config: task.manifest: task manifest needs a manifest path');
+  if (cfg.task.task === 'manifest' && cfg.task.manifest === undefined)
+    throw new Error('invalid sft config: task.manifest: task manifest needs a manifest path');
   return cfg;
 }
 
@@ -147,7 +148,8 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   };
   const out = sftConfig(input).out;
   const store = opts.noSave ? undefined : new CheckpointStore(out);
-  const resumedName = store && opts.resume ? (await store.sweep(), await store.latest()) : undefined;
+  if (store && opts.resume) await store.sweep();
+  const resumedName = store && opts.resume ? await store.latest() : undefined;
   if (store && opts.resume && !resumedName) throw new Error(`cannot resume ${out}: it has no complete checkpoint`);
   const resumed = resumedName ? await store!.load(resumedName) : undefined;
   // A resumed run keeps the settings it was saved with; those given again must agree with them.
@@ -166,7 +168,7 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(cfg.out, 'log.jsonl'));
 
   let config: PolicyConfig;
-  let params;
+  let params: Params;
   if (resumed) {
     config = resumed.policy.config;
     params = resumed.policy.params;
@@ -199,7 +201,10 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
   const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.seed });
   const { nPatch } = policyDims(config);
-  logger.info({ event: 'sft_start', backend, trainer: trainer.engine, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step }, 'sft start');
+  logger.info(
+    { event: 'sft_start', backend, trainer: trainer.engine, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step },
+    'sft start',
+  );
   if (resumed) say(`resuming ${cfg.out} from checkpoint step ${resumed.step}`);
 
   const weightsDir = path.join(cfg.out, 'weights');
@@ -252,7 +257,7 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       const images = records.map((r) => r.image);
       const ts = performance.now();
       const where = `step ${step} (records ${records[0].id} .. ${records[records.length - 1].id})`;
-      let info;
+      let info: Awaited<ReturnType<typeof trainer.minimize>>;
       try {
         info = await trainer.minimize({ images, prompts: questions, responses: demonstrations }, nll);
       } catch (err) {
@@ -289,8 +294,12 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     }
     const seconds = (performance.now() - t0) / 1000;
     logger.info({ event: 'sft_end', seconds, outcome, finalLoss: history.at(-1)?.loss }, 'sft end');
-    if (outcome === 'interrupted') say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${cfg.out}`);
-    else say(`sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`);
+    if (outcome === 'interrupted')
+      say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${cfg.out}`);
+    else
+      say(
+        `sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`,
+      );
     return { params: trained, config, task, history, seconds, weightsDir, outcome, resumedFrom: resumed?.step };
   } finally {
     await trainer.close();

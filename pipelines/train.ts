@@ -34,8 +34,25 @@ import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import {
-  CreditGate, promptBatches, sampleGroups, scoreRewards, keepInformativeGroups, maskedViewLogprobs, referenceLogprobs,
-  groupAdvantages, papoUpdate, watchLossHacking, loggedRolloutSource, currentPolicyLogprobs, type ScoredBatch, type FilteredGroups, type TrainedStep, type RolloutEngine, type LossHackingAlarm, type RolloutBatch, type PromptBatch,
+  CreditGate,
+  promptBatches,
+  sampleGroups,
+  scoreRewards,
+  keepInformativeGroups,
+  maskedViewLogprobs,
+  referenceLogprobs,
+  groupAdvantages,
+  papoUpdate,
+  watchLossHacking,
+  loggedRolloutSource,
+  currentPolicyLogprobs,
+  type ScoredBatch,
+  type FilteredGroups,
+  type TrainedStep,
+  type RolloutEngine,
+  type LossHackingAlarm,
+  type RolloutBatch,
+  type PromptBatch,
 } from '../operators/index.ts';
 import type { StreamCursor } from '../tasks/stream.ts';
 
@@ -210,7 +227,10 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       const savedConfig = path.join(runDir, 'config.json');
       if (fs.existsSync(savedConfig)) {
         const { unsafe } = configChanges(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg);
-        if (unsafe.length) throw new Error(`cannot resume ${runDir}: it has no checkpoint, and its config.json differs in:\n  ${unsafe.join('\n  ')}\nstart over with --force (its files are moved to previous-<time>/)`);
+        if (unsafe.length)
+          throw new Error(
+            `cannot resume ${runDir}: it has no checkpoint, and its config.json differs in:\n  ${unsafe.join('\n  ')}\nstart over with --force (its files are moved to previous-<time>/)`,
+          );
         await truncateMetrics(metricsFile!, 0);
         await new RolloutLog(runDir).truncateAfter(0);
         restartInPlace = true;
@@ -228,19 +248,34 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     logger.info({ event: 'run_dir', message: n }, n);
   }
   // Event files are rewound with metrics.jsonl on resume, whether or not this launch writes them.
-  const tensorboard = opts.noSave ? undefined : TensorBoardWriter.open(path.join(runDir, 'tensorboard'), { rewindTo: resumed?.step ?? (restartInPlace ? 0 : undefined), onNote: (n) => logger.info({ event: 'run_dir', message: n }, n) });
+  const tensorboard = opts.noSave
+    ? undefined
+    : TensorBoardWriter.open(path.join(runDir, 'tensorboard'), {
+        rewindTo: resumed?.step ?? (restartInPlace ? 0 : undefined),
+        onNote: (n) => logger.info({ event: 'run_dir', message: n }, n),
+      });
 
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
   const policyCfg = start.config;
   const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
   if (resumedState && resumedState.reference.fingerprint !== reference.fingerprint) {
-    throw new Error(`cannot resume ${runDir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumedState.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`);
+    throw new Error(
+      `cannot resume ${runDir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumedState.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`,
+    );
   }
   const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
-  const task: Task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? images : {}) });
+  const task: Task = createTask({
+    task: data.task,
+    seed: data.task_seed,
+    families: data.families,
+    manifest: data.manifest,
+    ...(data.task === 'manifest' ? images : {}),
+  });
   if (task.imageHeight !== policyCfg.imageHeight || task.imageWidth !== policyCfg.imageWidth) {
-    throw new Error(`task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policyCfg.imageHeight}x${policyCfg.imageWidth}`);
+    throw new Error(
+      `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policyCfg.imageHeight}x${policyCfg.imageWidth}`,
+    );
   }
   const maxResponseLength = data.max_response_length ?? policyCfg.maxResponseLen;
   if (maxResponseLength > policyCfg.maxResponseLen) {
@@ -251,10 +286,18 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const needRef = objective.kl_coef > 0;
   const S = trainer.max_staleness;
   const firstStep = (resumed?.step ?? 0) + 1;
-  logger.info({ event: 'train_start', backend, trainer: actor.engine, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step }, 'train start');
+  logger.info(
+    { event: 'train_start', backend, trainer: actor.engine, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step },
+    'train start',
+  );
   if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
 
-  const actorTrainer = await createTrainer({ engine: actor.engine, config: policyCfg, params: resumed ? resumed.policy.params : start.params, optimizer: actorOptimizer(actor) });
+  const actorTrainer = await createTrainer({
+    engine: actor.engine,
+    config: policyCfg,
+    params: resumed ? resumed.policy.params : start.params,
+    optimizer: actorOptimizer(actor),
+  });
   if (resumed) await actorTrainer.importOptimizerState(resumed.optimizer);
   const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
@@ -263,13 +306,16 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   try {
     // The engine holds the current weights and the older versions the next steps still sample with.
     const initialVersion = resumedState?.version ?? 0;
-    for (const s of [...(resumed?.samplers ?? [])].sort((a, b) => a.version - b.version)) if (s.version !== initialVersion) await engine.setWeights(s.params, s.version);
+    for (const s of [...(resumed?.samplers ?? [])].sort((a, b) => a.version - b.version))
+      if (s.version !== initialVersion) await engine.setWeights(s.params, s.version);
     await engine.setWeights(resumed ? resumed.policy.params : start.params, initialVersion);
     if (needRef) await engine.setReferenceWeights(start.params);
 
     const testEval = async (label: string) => {
       const r = await evaluate(engine, task, { split: 'test', k: 0, limit: trainer.test_limit || undefined, reward, quiet: opts.quiet });
-      say(`${label}: held-out test greedy accuracy ${pct(r.greedy.accuracy.overall.accuracy)} overall, ${pct(r.greedy.accuracy.visionDependent.accuracy)} vision-dependent, ${pct(r.greedy.accuracy.general.accuracy)} general (${r.records} prompts)`);
+      say(
+        `${label}: held-out test greedy accuracy ${pct(r.greedy.accuracy.overall.accuracy)} overall, ${pct(r.greedy.accuracy.visionDependent.accuracy)} vision-dependent, ${pct(r.greedy.accuracy.general.accuracy)} general (${r.records} prompts)`,
+      );
       logger.info({ event: `test_${label}`, accuracy: r.greedy.accuracy, formatRate: r.greedy.formatRate }, `test ${label}`);
       return r;
     };
@@ -285,21 +331,38 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       return m;
     };
 
-    if (resumed && resumed.step >= trainer.max_steps) say(`${runDir} is already complete (${resumed.step} of ${trainer.max_steps} steps); raise trainer.max_steps to train it longer`);
-    else if (resumed) say(`resuming ${runDir} from checkpoint step ${resumed.step} (policy version ${initialVersion}); steps ${firstStep}..${trainer.max_steps} to go`);
+    if (resumed && resumed.step >= trainer.max_steps)
+      say(`${runDir} is already complete (${resumed.step} of ${trainer.max_steps} steps); raise trainer.max_steps to train it longer`);
+    else if (resumed)
+      say(`resuming ${runDir} from checkpoint step ${resumed.step} (policy version ${initialVersion}); steps ${firstStep}..${trainer.max_steps} to go`);
     const before = trainer.test_before_and_after && !resumed ? await testEval('before') : undefined;
     const testBefore: TrainState['test_before'] = before
-      ? { overall: before.greedy.accuracy.overall.accuracy, vision_dependent: before.greedy.accuracy.visionDependent.accuracy, general: before.greedy.accuracy.general.accuracy }
+      ? {
+          overall: before.greedy.accuracy.overall.accuracy,
+          vision_dependent: before.greedy.accuracy.visionDependent.accuracy,
+          general: before.greedy.accuracy.general.accuracy,
+        }
       : (resumedState?.test_before ?? null);
     if (trainer.val_before_train && !resumed) logger.info({ event: 'val_before_train', metrics: await valMetrics() }, 'validation before training');
 
     // Offline (`--from-rollouts RUN`): the steps of another run's rollout log instead of sampling.
     const offline = data.rollouts_path ? new RolloutLog(data.rollouts_path) : undefined;
     const offlineSteps = offline ? await offline.steps() : [];
-    if (offline && offlineSteps.length === 0) throw new Error(`data.rollouts_path: ${data.rollouts_path} has no logged rollout steps (expected <run>/rollouts/step_*)`);
+    if (offline && offlineSteps.length === 0)
+      throw new Error(`data.rollouts_path: ${data.rollouts_path} has no logged rollout steps (expected <run>/rollouts/step_*)`);
     const maxSteps = offline ? Math.min(trainer.max_steps, offlineSteps.length) : trainer.max_steps;
-    const gate = new CreditGate({ maxInflight: trainer.max_inflight_batches, maxStaleness: S, maxSteps, firstStep, sealBeforeNext: objective.dynamic_sampling && !offline });
-    const stream = offline ? undefined : resumedState ? RecordStream.resume(task, resumedState.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
+    const gate = new CreditGate({
+      maxInflight: trainer.max_inflight_batches,
+      maxStaleness: S,
+      maxSteps,
+      firstStep,
+      sealBeforeNext: objective.dynamic_sampling && !offline,
+    });
+    const stream = offline
+      ? undefined
+      : resumedState
+        ? RecordStream.resume(task, resumedState.cursor)
+        : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
     const alarms: LossHackingAlarm[] = [];
     let outcome: TrainOutcome = 'completed';
     const stop = (why: TrainOutcome) => {
@@ -344,7 +407,13 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     };
     // Weights of the versions the next S steps sample with (a checkpoint holds them), version 0 first.
     const samplerParams = new Map<number, Params>(
-      S > 0 && store ? [[0, start.params], ...(resumed?.samplers ?? []).map((s) => [s.version, s.params] as [number, Params]), ...(resumed ? [[initialVersion, resumed.policy.params] as [number, Params]] : [])] : [],
+      S > 0 && store
+        ? [
+            [0, start.params],
+            ...(resumed?.samplers ?? []).map((s) => [s.version, s.params] as [number, Params]),
+            ...(resumed ? [[initialVersion, resumed.policy.params] as [number, Params]] : []),
+          ]
+        : [],
     );
     const pending = new Map<number, PendingCheckpoint>();
     let last: { step: number; version: number; cursor: StreamCursor } | undefined;
@@ -397,11 +466,25 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     let io: Promise<void> = Promise.resolve();
     let lastCheckpoint: string | undefined;
     const writeCheckpoint = async (p: PendingCheckpoint) => {
-      const checkpoint: Checkpoint = { kind: 'train', step: p.step, policy: { config: policyCfg, params: p.params }, optimizer: p.optimizer, samplers: p.samplers, state: p.state as unknown as Record<string, unknown> };
+      const checkpoint: Checkpoint = {
+        kind: 'train',
+        step: p.step,
+        policy: { config: policyCfg, params: p.params },
+        optimizer: p.optimizer,
+        samplers: p.samplers,
+        state: p.state as unknown as Record<string, unknown>,
+      };
       const metric = trainer.save_best_metric;
-      const saved = await writer!.saveCheckpoint(runDir, checkpoint, { keepLast: trainer.save_limit, metric, higherIsBetter: trainer.save_best_mode === 'max' });
+      const saved = await writer!.saveCheckpoint(runDir, checkpoint, {
+        keepLast: trainer.save_limit,
+        metric,
+        higherIsBetter: trainer.save_best_mode === 'max',
+      });
       lastCheckpoint = saved.dir;
-      logger.info({ event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed }, 'checkpoint saved');
+      logger.info(
+        { event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed },
+        'checkpoint saved',
+      );
     };
 
     const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
@@ -410,20 +493,27 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     const sampled$: Observable<RolloutBatchBeforeMask> = offline
       ? loggedRolloutSource(offline, task, offlineSteps, gate.grants$).pipe(currentPolicyLogprobs(engine))
       : promptBatches(stream!, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed }).pipe(
-      sampleGroups(engine, { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength, versionOf }),
-      scoreRewards(reward, { timeoutMs: cfg.worker.reward.timeout_ms, concurrency: cfg.worker.reward.concurrency }),
-      keepInformativeGroups(
-        {
-          enabled: objective.dynamic_sampling,
-          minAcc: objective.dynamic_sampling_min_acc,
-          maxAcc: objective.dynamic_sampling_max_acc,
-          maxTries: objective.dynamic_sampling_max_tries,
-          batchSize: data.rollout_batch_size,
-        },
-        (step) => gate.requestRound(step),
-        (step) => gate.seal(step),
-      ),
-    );
+          sampleGroups(engine, {
+            n: rollout.n,
+            temperature: rollout.temperature,
+            topP: rollout.top_p,
+            topK: Math.max(0, rollout.top_k),
+            maxNewTokens: maxResponseLength,
+            versionOf,
+          }),
+          scoreRewards(reward, { timeoutMs: cfg.worker.reward.timeout_ms, concurrency: cfg.worker.reward.concurrency }),
+          keepInformativeGroups(
+            {
+              enabled: objective.dynamic_sampling,
+              minAcc: objective.dynamic_sampling_min_acc,
+              maxAcc: objective.dynamic_sampling_max_acc,
+              maxTries: objective.dynamic_sampling_max_tries,
+              batchSize: data.rollout_batch_size,
+            },
+            (step) => gate.requestRound(step),
+            (step) => gate.seal(step),
+          ),
+        );
     const trained$ = sampled$.pipe(
       when(needMasked, maskedViewLogprobs(engine, { type: objective.mask_type, ratio: objective.mask_ratio, patchSize: objective.mask_patch_size })),
       when(needRef, referenceLogprobs(engine)),
@@ -519,7 +609,9 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     if (testBefore && after) {
       const d = (a: number | null, b: number | null) => (a === null || b === null ? '-' : `${a >= b ? '+' : ''}${(100 * (a - b)).toFixed(1)}`);
       const acc = after.greedy.accuracy;
-      say(`change: ${d(acc.overall.accuracy, testBefore.overall)} points overall, ${d(acc.visionDependent.accuracy, testBefore.vision_dependent)} vision-dependent, ${d(acc.general.accuracy, testBefore.general)} general`);
+      say(
+        `change: ${d(acc.overall.accuracy, testBefore.overall)} points overall, ${d(acc.visionDependent.accuracy, testBefore.vision_dependent)} vision-dependent, ${d(acc.general.accuracy, testBefore.general)} general`,
+      );
     }
     say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${opts.noSave ? '' : `; metrics in ${path.join(runDir, 'metrics.jsonl')}`}`);
     if ((outcome as TrainOutcome) === 'interrupted' && lastCheckpoint) say(`continue with: papo train --resume ${runDir}`);

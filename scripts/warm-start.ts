@@ -37,7 +37,9 @@ try {
     fs.cpSync(weightsDir, SHIPPED_WARM_START, { recursive: true });
     console.log(`written: ${SHIPPED_WARM_START} replaced (differed in ${differences.length} entries: ${differences.slice(0, 5).join(', ')})`);
   } else {
-    console.log(`DIFFERENT: ${differences.length} entries differ (${differences.slice(0, 5).join(', ')}); rerun with --write to replace the shipped checkpoint`);
+    console.log(
+      `DIFFERENT: ${differences.length} entries differ (${differences.slice(0, 5).join(', ')}); rerun with --write to replace the shipped checkpoint`,
+    );
     process.exitCode = 1;
   }
 } finally {

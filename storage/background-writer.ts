@@ -79,8 +79,14 @@ export class BackgroundWriter {
       (p) =>
         new Promise<void>((resolve) => {
           const { resolve: res, reject: rej } = p;
-          p.resolve = (v) => (res(v), resolve());
-          p.reject = (e) => (rej(e), resolve());
+          p.resolve = (v) => {
+            res(v);
+            resolve();
+          };
+          p.reject = (e) => {
+            rej(e);
+            resolve();
+          };
         }),
     );
     await Promise.all(drained);

@@ -68,7 +68,7 @@ export class CheckpointStore {
     try {
       await writeCheckpoint(tmp, ckpt);
       const bytes = await treeBytes(tmp);
-      await fs.writeFile(path.join(tmp, COMPLETE), JSON.stringify({ step: ckpt.step, bytes }) + '\n');
+      await fs.writeFile(path.join(tmp, COMPLETE), `${JSON.stringify({ step: ckpt.step, bytes })}\n`);
       await fsyncTree(tmp);
       const name = await publishDir(tmp, this.dir, base);
       await writeFileAtomic(path.join(this.dir, 'latest'), `${name}\n`);
@@ -117,7 +117,8 @@ export class CheckpointStore {
   async load(name: string): Promise<Checkpoint> {
     const dir = path.join(this.dir, name);
     if (!(await exists(dir))) throw new Error(`checkpoint ${dir} does not exist`);
-    if (!(await exists(path.join(dir, COMPLETE)))) throw new Error(`checkpoint ${dir} is incomplete (no ${COMPLETE} marker): it was being written when the run stopped`);
+    if (!(await exists(path.join(dir, COMPLETE))))
+      throw new Error(`checkpoint ${dir} is incomplete (no ${COMPLETE} marker): it was being written when the run stopped`);
     return readCheckpoint(dir);
   }
 
@@ -208,7 +209,9 @@ async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const attrs = root.attrs as Record<string, unknown>;
   if (attrs.format !== CHECKPOINT_FORMAT) throw new Error(`${dir} is not a papo-stream checkpoint (format ${JSON.stringify(attrs.format)})`);
   if (attrs.format_version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new Error(`${dir}: unsupported checkpoint format version ${String(attrs.format_version)} (this papo-stream reads version ${CHECKPOINT_FORMAT_VERSION})`);
+    throw new Error(
+      `${dir}: unsupported checkpoint format version ${String(attrs.format_version)} (this papo-stream reads version ${CHECKPOINT_FORMAT_VERSION})`,
+    );
   }
   const policy = await readPolicyGroup(await openGroup(path.join(dir, 'policy'), 'policy weights group'), path.join(dir, 'policy'));
   const config = policyConfig(policy.config);
@@ -218,7 +221,8 @@ async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const optimizer: AdamWState = { step: optStep as number, m: {}, v: {} };
   for (const which of ['m', 'v'] as const) {
     const g = await openChildGroup(opt, which, `${dir}/optimizer`);
-    for (const s of paramSpecs(config)) optimizer[which][s.name] = await readArray<Float32Array>(g, s.name, `${dir}/optimizer/${which}`, { dtype: 'float32', shape: s.shape });
+    for (const s of paramSpecs(config))
+      optimizer[which][s.name] = await readArray<Float32Array>(g, s.name, `${dir}/optimizer/${which}`, { dtype: 'float32', shape: s.shape });
   }
   const samplersGroup = await openChildGroup(root, 'samplers', dir);
   const versions = ((samplersGroup.attrs as { versions?: unknown }).versions ?? []) as number[];
@@ -231,5 +235,13 @@ async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const refDir = path.join(dir, 'reference');
   if (await exists(refDir)) reference = (await readPolicyGroup(await openGroup(refDir, 'reference weights'), refDir)).params;
   const kind = attrs.kind === 'sft' ? 'sft' : 'train';
-  return { kind, step: attrs.step as number, policy: { config, params: policy.params }, optimizer, samplers, reference, state: (attrs.state ?? {}) as Record<string, unknown> };
+  return {
+    kind,
+    step: attrs.step as number,
+    policy: { config, params: policy.params },
+    optimizer,
+    samplers,
+    reference,
+    state: (attrs.state ?? {}) as Record<string, unknown>,
+  };
 }

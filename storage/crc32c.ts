@@ -42,7 +42,9 @@ export class VerifiedCrc32cCodec {
     const stored = new DataView(bytes.buffer, bytes.byteOffset + body.byteLength, 4).getUint32(0, true);
     const actual = crc32cOf(body);
     if (stored !== actual) {
-      throw new ChecksumError(`crc32c mismatch: stored ${stored.toString(16).padStart(8, '0')}, computed ${actual.toString(16).padStart(8, '0')} over ${body.byteLength} bytes (corrupt or truncated chunk)`);
+      throw new ChecksumError(
+        `crc32c mismatch: stored ${stored.toString(16).padStart(8, '0')}, computed ${actual.toString(16).padStart(8, '0')} over ${body.byteLength} bytes (corrupt or truncated chunk)`,
+      );
     }
     return body;
   }

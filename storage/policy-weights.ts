@@ -108,7 +108,8 @@ export async function readPolicyGroup(root: Group, where: string): Promise<Saved
       throw new Error(err.message.replace(`array '${s.name}'`, `parameter '${s.name}'`));
     });
     // Version 1 predates the crc32c codec: its checksums sit in the attributes.
-    if (version === 1 && crc32(bytesOf(data)) !== checksums[s.name]) throw new Error(`${where}: parameter '${s.name}' fails its checksum (corrupt or truncated file)`);
+    if (version === 1 && crc32(bytesOf(data)) !== checksums[s.name])
+      throw new Error(`${where}: parameter '${s.name}' fails its checksum (corrupt or truncated file)`);
     params[s.name] = data;
   }
   validateParams(config, params, `weights at ${where}`);

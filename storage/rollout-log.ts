@@ -98,7 +98,12 @@ export class RolloutLog {
       await createGroup(this.dir, { format: ROLLOUT_LOG_FORMAT, format_version: ROLLOUT_LOG_FORMAT_VERSION });
     }
     const R = rec.responses.length;
-    for (const [k, n] of [['oldLogprobs', rec.oldLogprobs.length], ['rewards', rec.rewards.length], ['advantages', rec.advantages.length], ['versions', rec.versions.length]] as const) {
+    for (const [k, n] of [
+      ['oldLogprobs', rec.oldLogprobs.length],
+      ['rewards', rec.rewards.length],
+      ['advantages', rec.advantages.length],
+      ['versions', rec.versions.length],
+    ] as const) {
       if (n !== R) throw new Error(`rollout log, step ${rec.step}: ${k} has ${n} entries for ${R} responses`);
     }
     const target = path.join(this.dir, stepName(rec.step));
@@ -133,9 +138,23 @@ export class RolloutLog {
         rows.forEach((row, i) => {
           if (row.length < rec.responses[i].length) throw new Error(`rollout log, step ${rec.step}: ${name} of response ${i} is shorter than its tokens`);
         });
-        await writeArray(g, name, flatten(rows.map((row, i) => row.subarray(0, rec.responses[i].length)), Float32Array));
+        await writeArray(
+          g,
+          name,
+          flatten(
+            rows.map((row, i) => row.subarray(0, rec.responses[i].length)),
+            Float32Array,
+          ),
+        );
       }
-      for (const [name, a] of Object.entries({ rewards: rec.rewards, accuracy: rec.accuracy, format: rec.format, advantages: rec.advantages, versions: rec.versions, finished: rec.finished })) {
+      for (const [name, a] of Object.entries({
+        rewards: rec.rewards,
+        accuracy: rec.accuracy,
+        format: rec.format,
+        advantages: rec.advantages,
+        versions: rec.versions,
+        finished: rec.finished,
+      })) {
         await writeArray(g, name, a);
       }
       await fs.rename(tmp, target);
@@ -165,9 +184,13 @@ export class RolloutLog {
     const a = g.attrs as Record<string, unknown>;
     const offsets = await readArray<Int32Array>(g, 'offsets', where, { dtype: 'int32' });
     const tokens = await readArray<Int32Array>(g, 'tokens', where, { dtype: 'int32' });
-    const perToken = async (name: string) => ((await exists(path.join(where, name))) ? split(await readArray<Float32Array>(g, name, where, { dtype: 'float32', shape: [tokens.length] }), offsets) : undefined);
+    const perToken = async (name: string) =>
+      (await exists(path.join(where, name)))
+        ? split(await readArray<Float32Array>(g, name, where, { dtype: 'float32', shape: [tokens.length] }), offsets)
+        : undefined;
     const R = offsets.length - 1;
-    const perResponse = async <A extends Float32Array | Int32Array | Uint8Array>(name: string, dtype: 'float32' | 'int32' | 'uint8') => readArray<A>(g, name, where, { dtype, shape: [R] });
+    const perResponse = async <A extends Float32Array | Int32Array | Uint8Array>(name: string, dtype: 'float32' | 'int32' | 'uint8') =>
+      readArray<A>(g, name, where, { dtype, shape: [R] });
     return {
       step: a.step as number,
       version: a.version as number,

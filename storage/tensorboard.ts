@@ -121,11 +121,13 @@ export function readEventFile(file: string): EventFileContents {
   while (at < buf.length) {
     if (buf.length - at < 12) return { events, validBytes: at, tornTail: true };
     const header = buf.subarray(at, at + 8);
-    if (buf.readUInt32LE(at + 8) !== maskedCrc32c(header)) throw new Error(`${file}: record at byte ${at}: the checksum of its length does not match (the file is damaged)`);
+    if (buf.readUInt32LE(at + 8) !== maskedCrc32c(header))
+      throw new Error(`${file}: record at byte ${at}: the checksum of its length does not match (the file is damaged)`);
     const length = Number(buf.readBigUInt64LE(at));
     if (buf.length - at < 16 + length) return { events, validBytes: at, tornTail: true };
     const data = buf.subarray(at + 12, at + 12 + length);
-    if (buf.readUInt32LE(at + 12 + length) !== maskedCrc32c(data)) throw new Error(`${file}: record at byte ${at}: the checksum of its ${length} data bytes does not match (the file is damaged)`);
+    if (buf.readUInt32LE(at + 12 + length) !== maskedCrc32c(data))
+      throw new Error(`${file}: record at byte ${at}: the checksum of its ${length} data bytes does not match (the file is damaged)`);
     try {
       events.push(decodeEvent(data));
     } catch (err) {
@@ -183,7 +185,9 @@ export function rewindEventFiles(dir: string, step: number): string[] {
       notes.push(`tensorboard: removed ${path.basename(file)} (only steps after ${step})`);
     } else {
       replaceFile(file, Buffer.concat(kept.map((e) => frameRecord(encodeEvent(e)))));
-      notes.push(`tensorboard: ${path.basename(file)} rewound to step ${step} (${dropped} step(s) after it dropped${tornTail ? ', and a record cut short' : ''})`);
+      notes.push(
+        `tensorboard: ${path.basename(file)} rewound to step ${step} (${dropped} step(s) after it dropped${tornTail ? ', and a record cut short' : ''})`,
+      );
     }
   }
   return notes;

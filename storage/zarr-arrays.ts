@@ -17,9 +17,12 @@ export type Group = zarr.Group<FileSystemStore>;
 export type StoredArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 
 /** The codecs of every array this project writes: little-endian bytes, then a crc32c checksum. */
-export const CHUNK_CODECS = [{ name: 'bytes', configuration: { endian: 'little' } }, { name: 'crc32c', configuration: {} }];
+export const CHUNK_CODECS = [
+  { name: 'bytes', configuration: { endian: 'little' } },
+  { name: 'crc32c', configuration: {} },
+];
 
-const DTYPES = new Map<Function, zarr.DataType>([
+const DTYPES = new Map<abstract new (...args: never[]) => StoredArray, zarr.DataType>([
   [Float32Array, 'float32'],
   [Float64Array, 'float64'],
   [Int32Array, 'int32'],
@@ -69,7 +72,7 @@ export async function openChildGroup(parent: Group, name: string, where: string)
 
 /** Writes `data` as array `name` of `parent`, one chunk, shape [data.length] unless given. */
 export async function writeArray(parent: Group, name: string, data: StoredArray, shape: number[] = [data.length]): Promise<void> {
-  const dtype = DTYPES.get(data.constructor);
+  const dtype = DTYPES.get(data.constructor as abstract new (...args: never[]) => StoredArray);
   if (!dtype) throw new Error(`array '${name}': unsupported element type ${data.constructor.name}`);
   if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`array '${name}': shape [${shape}] does not hold ${data.length} values`);
   const arr = await zarr.create(parent.resolve(name), {

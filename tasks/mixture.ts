@@ -17,9 +17,7 @@ export class MixtureTask implements Task {
     const [first] = members;
     for (const t of members) {
       if (t.imageHeight !== first.imageHeight || t.imageWidth !== first.imageWidth) {
-        throw new Error(
-          `mixture: task ${t.name} has ${t.imageHeight}x${t.imageWidth} images, ${first.name} has ${first.imageHeight}x${first.imageWidth}`,
-        );
+        throw new Error(`mixture: task ${t.name} has ${t.imageHeight}x${t.imageWidth} images, ${first.name} has ${first.imageHeight}x${first.imageWidth}`);
       }
     }
     this.name = `mixture(${members.map((t) => t.name).join('+')})`;

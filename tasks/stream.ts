@@ -67,7 +67,7 @@ export class RecordStream implements IterableIterator<TaskRecord> {
 
   /** Continue a stream from a saved cursor; refuses a cursor made for another task configuration. */
   static resume(task: Task, cursor: StreamCursor): RecordStream {
-    if (!cursor || cursor.version !== 1) throw new Error(`unsupported stream cursor ${JSON.stringify(cursor)}`);
+    if (cursor?.version !== 1) throw new Error(`unsupported stream cursor ${JSON.stringify(cursor)}`);
     if (cursor.task !== task.name || cursor.fingerprint !== task.fingerprint) {
       throw new Error(
         `stream cursor is for task ${cursor.task} (${cursor.fingerprint}), not ${task.name} (${task.fingerprint}): ` +

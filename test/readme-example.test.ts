@@ -27,7 +27,13 @@ test("README's compose-your-own-pipeline example trains two steps", async () => 
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
   try {
     const mod = (await import(pathToFileURL(file).href)) as { steps: { step: number; version: number; metrics: Record<string, number> }[] };
-    assert.deepEqual(mod.steps.map((s) => [s.step, s.version]), [[1, 1], [2, 2]]);
+    assert.deepEqual(
+      mod.steps.map((s) => [s.step, s.version]),
+      [
+        [1, 1],
+        [2, 2],
+      ],
+    );
     for (const s of mod.steps) {
       assert.ok(Number.isFinite(s.metrics['actor/kl_prcp_loss']));
       assert.ok(Number.isFinite(s.metrics['actor/kl_loss']));

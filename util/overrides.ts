@@ -18,7 +18,8 @@ export function applyOverrides(base: Record<string, unknown>, overrides: readonl
     keys.slice(0, -1).forEach((k, i) => {
       const next = node[k];
       if (next === undefined) node[k] = {};
-      else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error(`override '${o}': ${keys.slice(0, i + 1).join('.')} is not a mapping`);
+      else if (typeof next !== 'object' || next === null || Array.isArray(next))
+        throw new Error(`override '${o}': ${keys.slice(0, i + 1).join('.')} is not a mapping`);
       node = node[k] as Record<string, unknown>;
     });
     node[keys[keys.length - 1]] = parseValue(o.slice(eq + 1));

@@ -23,7 +23,10 @@ export function createProgress(label: string, total: number, opts: { every?: num
   const done0 = opts.startAt ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const start = performance.now();
-  const fmt = (f: Record<string, string> = {}) => Object.entries(f).map(([k, v]) => `${k} ${v}`).join('  ');
+  const fmt = (f: Record<string, string> = {}) =>
+    Object.entries(f)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('  ');
   if (process.stderr.isTTY) {
     const bar = new SingleBar(
       { format: `${label} [{bar}] {value}/{total}  {fields}  eta {eta_formatted}`, stream: process.stderr, etaBuffer: 20 },

@@ -47,10 +47,7 @@ async function tryBackend(name: BackendName): Promise<string | undefined> {
  * Selects and initialises the backend once per process; later calls return the same choice.
  * `requested` is 'auto' (default), or a backend name; the env var PAPO_TF_BACKEND overrides 'auto'.
  */
-export function initTf(
-  requested: string = process.env.PAPO_TF_BACKEND ?? 'auto',
-  log: (msg: string) => void = () => {},
-): Promise<BackendName> {
+export function initTf(requested: string = process.env.PAPO_TF_BACKEND ?? 'auto', log: (msg: string) => void = () => {}): Promise<BackendName> {
   if (active) {
     if (requested !== 'auto' && activeRequest !== requested) {
       return active.then((got) => {

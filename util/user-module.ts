@@ -26,9 +26,10 @@ export async function importUserModule(file: string, baseDir: string, what: stri
     return { where, exports: (await import(pathToFileURL(where).href)) as Record<string, unknown> };
   } catch (err) {
     // Node 20 + tsx: a .ts/.js file with `export` outside any "type": "module" package fails with this cryptic code
-    const hint = (err as { code?: string }).code === 'ERR_REQUIRE_CYCLE_MODULE'
-      ? `it is an ES module in a CommonJS scope; rename it to .mts (or .mjs), or put a package.json with {"type": "module"} in its directory`
-      : (err as Error).message;
+    const hint =
+      (err as { code?: string }).code === 'ERR_REQUIRE_CYCLE_MODULE'
+        ? `it is an ES module in a CommonJS scope; rename it to .mts (or .mjs), or put a package.json with {"type": "module"} in its directory`
+        : (err as Error).message;
     throw new Error(`${what}: cannot load ${where}: ${hint}`);
   }
 }

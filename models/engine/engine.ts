@@ -114,14 +114,16 @@ export class PolicyEngine {
   }
 
   private install(params: Params, version: number, slot: WeightSlot): Promise<void> {
-    let snap;
+    let snap: ReturnType<typeof packWeights>;
     try {
       snap = packWeights(this.config, params, version);
     } catch (err) {
       return Promise.reject(err);
     }
     if (slot === 'policy') this.latestVersion = version;
-    return this.call<number>(`set${slot === 'policy' ? '' : 'Reference'}Weights`, { type: 'weights', id: this.nextId++, version, buffer: snap.buffer, slot }, [snap.buffer]).then(() => undefined);
+    return this.call<number>(`set${slot === 'policy' ? '' : 'Reference'}Weights`, { type: 'weights', id: this.nextId++, version, buffer: snap.buffer, slot }, [
+      snap.buffer,
+    ]).then(() => undefined);
   }
 
   /** The version of the latest `setWeights` call (undefined before the first). */

@@ -18,8 +18,16 @@ import { PAD_ID } from '../tokenizer.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
 import { checkSamplingOptions, type SamplingOptions } from './sampler.ts';
 import {
-  collectResponses, chooseTokens, dropFinishedRows, expandRows, initialCacheValid, startDecoding, writeSlot,
-  type Decoded, type ResponseCache, type SamplingShape,
+  collectResponses,
+  chooseTokens,
+  dropFinishedRows,
+  expandRows,
+  initialCacheValid,
+  startDecoding,
+  writeSlot,
+  type Decoded,
+  type ResponseCache,
+  type SamplingShape,
 } from './decoding.ts';
 import { unpackWeights, type WeightSnapshot } from './weights.ts';
 import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
@@ -38,7 +46,8 @@ const i64 = (a: ArrayLike<number>): BigInt64Array => {
 };
 
 function checkImages(what: string, images: readonly unknown[], rows: number): void {
-  if (!Array.isArray(images) || images.length !== rows) throw new Error(`${what}: ${rows} prompts need ${rows} images, got ${Array.isArray(images) ? images.length : typeof images}`);
+  if (!Array.isArray(images) || images.length !== rows)
+    throw new Error(`${what}: ${rows} prompts need ${rows} images, got ${Array.isArray(images) ? images.length : typeof images}`);
 }
 
 export class OrtPolicyRunner {
@@ -63,7 +72,8 @@ export class OrtPolicyRunner {
       logprobBatchRows: options.logprobBatchRows ?? 64,
       retainVersions: options.retainVersions ?? 2,
     };
-    if (!(Number.isInteger(opts.retainVersions) && opts.retainVersions >= 1)) throw new Error(`engine: retainVersions must be a positive integer, got ${opts.retainVersions}`);
+    if (!(Number.isInteger(opts.retainVersions) && opts.retainVersions >= 1))
+      throw new Error(`engine: retainVersions must be a positive integer, got ${opts.retainVersions}`);
     const spin = opts.allowSpinning ? '1' : '0';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.intraOpThreads,
@@ -129,7 +139,8 @@ export class OrtPolicyRunner {
     const w = this.select(req.weights);
     const rows = req.prompts.length;
     checkImages('logProbs', req.images, rows);
-    if (!Array.isArray(req.responses) || req.responses.length !== rows) throw new Error(`logProbs: ${rows} prompts need ${rows} responses, got ${req.responses?.length}`);
+    if (!Array.isArray(req.responses) || req.responses.length !== rows)
+      throw new Error(`logProbs: ${rows} prompts need ${rows} responses, got ${req.responses?.length}`);
     const logprobs: Float32Array[] = [];
     const entropy: Float32Array[] = [];
     const step = this.opts.logprobBatchRows;
@@ -142,11 +153,18 @@ export class OrtPolicyRunner {
     return req.withEntropy ? { logprobs, entropy, version: w.version } : { logprobs, version: w.version };
   }
 
-  private async logProbChunk(w: LoadedWeights, images: LogProbRequest['images'], prompts: LogProbRequest['prompts'], responses: LogProbRequest['responses'], offset: number) {
+  private async logProbChunk(
+    w: LoadedWeights,
+    images: LogProbRequest['images'],
+    prompts: LogProbRequest['prompts'],
+    responses: LogProbRequest['responses'],
+    offset: number,
+  ) {
     const cfg = this.cfg;
     const { nPatch, patchDim } = policyDims(cfg);
     const B = prompts.length;
-    let promptBatch, responseBatch;
+    let promptBatch: ReturnType<typeof buildPromptBatch>;
+    let responseBatch: ReturnType<typeof buildResponseBatch>;
     try {
       promptBatch = buildPromptBatch(prompts, cfg);
       responseBatch = buildResponseBatch(responses, cfg);

@@ -16,7 +16,8 @@ function resultBuffers(r: unknown): ArrayBuffer[] {
   // Typed arrays in results are fresh copies owned by this worker: move them instead of cloning.
   const out: ArrayBuffer[] = [];
   if (r && typeof r === 'object' && 'responses' in r) {
-    for (const s of (r as SampleResult).responses) out.push(s.tokens.buffer as ArrayBuffer, s.logprobs.buffer as ArrayBuffer, s.samplingLogprobs.buffer as ArrayBuffer);
+    for (const s of (r as SampleResult).responses)
+      out.push(s.tokens.buffer as ArrayBuffer, s.logprobs.buffer as ArrayBuffer, s.samplingLogprobs.buffer as ArrayBuffer);
   } else if (r && typeof r === 'object' && 'logprobs' in r) {
     const lr = r as LogProbResult;
     for (const a of [...lr.logprobs, ...(lr.entropy ?? [])]) out.push(a.buffer as ArrayBuffer);

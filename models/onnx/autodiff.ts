@@ -109,7 +109,13 @@ export function appendGradients(g: GraphBuilder, spec: GradientSpec): AppendedGr
     if (!needs.some(Boolean)) continue;
     const where = `gradient of graph '${g.graphName}', node '${node.name}' (${node.opType})`;
     const rule = GRAD_RULES[node.opType];
-    if (!rule) throw new Error(`${where}: no gradient rule for op ${node.opType} (it lies between ${spec.wrt.filter((w) => needed.has(w)).slice(0, 3).join(', ')}... and '${spec.output}')`);
+    if (!rule)
+      throw new Error(
+        `${where}: no gradient rule for op ${node.opType} (it lies between ${spec.wrt
+          .filter((w) => needed.has(w))
+          .slice(0, 3)
+          .join(', ')}... and '${spec.output}')`,
+      );
     const ctx: RuleContext = { g, node, dy, needs, info: (name) => info.get(name) ?? {}, where };
     const dx = rule(ctx);
     node.inputs.forEach((input, i) => {
@@ -145,7 +151,10 @@ const copyOf = (f: GraphBuilder | Uint8Array, name?: string) => GraphBuilder.fro
  * One graph computing the gradients: the forward's inputs plus the cotangent in, `grad.<input>` for every
  * `wrt` input out (and the forward's own outputs too with `keepOutputs`). The forward is recomputed inside.
  */
-export function gradientGraph(forward: GraphBuilder | Uint8Array, spec: GradientSpec & { keepOutputs?: boolean }): { builder: GraphBuilder } & AppendedGradients {
+export function gradientGraph(
+  forward: GraphBuilder | Uint8Array,
+  spec: GradientSpec & { keepOutputs?: boolean },
+): { builder: GraphBuilder } & AppendedGradients {
   const g = copyOf(forward, undefined);
   const kept = spec.keepOutputs ? [...g.outputs] : [];
   g.clearOutputs();

@@ -109,7 +109,12 @@ function tensorValue(p: onnxProto.onnx.ITensorProto, where: string): TensorValue
   const raw = p.rawData;
   if (raw && raw.length > 0) {
     const buf = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
-    values = type === 'float32' ? Array.from(new Float32Array(buf)) : type === 'float64' ? Array.from(new Float64Array(buf)) : Array.from(new BigInt64Array(buf), Number);
+    values =
+      type === 'float32'
+        ? Array.from(new Float32Array(buf))
+        : type === 'float64'
+          ? Array.from(new Float64Array(buf))
+          : Array.from(new BigInt64Array(buf), Number);
   } else {
     values = type === 'float32' ? [...(p.floatData ?? [])] : type === 'float64' ? [...(p.doubleData ?? [])] : (p.int64Data ?? []).map(num);
   }
@@ -153,7 +158,9 @@ function declOf(v: onnxProto.onnx.IValueInfoProto, where: string): ValueDecl {
   const tt = v.type?.tensorType;
   const type = FROM_DTYPE.get(tt?.elemType ?? 0);
   if (!type) throw new Error(`${where} '${v.name}': element type ${tt?.elemType} is not supported`);
-  const dims = (tt?.shape?.dim ?? []).map((d, i) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : `${v.name}_${i}`));
+  const dims = (tt?.shape?.dim ?? []).map((d, i) =>
+    d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : `${v.name}_${i}`,
+  );
   return { name: v.name ?? '', type, dims };
 }
 

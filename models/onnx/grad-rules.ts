@@ -220,7 +220,8 @@ function layerNorm(c: RuleContext): (string | undefined)[] {
   const inv = op(c, 'Reciprocal', [op(c, 'Sqrt', [op(c, 'Add', [mean(op(c, 'Mul', [xc, xc])), scalar(c, eps, x)])])]);
   const xhat = op(c, 'Mul', [xc, inv]);
   const yd = c.info(x).dims!;
-  const sumLead = (v: string, target: string) => unbroadcast(c, lead.length ? op(c, 'ReduceSum', [v, c.g.ints(lead)], { keepdims: 0 }) : v, yd.slice(axis), target);
+  const sumLead = (v: string, target: string) =>
+    unbroadcast(c, lead.length ? op(c, 'ReduceSum', [v, c.g.ints(lead)], { keepdims: 0 }) : v, yd.slice(axis), target);
   const out: (string | undefined)[] = [undefined, undefined, undefined];
   if (c.needs[1]) out[1] = sumLead(op(c, 'Mul', [dy, xhat]), gain);
   if (bias && c.needs[2]) out[2] = sumLead(dy, bias);
@@ -236,7 +237,13 @@ function concat(c: RuleContext): (string | undefined)[] {
   const xs = c.node.inputs;
   const axis = norm(c.node.attrs.axis as number, rank(c, xs[0]));
   const sizes = xs.map((x) => c.info(x).dims?.[axis]);
-  const split = isStatic(sizes) ? c.g.ints(sizes) : c.g.op('Concat', xs.map((x) => dimOf(c, x, axis)), { axis: 0 });
+  const split = isStatic(sizes)
+    ? c.g.ints(sizes)
+    : c.g.op(
+        'Concat',
+        xs.map((x) => dimOf(c, x, axis)),
+        { axis: 0 },
+      );
   const parts = c.g.opN('Split', [c.dy[0], split], xs.length, { axis }, 'grad_split');
   return parts.map((p, i) => (c.needs[i] ? p : undefined));
 }
@@ -277,9 +284,10 @@ function slice(c: RuleContext): (string | undefined)[] {
       begin = g.op('Where', [g.op('Less', [sv, zero]), g.op('Max', [g.op('Add', [sv, dim]), zero]), g.op('Min', [sv, dim])]);
     }
     before[a] = begin;
-    after[a] = typeof xd === 'number' && typeof yd === 'number' && s !== undefined && s >= 0
-      ? g.ints([xd - Math.min(s, xd) - yd])
-      : g.op('Sub', [g.op('Sub', [dimOf(c, x, a), begin]), dimOf(c, y, a)]);
+    after[a] =
+      typeof xd === 'number' && typeof yd === 'number' && s !== undefined && s >= 0
+        ? g.ints([xd - Math.min(s, xd) - yd])
+        : g.op('Sub', [g.op('Sub', [dimOf(c, x, a), begin]), dimOf(c, y, a)]);
   });
   const pads = g.op('Concat', [...before, ...after], { axis: 0 });
   return [op(c, 'Pad', [c.dy[0], pads])];
@@ -318,7 +326,9 @@ function minMax(c: RuleContext, isMin: boolean): (string | undefined)[] {
   return [c.needs[0] ? toInput(c, op(c, 'Where', [first, dy, zero]), a) : undefined, c.needs[1] ? toInput(c, op(c, 'Where', [first, zero, dy]), b) : undefined];
 }
 
-const unary = (f: (c: RuleContext, x: string, y: string, dy: string) => string): Rule => (c) => [f(c, c.node.inputs[0], c.node.outputs[0], c.dy[0])];
+const unary =
+  (f: (c: RuleContext, x: string, y: string, dy: string) => string): Rule =>
+  (c) => [f(c, c.node.inputs[0], c.node.outputs[0], c.dy[0])];
 
 /** The rules, by op type. */
 export const GRAD_RULES: Record<string, Rule> = {

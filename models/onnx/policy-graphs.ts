@@ -50,7 +50,10 @@ function sequence(L: Layers, patches: string, tokens: string, positions: string,
   const { nPatch } = policyDims(L.cfg);
   const img = L.image(patches);
   const x = g.op('Concat', [img, L.text(tokens, positions)], { axis: 1 });
-  const ones = g.op('Expand', [g.constant('float32', new Array(nPatch).fill(1), [1, nPatch]), g.op('Concat', [L.dim(keyValid, 0), g.ints([nPatch])], { axis: 0 })]);
+  const ones = g.op('Expand', [
+    g.constant('float32', new Array(nPatch).fill(1), [1, nPatch]),
+    g.op('Concat', [L.dim(keyValid, 0), g.ints([nPatch])], { axis: 0 }),
+  ]);
   const valid = g.op('Concat', [ones, keyValid], { axis: 1 });
   return { x, valid };
 }

@@ -27,8 +27,30 @@ export interface ValueInfo {
 type Get = (name: string) => ValueInfo;
 
 const UNARY_SAME = new Set([
-  'Identity', 'Neg', 'Exp', 'Log', 'Sqrt', 'Tanh', 'Sigmoid', 'Erf', 'Relu', 'Abs', 'Reciprocal', 'Softmax',
-  'LogSoftmax', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos', 'Softplus', 'LeakyRelu', 'Elu', 'HardSigmoid', 'Dropout',
+  'Identity',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Tanh',
+  'Sigmoid',
+  'Erf',
+  'Relu',
+  'Abs',
+  'Reciprocal',
+  'Softmax',
+  'LogSoftmax',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Sin',
+  'Cos',
+  'Softplus',
+  'LeakyRelu',
+  'Elu',
+  'HardSigmoid',
+  'Dropout',
 ]);
 const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Min', 'Max', 'Sum', 'Mean', 'PRelu']);
 const COMPARE = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Xor']);
@@ -246,7 +268,8 @@ function infer(g: GraphBuilder, n: GraphNode, get: Get): ValueInfo[] {
       const vals = ints(g, shapeIn);
       const s = get(shapeIn).dims;
       const rank = vals?.length ?? (s && typeof s[0] === 'number' ? s[0] : undefined);
-      const type: ElemType | undefined = op === 'Expand' ? x.type : ((n.attrs.value as { tensor?: { type: ConstType } } | undefined)?.tensor?.type ?? 'float32');
+      const type: ElemType | undefined =
+        op === 'Expand' ? x.type : ((n.attrs.value as { tensor?: { type: ConstType } } | undefined)?.tensor?.type ?? 'float32');
       if (rank === undefined) return [{ type }];
       const target: SDim[] = vals ? [...vals] : new Array<SDim>(rank).fill(undefined);
       if (op === 'ConstantOfShape') return [{ type, dims: target }];

@@ -41,7 +41,8 @@ export function buildTrainGraphs(cfg: PolicyConfig, mode: GradientMode = 'recomp
   const { g, paramNames } = logprobGraphBuilder(cfg, { entropy: false });
   const forward = g.toBytes('teacher-forced response log-probs (training forward)');
   const one = gradientGraph(g, { output: 'logprobs', wrt: paramNames, cotangent: COTANGENT, gradName: gradOutputName, keepOutputs: mode === 'saved' });
-  if (mode === 'recompute') return { mode, forward, gradient: one.builder.toBytes('parameter gradients of the log-probs (forward recomputed)'), paramNames, saved: [] };
+  if (mode === 'recompute')
+    return { mode, forward, gradient: one.builder.toBytes('parameter gradients of the log-probs (forward recomputed)'), paramNames, saved: [] };
   const split = splitSaved(one.builder, one.cotangent, ['logprobs']);
   return {
     mode,

@@ -19,7 +19,14 @@ export interface LossCotangent<M> {
   maskedCotangent?: Float32Array;
 }
 
-export function lossCotangent<M>(logprobs: Float32Array, masked: Float32Array | undefined, mask: Float32Array, B: number, T: number, loss: LossFn<M>): LossCotangent<M> {
+export function lossCotangent<M>(
+  logprobs: Float32Array,
+  masked: Float32Array | undefined,
+  mask: Float32Array,
+  B: number,
+  T: number,
+  loss: LossFn<M>,
+): LossCotangent<M> {
   let metrics: M | undefined;
   // Variables rather than plain tensors: variableGrads gives no gradient (instead of an error) for an
   // input the loss does not use.
@@ -28,11 +35,14 @@ export function lossCotangent<M>(logprobs: Float32Array, masked: Float32Array | 
   const mlp = masked ? tf.tidy(() => tf.variable(tf.tensor2d(masked, [B, T]), true)) : undefined;
   const maskT = tf.tensor2d(mask, [B, T]);
   try {
-    const { value, grads } = tf.variableGrads(() => {
-      const r = loss({ logprobs: lp as unknown as tf.Tensor2D, mask: maskT, maskedLogprobs: mlp as unknown as tf.Tensor2D | undefined });
-      metrics = r.metrics;
-      return r.loss;
-    }, mlp ? [lp, mlp] : [lp]);
+    const { value, grads } = tf.variableGrads(
+      () => {
+        const r = loss({ logprobs: lp as unknown as tf.Tensor2D, mask: maskT, maskedLogprobs: mlp as unknown as tf.Tensor2D | undefined });
+        metrics = r.metrics;
+        return r.loss;
+      },
+      mlp ? [lp, mlp] : [lp],
+    );
     const read = (v: tf.Variable) => {
       const g = grads[v.name];
       return g ? Float32Array.from(g.dataSync() as Float32Array) : new Float32Array(B * T);

@@ -116,7 +116,8 @@ export class OrtTrainRunner {
   private chunkFeeds(rows: RowsPayload, start: number, end: number): { feeds: Feeds; Lr: number } {
     const cfg = this.cfg;
     const { nPatch, patchDim } = policyDims(cfg);
-    let pb, rb;
+    let pb: ReturnType<typeof buildPromptBatch>;
+    let rb: ReturnType<typeof buildResponseBatch>;
     try {
       pb = buildPromptBatch(rows.prompts.slice(start, end), cfg);
       rb = buildResponseBatch(rows.responses.slice(start, end), cfg);
@@ -144,7 +145,8 @@ export class OrtTrainRunner {
   async forward(rows: RowsPayload): Promise<{ logprobs: Float32Array; rows: number; T: number }> {
     const n = rows.responses.length;
     if (n === 0) throw new Error('trainer forward: no rows');
-    if (rows.images.length !== n || rows.prompts.length !== n) throw new Error(`trainer forward: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+    if (rows.images.length !== n || rows.prompts.length !== n)
+      throw new Error(`trainer forward: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
     const T = Math.max(1, ...rows.responses.map((r) => r.length));
     const logprobs = new Float32Array(n * T);
     const chunks: Chunk[] = [];

@@ -69,7 +69,9 @@ export class OrtTrainer implements Trainer {
     this.steps = 0;
     worker.on('message', (m: TrainerReply) => this.onMessage(m));
     worker.on('error', (err) => this.fail(new Error(`onnxruntime trainer worker crashed: ${err.message}`)));
-    worker.on('exit', (code) => this.fail(new Error(this.closed ? 'onnxruntime trainer is closed' : `onnxruntime trainer worker exited unexpectedly (code ${code})`)));
+    worker.on('exit', (code) =>
+      this.fail(new Error(this.closed ? 'onnxruntime trainer is closed' : `onnxruntime trainer worker exited unexpectedly (code ${code})`)),
+    );
   }
 
   /** Starts the worker (which builds and compiles the training graphs); resolves when it takes calls. */
@@ -133,7 +135,8 @@ export class OrtTrainer implements Trainer {
 
   async accumulate<M>(rows: TrainRows, loss: LossFn<M>): Promise<MicroBatchResult<M>> {
     const B = rows.responses.length;
-    if (rows.images.length !== B || rows.prompts.length !== B) throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+    if (rows.images.length !== B || rows.prompts.length !== B)
+      throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
     if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
     const { rows: responses, mask, T } = responseRows(this.config, rows.responses);
     const prompts = rows.prompts.map((p) => (typeof p === 'string' ? p : Array.from(p)));

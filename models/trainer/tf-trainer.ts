@@ -45,12 +45,15 @@ export class TfTrainer implements Trainer {
 
   async accumulate<M>(rows: TrainRows, loss: LossFn<M>): Promise<MicroBatchResult<M>> {
     const B = rows.responses.length;
-    if (rows.images.length !== B || rows.prompts.length !== B) throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+    if (rows.images.length !== B || rows.prompts.length !== B)
+      throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
     if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
     let metrics: M | undefined;
     const r = lossGradients(this.policy.vars, () => {
       const { logprobs, mask } = this.policy.logProbs({ images: rows.images, promptIds: rows.prompts, responseIds: rows.responses });
-      const maskedLogprobs = rows.maskedImages ? this.policy.logProbs({ images: rows.maskedImages, promptIds: rows.prompts, responseIds: rows.responses }).logprobs : undefined;
+      const maskedLogprobs = rows.maskedImages
+        ? this.policy.logProbs({ images: rows.maskedImages, promptIds: rows.prompts, responseIds: rows.responses }).logprobs
+        : undefined;
       const out = loss({ logprobs, mask, maskedLogprobs });
       metrics = out.metrics;
       return out.loss;
@@ -99,7 +102,8 @@ export class TfTrainer implements Trainer {
   /** The accumulated gradients (zeros if none), for tests and diagnostics. */
   async gradients(): Promise<Params> {
     const out: Params = {};
-    for (const [n, v] of Object.entries(this.policy.vars)) out[n] = this.sums ? Float32Array.from(this.sums[n].dataSync() as Float32Array) : new Float32Array(v.size);
+    for (const [n, v] of Object.entries(this.policy.vars))
+      out[n] = this.sums ? Float32Array.from(this.sums[n].dataSync() as Float32Array) : new Float32Array(v.size);
     return out;
   }
 

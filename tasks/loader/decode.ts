@@ -37,8 +37,7 @@ export function decodeImage(bytes: Uint8Array, background: Rgb = [0, 0, 0], limi
   const pixels = header.width * header.height;
   if (pixels > maxPixels) {
     throw new Error(
-      `image is ${header.width} x ${header.height} = ${pixels} pixels, over the limit of ${maxPixels} ` +
-        `(max_image_pixels); downscale it or raise the limit`,
+      `image is ${header.width} x ${header.height} = ${pixels} pixels, over the limit of ${maxPixels} ` + `(max_image_pixels); downscale it or raise the limit`,
     );
   }
   if (header.format === 'png') {
@@ -70,7 +69,15 @@ export function decodeImage(bytes: Uint8Array, background: Rgb = [0, 0, 0], limi
 /** Channels per PNG colour type: grey, -, RGB, palette, grey+alpha, -, RGBA. */
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Adam7 passes: first column, first row, column step, row step. */
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
 
 /**
  * pngjs inflates an interlaced PNG's data with no output bound (a few MB of zeros inflate to gigabytes),
@@ -120,7 +127,10 @@ function decoderReason(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   for (const [pattern, reason] of QUOTING) if (pattern.test(message)) return reason;
   // Messages not listed are fixed texts; anything from a digit on is dropped in case a new one quotes data.
-  const fixed = message.split(/[0-9]/)[0].replace(/[\s:,-]+$/, '').slice(0, 80);
+  const fixed = message
+    .split(/[0-9]/)[0]
+    .replace(/[\s:,-]+$/, '')
+    .slice(0, 80);
   return fixed || 'rejected by the decoder';
 }
 

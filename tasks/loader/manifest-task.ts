@@ -23,7 +23,10 @@ export class ManifestTask implements Task {
   readonly fingerprint: string;
   private readonly bySplit: Record<Split, TaskRecord[]> = { train: [], validation: [], test: [] };
 
-  constructor(readonly loaded: LoadedManifest, opts: ManifestTaskOptions) {
+  constructor(
+    readonly loaded: LoadedManifest,
+    opts: ManifestTaskOptions,
+  ) {
     this.name = `manifest:${loaded.path}`;
     this.imageHeight = opts.height;
     this.imageWidth = opts.width;

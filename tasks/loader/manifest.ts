@@ -203,7 +203,12 @@ function parseLine(
     bad(`field "split" must be train, validation or test, got ${describeValue(split)}`);
   }
   const demonstration = o.demonstration === undefined ? undefined : str('demonstration', false);
-  for (const [field, v] of [['question', question], ['answer', answer], ['id', id], ['demonstration', demonstration]] as const) {
+  for (const [field, v] of [
+    ['question', question],
+    ['answer', answer],
+    ['id', id],
+    ['demonstration', demonstration],
+  ] as const) {
     if (v === undefined) continue;
     const at = firstNonPrintable(v);
     if (at >= 0) bad(`field "${field}" has a character outside printable ASCII at position ${at} (code ${v.charCodeAt(at)}); the tokenizer cannot encode it`);
@@ -212,7 +217,8 @@ function parseLine(
   if (demonstration !== undefined && answer !== undefined) {
     const parsed = parseResponse(demonstration);
     if (!parsed) bad('field "demonstration" is not <think>...</think><answer>...</answer>');
-    else if (normalizeAnswer(parsed.answer) !== normalizeAnswer(answer)) bad(`field "demonstration" answers ${JSON.stringify(parsed.answer)}, not the ground truth ${JSON.stringify(answer)}`);
+    else if (normalizeAnswer(parsed.answer) !== normalizeAnswer(answer))
+      bad(`field "demonstration" answers ${JSON.stringify(parsed.answer)}, not the ground truth ${JSON.stringify(answer)}`);
   }
   if (id !== undefined && ids.has(id)) bad(`duplicate id ${JSON.stringify(id)} (first on line ${ids.get(id)})`);
   let pixels: RgbImage | undefined;

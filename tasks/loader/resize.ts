@@ -73,7 +73,9 @@ export function resizeImage(img: RgbImage, height: number, width: number, method
     for (let x = 0; x < width; x++) {
       const ids = cols.index[x];
       const ws = cols.weight[x];
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let t = 0; t < ids.length; t++) {
         const p = (y * img.width + ids[t]) * 3;
         r += ws[t] * img.data[p];

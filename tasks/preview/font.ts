@@ -56,13 +56,19 @@ export function wrapText(text: string, width: number): string[] {
   for (const word of text.split(/\s+/).filter(Boolean)) {
     let w = word;
     while (w.length > width) {
-      if (cur) lines.push(cur), (cur = '');
+      if (cur) {
+        lines.push(cur);
+        cur = '';
+      }
       lines.push(w.slice(0, width));
       w = w.slice(width);
     }
     if (!cur) cur = w;
-    else if (cur.length + 1 + w.length <= width) cur += ' ' + w;
-    else lines.push(cur), (cur = w);
+    else if (cur.length + 1 + w.length <= width) cur += ` ${w}`;
+    else {
+      lines.push(cur);
+      cur = w;
+    }
   }
   if (cur) lines.push(cur);
   return lines;

@@ -50,7 +50,9 @@ const ZERO = (): RewardResult => ({ overall: 0, accuracy: 0, format: 0 });
 export async function runReward(fn: RewardFunction, inputs: readonly RewardInput[], opts: RewardRunOptions = {}): Promise<RewardRun> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (!(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
-    throw new Error(`reward timeoutMs must be a finite number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS} (the timer range), got ${safeText(timeoutMs)}`);
+    throw new Error(
+      `reward timeoutMs must be a finite number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS} (the timer range), got ${safeText(timeoutMs)}`,
+    );
   }
   const concurrency = opts.concurrency ?? Infinity;
   if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
@@ -200,7 +202,7 @@ function errorText(e: unknown): string {
 function describe(v: unknown): string {
   try {
     if (v === null) return 'null';
-    if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)}`;
+    if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
     if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined) return `${typeof v} ${String(v)}`;
     if (Array.isArray(v)) return 'an array';
     return typeof v;

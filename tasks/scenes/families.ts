@@ -38,8 +38,7 @@ function pickAttribute<T>(present: readonly T[], all: readonly T[], rng: Rng): T
 }
 
 /** Objects whose colour occurs once in the scene. */
-const uniqueByColor = (scene: readonly SceneObject[]): SceneObject[] =>
-  scene.filter((o) => scene.filter((p) => p.color === o.color).length === 1);
+const uniqueByColor = (scene: readonly SceneObject[]): SceneObject[] => scene.filter((o) => scene.filter((p) => p.color === o.color).length === 1);
 
 /** Two objects with distinct unique colours satisfying `ok`, in random order, or null. */
 function pickPair(scene: readonly SceneObject[], rng: Rng, ok: (a: SceneObject, b: SceneObject) => boolean): [SceneObject, SceneObject] | null {
@@ -56,7 +55,11 @@ export const SCENE_FAMILIES: readonly SceneFamily[] = [
     answerType: 'integer',
     template: 'How many red shapes are there?',
     make(scene, rng) {
-      const color = pickAttribute(scene.map((o) => o.color), COLORS, rng);
+      const color = pickAttribute(
+        scene.map((o) => o.color),
+        COLORS,
+        rng,
+      );
       const n = scene.filter((o) => o.color === color).length;
       return { question: `How many ${color} shapes are there?`, answer: String(n), reasoning: listing(scene), params: { color } };
     },
@@ -67,7 +70,11 @@ export const SCENE_FAMILIES: readonly SceneFamily[] = [
     answerType: 'integer',
     template: 'How many circles are there?',
     make(scene, rng) {
-      const shape = pickAttribute(scene.map((o) => o.shape), SHAPES, rng);
+      const shape = pickAttribute(
+        scene.map((o) => o.shape),
+        SHAPES,
+        rng,
+      );
       const n = scene.filter((o) => o.shape === shape).length;
       return { question: `How many ${PLURAL[shape]} are there?`, answer: String(n), reasoning: listing(scene), params: { shape } };
     },

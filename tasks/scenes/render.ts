@@ -37,7 +37,10 @@ export const code = (o: Pick<SceneObject, 'color' | 'shape'>): string => o.color
 /** 1..maxObjects shapes in distinct cells, listed in reading order (row by row, left to right). */
 export function randomScene(rows: number, cols: number, maxObjects: number, rng: Rng): SceneObject[] {
   const k = 1 + rng.int(maxObjects);
-  const cells = rng.shuffle(Array.from({ length: rows * cols }, (_, i) => i)).slice(0, k).sort((a, b) => a - b);
+  const cells = rng
+    .shuffle(Array.from({ length: rows * cols }, (_, i) => i))
+    .slice(0, k)
+    .sort((a, b) => a - b);
   return cells.map((cell) => {
     const row = Math.floor(cell / cols);
     const col = cell % cols;

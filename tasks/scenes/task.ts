@@ -47,7 +47,10 @@ export class ScenesTask implements Task {
     if (!Number.isSafeInteger(this.seed)) throw new Error(`scenes: seed must be a safe integer, got ${this.seed}`);
     this.imageHeight = opts.height ?? 28;
     this.imageWidth = opts.width ?? 56;
-    for (const [k, v] of [['height', this.imageHeight], ['width', this.imageWidth]] as const) {
+    for (const [k, v] of [
+      ['height', this.imageHeight],
+      ['width', this.imageWidth],
+    ] as const) {
       if (!(Number.isInteger(v) && v >= CELL && v % CELL === 0)) throw new Error(`scenes: ${k} must be a positive multiple of ${CELL}, got ${v}`);
     }
     this.rows = this.imageHeight / CELL;

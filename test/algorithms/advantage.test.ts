@@ -45,9 +45,18 @@ test('all estimators equal the float64 reference on random rewards; groups of on
 });
 
 test('advantages broadcast over tokens and vanish on padding; bad group sizes are errors', () => {
-  const b = broadcastAdvantages(tf.tensor1d([2, -1]), tf.tensor2d([[1, 1, 0], [1, 0, 0]]));
+  const b = broadcastAdvantages(
+    tf.tensor1d([2, -1]),
+    tf.tensor2d([
+      [1, 1, 0],
+      [1, 0, 0],
+    ]),
+  );
   const got = (b.arraySync() as number[][]).map((r) => r.map((v) => v + 0)); // -0 + 0 is +0
-  assert.deepEqual(got, [[2, 2, 0], [-1, 0, 0]]);
+  assert.deepEqual(got, [
+    [2, 2, 0],
+    [-1, 0, 0],
+  ]);
   assert.throws(() => groupAdvantages([1, 2, 3], 2, 'grpo'), /do not split into groups of 2/);
   assert.throws(() => groupAdvantages([1, 2], 0, 'grpo'), /positive integer/);
   const before = tf.memory().numTensors;

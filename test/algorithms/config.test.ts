@@ -61,7 +61,10 @@ test('invalid values are rejected with a message naming the key', () => {
     [{ mask_ratio: -0.1 }, /mask_ratio/],
     [{ clip_ratio_low: 1 }, /clip_ratio_low/],
     [{ clip_ratio_dual: 1 }, /clip_ratio_dual/],
-    [{ loss_agg_mode: 'mean' }, /loss_agg_mode: unknown loss aggregation mode "mean"; known: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm/],
+    [
+      { loss_agg_mode: 'mean' },
+      /loss_agg_mode: unknown loss aggregation mode "mean"; known: token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm/,
+    ],
     [{ adv_estimator: 'gae' }, /adv_estimator: unknown advantage estimator "gae"/],
     [{ policy_loss: 'gspo' }, /policy_loss: unknown policy loss "gspo"/],
     [{ kl_estimator: 'full' }, /kl_estimator: unknown KL estimator "full"/],

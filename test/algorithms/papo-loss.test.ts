@@ -6,7 +6,6 @@ import { papoLoss, type PapoLossInputs } from '../../algorithms/papo-loss.ts';
 import { aggregate, lossAggModes } from '../../algorithms/aggregate.ts';
 import { klEstimate } from '../../algorithms/kl.ts';
 import { ppoClipLoss } from '../../algorithms/policy-loss.ts';
-import { Rng } from '../../util/rng.ts';
 import { randomInputs, refPapoLoss, type Mat, type RefInputs } from '../../algorithms/float64-reference.ts';
 import { assertClose } from '../asserts.ts';
 
@@ -37,9 +36,18 @@ test('k1, k2, k3 and abs estimators: hand-computed values and the k3 clamps', ()
   const lp = tf.tensor1d([-1, 0, -30]);
   const lq = tf.tensor1d([-2, -30, 0]);
   const get = (e: string) => Array.from(klEstimate(lp, lq, e).dataSync());
-  assert.deepEqual(get('k1').map((v) => +v.toFixed(5)), [1, 30, -30]);
-  assert.deepEqual(get('k2').map((v) => +v.toFixed(4)), [0.5, 450, 450]);
-  assert.deepEqual(get('abs').map((v) => +v.toFixed(5)), [1, 30, 30]);
+  assert.deepEqual(
+    get('k1').map((v) => +v.toFixed(5)),
+    [1, 30, -30],
+  );
+  assert.deepEqual(
+    get('k2').map((v) => +v.toFixed(4)),
+    [0.5, 450, 450],
+  );
+  assert.deepEqual(
+    get('abs').map((v) => +v.toFixed(5)),
+    [1, 30, 30],
+  );
   const k3 = get('k3');
   assertClose(k3[0], Math.exp(-1) + 1 - 1, { rel: 1e-6, abs: 1e-7 }); // d = -1
   assertClose(k3[1], 10, { rel: 0, abs: 1e-7 }); // d = -30 -> clamp -20 -> exp(-20) + 19 -> clamp 10
@@ -60,8 +68,14 @@ test('PPO surrogate: asymmetric clip, dual clip and clip indicators, by hand', (
 });
 
 test('aggregation modes, by hand', () => {
-  const x = tf.tensor2d([[1, 2, 3], [4, 99, 99]]);
-  const m = tf.tensor2d([[1, 1, 1], [1, 0, 0]]);
+  const x = tf.tensor2d([
+    [1, 2, 3],
+    [4, 99, 99],
+  ]);
+  const m = tf.tensor2d([
+    [1, 1, 1],
+    [1, 0, 0],
+  ]);
   const got = (mode: string, s?: number) => aggregate(x, m, mode, s).dataSync()[0];
   assertClose(got('token-mean'), 10 / 4, TOL);
   assertClose(got('seq-mean-token-mean'), (2 + 4) / 2, TOL);
@@ -128,7 +142,8 @@ test('full objective equals the float64 reference on random inputs, every preset
         const x = toTf(ref);
         const { loss, metrics } = papoLoss(x, cfg);
         assertClose(loss.dataSync()[0], want.loss, TOL, `${name}/${mode} loss`);
-        for (const [k, v] of Object.entries(want.metrics)) assertClose(metrics[k as keyof typeof metrics]!, v, { rel: 1e-5, abs: 1e-6 }, `${name}/${mode} ${k}`);
+        for (const [k, v] of Object.entries(want.metrics))
+          assertClose(metrics[k as keyof typeof metrics]!, v, { rel: 1e-5, abs: 1e-6 }, `${name}/${mode} ${k}`);
         assert.deepEqual(Object.keys(metrics).sort(), Object.keys(want.metrics).sort());
         loss.dispose();
         disposeInputs(x);
@@ -182,7 +197,9 @@ test('gradient w.r.t. logprobs matches finite differences of the float64 referen
       const got = g.arraySync() as Mat;
       const want = fdGrad(ref, cfg);
       const scale = Math.max(...want.flat().map(Math.abs), 1e-3);
-      want.forEach((row, b) => row.forEach((w, t) => assert.ok(Math.abs(got[b][t] - w) <= 2e-4 * scale + 1e-6, `${name}/${mode} [${b},${t}]: ${got[b][t]} vs ${w}`)));
+      want.forEach((row, b) =>
+        row.forEach((w, t) => assert.ok(Math.abs(got[b][t] - w) <= 2e-4 * scale + 1e-6, `${name}/${mode} [${b},${t}]: ${got[b][t]} vs ${w}`)),
+      );
       g.dispose();
       disposeInputs(x);
     }

@@ -24,7 +24,13 @@ before(() => {
   fs.writeFileSync(path.join(dir, 'data/a.png'), PNG.sync.write(png));
   fs.writeFileSync(path.join(dir, 'outside.png'), PNG.sync.write(png));
   const rec = (i: number, demo: boolean, image = 'a.png') =>
-    JSON.stringify({ image, question: `What is ${i}?`, answer: String(i), id: `r${i}`, ...(demo ? { demonstration: `<think>${i}</think><answer>${i}</answer>` } : {}) });
+    JSON.stringify({
+      image,
+      question: `What is ${i}?`,
+      answer: String(i),
+      id: `r${i}`,
+      ...(demo ? { demonstration: `<think>${i}</think><answer>${i}</answer>` } : {}),
+    });
   fs.writeFileSync(path.join(dir, 'data/demos.jsonl'), [rec(1, true), rec(2, false), rec(3, true), rec(4, false)].join('\n'));
   fs.writeFileSync(path.join(dir, 'data/out.jsonl'), rec(1, true, '../outside.png'));
   fs.writeFileSync(path.join(dir, 'data/empty.jsonl'), '\n  \n');
@@ -79,7 +85,10 @@ test('data commands: --manifest implies the manifest task; with another task it 
   const manifest = path.join(dir, 'data/demos.jsonl');
   const stats = await data(['stats', '--manifest', manifest, '--json', '--height', '8', '--width', '8']);
   assert.equal(JSON.parse(stats.out).task, `manifest:${manifest}`);
-  await assert.rejects(data(['stats', '--task', 'digits', '--manifest', manifest]), /a manifest \(.*demos\.jsonl\) is only read by task manifest, but the task is digits/);
+  await assert.rejects(
+    data(['stats', '--task', 'digits', '--manifest', manifest]),
+    /a manifest \(.*demos\.jsonl\) is only read by task manifest, but the task is digits/,
+  );
   await assert.rejects(data(['stats', '--task', 'scenes', '--max-image-pixels', '100']), /maxImagePixels only apply to task manifest, but the task is scenes/);
 });
 

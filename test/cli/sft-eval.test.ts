@@ -16,7 +16,11 @@ test('papo sft then papo eval: a config file, flags, weights on disk, a per-fami
   assert.equal(sft.status, 0, sft.stderr);
   assert.match(sft.stderr, /sft: 3 steps in .*, final loss \d/);
   assert.ok(fs.existsSync(path.join(out, 'weights', 'zarr.json')));
-  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(log.filter((r) => r.event === 'sft_step').length, 3);
   const json = path.join(dir, 'report.json');
   const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--limit', '6', '--k', '2', '--json', json]);
@@ -54,11 +58,33 @@ test('papo sft and eval on a user JSONL manifest', async () => {
     png.data.fill(20 * i);
     fs.writeFileSync(path.join(dir, `im${i}.png`), PNG.sync.write(png));
     const a = i % 5;
-    lines.push(JSON.stringify({ image: `im${i}.png`, question: `What is ${a}+1?`, answer: String(a + 1), demonstration: `<think>${a}+1=${a + 1}</think><answer>${a + 1}</answer>`, split: i < 8 ? 'train' : 'test' }));
+    lines.push(
+      JSON.stringify({
+        image: `im${i}.png`,
+        question: `What is ${a}+1?`,
+        answer: String(a + 1),
+        demonstration: `<think>${a}+1=${a + 1}</think><answer>${a + 1}</answer>`,
+        split: i < 8 ? 'train' : 'test',
+      }),
+    );
   }
   fs.writeFileSync(path.join(dir, 'data.jsonl'), lines.join('\n'));
   const out = path.join(dir, 'run');
-  const sft = papo(['sft', '--task', 'manifest', '--manifest', path.join(dir, 'data.jsonl'), '--size', 'small', '--steps', '2', '--batch-size', '4', '--out', out]);
+  const sft = papo([
+    'sft',
+    '--task',
+    'manifest',
+    '--manifest',
+    path.join(dir, 'data.jsonl'),
+    '--size',
+    'small',
+    '--steps',
+    '2',
+    '--batch-size',
+    '4',
+    '--out',
+    out,
+  ]);
   assert.equal(sft.status, 0, sft.stderr);
   const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--k', '1']);
   assert.equal(ev.status, 0, ev.stderr);

@@ -13,7 +13,15 @@ import { Rng } from '../../util/rng.ts';
 await initTf();
 
 const SHAPES: Record<string, number[]> = { w: [3, 4], b: [4], emb: [5, 2], g: [2] };
-const CONFIG: AdamWConfigInput = { lr: 0.05, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.1, maxGradNorm: 1.5, schedule: { kind: 'cosine', warmupSteps: 2, totalSteps: 6, minLrRatio: 0.1 } };
+const CONFIG: AdamWConfigInput = {
+  lr: 0.05,
+  beta1: 0.8,
+  beta2: 0.95,
+  eps: 1e-6,
+  weightDecay: 0.1,
+  maxGradNorm: 1.5,
+  schedule: { kind: 'cosine', warmupSteps: 2, totalSteps: 6, minLrRatio: 0.1 },
+};
 
 function randomArrays(rng: Rng, scale: number): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {};

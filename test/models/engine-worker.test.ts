@@ -14,7 +14,10 @@ const cfg = policyConfig({ imageHeight: 8, imageWidth: 12, patchSize: 4, dModel:
 const paramsA = randomParams(cfg, 21);
 const paramsB = randomParams(cfg, 22);
 const images = [randomImage(cfg, 1), randomImage(cfg, 2)];
-const prompts = [[2, 10, 11, 12], [2, 20]];
+const prompts = [
+  [2, 10, 11, 12],
+  [2, 20],
+];
 let engine: PolicyEngine;
 
 before(async () => {
@@ -32,15 +35,31 @@ test('a fixed seed reproduces the samples; another seed changes them; batch comp
   const a = await engine.sample(req);
   const b = await engine.sample(req);
   assert.deepEqual(tokensOf(a), tokensOf(b));
-  assert.deepEqual(a.responses.map((x) => Array.from(x.samplingLogprobs)), b.responses.map((x) => Array.from(x.samplingLogprobs)));
+  assert.deepEqual(
+    a.responses.map((x) => Array.from(x.samplingLogprobs)),
+    b.responses.map((x) => Array.from(x.samplingLogprobs)),
+  );
   const c = await engine.sample({ ...req, seed: 43 });
   assert.notDeepEqual(tokensOf(a), tokensOf(c));
   // Prompt 1 alone (as prompt 0 of a batch of one) would use another stream; the same stream id gives the same tokens.
   const alone = await engine.sample({ ...req, images: [images[0]], prompts: [prompts[0]] });
   assert.deepEqual(tokensOf(alone), tokensOf(a).slice(0, 3));
   assert.equal(a.responses.length, 6);
-  assert.deepEqual(a.responses.map((x) => [x.promptIndex, x.sampleIndex]), [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
-  assert.equal(a.tokens, a.responses.reduce((s, x) => s + x.length, 0));
+  assert.deepEqual(
+    a.responses.map((x) => [x.promptIndex, x.sampleIndex]),
+    [
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [1, 0],
+      [1, 1],
+      [1, 2],
+    ],
+  );
+  assert.equal(
+    a.tokens,
+    a.responses.reduce((s, x) => s + x.length, 0),
+  );
   for (const x of a.responses) {
     assert.equal(x.version, 1);
     assert.equal(x.tokens.length, x.length);
@@ -52,7 +71,13 @@ test('a fixed seed reproduces the samples; another seed changes them; batch comp
 test('greedy decoding equals the argmax of the teacher-forced distribution', async () => {
   const s = await engine.sample({ images, prompts, n: 2, seed: 1, temperature: 0 });
   assert.deepEqual(tokensOf(s).slice(0, 2)[0], tokensOf(s)[1], 'greedy ignores the seed stream');
-  const ref = referenceForward(cfg, paramsA, s.responses.map((x) => images[x.promptIndex]), s.responses.map((x) => prompts[x.promptIndex]), tokensOf(s));
+  const ref = referenceForward(
+    cfg,
+    paramsA,
+    s.responses.map((x) => images[x.promptIndex]),
+    s.responses.map((x) => prompts[x.promptIndex]),
+    tokensOf(s),
+  );
   s.responses.forEach((x, i) => {
     for (let t = 0; t < x.length; t++) {
       const dist = ref.logDist[i][t];
@@ -88,7 +113,14 @@ test('teacher-forced log-probs match sampling log-probs, and masking the image c
 test('a weight update changes the version and the outputs; a call in flight keeps its weights', async () => {
   const req = { images, prompts, n: 4, seed: 7, temperature: 1 };
   const before = await engine.sample(req);
-  const lpReq = { images, prompts, responses: [[30, 31, EOS_ID], [40, EOS_ID]] };
+  const lpReq = {
+    images,
+    prompts,
+    responses: [
+      [30, 31, EOS_ID],
+      [40, EOS_ID],
+    ],
+  };
   const lpBefore = await engine.logProbs(lpReq);
   // Issue a call, then an update before it can finish: the call still sees version 1 in full.
   const inFlight = engine.sample(req);
@@ -99,7 +131,10 @@ test('a weight update changes the version and the outputs; a call in flight keep
   assert.deepEqual(tokensOf(during), tokensOf(before));
   assert.equal(after2.version, 2);
   assert.equal(engine.version, 2);
-  assert.notDeepEqual(after2.logprobs.map((x) => Array.from(x)), lpBefore.logprobs.map((x) => Array.from(x)));
+  assert.notDeepEqual(
+    after2.logprobs.map((x) => Array.from(x)),
+    lpBefore.logprobs.map((x) => Array.from(x)),
+  );
   const now = await engine.sample(req);
   assert.equal(now.version, 2);
   assert.ok(now.responses.every((x) => x.version === 2));
@@ -147,7 +182,14 @@ test('reference weights sit beside the latest: weights "reference" scores with t
   const e = await PolicyEngine.create(cfg, { intraOpThreads: 1 });
   try {
     await e.setWeights(paramsA, 1);
-    const lpReq = { images, prompts, responses: [[30, 31, EOS_ID], [40, EOS_ID]] };
+    const lpReq = {
+      images,
+      prompts,
+      responses: [
+        [30, 31, EOS_ID],
+        [40, EOS_ID],
+      ],
+    };
     await assert.rejects(e.logProbs({ ...lpReq, weights: 'reference' }), /no reference weights were set/);
     await e.setReferenceWeights(paramsB);
     const ref = await e.logProbs({ ...lpReq, weights: 'reference' });
@@ -174,7 +216,14 @@ test('reference weights sit beside the latest: weights "reference" scores with t
 test('with retainVersions 2, log-probs can be pinned to the two latest versions; an older one rejects naming the held ones', async () => {
   const e = await PolicyEngine.create(cfg, { intraOpThreads: 1, retainVersions: 2 });
   try {
-    const lpReq = { images, prompts, responses: [[30, 31, EOS_ID], [40, EOS_ID]] };
+    const lpReq = {
+      images,
+      prompts,
+      responses: [
+        [30, 31, EOS_ID],
+        [40, EOS_ID],
+      ],
+    };
     await e.setWeights(paramsA, 1);
     const v1 = await e.logProbs(lpReq);
     await e.setWeights(paramsB, 2);

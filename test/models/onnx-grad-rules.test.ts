@@ -124,42 +124,88 @@ const un = (op: string, kind: InputSpec['kind'] = 'normal', type?: FType): Case 
 });
 const bin = (op: string, a: number[], b: number[], kindA: InputSpec['kind'] = 'normal', kindB: InputSpec['kind'] = 'normal'): Case => ({
   name: `${op} [${a}] [${b}]`,
-  inputs: [{ name: 'a', dims: a, kind: kindA }, { name: 'b', dims: b, kind: kindB }],
+  inputs: [
+    { name: 'a', dims: a, kind: kindA },
+    { name: 'b', dims: b, kind: kindB },
+  ],
   build: (g, x) => g.op(op, [x.a, x.b]),
 });
 
 const CASES: Case[] = [
-  un('Identity'), un('Neg'), un('Exp'), un('Log', 'positive'), un('Sqrt', 'positive'), un('Reciprocal', 'positive'),
-  un('Tanh'), un('Sigmoid'), un('Relu', 'spread'), un('Abs', 'spread'), un('Erf', 'normal', 'float32'),
-  bin('Add', [2, 3, 4], [4]), bin('Add', [2, 1, 4], [3, 1]), bin('Sub', [3, 1], [2, 3, 4]), bin('Mul', [2, 3, 4], [2, 1, 4]),
-  bin('Div', [2, 3], [3], 'normal', 'positive'), bin('Pow', [2, 3], [3], 'positive', 'normal'),
-  bin('Min', [2, 3], [2, 3], 'spread', 'spread'), bin('Max', [3, 2], [2], 'spread', 'spread'),
-  bin('MatMul', [3, 4], [4, 2]), bin('MatMul', [2, 3, 4], [4, 5]), bin('MatMul', [2, 3, 4], [2, 4, 5]), bin('MatMul', [2, 1, 3, 4], [3, 4, 2]),
+  un('Identity'),
+  un('Neg'),
+  un('Exp'),
+  un('Log', 'positive'),
+  un('Sqrt', 'positive'),
+  un('Reciprocal', 'positive'),
+  un('Tanh'),
+  un('Sigmoid'),
+  un('Relu', 'spread'),
+  un('Abs', 'spread'),
+  un('Erf', 'normal', 'float32'),
+  bin('Add', [2, 3, 4], [4]),
+  bin('Add', [2, 1, 4], [3, 1]),
+  bin('Sub', [3, 1], [2, 3, 4]),
+  bin('Mul', [2, 3, 4], [2, 1, 4]),
+  bin('Div', [2, 3], [3], 'normal', 'positive'),
+  bin('Pow', [2, 3], [3], 'positive', 'normal'),
+  bin('Min', [2, 3], [2, 3], 'spread', 'spread'),
+  bin('Max', [3, 2], [2], 'spread', 'spread'),
+  bin('MatMul', [3, 4], [4, 2]),
+  bin('MatMul', [2, 3, 4], [4, 5]),
+  bin('MatMul', [2, 3, 4], [2, 4, 5]),
+  bin('MatMul', [2, 1, 3, 4], [3, 4, 2]),
   bin('MatMul', [3, 4], [2, 4, 2]),
   {
     name: 'Sum of three, broadcast',
-    inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }, { name: 'c', dims: [2, 1] }],
+    inputs: [
+      { name: 'a', dims: [2, 3] },
+      { name: 'b', dims: [3] },
+      { name: 'c', dims: [2, 1] },
+    ],
     build: (g, x) => g.op('Sum', [x.a, x.b, x.c]),
   },
   {
     name: 'a value used twice (x * x * w)',
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'w', dims: [3] }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'w', dims: [3] },
+    ],
     build: (g, x) => g.op('Mul', [g.op('Mul', [x.x, x.x]), x.w]),
   },
-  ...[[0, 0], [1, 0], [0, 1], [1, 1]].map(([tA, tB]): Case => ({
-    name: `Gemm transA ${tA} transB ${tB}, alpha, beta, broadcast C`,
-    inputs: [{ name: 'a', dims: tA ? [4, 3] : [3, 4] }, { name: 'b', dims: tB ? [2, 4] : [4, 2] }, { name: 'c', dims: [2] }],
-    build: (g, x) => g.op('Gemm', [x.a, x.b, x.c], { transA: tA, transB: tB, alpha: { float: 0.7 }, beta: { float: 1.3 } }),
-  })),
+  ...[
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ].map(
+    ([tA, tB]): Case => ({
+      name: `Gemm transA ${tA} transB ${tB}, alpha, beta, broadcast C`,
+      inputs: [
+        { name: 'a', dims: tA ? [4, 3] : [3, 4] },
+        { name: 'b', dims: tB ? [2, 4] : [4, 2] },
+        { name: 'c', dims: [2] },
+      ],
+      build: (g, x) => g.op('Gemm', [x.a, x.b, x.c], { transA: tA, transB: tB, alpha: { float: 0.7 }, beta: { float: 1.3 } }),
+    }),
+  ),
   {
     name: 'Where (condition from the data)',
-    inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }, { name: 'cond', dims: [2, 3], ints: [1, 0, 1, 0, 0, 1] }],
+    inputs: [
+      { name: 'a', dims: [2, 3] },
+      { name: 'b', dims: [3] },
+      { name: 'cond', dims: [2, 3], ints: [1, 0, 1, 0, 0, 1] },
+    ],
     build: (g, x) => g.op('Where', [g.op('Cast', [x.cond], { to: 9 }), x.a, x.b]),
   },
   {
     name: 'ReduceSum keepdims 0 and 1',
     inputs: [{ name: 'x', dims: [2, 3, 4] }],
-    build: (g, x) => g.op('Add', [g.op('ReduceSum', [x.x, g.ints([1])], { keepdims: 1 }), g.op('Unsqueeze', [g.op('ReduceSum', [x.x, g.ints([-2])], { keepdims: 0 }), g.ints([1])])]),
+    build: (g, x) =>
+      g.op('Add', [
+        g.op('ReduceSum', [x.x, g.ints([1])], { keepdims: 1 }),
+        g.op('Unsqueeze', [g.op('ReduceSum', [x.x, g.ints([-2])], { keepdims: 0 }), g.ints([1])]),
+      ]),
   },
   { name: 'ReduceSum over all axes', inputs: [{ name: 'x', dims: [2, 3] }], build: (g, x) => g.op('ReduceSum', [x.x], { keepdims: 0 }) },
   { name: 'ReduceMean', inputs: [{ name: 'x', dims: [2, 3, 4] }], build: (g, x) => g.op('ReduceMean', [x.x], { axes: [0, 2], keepdims: 0 }) },
@@ -173,30 +219,50 @@ const CASES: Case[] = [
   { name: 'LogSoftmax', inputs: [{ name: 'x', dims: [3, 4] }], build: (g, x) => g.op('LogSoftmax', [x.x], { axis: -1 }) },
   {
     name: 'LayerNormalization over the last axis',
-    inputs: [{ name: 'x', dims: [2, 3, 5] }, { name: 'gain', dims: [5] }, { name: 'bias', dims: [5] }],
+    inputs: [
+      { name: 'x', dims: [2, 3, 5] },
+      { name: 'gain', dims: [5] },
+      { name: 'bias', dims: [5] },
+    ],
     build: (g, x) => g.op('LayerNormalization', [x.x, x.gain, x.bias], { axis: -1, epsilon: { float: 1e-5 } }),
   },
   {
     name: 'LayerNormalization over the last two axes',
-    inputs: [{ name: 'x', dims: [2, 3, 2] }, { name: 'gain', dims: [3, 2] }, { name: 'bias', dims: [3, 2] }],
+    inputs: [
+      { name: 'x', dims: [2, 3, 2] },
+      { name: 'gain', dims: [3, 2] },
+      { name: 'bias', dims: [3, 2] },
+    ],
     build: (g, x) => g.op('LayerNormalization', [x.x, x.gain, x.bias], { axis: 1, epsilon: { float: 1e-3 } }),
   },
   { name: 'Transpose', inputs: [{ name: 'x', dims: [2, 3, 4] }], build: (g, x) => g.op('Transpose', [x.x], { perm: [2, 0, 1] }) },
   { name: 'Transpose (reversed)', inputs: [{ name: 'x', dims: [2, 3] }], build: (g, x) => g.op('Transpose', [x.x]) },
   { name: 'Reshape', inputs: [{ name: 'x', dims: [2, 3, 4] }], build: (g, x) => g.op('Reshape', [x.x, g.ints([0, 2, -1])]) },
-  { name: 'Reshape (run-time shape)', inputs: [{ name: 'x', dims: [2, 6], decl: ['a', 'b'] }], build: (g, x) => g.op('Reshape', [x.x, g.ints([-1, 3])]), outDims: ['r', 3] },
+  {
+    name: 'Reshape (run-time shape)',
+    inputs: [{ name: 'x', dims: [2, 6], decl: ['a', 'b'] }],
+    build: (g, x) => g.op('Reshape', [x.x, g.ints([-1, 3])]),
+    outDims: ['r', 3],
+  },
   { name: 'Flatten', inputs: [{ name: 'x', dims: [2, 3, 2] }], build: (g, x) => g.op('Flatten', [x.x], { axis: 2 }) },
   { name: 'Squeeze', inputs: [{ name: 'x', dims: [2, 1, 3] }], build: (g, x) => g.op('Squeeze', [x.x, g.ints([1])]) },
   { name: 'Unsqueeze', inputs: [{ name: 'x', dims: [2, 3] }], build: (g, x) => g.op('Unsqueeze', [x.x, g.ints([0, 2])]) },
   { name: 'Expand', inputs: [{ name: 'x', dims: [3, 1] }], build: (g, x) => g.op('Expand', [x.x, g.ints([2, 3, 4])]) },
   {
     name: 'Concat of three',
-    inputs: [{ name: 'a', dims: [2, 1, 3] }, { name: 'b', dims: [2, 2, 3] }, { name: 'c', dims: [2, 3, 3] }],
+    inputs: [
+      { name: 'a', dims: [2, 1, 3] },
+      { name: 'b', dims: [2, 2, 3] },
+      { name: 'c', dims: [2, 3, 3] },
+    ],
     build: (g, x) => g.op('Concat', [x.a, x.b, x.c], { axis: 1 }),
   },
   {
     name: 'Concat with run-time sizes',
-    inputs: [{ name: 'a', dims: [2, 1], decl: ['B', 'p'] }, { name: 'b', dims: [2, 3], decl: ['B', 'q'] }],
+    inputs: [
+      { name: 'a', dims: [2, 1], decl: ['B', 'p'] },
+      { name: 'b', dims: [2, 3], decl: ['B', 'q'] },
+    ],
     build: (g, x) => g.op('Concat', [x.a, x.b], { axis: -1 }),
   },
   {
@@ -207,22 +273,39 @@ const CASES: Case[] = [
       return g.op('Concat', [c, a], { axis: 1 });
     },
   },
-  { name: 'Slice, constant bounds', inputs: [{ name: 'x', dims: [3, 5] }], build: (g, x) => g.op('Slice', [x.x, g.ints([1, 1]), g.ints([3, -1]), g.ints([0, 1])]) },
-  { name: 'Slice, negative start to the end', inputs: [{ name: 'x', dims: [2, 5] }], build: (g, x) => g.op('Slice', [x.x, g.ints([-2]), g.ints([2 ** 40]), g.ints([1])]) },
+  {
+    name: 'Slice, constant bounds',
+    inputs: [{ name: 'x', dims: [3, 5] }],
+    build: (g, x) => g.op('Slice', [x.x, g.ints([1, 1]), g.ints([3, -1]), g.ints([0, 1])]),
+  },
+  {
+    name: 'Slice, negative start to the end',
+    inputs: [{ name: 'x', dims: [2, 5] }],
+    build: (g, x) => g.op('Slice', [x.x, g.ints([-2]), g.ints([2 ** 40]), g.ints([1])]),
+  },
   {
     name: 'Slice, run-time start and sizes',
-    inputs: [{ name: 'x', dims: [2, 6], decl: ['B', 'L'] }, { name: 'start', dims: [1], ints: [2] }],
+    inputs: [
+      { name: 'x', dims: [2, 6], decl: ['B', 'L'] },
+      { name: 'start', dims: [1], ints: [2] },
+    ],
     build: (g, x) => g.op('Slice', [x.x, x.start, g.ints([-1]), g.ints([1])]),
     outDims: ['B', 'n'],
   },
   {
     name: 'Gather rows (repeated and negative indices)',
-    inputs: [{ name: 'table', dims: [4, 3] }, { name: 'idx', dims: [2, 3], ints: [1, 3, 1, 0, -1, 1] }],
+    inputs: [
+      { name: 'table', dims: [4, 3] },
+      { name: 'idx', dims: [2, 3], ints: [1, 3, 1, 0, -1, 1] },
+    ],
     build: (g, x) => g.op('Gather', [x.table, x.idx], { axis: 0 }),
   },
   {
     name: 'GatherElements (repeated indices)',
-    inputs: [{ name: 'x', dims: [2, 4] }, { name: 'idx', dims: [2, 3], ints: [0, 3, 0, 2, 2, 1] }],
+    inputs: [
+      { name: 'x', dims: [2, 4] },
+      { name: 'idx', dims: [2, 3], ints: [0, 3, 0, 2, 2, 1] },
+    ],
     build: (g, x) => g.op('GatherElements', [x.x, x.idx], { axis: 1 }),
   },
   {
@@ -235,7 +318,10 @@ const CASES: Case[] = [
   },
   {
     name: 'broadcast decided at run time (a [p, 3] + b [q, 3] with q = 1)',
-    inputs: [{ name: 'a', dims: [2, 3], decl: ['p', 3] }, { name: 'b', dims: [1, 3], decl: ['q', 3] }],
+    inputs: [
+      { name: 'a', dims: [2, 3], decl: ['p', 3] },
+      { name: 'b', dims: [1, 3], decl: ['q', 3] },
+    ],
     build: (g, x) => g.op('Add', [x.a, x.b]),
   },
 ];
@@ -263,7 +349,18 @@ test('a small transformer-like graph (layer norm, attention, tanh GELU, log-soft
       const p = g.op('Softmax', [g.op('Mul', [g.op('MatMul', [q, kT]), g.scalar('float64', 0.5)])], { axis: -1 });
       const a = g.op('Add', [h, g.op('MatMul', [p, n])]);
       const u = g.op('MatMul', [a, x.w1]);
-      const gelu = g.op('Mul', [g.op('Mul', [u, g.scalar('float64', 0.5)]), g.op('Add', [g.op('Tanh', [g.op('Mul', [g.op('Add', [u, g.op('Mul', [g.op('Mul', [g.op('Mul', [u, u]), u]), g.scalar('float64', 0.044715)])]), g.scalar('float64', Math.sqrt(2 / Math.PI))])]), g.scalar('float64', 1)])]);
+      const gelu = g.op('Mul', [
+        g.op('Mul', [u, g.scalar('float64', 0.5)]),
+        g.op('Add', [
+          g.op('Tanh', [
+            g.op('Mul', [
+              g.op('Add', [u, g.op('Mul', [g.op('Mul', [g.op('Mul', [u, u]), u]), g.scalar('float64', 0.044715)])]),
+              g.scalar('float64', Math.sqrt(2 / Math.PI)),
+            ]),
+          ]),
+          g.scalar('float64', 1),
+        ]),
+      ]);
       const logp = g.op('LogSoftmax', [g.op('MatMul', [gelu, x.w2])], { axis: -1 });
       return g.op('Squeeze', [g.op('GatherElements', [logp, g.op('Unsqueeze', [x.tok, g.ints([2])])], { axis: 2 }), g.ints([2])]);
     },
@@ -295,15 +392,32 @@ test('splitSaved: forward with saved values + backward give the same gradients a
   const x = g.input('x', 'float32', ['B', 3]);
   const w = g.input('w', 'float32', [3, 4]);
   const gain = g.input('gain', 'float32', [4]);
-  const y = g.op('LogSoftmax', [g.op('LayerNormalization', [g.op('Tanh', [g.op('MatMul', [x, w])]), gain, g.scalarF(0)], { axis: -1, epsilon: { float: 1e-5 } })], { axis: -1 });
+  const y = g.op(
+    'LogSoftmax',
+    [g.op('LayerNormalization', [g.op('Tanh', [g.op('MatMul', [x, w])]), gain, g.scalarF(0)], { axis: -1, epsilon: { float: 1e-5 } })],
+    { axis: -1 },
+  );
   g.output(y, 'y', 'float32', ['B', 4]);
   const one = gradientGraph(g, { output: 'y', wrt: ['w', 'gain'], keepOutputs: true });
   const split = splitSaved(one.builder, one.cotangent, ['y']);
   assert.ok(split.saved.length > 0);
   const rng = Rng.seeded(3);
   const t = (n: number[], dims: number[]) => new ort.Tensor('float32', Float32Array.from(n), dims);
-  const feeds = { x: t(Array.from({ length: 6 }, () => rng.normal()), [2, 3]), w: t(Array.from({ length: 12 }, () => rng.normal()), [3, 4]), gain: t([1, 2, 3, 4], [4]) };
-  const cot = t(Array.from({ length: 8 }, () => rng.normal()), [2, 4]);
+  const feeds = {
+    x: t(
+      Array.from({ length: 6 }, () => rng.normal()),
+      [2, 3],
+    ),
+    w: t(
+      Array.from({ length: 12 }, () => rng.normal()),
+      [3, 4],
+    ),
+    gain: t([1, 2, 3, 4], [4]),
+  };
+  const cot = t(
+    Array.from({ length: 8 }, () => rng.normal()),
+    [2, 4],
+  );
   const s1 = await ort.InferenceSession.create(one.builder.toBytes());
   const ref = await s1.run({ ...feeds, 'grad.y': cot });
   const sf = await ort.InferenceSession.create(split.forward.toBytes());

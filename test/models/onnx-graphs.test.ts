@@ -21,7 +21,11 @@ const TINY: PolicyConfigInput = { imageHeight: 8, imageWidth: 12, patchSize: 4, 
 
 const images = (cfg: ReturnType<typeof policyConfig>, n: number) => Array.from({ length: n }, (_, i) => randomImage(cfg, 100 + i));
 // Prompts of different lengths (left padding), responses of different lengths (right padding, some without EOS).
-const PROMPTS = [[2, 10, 11, 12, 13], [2, 20], [2, 30, 31]];
+const PROMPTS = [
+  [2, 10, 11, 12, 13],
+  [2, 20],
+  [2, 30, 31],
+];
 const RESPONSES = [[40, 41, EOS_ID], [50, 51, 52, 53, 54, EOS_ID], [60]];
 
 function maxDiff(a: ArrayLike<number>[], b: ArrayLike<number>[], lens: number[]): number {
@@ -68,7 +72,10 @@ for (const [label, extra] of [
     const ref = referenceForward(cfg, params, imgs, PROMPTS, RESPONSES);
     const lens = RESPONSES.map((x) => x.length);
     assert.equal(got.version, 7);
-    assert.deepEqual(got.logprobs.map((x) => x.length), lens);
+    assert.deepEqual(
+      got.logprobs.map((x) => x.length),
+      lens,
+    );
     assert.ok(maxDiff(got.logprobs, ref.logprobs, lens) < 2e-5, `logprobs differ by ${maxDiff(got.logprobs, ref.logprobs, lens)}`);
     assert.ok(maxDiff(got.entropy!, ref.entropy, lens) < 2e-5, `entropy differs by ${maxDiff(got.entropy!, ref.entropy, lens)}`);
     assert.ok(got.logprobs.flatMap((x) => Array.from(x)).every((v) => v < 0));
@@ -77,7 +84,14 @@ for (const [label, extra] of [
 }
 
 /** ORT and the tfjs policy score the same tokens: log-probs and entropy agree within 1e-4. Returns ORT's result. */
-async function expectTfjsParity(cfg: ReturnType<typeof policyConfig>, r: OrtPolicyRunner, params: Params, imgs: RgbImage[], prompts: number[][], responses: number[][]) {
+async function expectTfjsParity(
+  cfg: ReturnType<typeof policyConfig>,
+  r: OrtPolicyRunner,
+  params: Params,
+  imgs: RgbImage[],
+  prompts: number[][],
+  responses: number[][],
+) {
   const got = await r.logProbs({ images: imgs, prompts, responses, withEntropy: true });
   const pol = new TfPolicy(cfg, params);
   const out = pol.logProbs({ images: imgs, promptIds: prompts, responseIds: responses }, { withEntropy: true });
@@ -105,7 +119,10 @@ test('ORT and tfjs agree within 1e-4 at the default (bench) config too', async (
   await initTf();
   const cfg = policyConfig();
   const { r, params } = await runner(cfg, 5, 0.08);
-  const prompts = [[2, ...Array.from({ length: 30 }, (_, i) => 7 + i)], [2, 40, 41]];
+  const prompts = [
+    [2, ...Array.from({ length: 30 }, (_, i) => 7 + i)],
+    [2, 40, 41],
+  ];
   const responses = [Array.from({ length: 20 }, (_, i) => 50 + i), [60, 61, EOS_ID]];
   const got = await expectTfjsParity(cfg, r, params, images(cfg, 2), prompts, responses);
   // Not a trivially uniform model: log-probs spread well away from -log(V).
@@ -125,8 +142,15 @@ test('cached decoding equals uncached teacher forcing, whatever the padding and 
   const rowsResp = s.responses.map((x) => Array.from(x.tokens));
   const ref = referenceForward(cfg, params, rowsImg, rowsPrompt, rowsResp);
   const lens = s.responses.map((x) => x.length);
-  assert.ok(lens.some((l) => l > 3), 'responses long enough to exercise several cached steps');
-  const d = maxDiff(s.responses.map((x) => x.logprobs), ref.logprobs, lens);
+  assert.ok(
+    lens.some((l) => l > 3),
+    'responses long enough to exercise several cached steps',
+  );
+  const d = maxDiff(
+    s.responses.map((x) => x.logprobs),
+    ref.logprobs,
+    lens,
+  );
   assert.ok(d < 2e-5, `sampling log-probs differ from teacher forcing by ${d}`);
   // At temperature 1 with no truncation the sampling distribution is the model's (PAD/BOS removed).
   for (const x of s.responses) {
@@ -150,17 +174,36 @@ test('rows of finished responses are dropped mid-decoding without changing any r
   const lens = s.responses.map((x) => x.length);
   // Enough responses end early that the batch is compacted at least once (<= 75% of rows active).
   const endedBy = (t: number) => s.responses.filter((x) => x.finished && x.length <= t).length;
-  assert.ok([...Array(cfg.maxResponseLen - 1).keys()].some((t) => endedBy(t + 1) >= 3), `lengths ${lens}`);
-  assert.ok(s.responses.some((x) => !x.finished || x.length > 4), `lengths ${lens}`);
-  const ref = referenceForward(cfg, params, s.responses.map((x) => imgs[x.promptIndex]), s.responses.map((x) => PROMPTS[x.promptIndex]), s.responses.map((x) => Array.from(x.tokens)));
-  const diff = maxDiff(s.responses.map((x) => x.logprobs), ref.logprobs, lens);
+  assert.ok(
+    [...Array(cfg.maxResponseLen - 1).keys()].some((t) => endedBy(t + 1) >= 3),
+    `lengths ${lens}`,
+  );
+  assert.ok(
+    s.responses.some((x) => !x.finished || x.length > 4),
+    `lengths ${lens}`,
+  );
+  const ref = referenceForward(
+    cfg,
+    params,
+    s.responses.map((x) => imgs[x.promptIndex]),
+    s.responses.map((x) => PROMPTS[x.promptIndex]),
+    s.responses.map((x) => Array.from(x.tokens)),
+  );
+  const diff = maxDiff(
+    s.responses.map((x) => x.logprobs),
+    ref.logprobs,
+    lens,
+  );
   assert.ok(diff < 2e-5, `sampling log-probs differ from teacher forcing by ${diff}`);
   // Compaction happened: fewer row-steps than rows x steps run.
   const steps = Math.max(...lens) - 1;
   assert.ok(s.stepRows < s.responses.length * steps, `step rows ${s.stepRows} vs ${s.responses.length} x ${steps}`);
   // Prompt 0's responses are the same when sampled in a batch of their own (same streams, other compaction).
   const alone = await r.sample({ images: [imgs[0]], prompts: [PROMPTS[0]], n: 4, seed: 3 });
-  assert.deepEqual(alone.responses.map((x) => Array.from(x.tokens)), s.responses.slice(0, 4).map((x) => Array.from(x.tokens)));
+  assert.deepEqual(
+    alone.responses.map((x) => Array.from(x.tokens)),
+    s.responses.slice(0, 4).map((x) => Array.from(x.tokens)),
+  );
   await r.release();
 });
 

@@ -20,18 +20,49 @@ test('matMul: value and gradients equal the tfjs reference, with batch broadcast
 });
 
 test('dense, embed and pickTargets agree with direct indexing', () => {
-  const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
-  const ids = tf.tensor2d([[2, 0], [1, 1]], undefined, 'int32');
-  assert.deepEqual(embed(ids, table).arraySync(), [[[5, 6], [1, 2]], [[3, 4], [3, 4]]]);
+  const table = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+  ]);
+  const ids = tf.tensor2d(
+    [
+      [2, 0],
+      [1, 1],
+    ],
+    undefined,
+    'int32',
+  );
+  assert.deepEqual(embed(ids, table).arraySync(), [
+    [
+      [5, 6],
+      [1, 2],
+    ],
+    [
+      [3, 4],
+      [3, 4],
+    ],
+  ]);
   const x = tf.tensor3d([[[1, 0, 2]]]);
   assert.deepEqual(dense(x, tf.tensor2d([[1], [2], [3]]), tf.tensor1d([10])).arraySync(), [[[17]]]);
-  const logp = tf.logSoftmax(tf.tensor2d([[0.1, 0.2, 0.3], [1, 0, -1]]));
+  const logp = tf.logSoftmax(
+    tf.tensor2d([
+      [0.1, 0.2, 0.3],
+      [1, 0, -1],
+    ]),
+  );
   const picked = pickTargets(logp, tf.tensor1d([2, 0], 'int32')).dataSync();
   const lp = logp.arraySync() as number[][];
   assertClose(picked, [lp[0][2], lp[1][0]], 1e-6);
   // Gradient flows to the table only through the looked-up rows.
-  const g = tf.grad((t: tf.Tensor) => tf.sum(embed(ids, t)))(table).arraySync();
-  assert.deepEqual(g, [[1, 1], [2, 2], [1, 1]]);
+  const g = tf
+    .grad((t: tf.Tensor) => tf.sum(embed(ids, t)))(table)
+    .arraySync();
+  assert.deepEqual(g, [
+    [1, 1],
+    [2, 2],
+    [1, 1],
+  ]);
 });
 
 test('entropyFromLogProbs: uniform over V has entropy log V', () => {

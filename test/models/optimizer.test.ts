@@ -13,7 +13,10 @@ test('AdamW: two steps on a 2-element parameter match a hand computation', () =>
   let w = [1, -2];
   let m = [0, 0];
   let v = [0, 0];
-  const gs = [[0.5, -1], [0.1, 0.2]];
+  const gs = [
+    [0.5, -1],
+    [0.1, 0.2],
+  ];
   gs.forEach((g, i) => {
     const t = i + 1;
     m = m.map((mj, j) => 0.9 * mj + 0.1 * g[j]);
@@ -88,11 +91,23 @@ test('learning-rate schedules: constant, linear warm-up, cosine', () => {
 });
 
 test('AdamW: state export/import reproduces the next step; bad gradients are clear errors', () => {
-  const mk = () => tf.variable(tf.tensor2d([[0.5, -0.5], [1, 2]]));
+  const mk = () =>
+    tf.variable(
+      tf.tensor2d([
+        [0.5, -0.5],
+        [1, 2],
+      ]),
+    );
   const a = mk();
   const optA = new AdamW({ a }, { lr: 0.05 });
-  const g1 = tf.tensor2d([[1, 2], [3, 4]]);
-  const g2 = tf.tensor2d([[-1, 0.5], [0.25, 2]]);
+  const g1 = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+  ]);
+  const g2 = tf.tensor2d([
+    [-1, 0.5],
+    [0.25, 2],
+  ]);
   optA.applyGradients({ a: g1 });
   const state = optA.exportState();
   const params = a.dataSync().slice();
@@ -109,7 +124,10 @@ test('AdamW: state export/import reproduces the next step; bad gradients are cle
   assert.deepEqual([...b.dataSync()], [...a.dataSync()]);
 
   assert.throws(() => optB.applyGradients({}), /no gradient for parameter 'a'/);
-  const nan = tf.tensor2d([[NaN, 0], [0, 0]]);
+  const nan = tf.tensor2d([
+    [NaN, 0],
+    [0, 0],
+  ]);
   const before = b.dataSync().slice();
   assert.throws(() => optB.applyGradients({ a: nan }), /gradient norm is NaN at step 3; parameters left unchanged/);
   assert.deepEqual([...b.dataSync()], [...before]);

@@ -22,12 +22,12 @@ test('params: documented names and shapes; init deterministic by seed', () => {
   const shapes = Object.fromEntries(paramSpecs(c).map((s) => [s.name, s.shape]));
   assert.deepEqual(shapes['img.patch_w'], [147, 128]);
   assert.deepEqual(shapes['img.pos'], [32, 128]);
-  assert.deepEqual(shapes['tok_emb'], [102, 128]);
-  assert.deepEqual(shapes['txt_pos'], [112, 128]);
+  assert.deepEqual(shapes.tok_emb, [102, 128]);
+  assert.deepEqual(shapes.txt_pos, [112, 128]);
   assert.deepEqual(shapes['dec.1.w1'], [128, 512]);
   assert.deepEqual(shapes['dec.1.w2'], [512, 128]);
   assert.deepEqual(shapes['enc.0.wq'], [128, 128]);
-  assert.deepEqual(shapes['head_w'], [128, 102]);
+  assert.deepEqual(shapes.head_w, [128, 102]);
   for (const k of BLOCK_PARAMS) assert.ok(shapes[`dec.0.${k}`] && shapes[`enc.0.${k}`], k);
   assert.equal(paramCount(policyConfig({})), 447232);
   assert.ok(!('head_w' in Object.fromEntries(paramSpecs(policyConfig({})).map((s) => [s.name, 1]))));
@@ -50,7 +50,7 @@ test('params: documented names and shapes; init deterministic by seed', () => {
 
   const broken = { ...a, 'dec.0.wq': new Float32Array(3) };
   assert.throws(() => validateParams(c, broken), /'dec.0.wq' has 3 values, expected 16384/);
-  const { ['ln_f_g']: _drop, ...missing } = a;
+  const { ln_f_g: _drop, ...missing } = a;
   assert.throws(() => validateParams(c, missing), /missing parameter 'ln_f_g'/);
   assert.throws(() => validateParams(c, { ...a, extra: new Float32Array(1) }), /unexpected parameter 'extra'/);
 });
@@ -61,7 +61,13 @@ test('batch: left-padded prompts, right-padded responses, positions, masks and a
   assert.equal(prompt.length, 4);
   assert.deepEqual([...prompt.pads], [1, 0]);
   assert.deepEqual([...prompt.ids], [PAD_ID, BOS_ID, ...encode('ab'), BOS_ID, ...encode('xyz')]);
-  const response = buildResponseBatch([[...encode('q'), EOS_ID], [EOS_ID, PAD_ID, PAD_ID]], c);
+  const response = buildResponseBatch(
+    [
+      [...encode('q'), EOS_ID],
+      [EOS_ID, PAD_ID, PAD_ID],
+    ],
+    c,
+  );
   assert.equal(response.length, 2);
   const text = buildTextBatch(prompt, response);
   assert.deepEqual([...text.positions], [0, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5]);

@@ -14,18 +14,34 @@ await initTf();
 
 /** d=8, 1 layer, 2 heads, 4x4 images of 2x2 patches; a wide init so every path matters numerically. */
 const TINY: PolicyConfigInput = {
-  imageHeight: 4, imageWidth: 4, patchSize: 2, dModel: 8, nHeads: 2, nLayers: 1, mlpRatio: 2,
-  maxPromptLen: 8, maxResponseLen: 6, initStd: 0.5, seed: 3,
+  imageHeight: 4,
+  imageWidth: 4,
+  patchSize: 2,
+  dModel: 8,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 8,
+  maxResponseLen: 6,
+  initStd: 0.5,
+  seed: 3,
 };
 
 function randomImage(rng: Rng, h: number, w: number): RgbImage {
-  return makeImage(h, w, Uint8Array.from({ length: h * w * 3 }, () => rng.int(256)));
+  return makeImage(
+    h,
+    w,
+    Uint8Array.from({ length: h * w * 3 }, () => rng.int(256)),
+  );
 }
 
 const prompts = ['1+2', 'x'];
 /** The same prompts as token ids, for the reference forward (which does its own padding and masking). */
 const promptIds = prompts.map(encodePrompt);
-const responses = [[...encode('3'), EOS_ID], [...encode('ab'), ...encode('c'), EOS_ID]];
+const responses = [
+  [...encode('3'), EOS_ID],
+  [...encode('ab'), ...encode('c'), EOS_ID],
+];
 
 function run(policy: TfPolicy, images: RgbImage[], p: (string | number[])[], r: number[][], promptLen?: number, withEntropy = true) {
   const c = policy.config;
@@ -59,7 +75,10 @@ test('policy-tf: log-probs <= 0 and 0 at PAD; entropy in [0, log V] and 0 at PAD
   const policy = new TfPolicy(c);
   const images = [randomImage(rng, 28, 56), randomImage(rng, 28, 56)];
   const { lp, ent, mask } = run(policy, images, prompts, responses);
-  assert.deepEqual(mask, [[1, 1, 0, 0], [1, 1, 1, 1]]);
+  assert.deepEqual(mask, [
+    [1, 1, 0, 0],
+    [1, 1, 1, 1],
+  ]);
   for (let b = 0; b < 2; b++) {
     for (let t = 0; t < 4; t++) {
       if (mask[b][t] === 0) {
@@ -113,7 +132,11 @@ test('policy-tf: the log-probs depend on the image', () => {
   const rng = Rng.seeded(5);
   const policy = new TfPolicy(c);
   const img = randomImage(rng, 4, 4);
-  const other = makeImage(4, 4, img.data.map((v) => 255 - v));
+  const other = makeImage(
+    4,
+    4,
+    img.data.map((v) => 255 - v),
+  );
   const a = run(policy, [img], ['q'], [encodeResponse('12')]).lp[0];
   const b = run(policy, [other], ['q'], [encodeResponse('12')]).lp[0];
   const diff = Math.max(...a.map((v, t) => Math.abs(v - b[t])));
@@ -135,7 +158,10 @@ test('policy-tf: gradient of sum(logprobs) matches float64 central differences f
     const { grads: g } = tf.variableGrads(() => tf.sum(forwardLogProbs(c, policy.vars, patches, text).logprobs) as tf.Scalar, policy.variableList());
     for (const n of names) grads[n] = (g[policy.vars[n].name].dataSync() as Float32Array).slice();
   });
-  const f = (p: Params) => referenceForward(c, p, images, promptIds, responses).logprobs.flat().reduce((s, v) => s + v, 0);
+  const f = (p: Params) =>
+    referenceForward(c, p, images, promptIds, responses)
+      .logprobs.flat()
+      .reduce((s, v) => s + v, 0);
   const eps = 1e-4;
   for (const n of names) {
     // Directional derivative along a random unit direction u: grad . u vs (f(p + eps u) - f(p - eps u)) / 2 eps.
@@ -209,10 +235,7 @@ test('policy-tf: setParams/getParams round-trip and a clear error on a wrong bat
   policy.setParams(p);
   assert.deepEqual(policy.getParams()['dec.0.w1'], p['dec.0.w1']);
   const rng = Rng.seeded(1);
-  assert.throws(
-    () => policy.logProbs({ images: [randomImage(rng, 4, 4)], promptIds: ['a', 'b'], responseIds: [[9], [9]] }),
-    /1 images for 2 prompts/,
-  );
+  assert.throws(() => policy.logProbs({ images: [randomImage(rng, 4, 4)], promptIds: ['a', 'b'], responseIds: [[9], [9]] }), /1 images for 2 prompts/);
   assert.throws(() => policy.logProbs({ images: [randomImage(rng, 4, 4)], promptIds: ['a'], responseIds: buildResponseBatch([[9], [9]], c) }), /2 responses/);
   policy.dispose();
 });

@@ -1,8 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  encode, decode, encodePrompt, encodeResponse, describeTokens,
-  PAD_ID, EOS_ID, BOS_ID, THINK_OPEN_ID, THINK_CLOSE_ID, ANSWER_OPEN_ID, ANSWER_CLOSE_ID, VOCAB_SIZE,
+  encode,
+  decode,
+  encodePrompt,
+  encodeResponse,
+  describeTokens,
+  PAD_ID,
+  EOS_ID,
+  BOS_ID,
+  THINK_OPEN_ID,
+  THINK_CLOSE_ID,
+  ANSWER_OPEN_ID,
+  ANSWER_CLOSE_ID,
+  VOCAB_SIZE,
 } from '../../models/tokenizer.ts';
 import { Rng } from '../../util/rng.ts';
 

@@ -12,8 +12,16 @@ await initTf();
 
 // A toy supervised task where the answer is read off the image: a bright left or right half.
 const c = policyConfig({
-  imageHeight: 4, imageWidth: 8, patchSize: 2, dModel: 32, nHeads: 2, nLayers: 1, mlpRatio: 2,
-  maxPromptLen: 8, maxResponseLen: 12, seed: 1,
+  imageHeight: 4,
+  imageWidth: 8,
+  patchSize: 2,
+  dModel: 32,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 8,
+  maxResponseLen: 12,
+  seed: 1,
 });
 function half(left: boolean): RgbImage {
   const img = makeImage(4, 8);
@@ -22,10 +30,7 @@ function half(left: boolean): RgbImage {
 }
 const images = [half(true), half(false), half(true), half(false)];
 const prompt = buildPromptBatch(['side?', 'side?', 'which', 'which'], c);
-const response = buildResponseBatch(
-  ['<answer>L</answer>', '<answer>R</answer>', '<answer>L</answer>', '<answer>R</answer>'].map(encodeResponse),
-  c,
-);
+const response = buildResponseBatch(['<answer>L</answer>', '<answer>R</answer>', '<answer>L</answer>', '<answer>R</answer>'].map(encodeResponse), c);
 const crossEntropy = (policy: TfPolicy) => () => {
   const { logprobs, mask } = policy.logProbs({ images, promptIds: prompt, responseIds: response });
   return tf.neg(tf.div(tf.sum(logprobs), tf.sum(mask))) as tf.Scalar;

@@ -45,7 +45,8 @@ function compareGrads(a: Params, b: Params, what: string): void {
     gb.forEach((v, i) => {
       const d = Math.abs(ga[i] - v);
       if (G < 1e-4 * globalMax) assert.ok(d <= 1e-6 * globalMax, `${what}: ${n}[${i}] ${ga[i]} vs ${v} (a vanishing gradient, global max ${globalMax})`);
-      else if (Math.abs(v) >= 0.02 * G) assert.ok(d <= 1e-4 * Math.abs(v), `${what}: ${n}[${i}] ${ga[i]} vs ${v}: relative ${(d / Math.abs(v)).toExponential(2)} > 1e-4`);
+      else if (Math.abs(v) >= 0.02 * G)
+        assert.ok(d <= 1e-4 * Math.abs(v), `${what}: ${n}[${i}] ${ga[i]} vs ${v}: relative ${(d / Math.abs(v)).toExponential(2)} > 1e-4`);
       else assert.ok(d <= 1e-5 * G, `${what}: ${n}[${i}] ${ga[i]} vs ${v} (tiny; parameter max ${G})`);
     });
   }
@@ -76,7 +77,11 @@ function weightedLoss(rows: TrainRows, seed: number): LossFn<undefined> {
 
 const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
 
-const PROMPTS = [[2, 10, 11, 12, 13], [2, 20], [2, 30, 31]];
+const PROMPTS = [
+  [2, 10, 11, 12, 13],
+  [2, 20],
+  [2, 30, 31],
+];
 const RESPONSES = [[40, 41, EOS_ID], [50, 51, 52, 53, 54, EOS_ID], [60]];
 
 for (const [label, extra] of [
@@ -108,7 +113,11 @@ test('gradients of every parameter: onnxruntime = tfjs (default config)', async 
   const ort = await OrtTrainer.create(cfg, params, {}, { threads: 2 });
   const ref = new TfTrainer(cfg, params);
   try {
-    const prompts = [[2, ...Array.from({ length: 30 }, (_, i) => 7 + i)], [2, 40, 41], [2, 50, 51, 52]];
+    const prompts = [
+      [2, ...Array.from({ length: 30 }, (_, i) => 7 + i)],
+      [2, 40, 41],
+      [2, 50, 51, 52],
+    ];
     const responses = [Array.from({ length: 20 }, (_, i) => 50 + i), [60, 61, EOS_ID], Array.from({ length: 40 }, (_, i) => 10 + i)];
     const rows = rowsOf(cfg, prompts, responses, false);
     const loss = weightedLoss(rows, 6);
@@ -218,7 +227,18 @@ test('a short PAPO update (papoLoss, 2 micro-batches per step, recomputed masked
     const refLp = noisy();
     const adv = Float32Array.from({ length: B }, () => rng.normal());
     const loss: LossFn<unknown> = ({ logprobs, mask, maskedLogprobs }) => {
-      const out = papoLoss({ logprobs, oldLogprobs: tf.tensor2d(old, [B, T]), refLogprobs: tf.tensor2d(refLp, [B, T]), maskedLogprobs, advantages: tf.tensor1d(adv), responseMask: mask }, objective, { gradAccumSteps: 2 });
+      const out = papoLoss(
+        {
+          logprobs,
+          oldLogprobs: tf.tensor2d(old, [B, T]),
+          refLogprobs: tf.tensor2d(refLp, [B, T]),
+          maskedLogprobs,
+          advantages: tf.tensor1d(adv),
+          responseMask: mask,
+        },
+        objective,
+        { gradAccumSteps: 2 },
+      );
       return { loss: out.loss, metrics: out.metrics };
     };
     return { rows, loss };
@@ -323,7 +343,10 @@ test("engine choice: 'auto' is tfjs on tfjs-node (the GPU path), onnxruntime oth
   assert.equal(autoEngine('wasm'), 'ort');
   assert.equal(autoEngine('cpu'), 'ort');
   const cfg = policyConfig(TINY);
-  await assert.rejects(createTrainer({ engine: 'gpu' as never, config: cfg, params: randomParams(cfg, 1) }), /trainer engine must be 'auto', 'ort' or 'tfjs', got 'gpu'/);
+  await assert.rejects(
+    createTrainer({ engine: 'gpu' as never, config: cfg, params: randomParams(cfg, 1) }),
+    /trainer engine must be 'auto', 'ort' or 'tfjs', got 'gpu'/,
+  );
   assert.equal(trainConfig({}).worker.actor.engine, 'auto');
   assert.equal(trainConfig({ worker: { actor: { engine: 'tfjs' } } }).worker.actor.engine, 'tfjs');
   assert.throws(() => trainConfig({ worker: { actor: { engine: 'gpu' } } }), /worker\.actor\.engine/);

@@ -64,7 +64,13 @@ export function fakeCursor(position = 0): StreamCursor {
   return { version: 1, task: 'fake', fingerprint: 'fake/v1', split: 'train', seed: 0, shuffle: false, epochs: null, epoch: 0, position };
 }
 
-export function promptBatch(o: { step?: number; records: readonly TaskRecord[]; seed?: number; rounds?: number; timing?: Record<string, number> }): PromptBatch {
+export function promptBatch(o: {
+  step?: number;
+  records: readonly TaskRecord[];
+  seed?: number;
+  rounds?: number;
+  timing?: Record<string, number>;
+}): PromptBatch {
   return {
     step: o.step ?? 1,
     rounds: o.rounds ?? 1,
@@ -202,7 +208,16 @@ export class FakeEngine implements RolloutEngine {
         const finished = r.finished ?? true;
         const tokens = Int32Array.from(finished ? [...encode(r.text), EOS_ID] : encode(r.text));
         const logprobs = Float32Array.from(tokens, (_, k) => -0.01 * (k + 1) - 0.001 * g - 0.1 * p);
-        responses.push({ promptIndex: p, sampleIndex: g, tokens, logprobs, samplingLogprobs: logprobs.slice(), length: tokens.length, finished, version: r.version ?? version });
+        responses.push({
+          promptIndex: p,
+          sampleIndex: g,
+          tokens,
+          logprobs,
+          samplingLogprobs: logprobs.slice(),
+          length: tokens.length,
+          finished,
+          version: r.version ?? version,
+        });
       }
     }
     return { responses, version, tokens: responses.reduce((a, r) => a + r.length, 0), stepRows: 0 };
@@ -212,7 +227,9 @@ export class FakeEngine implements RolloutEngine {
     if (this.opts.keepRequests ?? true) this.logProbRequests.push(request);
     await this.pause();
     if (this.opts.logProbsError) throw this.opts.logProbsError;
-    const logprobs = request.responses.map((resp, j) => Float32Array.from({ length: resp.length }, (_, k) => fakeLogprob(request.images[j], resp, k, request.weights)));
+    const logprobs = request.responses.map((resp, j) =>
+      Float32Array.from({ length: resp.length }, (_, k) => fakeLogprob(request.images[j], resp, k, request.weights)),
+    );
     return { logprobs, version: this.version ?? 0 };
   }
 

@@ -13,7 +13,14 @@ import { defineReward } from '../../tasks/rewards/types.ts';
 import { collect, FakeEngine, scoredBatch, syntheticTask } from './fakes.ts';
 
 const G = 2;
-const opts = (o: Partial<KeepInformativeOptions> = {}): KeepInformativeOptions => ({ enabled: true, minAcc: 0.01, maxAcc: 0.99, maxTries: 5, batchSize: 3, ...o });
+const opts = (o: Partial<KeepInformativeOptions> = {}): KeepInformativeOptions => ({
+  enabled: true,
+  minAcc: 0.01,
+  maxAcc: 0.99,
+  maxTries: 5,
+  batchSize: 3,
+  ...o,
+});
 
 /** The stage driven by hand: `push` a round, read `out` and the rounds it asked for. */
 function drive(o: KeepInformativeOptions, onRequest?: (step: number) => void) {
@@ -21,7 +28,14 @@ function drive(o: KeepInformativeOptions, onRequest?: (step: number) => void) {
   const out: (ScoredBatch & FilteredGroups)[] = [];
   const requested: number[] = [];
   let error: unknown;
-  source.pipe(keepInformativeGroups(o, (step) => (requested.push(step), onRequest?.(step)))).subscribe({ next: (b) => out.push(b), error: (e) => (error = e) });
+  source
+    .pipe(
+      keepInformativeGroups(o, (step) => {
+        requested.push(step);
+        onRequest?.(step);
+      }),
+    )
+    .subscribe({ next: (b) => out.push(b), error: (e) => (error = e) });
   return {
     push: (b: ScoredBatch) => source.next(b),
     complete: () => source.complete(),

@@ -40,9 +40,20 @@ test('the mask seed is recorded; one mask per prompt, applied by whole patches',
   const [out] = await collect(from([batch]).pipe(maskedViewLogprobs(engine, mask)));
   assert.equal(out.maskSeed, mixSeed(77, 'mask'));
   assert.equal(out.maskedImages.length, records.length);
-  assert.deepEqual(out.maskedImages, maskedImages(records.map((r) => r.image), out.maskSeed, mask), 'the masks can be redrawn from the seed');
+  assert.deepEqual(
+    out.maskedImages,
+    maskedImages(
+      records.map((r) => r.image),
+      out.maskSeed,
+      mask,
+    ),
+    'the masks can be redrawn from the seed',
+  );
   const black = out.maskedImages.map((img, p) => blackPatches(img, records[p].image));
-  assert.ok(black.every((n) => n > 0 && n < 16), `black patches per prompt: ${black}`);
+  assert.ok(
+    black.every((n) => n > 0 && n < 16),
+    `black patches per prompt: ${black}`,
+  );
   assert.notDeepEqual(out.maskedImages[0].data, out.maskedImages[1].data);
   // The raw images are not modified.
   assert.ok(records.every((r) => r.image.data.every((v) => v > 0)));
@@ -91,8 +102,14 @@ test('log-probs are requested under the version that sampled each response, one 
   const rowsOf = (v: number) => versions.flatMap((x, i) => (x === v ? [i] : []));
   engine.logProbRequests.forEach((req) => {
     const rows = rowsOf(req.weights as number);
-    assert.deepEqual(req.responses, rows.map((i) => batch.responses[i]));
-    assert.deepEqual(req.images, rows.map((i) => out.maskedImages[Math.floor(i / G)]));
+    assert.deepEqual(
+      req.responses,
+      rows.map((i) => batch.responses[i]),
+    );
+    assert.deepEqual(
+      req.images,
+      rows.map((i) => out.maskedImages[Math.floor(i / G)]),
+    );
   });
   // Results land back on their rows, each computed under its own version.
   out.maskedLogprobs.forEach((lp, i) => {

@@ -26,7 +26,18 @@ import type { Logger } from '../../util/logger.ts';
 
 await initTf();
 
-const cfg = policyConfig({ imageHeight: 8, imageWidth: 8, patchSize: 4, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 8, maxResponseLen: 8, seed: 3 });
+const cfg = policyConfig({
+  imageHeight: 8,
+  imageWidth: 8,
+  patchSize: 4,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 8,
+  maxResponseLen: 8,
+  seed: 3,
+});
 const START = initParams(cfg, 3);
 
 function noiseImage(seed: number): RgbImage {
@@ -109,7 +120,12 @@ function makeBatch(policy: TfPolicy, s: BatchSpec = {}): RolloutBatch {
     const blank = makeImage(cfg.imageHeight, cfg.imageWidth);
     extra.maskSeed = 7;
     extra.maskedImages = records.map(() => blank);
-    extra.maskedLogprobs = scoreRows(policy, rowImages.map(() => blank), rowPrompts, responses);
+    extra.maskedLogprobs = scoreRows(
+      policy,
+      rowImages.map(() => blank),
+      rowPrompts,
+      responses,
+    );
   }
   return { ...batch, ...extra };
 }
@@ -132,7 +148,9 @@ interface Rig {
   dispose(): void;
 }
 
-function rig(over: Omit<Partial<PapoUpdateOptions>, 'objective'> & { preset?: PresetName; objective?: ObjectiveConfigInput; adam?: AdamWConfigInput } = {}): Rig {
+function rig(
+  over: Omit<Partial<PapoUpdateOptions>, 'objective'> & { preset?: PresetName; objective?: ObjectiveConfigInput; adam?: AdamWConfigInput } = {},
+): Rig {
   const policy = new TfPolicy(cfg, START);
   const { preset, objective, adam, ...rest } = over;
   const optimizer = new AdamW(policy.vars, adam ?? { lr: 1e-2 });
@@ -151,7 +169,17 @@ function rig(over: Omit<Partial<PapoUpdateOptions>, 'objective'> & { preset?: Pr
     onStepDone: (step) => done.push(step),
     ...rest,
   };
-  return { policy, optimizer, engine, done, opts, dispose: () => (optimizer.dispose(), policy.dispose()) };
+  return {
+    policy,
+    optimizer,
+    engine,
+    done,
+    opts,
+    dispose: () => {
+      optimizer.dispose();
+      policy.dispose();
+    },
+  };
 }
 
 const run = (r: Rig, batches: RolloutBatch[]): Promise<TrainedStep[]> => lastValueFrom(from(batches).pipe(papoUpdate(r.opts), toArray()));
@@ -176,9 +204,23 @@ test('one rollout step publishes version v + 1 with the policy weights and emits
     assert.deepEqual(r.done, [1]);
     const m = out.metrics;
     for (const k of [
-      'actor/pg_loss', 'actor/kl_loss', 'actor/kl_prcp_loss', 'actor/entropy_loss', 'actor/aug_entropy_loss', 'actor/grad_norm', 'actor/lr',
-      'critic/score/mean', 'critic/advantages/mean', 'response_length/mean', 'timing_s/update_actor', 'timing_s/update_weights', 'timing_s/gen',
-      'version_stats/sample_staleness_max', 'version_stats/sample_staleness_avg', 'actor/kl_prcp/vision_dependent', 'actor/kl_prcp/general',
+      'actor/pg_loss',
+      'actor/kl_loss',
+      'actor/kl_prcp_loss',
+      'actor/entropy_loss',
+      'actor/aug_entropy_loss',
+      'actor/grad_norm',
+      'actor/lr',
+      'critic/score/mean',
+      'critic/advantages/mean',
+      'response_length/mean',
+      'timing_s/update_actor',
+      'timing_s/update_weights',
+      'timing_s/gen',
+      'version_stats/sample_staleness_max',
+      'version_stats/sample_staleness_avg',
+      'actor/kl_prcp/vision_dependent',
+      'actor/kl_prcp/general',
     ]) {
       assert.equal(typeof m[k], 'number', `metric ${k}`);
       assert.ok(Number.isFinite(m[k]), `metric ${k} = ${m[k]}`);
@@ -229,7 +271,10 @@ test('optimizer steps = ppo_epochs * ceil(P / global batch size); one version pe
     const [out] = await run(r, [makeBatch(r.policy, { P: 4 })]);
     assert.equal(out.metrics['actor/optimizer_steps'], 2 * Math.ceil(4 / 3));
     assert.equal(r.optimizer.step, 4);
-    assert.deepEqual(r.engine.published.map((p) => p.version), [1]);
+    assert.deepEqual(
+      r.engine.published.map((p) => p.version),
+      [1],
+    );
   } finally {
     r.dispose();
   }
@@ -275,7 +320,10 @@ test('the staleness guard drops whole groups older than maxStaleness and trains 
     const [out, none] = await run(r, [full, allStale]);
     assert.equal(out.metrics['version_stats/dropped_stale_groups'], 2);
     assert.equal(out.metrics['data/groups'], 2);
-    assert.deepEqual(out.batch.records.map((x) => x.id), [full.records[1].id, full.records[3].id]);
+    assert.deepEqual(
+      out.batch.records.map((x) => x.id),
+      [full.records[1].id, full.records[3].id],
+    );
     assert.deepEqual(Array.from(out.batch.advantages), [1, -1, -1, 1]);
     assert.deepEqual(out.batch.refLogprobs, [full.refLogprobs![2], full.refLogprobs![3], full.refLogprobs![6], full.refLogprobs![7]]);
     assert.deepEqual(out.batch.maskedLogprobs, [full.maskedLogprobs![2], full.maskedLogprobs![3], full.maskedLogprobs![6], full.maskedLogprobs![7]]);
@@ -329,7 +377,10 @@ test('a NaN at a valid token (old, reference or masked log-prob, or an advantage
       const [out] = await run(r, [b]);
       assert.equal(warnings.length, 1);
       assert.equal(warnings[0].event, 'nonfinite_input');
-      assert.equal(warnings[0].message, poison === 'advantages' ? 'advantage of toy/train/102 response 1 is NaN' : `${poison} of toy/train/101 response 1 is NaN at token 1`);
+      assert.equal(
+        warnings[0].message,
+        poison === 'advantages' ? 'advantage of toy/train/102 response 1 is NaN' : `${poison} of toy/train/101 response 1 is NaN at token 1`,
+      );
       assert.equal(out.metrics['actor/skipped_steps'], 1, poison);
       assert.equal(out.metrics['actor/optimizer_steps'], 0);
       assert.equal(out.metrics['actor/grad_norm'], undefined);
@@ -366,7 +417,13 @@ test('onStepDone runs once per step, also when the step fails; errors name the s
     const noRef = { ...makeBatch(r.policy, { step: 2 }), refLogprobs: undefined };
     const steps: number[] = [];
     await assert.rejects(
-      lastValueFrom(from([ok, noRef, makeBatch(r.policy, { step: 3 })]).pipe(papoUpdate(r.opts), tap((s) => steps.push(s.step)), toArray())),
+      lastValueFrom(
+        from([ok, noRef, makeBatch(r.policy, { step: 3 })]).pipe(
+          papoUpdate(r.opts),
+          tap((s) => steps.push(s.step)),
+          toArray(),
+        ),
+      ),
       (err: Error) => {
         assert.match(err.message, /^papoUpdate: step 2 \(records toy\/train\/200 \.\. toy\/train\/203\): kl_coef > 0 but the batch has no refLogprobs/);
         return true;
@@ -380,7 +437,10 @@ test('onStepDone runs once per step, also when the step fails; errors name the s
   // The masked view missing while the objective uses it.
   const m = rig();
   try {
-    await assert.rejects(run(m, [makeBatch(m.policy, { withMasked: false })]), /^Error: papoUpdate: step 1 \(records toy\/train\/100 \.\. toy\/train\/103\): the objective uses the masked view but the batch has no maskedLogprobs/);
+    await assert.rejects(
+      run(m, [makeBatch(m.policy, { withMasked: false })]),
+      /^Error: papoUpdate: step 1 \(records toy\/train\/100 \.\. toy\/train\/103\): the objective uses the masked view but the batch has no maskedLogprobs/,
+    );
     assert.deepEqual(m.done, [1]);
   } finally {
     m.dispose();
@@ -399,16 +459,30 @@ test('onStepDone runs once per step, also when the step fails; errors name the s
 test('tensor count is flat across steps (applied, skipped and fully stale)', async () => {
   const r = rig({ globalBatchSize: 2, microBatchSize: 3, ppoEpochs: 2, objective: { recompute_masked_logprobs: true } });
   try {
-    const batches = [1, 2, 3, 4, 5].map((step) => makeBatch(r.policy, { step, versions: () => step - 1, texts: (i) => 'abcdef'.slice(0, 1 + ((i + step) % 5)) }));
+    const batches = [1, 2, 3, 4, 5].map((step) =>
+      makeBatch(r.policy, { step, versions: () => step - 1, texts: (i) => 'abcdef'.slice(0, 1 + ((i + step) % 5)) }),
+    );
     batches.push(makeBatch(r.policy, { step: 6, versions: () => 0 })); // all stale: dropped
     batches[2].advantages[0] = NaN; // one mini-batch of step 3 skipped
     const before = tf.memory().numTensors;
     const counts: number[] = [];
-    const out = await lastValueFrom(from(batches).pipe(papoUpdate(r.opts), tap(() => counts.push(tf.memory().numTensors)), toArray()));
-    assert.deepEqual(counts, batches.map(() => before));
+    const out = await lastValueFrom(
+      from(batches).pipe(
+        papoUpdate(r.opts),
+        tap(() => counts.push(tf.memory().numTensors)),
+        toArray(),
+      ),
+    );
+    assert.deepEqual(
+      counts,
+      batches.map(() => before),
+    );
     assert.equal(out[2].metrics['actor/skipped_steps'], 2, 'the poisoned mini-batch in both epochs');
     assert.equal(out[2].metrics['actor/optimizer_steps'], 2);
-    assert.deepEqual(out.map((s) => s.version), [1, 2, 3, 4, 5, 5]);
+    assert.deepEqual(
+      out.map((s) => s.version),
+      [1, 2, 3, 4, 5, 5],
+    );
     assert.equal(out[5].metrics['version_stats/dropped_stale_groups'], 4);
     // Every batch was scored by the initial policy, so later ones are off-policy: ratios move, clipping may start.
     assert.ok(out.slice(0, 5).every((s) => Number.isFinite(s.metrics['actor/ppo_kl'])));

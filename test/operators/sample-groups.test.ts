@@ -36,7 +36,14 @@ test('responses are prompt-major with tokens, behaviour log-probs, texts, finish
   const [out] = await collect(from([promptBatch({ step: 2, records, timing: { other: 0.5 } })]).pipe(sampleGroups(engine, { n: G })));
   assert.equal(out.groupSize, G);
   assert.equal(out.responses.length, 2 * G);
-  assert.deepEqual(out.texts, ['<answer>00</answer>', '<answer>01</answer>', '<answer>02</answer>', '<answer>10</answer>', '<answer>11</answer>', '<answer>12</answer>']);
+  assert.deepEqual(out.texts, [
+    '<answer>00</answer>',
+    '<answer>01</answer>',
+    '<answer>02</answer>',
+    '<answer>10</answer>',
+    '<answer>11</answer>',
+    '<answer>12</answer>',
+  ]);
   assert.deepEqual(Array.from(out.finished), [1, 0, 1, 1, 0, 1]);
   assert.deepEqual(Array.from(out.versions), [6, 6, 5, 6, 6, 5]);
   assert.ok(out.versions instanceof Int32Array);

@@ -24,17 +24,14 @@ test('every response is scored against its own record; rewards, accuracy and for
   });
   const batch = sampledBatch({ step: 3, G, records, texts, timing: { gen: 0.25 } });
   const [out] = await collect(from([batch]).pipe(scoreRewards(reward)));
-  assert.deepEqual(
-    inputs.map((i) => [i.id, i.response, i.answer, i.question, i.family]).sort(),
-    [
-      ['rw/0', '0', '0', 'What is 0?', 'read'],
-      ['rw/0', 'x', '0', 'What is 0?', 'read'],
-      ['rw/1', '1', '1', 'What is 1?', 'read'],
-      ['rw/1', 'y', '1', 'What is 1?', 'read'],
-      ['rw/2', '2', '2', 'What is 2?', 'read'],
-      ['rw/2', 'z', '2', 'What is 2?', 'read'],
-    ],
-  );
+  assert.deepEqual(inputs.map((i) => [i.id, i.response, i.answer, i.question, i.family]).sort(), [
+    ['rw/0', '0', '0', 'What is 0?', 'read'],
+    ['rw/0', 'x', '0', 'What is 0?', 'read'],
+    ['rw/1', '1', '1', 'What is 1?', 'read'],
+    ['rw/1', 'y', '1', 'What is 1?', 'read'],
+    ['rw/2', '2', '2', 'What is 2?', 'read'],
+    ['rw/2', 'z', '2', 'What is 2?', 'read'],
+  ]);
   assert.deepEqual(inputs.find((i) => i.response === 'y')!.meta, { i: 1 });
   assert.deepEqual(Array.from(out.accuracy), [1, 0, 1, 0, 1, 0]);
   assert.deepEqual(Array.from(out.rewards), Array.from(Float32Array.from([1.05, 0.05, 1.05, 0.05, 1.05, 0.05])));

@@ -17,9 +17,20 @@ await initTf();
 test('a rejecting engine.sample errors the stream with the stage name, step and record ids', async () => {
   const cause = new Error('worker crashed');
   const engine = new FakeEngine({ sampleError: cause });
-  const batches = [promptBatch({ step: 3, records: makeRecords(4, { prefix: 'digits/train' }) }), promptBatch({ step: 4, records: makeRecords(2, { prefix: 'later' }) })];
+  const batches = [
+    promptBatch({ step: 3, records: makeRecords(4, { prefix: 'digits/train' }) }),
+    promptBatch({ step: 4, records: makeRecords(2, { prefix: 'later' }) }),
+  ];
   const passed: number[] = [];
-  const err = await rejectionOf(lastValueFrom(from(batches).pipe(sampleGroups(engine, { n: 2 }), tap((b) => passed.push(b.step)), toArray())));
+  const err = await rejectionOf(
+    lastValueFrom(
+      from(batches).pipe(
+        sampleGroups(engine, { n: 2 }),
+        tap((b) => passed.push(b.step)),
+        toArray(),
+      ),
+    ),
+  );
   assert.equal(err.message, 'sampleGroups: step 3 (records digits/train/0 .. digits/train/3): worker crashed');
   assert.equal((err as Error & { cause?: unknown }).cause, cause);
   assert.deepEqual(passed, []);
@@ -37,7 +48,9 @@ test('log-prob stages name themselves and the batch', async () => {
 
 test('scoreRewards and groupAdvantages errors name the stage and the batch', async () => {
   const reward = defineReward('r', () => ({ overall: 1, accuracy: 1, format: 1 }));
-  const bad = await rejectionOf(lastValueFrom(from([sampledBatch({ step: 2, G: 1, records: makeRecords(1, { prefix: 'y' }) })]).pipe(scoreRewards(reward, { timeoutMs: -1 }))));
+  const bad = await rejectionOf(
+    lastValueFrom(from([sampledBatch({ step: 2, G: 1, records: makeRecords(1, { prefix: 'y' }) })]).pipe(scoreRewards(reward, { timeoutMs: -1 }))),
+  );
   assert.match(bad.message, /^scoreRewards: step 2 \(records y\/0 \.\. y\/0\): reward timeoutMs must be a finite number of milliseconds above 0/);
   // Rewards that do not split into groups of G.
   const batch = { ...scoredBatch({ step: 5, G: 2, accuracy: [1, 0, 1, 0], prefix: 'z' }), groupSize: 3 };

@@ -89,7 +89,15 @@ test('counts and timings', () => {
 test('an empty batch has counts but no statistics', () => {
   const empty = sampledBatch({ G: 2, records: [] });
   const m = batchMetrics(
-    { ...empty, rewards: new Float32Array(0), accuracy: new Float32Array(0), format: new Float32Array(0), rewardFailures: [], advantages: new Float32Array(0), zeroVarianceGroups: 0 },
+    {
+      ...empty,
+      rewards: new Float32Array(0),
+      accuracy: new Float32Array(0),
+      format: new Float32Array(0),
+      rewardFailures: [],
+      advantages: new Float32Array(0),
+      zeroVarianceGroups: 0,
+    },
     3,
   );
   assert.equal(m['data/groups'], 0);

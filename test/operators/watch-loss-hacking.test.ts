@@ -10,7 +10,8 @@ const opts = { klPrcpThreshold: 0.5, accuracyDrop: 0.1, window: 3 };
 type StepRecord = { step: number; metrics: Record<string, number> };
 
 /** Step records as the sink emits them: the loss metric is minus kl_prcp. */
-const steps = (kl: number[], acc: number[]): StepRecord[] => kl.map((k, i) => ({ step: i + 1, metrics: { 'actor/kl_prcp_loss': -k, 'reward/accuracy/mean': acc[i] } }));
+const steps = (kl: number[], acc: number[]): StepRecord[] =>
+  kl.map((k, i) => ({ step: i + 1, metrics: { 'actor/kl_prcp_loss': -k, 'reward/accuracy/mean': acc[i] } }));
 
 async function run(records: StepRecord[]) {
   const alarms: LossHackingAlarm[] = [];

@@ -83,17 +83,26 @@ test('evaluate: the first `limit` records in index order, greedy then k samples 
   // Per batch: a greedy call then a sampled call (batches may overlap, so compare per pass).
   const greedy = calls.filter((c) => c.request.temperature === 0);
   const sampled = calls.filter((c) => c.request.temperature !== 0);
-  assert.deepEqual(greedy.map((c) => c.indices), [[0, 1], [2, 3], [4]]);
-  assert.deepEqual(sampled.map((c) => c.indices), [[0, 1], [2, 3], [4]]);
+  assert.deepEqual(
+    greedy.map((c) => c.indices),
+    [[0, 1], [2, 3], [4]],
+  );
+  assert.deepEqual(
+    sampled.map((c) => c.indices),
+    [[0, 1], [2, 3], [4]],
+  );
   for (const c of greedy) {
     assert.equal(c.request.n, 1);
     assert.equal(c.request.seed, 10);
   }
-  assert.deepEqual(sampled.map((c) => [c.request.n, c.request.temperature, c.request.seed]), [
-    [2, 0.7, 11],
-    [2, 0.7, 13],
-    [2, 0.7, 15],
-  ]);
+  assert.deepEqual(
+    sampled.map((c) => [c.request.n, c.request.temperature, c.request.seed]),
+    [
+      [2, 0.7, 11],
+      [2, 0.7, 13],
+      [2, 0.7, 15],
+    ],
+  );
 
   assert.equal(report.records, 5);
   assert.equal(report.task, 'toy');
@@ -139,10 +148,13 @@ test('evaluate: k = 0 is greedy only, and a limit past the split is the whole sp
   const report = await evaluate(engine, task, { split: 'test', limit: 100, k: 0, batchSize: 4, seed: 3, quiet: true });
   assert.equal(report.sampled, undefined);
   assert.equal(report.records, ROWS.length);
-  assert.deepEqual(calls.map((c) => [c.indices, c.request.n, c.request.temperature, c.request.seed]), [
-    [[0, 1, 2, 3], 1, 0, 3],
-    [[4, 5, 6], 1, 0, 3],
-  ]);
+  assert.deepEqual(
+    calls.map((c) => [c.indices, c.request.n, c.request.temperature, c.request.seed]),
+    [
+      [[0, 1, 2, 3], 1, 0, 3],
+      [[4, 5, 6], 1, 0, 3],
+    ],
+  );
   assert.equal(report.greedy.accuracy.overall.n, ROWS.length);
 });
 

@@ -31,7 +31,18 @@ const NAMED = {
   mask_type: 'left_half',
 } as const;
 
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 32, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 32,
+  maxResponseLen: 8,
+  seed: 1,
+});
 let tmp: string;
 let weights: string;
 before(async () => {
@@ -54,11 +65,26 @@ const runConfig = (): TrainConfigInput => ({
 
 // Runs first: nothing of the fixture is imported yet.
 test('before the user module is imported, its names are refused, each naming its key and the known names', () => {
-  assert.match(errorOf(() => objectiveConfig({ adv_estimator: 'max_baseline' })).message, /adv_estimator: unknown advantage estimator "max_baseline"; known: grpo, dr_grpo, rloo \(add one with registerAdvEstimator\)/);
-  assert.match(errorOf(() => objectiveConfig({ policy_loss: 'reinforce' })).message, /policy_loss: unknown policy loss "reinforce"; known: ppo_clip \(also vanilla\)/);
-  assert.match(errorOf(() => objectiveConfig({ kl_estimator: 'k2_half' })).message, /kl_estimator: unknown KL estimator "k2_half"; known: k1, k2, k3, abs \(also kl, mse, low_var_kl\)/);
-  assert.match(errorOf(() => objectiveConfig({ loss_agg_mode: 'token-sum' })).message, /loss_agg_mode: unknown loss aggregation mode "token-sum"; known: token-mean, /);
-  assert.match(errorOf(() => objectiveConfig({ mask_type: 'left_half' })).message, /mask_type: unknown mask type "left_half"; known: random_patch \(add one with registerMaskType\)/);
+  assert.match(
+    errorOf(() => objectiveConfig({ adv_estimator: 'max_baseline' })).message,
+    /adv_estimator: unknown advantage estimator "max_baseline"; known: grpo, dr_grpo, rloo \(add one with registerAdvEstimator\)/,
+  );
+  assert.match(
+    errorOf(() => objectiveConfig({ policy_loss: 'reinforce' })).message,
+    /policy_loss: unknown policy loss "reinforce"; known: ppo_clip \(also vanilla\)/,
+  );
+  assert.match(
+    errorOf(() => objectiveConfig({ kl_estimator: 'k2_half' })).message,
+    /kl_estimator: unknown KL estimator "k2_half"; known: k1, k2, k3, abs \(also kl, mse, low_var_kl\)/,
+  );
+  assert.match(
+    errorOf(() => objectiveConfig({ loss_agg_mode: 'token-sum' })).message,
+    /loss_agg_mode: unknown loss aggregation mode "token-sum"; known: token-mean, /,
+  );
+  assert.match(
+    errorOf(() => objectiveConfig({ mask_type: 'left_half' })).message,
+    /mask_type: unknown mask type "left_half"; known: random_patch \(add one with registerMaskType\)/,
+  );
   const run = errorOf(() => trainConfig(runConfig())).message;
   assert.match(run, /^invalid run config: data\.task: unknown task "digits_max"; known: digits, scenes, manifest \(add one with registerTask\)/);
   assert.match(run, /worker\.reward\.score_function: 'one_char' is neither a registered reward function \(composite; add one with registerReward\)/);
@@ -70,7 +96,16 @@ test('before the user module is imported, its names are refused, each naming its
 test('registered from user code, they run by name through groupAdvantages and papoLoss', async () => {
   const { calls } = await import('../fixtures/my-extensions.ts');
   const cfg = objectiveConfig({ ...NAMED, adv_eps: 0.25, kl_coef: 0.1 }, 'grpo');
-  assert.deepEqual({ ...NAMED }, { adv_estimator: cfg.adv_estimator, policy_loss: cfg.policy_loss, kl_estimator: cfg.kl_estimator, loss_agg_mode: cfg.loss_agg_mode, mask_type: cfg.mask_type });
+  assert.deepEqual(
+    { ...NAMED },
+    {
+      adv_estimator: cfg.adv_estimator,
+      policy_loss: cfg.policy_loss,
+      kl_estimator: cfg.kl_estimator,
+      loss_agg_mode: cfg.loss_agg_mode,
+      mask_type: cfg.mask_type,
+    },
+  );
 
   // max_baseline: R - max of the group; a constant group still gets 0
   const adv = groupAdvantages([1, 0, 0.5, 0, 0.3, 0.3, 0.3, 0.3], 4, cfg.adv_estimator, cfg.adv_eps);
@@ -81,11 +116,23 @@ test('registered from user code, they run by name through groupAdvantages and pa
 
   // Two responses: tokens [-1, -2] and [-0.5, pad]; advantages 0.5 and -1.
   const inputs = {
-    logprobs: tf.tensor2d([[-1, -2], [-0.5, 7]]),
-    oldLogprobs: tf.tensor2d([[-1, -2], [-0.5, 7]]),
-    refLogprobs: tf.tensor2d([[-1.5, -2], [-0.5, 9]]),
+    logprobs: tf.tensor2d([
+      [-1, -2],
+      [-0.5, 7],
+    ]),
+    oldLogprobs: tf.tensor2d([
+      [-1, -2],
+      [-0.5, 7],
+    ]),
+    refLogprobs: tf.tensor2d([
+      [-1.5, -2],
+      [-0.5, 9],
+    ]),
     advantages: tf.tensor1d([0.5, -1]),
-    responseMask: tf.tensor2d([[1, 1], [1, 0]]),
+    responseMask: tf.tensor2d([
+      [1, 1],
+      [1, 0],
+    ]),
   };
   const before = { ...calls };
   const { loss, metrics } = papoLoss(inputs, cfg);
@@ -113,8 +160,12 @@ test('a policy loss that returns the wrong shape, or an estimator that does, is 
   registerAdvEstimator('bad_rows', (g) => tf.sum(g, 1));
   const inputs = { logprobs: tf.zeros([2, 3]), oldLogprobs: tf.zeros([2, 3]), advantages: tf.zeros([2]), responseMask: tf.ones([2, 3]) };
   const tensors = tf.memory().numTensors;
-  assert.throws(() => papoLoss(inputs, objectiveConfig({ policy_loss: 'bad_shape', kl_coef: 0 })), { message: /policy loss "bad_shape" returned pg of shape \[2\], expected a tensor of shape \[2,3\]/ });
-  assert.throws(() => groupAdvantages([1, 0, 1, 0], 2, 'bad_rows'), { message: /advantage estimator "bad_rows" returned shape \[2\], expected a tensor of shape \[2, 2\]/ });
+  assert.throws(() => papoLoss(inputs, objectiveConfig({ policy_loss: 'bad_shape', kl_coef: 0 })), {
+    message: /policy loss "bad_shape" returned pg of shape \[2\], expected a tensor of shape \[2,3\]/,
+  });
+  assert.throws(() => groupAdvantages([1, 0, 1, 0], 2, 'bad_rows'), {
+    message: /advantage estimator "bad_rows" returned shape \[2\], expected a tensor of shape \[2, 2\]/,
+  });
   assert.equal(tf.memory().numTensors, tensors, 'no tensor leaks on the error path');
   Object.values(inputs).forEach((t) => t.dispose());
 });
@@ -150,7 +201,10 @@ test('papo --import loads the user module before the config is validated', () =>
   for (const [k, v] of Object.entries(NAMED)) assert.equal(cfg.algorithm[k], v);
   const refused = papo(['train', '--print-config', 'algorithm.adv_estimator=max_baseline']);
   assert.equal(refused.status, 1);
-  assert.equal(refused.stderr, 'papo: invalid run config: algorithm.adv_estimator: unknown advantage estimator "max_baseline"; known: grpo, dr_grpo, rloo (add one with registerAdvEstimator)\n');
+  assert.equal(
+    refused.stderr,
+    'papo: invalid run config: algorithm.adv_estimator: unknown advantage estimator "max_baseline"; known: grpo, dr_grpo, rloo (add one with registerAdvEstimator)\n',
+  );
   const missing = papo(['--import', 'nope/ext.ts', 'train', '--print-config']);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^papo: --import: file .*nope\/ext\.ts does not exist \(relative paths resolve against /);

@@ -37,7 +37,18 @@ export interface KillRunResult {
   interruptedDir: string;
 }
 
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 48, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 48,
+  maxResponseLen: 8,
+  seed: 1,
+});
 
 function configYaml(weights: string, run: string, o: KillRunOptions): string {
   return [
@@ -63,13 +74,18 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunResult> {
   const weights = path.join(o.dir, 'init');
   await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
   const env = { ...process.env, PAPO_DEBUG: '' };
-  const papo = (args: string[]) => spawn(process.execPath, [path.join(o.root, 'bin/papo.js'), ...args], { cwd: o.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const papo = (args: string[]) =>
+    spawn(process.execPath, [path.join(o.root, 'bin/papo.js'), ...args], { cwd: o.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
 
   // The uninterrupted run, and how long it takes: kills are spread over that time.
   const uninterruptedDir = path.join(o.dir, 'uninterrupted');
   fs.writeFileSync(path.join(o.dir, 'uninterrupted.yaml'), configYaml(weights, uninterruptedDir, o));
   const t0 = performance.now();
-  const ref = spawnSync(process.execPath, [path.join(o.root, 'bin/papo.js'), 'train', '--config', path.join(o.dir, 'uninterrupted.yaml')], { cwd: o.root, env, encoding: 'utf8' });
+  const ref = spawnSync(process.execPath, [path.join(o.root, 'bin/papo.js'), 'train', '--config', path.join(o.dir, 'uninterrupted.yaml')], {
+    cwd: o.root,
+    env,
+    encoding: 'utf8',
+  });
   if (ref.status !== 0) throw new Error(`uninterrupted run failed: ${ref.stderr}`);
   const duration = performance.now() - t0;
   // Start-up (loading, the engine's worker) and the time per step: kills are spread over what a launch has left to do.
@@ -89,7 +105,10 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunResult> {
   /** The last step this launch logged (lines older than the launch belong to the killed one; it rewinds them). */
   const loggedByThisLaunch = (since: number) => {
     if (!fs.existsSync(metricsFile) || fs.statSync(metricsFile).mtimeMs < since) return 0;
-    const lines = fs.readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim());
+    const lines = fs
+      .readFileSync(metricsFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     try {
       return lines.length ? (JSON.parse(lines[lines.length - 1]) as { step: number }).step : 0;
     } catch {
@@ -147,5 +166,14 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunResult> {
     if (code !== 0) throw new Error(`launch ${launches} exited with ${code}: ${stderr}`);
     break;
   }
-  return { kills, launches, killedMidSave, progress, uninterrupted: await latestCheckpoint(uninterruptedDir), interrupted: await latestCheckpoint(interruptedDir), uninterruptedDir, interruptedDir };
+  return {
+    kills,
+    launches,
+    killedMidSave,
+    progress,
+    uninterrupted: await latestCheckpoint(uninterruptedDir),
+    interrupted: await latestCheckpoint(interruptedDir),
+    uninterruptedDir,
+    interruptedDir,
+  };
 }

@@ -17,10 +17,14 @@ const algorithmic = (file: string) =>
     .readFileSync(file, 'utf8')
     .trim()
     .split('\n')
-    .map((l) => Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')));
+    .map((l) =>
+      Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
+    );
 
 for (const staleness of [0, 1]) {
-  test(`max_staleness ${staleness}: 10 SIGKILLs at random instants, each resumed; the end equals the uninterrupted run, to the bit`, { timeout: 600_000 }, async () => {
+  test(`max_staleness ${staleness}: 10 SIGKILLs at random instants, each resumed; the end equals the uninterrupted run, to the bit`, {
+    timeout: 600_000,
+  }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `papo-kill-${staleness}-`));
     try {
       const r = await killAndResume({ root: process.cwd(), dir, staleness, kills: 10, steps: 8, seed: 11 + staleness });
@@ -34,9 +38,16 @@ for (const staleness of [0, 1]) {
       assert.equal(r.interrupted.optimizer.step, r.uninterrupted.optimizer.step);
       assert.deepEqual(algorithmic(path.join(r.interruptedDir, 'metrics.jsonl')), algorithmic(path.join(r.uninterruptedDir, 'metrics.jsonl')));
       // TensorBoard: every step once (the rewinds dropped what the killed launches wrote after their checkpoint), the same values.
-      const scalars = (run: string) => [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [step, Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput'))]);
+      const scalars = (run: string) =>
+        [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [
+          step,
+          Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
+        ]);
       assert.deepEqual(scalars(r.interruptedDir), scalars(r.uninterruptedDir));
-      assert.deepEqual(scalars(r.uninterruptedDir).map(([step]) => step), [1, 2, 3, 4, 5, 6, 7, 8]);
+      assert.deepEqual(
+        scalars(r.uninterruptedDir).map(([step]) => step),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+      );
       const [a, b] = [new RolloutLog(r.uninterruptedDir), new RolloutLog(r.interruptedDir)];
       assert.deepEqual(await b.steps(), await a.steps());
       for (const step of await a.steps()) assert.deepEqual(await b.read(step), await a.read(step), `rollout step ${step}`);

@@ -19,7 +19,18 @@ import { replayRun } from '../../pipelines/replay.ts';
 
 await initTf();
 
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 48, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 48,
+  maxResponseLen: 8,
+  seed: 1,
+});
 let tmp: string;
 let run: string;
 let trained: TrainResult;
@@ -72,7 +83,7 @@ test('replaying a step from the checkpoint before it reproduces its metrics and 
   assert.deepEqual(r.weights?.differing, []);
 });
 
-test('replaying the first step starts from the run\'s starting weights', async () => {
+test("replaying the first step starts from the run's starting weights", async () => {
   const r = await replayRun(run, 1);
   assert.equal(r.from, undefined);
   assert.deepEqual(r.differing, []);
@@ -89,7 +100,7 @@ test('papo replay prints the comparison and exits 0 when exact; a step not logge
   assert.match(bad.stderr, /step 9 is not in the rollout log .*logged: 1, 2, 3, 4, 5/);
 });
 
-test('offline training on a logged run (--from-rollouts) with another objective: the same prompts and responses, this run\'s log-probs and advantages', async () => {
+test("offline training on a logged run (--from-rollouts) with another objective: the same prompts and responses, this run's log-probs and advantages", async () => {
   const offline = path.join(tmp, 'offline');
   const r = await runTrain(
     {
@@ -100,7 +111,11 @@ test('offline training on a logged run (--from-rollouts) with another objective:
     },
     { quiet: true },
   );
-  assert.deepEqual(r.steps.map((s) => s.step), [1, 2, 3, 4, 5], 'one step per logged step, max_steps capped by the log');
+  assert.deepEqual(
+    r.steps.map((s) => s.step),
+    [1, 2, 3, 4, 5],
+    'one step per logged step, max_steps capped by the log',
+  );
   const [src, dst] = [new RolloutLog(run), new RolloutLog(offline)];
   for (const step of [1, 5]) {
     const a = await src.read(step);
@@ -109,7 +124,10 @@ test('offline training on a logged run (--from-rollouts) with another objective:
     assert.deepEqual(b.recordIds, a.recordIds);
     assert.deepEqual(b.rewards, a.rewards);
     assert.equal(b.maskedLogprobs, undefined, 'GRPO: no masked view');
-    assert.ok(b.versions.every((v) => v === step - 1), 'stamped with this run\'s version');
+    assert.ok(
+      b.versions.every((v) => v === step - 1),
+      "stamped with this run's version",
+    );
   }
   const first = r.steps[0].metrics;
   assert.ok(Math.abs(first['actor/ppo_kl']) < 1e-6, `old log-probs are this policy's: ppo_kl ${first['actor/ppo_kl']}`);

@@ -20,7 +20,18 @@ import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 
 await initTf();
 
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 48, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 48,
+  maxResponseLen: 8,
+  seed: 1,
+});
 
 let tmp: string;
 let weights: string;
@@ -49,14 +60,22 @@ const algorithmic = (file: string) =>
     .readFileSync(file, 'utf8')
     .trim()
     .split('\n')
-    .map((l) => Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && !k.startsWith('perf/throughput'))));
+    .map((l) =>
+      Object.fromEntries(
+        Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && !k.startsWith('perf/throughput')),
+      ),
+    );
 
 async function finalState(run: string) {
   const store = new CheckpointStore(run);
   return store.load((await store.latest())!);
 }
 
-for (const [staleness, dynamic] of [[0, false], [1, false], [1, true]] as const) {
+for (const [staleness, dynamic] of [
+  [0, false],
+  [1, false],
+  [1, true],
+] as const) {
   test(`max_staleness ${staleness}${dynamic ? ' with dynamic sampling' : ''}: stopped at step 3 and resumed, the run ends as the uninterrupted one, to the bit`, async () => {
     const whole = path.join(tmp, `whole-${staleness}-${dynamic}`);
     const parts = path.join(tmp, `parts-${staleness}-${dynamic}`);
@@ -64,9 +83,15 @@ for (const [staleness, dynamic] of [[0, false], [1, false], [1, true]] as const)
     assert.equal(a.steps.length, 6);
     const b1 = await runTrain(config(parts, 3, staleness, dynamic), { quiet: true });
     assert.equal(b1.steps.length, 3);
-    const b2 = await runTrain({ ...config(parts, 6, staleness, dynamic), trainer: { ...config(parts, 6, staleness, dynamic).trainer, resume_mode: 'auto' } }, { quiet: true });
+    const b2 = await runTrain(
+      { ...config(parts, 6, staleness, dynamic), trainer: { ...config(parts, 6, staleness, dynamic).trainer, resume_mode: 'auto' } },
+      { quiet: true },
+    );
     assert.equal(b2.resumedFrom, 3);
-    assert.deepEqual(b2.steps.map((s) => s.step), [4, 5, 6]);
+    assert.deepEqual(
+      b2.steps.map((s) => s.step),
+      [4, 5, 6],
+    );
 
     const [x, y] = [await finalState(whole), await finalState(parts)];
     assert.equal(y.step, 6);
@@ -85,7 +110,11 @@ for (const [staleness, dynamic] of [[0, false], [1, false], [1, true]] as const)
     assert.deepEqual(await lb.steps(), [1, 2, 3, 4, 5, 6]);
     for (const step of await la.steps()) assert.deepEqual(await lb.read(step), await la.read(step), `rollout step ${step}`);
     // TensorBoard: one event file per launch, every step once, the same values.
-    const scalars = (run: string) => [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [step, Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput'))]);
+    const scalars = (run: string) =>
+      [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [
+        step,
+        Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
+      ]);
     assert.equal(fs.readdirSync(path.join(parts, 'tensorboard')).length, 2);
     assert.deepEqual(scalars(parts), scalars(whole));
   });
@@ -99,7 +128,10 @@ test('a resume refuses a config that changes what the run computes, naming the k
   (changed.data as { rollout_batch_size: number }).rollout_batch_size = 8;
   await assert.rejects(
     runTrain({ ...changed, trainer: { ...changed.trainer, resume_mode: 'auto' } }, { quiet: true }),
-    (err: Error) => /cannot resume .*config differs/.test(err.message) && err.message.includes('worker.actor.optim.lr: 0.005 -> 0.001') && err.message.includes('data.rollout_batch_size: 4 -> 8'),
+    (err: Error) =>
+      /cannot resume .*config differs/.test(err.message) &&
+      err.message.includes('worker.actor.optim.lr: 0.005 -> 0.001') &&
+      err.message.includes('data.rollout_batch_size: 4 -> 8'),
   );
   // a fresh run into the same directory is refused too, and --force moves the old run aside
   await assert.rejects(runTrain(config(run, 2, 0, false), { quiet: true }), /already holds a run .*--resume.*--force/);

@@ -70,7 +70,10 @@ test('bad specs are errors naming worker.reward.score_function', async () => {
   const listed = /\(exports: (.*)\)$/.exec(noExport)![1].split(', ').sort();
   assert.deepEqual(listed, ['default', 'lengthPenalty', 'notAReward', 'score']);
 
-  assert.match((await rejectionOf(loadRewardFunction(`${FIXTURE}:notAReward`))).message, /^worker\.reward\.score_function: export 'notAReward' of .*my-reward\.ts is neither a function nor a reward from defineReward/);
+  assert.match(
+    (await rejectionOf(loadRewardFunction(`${FIXTURE}:notAReward`))).message,
+    /^worker\.reward\.score_function: export 'notAReward' of .*my-reward\.ts is neither a function nor a reward from defineReward/,
+  );
 
   for (const bare of ['accuracy', 'toString', 'constructor', 'my_reward.py:score']) {
     assert.equal(

@@ -25,7 +25,18 @@ import { scalarsByStep } from '../storage/tfevents-reader.ts';
 
 await initTf();
 
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 48, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 48,
+  maxResponseLen: 8,
+  seed: 1,
+});
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PROMPTS = 4;
 const G = 4;
@@ -70,11 +81,16 @@ test('trainer.logger: without tensorboard no event file is written; a logger thi
   await runTrain({ ...cfg, trainer: { ...cfg.trainer, max_steps: 1, val_freq: 0, save_checkpoint_path: run, logger: ['console'] } }, { quiet: true });
   assert.equal(metricsOf(run).length, 1);
   assert.ok(!fs.existsSync(path.join(run, 'tensorboard')));
-  await assert.rejects(runTrain({ ...cfg, trainer: { ...cfg.trainer, logger: ['tensorboard', 'wandb'] } }, { quiet: true }), /trainer\.logger\.1: .*"console"\|"tensorboard"/);
+  await assert.rejects(
+    runTrain({ ...cfg, trainer: { ...cfg.trainer, logger: ['tensorboard', 'wandb'] } }, { quiet: true }),
+    /trainer\.logger\.1: .*"console"\|"tensorboard"/,
+  );
 });
 
 /** The Vega-Lite specs embedded in a report page, by chart id. */
-function embeddedSpecs(html: string): Map<string, { data: { values: ChartRow[] }; layer: { data?: { values: { step: number }[] }; mark: { type: string } }[] }> {
+function embeddedSpecs(
+  html: string,
+): Map<string, { data: { values: ChartRow[] }; layer: { data?: { values: { step: number }[] }; mark: { type: string } }[] }> {
   const out = new Map();
   for (const m of html.matchAll(/<script type="application\/vnd\.vegalite\+json" data-chart="([^"]+)">([\s\S]*?)<\/script>/g)) out.set(m[1], JSON.parse(m[2]));
   return out;
@@ -83,7 +99,8 @@ function embeddedSpecs(html: string): Map<string, { data: { values: ChartRow[] }
 /** What a chart must show: one row per step with a finite value, value as logged. */
 function expectedRows(run: string, metrics: MetricsLine[], series: Record<string, (m: MetricsLine) => number | undefined>): ChartRow[] {
   const rows: ChartRow[] = [];
-  for (const m of metrics) for (const [label, f] of Object.entries(series)) if (f(m) !== undefined) rows.push({ run, series: label, step: m.step, value: f(m)! });
+  for (const m of metrics)
+    for (const [label, f] of Object.entries(series)) if (f(m) !== undefined) rows.push({ run, series: label, step: m.step, value: f(m)! });
   return rows;
 }
 
@@ -100,12 +117,31 @@ test('papo report: a self-contained page whose charts are the metrics, and their
   const metrics = metricsOf(papoRun);
   const by = (k: string) => (m: MetricsLine) => m[k];
   const sorted = (rows: ChartRow[]) => [...rows].sort((a, b) => a.step - b.step || a.series.localeCompare(b.series));
-  assert.deepEqual(sorted(specs.get('reward')!.data.values), sorted(expectedRows('papo', metrics, { 'critic/score/mean': by('critic/score/mean'), 'reward/accuracy/vision_dependent': by('reward/accuracy/vision_dependent'), 'reward/accuracy/general': by('reward/accuracy/general') })));
+  assert.deepEqual(
+    sorted(specs.get('reward')!.data.values),
+    sorted(
+      expectedRows('papo', metrics, {
+        'critic/score/mean': by('critic/score/mean'),
+        'reward/accuracy/vision_dependent': by('reward/accuracy/vision_dependent'),
+        'reward/accuracy/general': by('reward/accuracy/general'),
+      }),
+    ),
+  );
   assert.deepEqual(
     sorted(specs.get('kl_prcp')!.data.values),
-    sorted(expectedRows('papo', metrics, { 'actor/kl_prcp/vision_dependent': by('actor/kl_prcp/vision_dependent'), 'actor/kl_prcp/general': by('actor/kl_prcp/general'), '-actor/kl_prcp_loss (all)': (m) => -m['actor/kl_prcp_loss'] })),
+    sorted(
+      expectedRows('papo', metrics, {
+        'actor/kl_prcp/vision_dependent': by('actor/kl_prcp/vision_dependent'),
+        'actor/kl_prcp/general': by('actor/kl_prcp/general'),
+        '-actor/kl_prcp_loss (all)': (m) => -m['actor/kl_prcp_loss'],
+      }),
+    ),
   );
-  assert.deepEqual(sorted(specs.get('validation')!.data.values).map((r) => r.step), [2, 2, 2], 'validation at step 2 (val_freq 2)');
+  assert.deepEqual(
+    sorted(specs.get('validation')!.data.values).map((r) => r.step),
+    [2, 2, 2],
+    'validation at step 2 (val_freq 2)',
+  );
   const stages = new Set(specs.get('time')!.data.values.map((r) => r.series));
   for (const s of ['gen', 'reward', 'masked_log_prob', 'ref', 'adv', 'update_actor']) assert.ok(stages.has(s), `time of stage ${s}`);
   assert.equal(specs.get('time')!.data.values.find((r) => r.series === 'gen' && r.step === 1)!.value, metrics[0]['timing_s/gen']);
@@ -118,24 +154,41 @@ test('papo report: a self-contained page whose charts are the metrics, and their
   assert.match(html, /Loss-hacking watch: no warning/);
 });
 
-test('papo report: loss-hacking alarms (with the run\'s thresholds) are marked on every chart; several runs are overlaid', async () => {
+test("papo report: loss-hacking alarms (with the run's thresholds) are marked on every chart; several runs are overlaid", async () => {
   const hacked = path.join(tmp, 'hacked');
   fs.mkdirSync(hacked);
   const acc = [0.5, 0.6, 0.6, 0.45, 0.4, 0.55];
   const kl = [0.1, 0.1, 0.6, 0.6, 0.3, 0.7];
-  fs.writeFileSync(path.join(hacked, 'metrics.jsonl'), acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i] })).join('\n') + '\n');
+  fs.writeFileSync(
+    path.join(hacked, 'metrics.jsonl'),
+    `${acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i] })).join('\n')}\n`,
+  );
   // window 1: fires where kl_prcp > 0.5 while accuracy < best - 0.1, i.e. at step 4 only
-  fs.writeFileSync(path.join(hacked, 'config.json'), JSON.stringify({ algorithm: { preset: 'papo_g' }, trainer: { loss_hacking_window: 1, loss_hacking_kl_prcp: 0.5, loss_hacking_accuracy_drop: 0.1 } }));
+  fs.writeFileSync(
+    path.join(hacked, 'config.json'),
+    JSON.stringify({ algorithm: { preset: 'papo_g' }, trainer: { loss_hacking_window: 1, loss_hacking_kl_prcp: 0.5, loss_hacking_accuracy_drop: 0.1 } }),
+  );
   const out = path.join(tmp, 'report', 'both.html');
   const r = await writeReport([papoRun, grpoRun, hacked], { out, png: false });
-  assert.deepEqual(r.runs.map((x) => [x.name, x.alarms.map((a) => a.step)]), [['papo', []], ['grpo', []], ['hacked', [4]]]);
+  assert.deepEqual(
+    r.runs.map((x) => [x.name, x.alarms.map((a) => a.step)]),
+    [
+      ['papo', []],
+      ['grpo', []],
+      ['hacked', [4]],
+    ],
+  );
   assert.deepEqual(r.pngs, []);
   const html = fs.readFileSync(out, 'utf8');
   assert.match(html, /Loss-hacking warnings[\s\S]*<b>hacked<\/b>: possible loss hacking at step 4/);
   const specs = embeddedSpecs(html);
   for (const [id, spec] of specs) {
     const rule = spec.layer.find((l) => l.mark.type === 'rule');
-    assert.deepEqual(rule?.data?.values.map((v) => v.step), [4], `chart ${id} marks the alarm`);
+    assert.deepEqual(
+      rule?.data?.values.map((v) => v.step),
+      [4],
+      `chart ${id} marks the alarm`,
+    );
   }
   const runsIn = (id: string) => [...new Set(specs.get(id)!.data.values.map((v) => v.run))];
   assert.deepEqual(runsIn('reward'), ['papo', 'grpo', 'hacked']);
@@ -144,7 +197,10 @@ test('papo report: loss-hacking alarms (with the run\'s thresholds) are marked o
 });
 
 test('charts load nothing from outside their spec', async () => {
-  await assert.rejects(chartSvg({ data: { url: 'https://example.com/data.json' }, mark: 'point' }), /Loading failed .*charts load no data from outside the spec \(asked for https:\/\/example\.com\/data\.json\)/);
+  await assert.rejects(
+    chartSvg({ data: { url: 'https://example.com/data.json' }, mark: 'point' }),
+    /Loading failed .*charts load no data from outside the spec \(asked for https:\/\/example\.com\/data\.json\)/,
+  );
 });
 
 test('papo rollouts: one row per prompt, the masked view redrawn, per-response kl_prcp that averages to the step metrics', async () => {
@@ -168,7 +224,10 @@ test('papo rollouts: one row per prompt, the masked view redrawn, per-response k
   for (const [k, xs] of Object.entries(groups)) {
     if (!xs.length) continue;
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    assert.ok(Math.abs(mean - metrics[`actor/kl_prcp/${k}`]) <= 1e-6 * Math.max(1, mean), `kl_prcp ${k}: sheet ${mean}, metrics ${metrics[`actor/kl_prcp/${k}`]}`);
+    assert.ok(
+      Math.abs(mean - metrics[`actor/kl_prcp/${k}`]) <= 1e-6 * Math.max(1, mean),
+      `kl_prcp ${k}: sheet ${mean}, metrics ${metrics[`actor/kl_prcp/${k}`]}`,
+    );
   }
   // The picture: as large as reported, with one separating rule per prompt row.
   const png = PNG.sync.read(fs.readFileSync(out));
@@ -183,7 +242,10 @@ test('papo rollouts: one row per prompt, the masked view redrawn, per-response k
 
   const grpo = await writeRolloutSheet(grpoRun, { step: 1, out: path.join(tmp, 'grpo.png'), prompts: 2 });
   assert.equal(grpo.prompts.length, 2);
-  assert.ok(grpo.prompts.every((p) => p.masked === undefined && p.responses.every((x) => x.klPrcp === undefined)), 'GRPO logs no masked view');
+  assert.ok(
+    grpo.prompts.every((p) => p.masked === undefined && p.responses.every((x) => x.klPrcp === undefined)),
+    'GRPO logs no masked view',
+  );
 });
 
 test('the papo report and papo rollouts commands', () => {

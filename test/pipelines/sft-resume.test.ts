@@ -12,7 +12,16 @@ import { loadPolicyWeights } from '../../storage/policy-weights.ts';
 import { CheckpointStore } from '../../storage/checkpoints.ts';
 
 const TINY = { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 };
-const cfg = (out: string) => ({ task: { task: 'digits' as const, families: ['text-compare'] }, policy: TINY, steps: 6, batchSize: 8, lr: 5e-3, warmupSteps: 2, saveEvery: 2, out });
+const cfg = (out: string) => ({
+  task: { task: 'digits' as const, families: ['text-compare'] },
+  policy: TINY,
+  steps: 6,
+  batchSize: 8,
+  lr: 5e-3,
+  warmupSteps: 2,
+  saveEvery: 2,
+  out,
+});
 
 test('stopped after step 3 and resumed, the warm start ends bit-identical to an uninterrupted one', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-sft-resume-'));
@@ -26,13 +35,19 @@ test('stopped after step 3 and resumed, the warm start ends bit-identical to an 
   assert.ok(!fs.existsSync(path.join(dir, 'part', 'weights')), 'final weights only once finished');
   const rest = await runSft({ out: path.join(dir, 'part') }, { quiet: true, resume: true });
   assert.equal(rest.resumedFrom, 3);
-  assert.deepEqual(rest.history.map((h) => h.step), [4, 5, 6]);
-  assert.deepEqual(rest.history.map((h) => h.loss), whole.history.slice(3).map((h) => h.loss));
+  assert.deepEqual(
+    rest.history.map((h) => h.step),
+    [4, 5, 6],
+  );
+  assert.deepEqual(
+    rest.history.map((h) => h.loss),
+    whole.history.slice(3).map((h) => h.loss),
+  );
   const [a, b] = [await loadPolicyWeights(path.join(dir, 'whole', 'weights')), await loadPolicyWeights(path.join(dir, 'part', 'weights'))];
   for (const k of Object.keys(a.params)) assert.deepEqual(b.params[k], a.params[k], k);
 });
 
-test('an --out holding a run is refused (nothing deleted) unless --force, which moves it aside; a user\'s files are never touched', async () => {
+test("an --out holding a run is refused (nothing deleted) unless --force, which moves it aside; a user's files are never touched", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-sft-out-'));
   const out = path.join(dir, 'run');
   fs.mkdirSync(out);

@@ -19,7 +19,18 @@ import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 await initTf();
 
 // The digits task draws 28x56 images; 14-pixel patches make 8 image tokens.
-const POLICY = policyConfig({ imageHeight: 28, imageWidth: 56, patchSize: 14, dModel: 16, nHeads: 2, nLayers: 1, mlpRatio: 2, maxPromptLen: 32, maxResponseLen: 8, seed: 1 });
+const POLICY = policyConfig({
+  imageHeight: 28,
+  imageWidth: 56,
+  patchSize: 14,
+  dModel: 16,
+  nHeads: 2,
+  nLayers: 1,
+  mlpRatio: 2,
+  maxPromptLen: 32,
+  maxResponseLen: 8,
+  seed: 1,
+});
 
 /** Share of digit characters in the response: ~10% for a uniform policy, learnable from the output head alone. */
 const digitShare = defineReward('digit-share', ({ response }) => {
@@ -57,7 +68,10 @@ for (const preset of ['grpo', 'papo_g'] as const) {
     const r = await runTrain(config({ preset }), { quiet: true, noSave: true, reward: digitShare });
     assert.equal(tf.memory().numTensors, tensors, 'the run disposed its policy, optimizer and every step tensor');
     assert.equal(r.outcome, 'completed');
-    assert.deepEqual(r.steps.map((s) => s.step), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual(
+      r.steps.map((s) => s.step),
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
     assert.equal(r.steps.at(-1)!.version, 30);
     const xs = rewards(r);
     const first = mean(xs.slice(0, 5));
@@ -85,9 +99,18 @@ test('max_staleness 1 overlaps sampling with the update: staleness reaches 1 and
   assert.equal(tf.memory().numTensors, tensors);
   assert.equal(r.steps.length, 10);
   const stale = r.steps.map((s) => s.metrics['version_stats/sample_staleness_max']);
-  assert.ok(stale.every((x) => x <= 1), `staleness per step ${stale}`);
-  assert.ok(stale.some((x) => x > 0), `staleness per step ${stale}`);
-  assert.ok(r.steps.every((s) => s.metrics['version_stats/dropped_stale_groups'] === 0), 'admission control keeps every group fresh enough');
+  assert.ok(
+    stale.every((x) => x <= 1),
+    `staleness per step ${stale}`,
+  );
+  assert.ok(
+    stale.some((x) => x > 0),
+    `staleness per step ${stale}`,
+  );
+  assert.ok(
+    r.steps.every((s) => s.metrics['version_stats/dropped_stale_groups'] === 0),
+    'admission control keeps every group fresh enough',
+  );
 });
 
 test('an AbortSignal stops the run after the steps in flight: outcome interrupted, fewer steps', async () => {

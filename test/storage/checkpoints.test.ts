@@ -32,7 +32,10 @@ function assertSameCheckpoint(a: Checkpoint, b: Checkpoint) {
     assert.deepEqual(a.optimizer.v[k], b.optimizer.v[k], `v ${k}`);
   }
   assert.equal(a.optimizer.step, b.optimizer.step);
-  assert.deepEqual(a.samplers.map((s) => s.version), b.samplers.map((s) => s.version));
+  assert.deepEqual(
+    a.samplers.map((s) => s.version),
+    b.samplers.map((s) => s.version),
+  );
   a.samplers.forEach((s, i) => assert.deepEqual(s.params, b.samplers[i].params));
 }
 
@@ -71,7 +74,10 @@ test('an interrupted save (no COMPLETE marker, temporary name) is ignored and sw
   fs.mkdirSync(path.join(store.dir, 'step_000003'));
   fs.writeFileSync(path.join(store.dir, 'latest.tmp-999-abcdef12'), 'step_00');
   assert.equal(await store.latest(), 'step_000001');
-  assert.deepEqual((await store.list()).map((c) => c.name), ['step_000001']);
+  assert.deepEqual(
+    (await store.list()).map((c) => c.name),
+    ['step_000001'],
+  );
   await assert.rejects(store.load('step_000003'), /incomplete \(no COMPLETE marker\)/);
   assert.deepEqual((await store.sweep()).sort(), ['latest.tmp-999-abcdef12', 'step_000002.tmp-999-abcdef12']);
   fs.writeFileSync(path.join(store.dir, 'latest'), 'step_000009\n');
@@ -89,7 +95,10 @@ test('retention keeps the newest n and the best by a metric', async () => {
   const accuracy: Record<string, number> = { step_000001: 0.5, step_000002: 0.9, step_000003: 0.4, step_000004: 0.3, step_000005: 0.2 };
   const removed = await store.retain({ keepLast: 2, best: { name: 'acc', higherIsBetter: true, value: (n) => accuracy[n] } });
   assert.deepEqual(removed.sort(), ['step_000001', 'step_000003']);
-  assert.deepEqual((await store.list()).map((c) => c.name), ['step_000002', 'step_000004', 'step_000005']);
+  assert.deepEqual(
+    (await store.list()).map((c) => c.name),
+    ['step_000002', 'step_000004', 'step_000005'],
+  );
   assert.equal(await store.latest(), 'step_000005');
 });
 
@@ -136,7 +145,9 @@ test('disk full during a save: the error names the directory and step, the previ
     return real(...args);
   }) as typeof real;
   try {
-    await assert.rejects(store.save(checkpoint(2)), (err: Error) => err.message.includes(`checkpoint of step 2 to ${store.dir} failed: disk full (ENOSPC); the previous checkpoint is intact`));
+    await assert.rejects(store.save(checkpoint(2)), (err: Error) =>
+      err.message.includes(`checkpoint of step 2 to ${store.dir} failed: disk full (ENOSPC); the previous checkpoint is intact`),
+    );
   } finally {
     fs.promises.writeFile = real;
   }

@@ -33,7 +33,7 @@ test('saving over an existing path is refused and changes nothing; no temporary 
   const p1 = initParams(cfg, 1);
   await savePolicyWeights(dir, { config: cfg, params: p1 });
   await assert.rejects(savePolicyWeights(dir, { config: cfg, params: initParams(cfg, 2) }), /already exists \(nothing was changed\)/);
-  assert.deepEqual((await loadPolicyWeights(dir)).params['tok_emb'], p1['tok_emb']);
+  assert.deepEqual((await loadPolicyWeights(dir)).params.tok_emb, p1.tok_emb);
   assert.deepEqual(await fs.readdir(parent), ['ckpt']);
   // a user's own directory is not a place for weights either
   const mine = path.join(parent, 'mine');
@@ -49,7 +49,7 @@ test('concurrent saves to one path: exactly one wins, the result loads, the othe
   const results = await Promise.allSettled([1, 2, 3, 4].map((seed) => savePolicyWeights(dir, { config: cfg, params: initParams(cfg, seed) })));
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
   const back = await loadPolicyWeights(dir);
-  assert.ok([1, 2, 3, 4].some((seed) => initParams(cfg, seed)['tok_emb'].every((x, i) => x === back.params['tok_emb'][i])));
+  assert.ok([1, 2, 3, 4].some((seed) => initParams(cfg, seed).tok_emb.every((x, i) => x === back.params.tok_emb[i])));
   assert.deepEqual(await fs.readdir(parent), ['ckpt']);
 });
 
@@ -57,7 +57,10 @@ test('every parameter chunk carries the standard Zarr v3 crc32c codec', async ()
   const dir = path.join(await tmpDir(), 'ckpt');
   await savePolicyWeights(dir, { config: cfg, params: initParams(cfg) });
   const meta = JSON.parse(await fs.readFile(path.join(dir, 'tok_emb', 'zarr.json'), 'utf8'));
-  assert.deepEqual(meta.codecs.map((c: { name: string }) => c.name), ['bytes', 'crc32c']);
+  assert.deepEqual(
+    meta.codecs.map((c: { name: string }) => c.name),
+    ['bytes', 'crc32c'],
+  );
   assert.equal(JSON.parse(await fs.readFile(path.join(dir, 'zarr.json'), 'utf8')).attributes.format_version, 2);
 });
 
@@ -76,7 +79,7 @@ test('a missing path says so; a run directory or a checkpoint directory resolves
 test('invalid weights are refused before anything is written', async () => {
   const parent = await tmpDir();
   const params = initParams(cfg);
-  params['ln_f_g'][0] = Number.NaN;
+  params.ln_f_g[0] = Number.NaN;
   await assert.rejects(savePolicyWeights(path.join(parent, 'x'), { config: cfg, params }), /ln_f_g' has a non-finite value/);
   assert.deepEqual(await fs.readdir(parent), []);
 });

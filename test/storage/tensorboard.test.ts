@@ -15,7 +15,12 @@ let tmp: string;
 before(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-tb-'))));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const metricsOf = (step: number) => ({ 'critic/score/mean': 0.1 * step, 'actor/kl_prcp_loss': -0.01 * step, 'timing_s/gen': 1 / 3, 'response_length/max': 15 + step });
+const metricsOf = (step: number) => ({
+  'critic/score/mean': 0.1 * step,
+  'actor/kl_prcp_loss': -0.01 * step,
+  'timing_s/gen': 1 / 3,
+  'response_length/max': 15 + step,
+});
 
 test('the independent CRC32C gives the RFC 3720 check values', () => {
   assert.equal(crc32c(new TextEncoder().encode('123456789')), 0xe3069283);
@@ -40,11 +45,24 @@ test('steps, tags and values read back by the independent reader; the file is re
   assert.equal(events.length, 3);
   assert.equal(events[0].fileVersion, FILE_VERSION);
   assert.equal(events[0].wallTime, 1_700_000_000.25);
-  assert.deepEqual(events.slice(1).map((e) => [e.step, e.wallTime]), [[1, 1_700_000_000.25], [2, 1_700_000_001.5]]);
+  assert.deepEqual(
+    events.slice(1).map((e) => [e.step, e.wallTime]),
+    [
+      [1, 1_700_000_000.25],
+      [2, 1_700_000_001.5],
+    ],
+  );
   const [s1, s2] = [events[1], events[2]];
-  assert.deepEqual(s1.values.map((v) => v.tag), Object.keys(metricsOf(1)));
+  assert.deepEqual(
+    s1.values.map((v) => v.tag),
+    Object.keys(metricsOf(1)),
+  );
   for (const v of s1.values) assert.equal(v.simpleValue, Math.fround(metricsOf(1)[v.tag as keyof ReturnType<typeof metricsOf>]), v.tag);
-  assert.deepEqual(s2.values.map((v) => v.tag), [...Object.keys(metricsOf(2)), 'nan'], 'non-numbers are skipped');
+  assert.deepEqual(
+    s2.values.map((v) => v.tag),
+    [...Object.keys(metricsOf(2)), 'nan'],
+    'non-numbers are skipped',
+  );
   assert.ok(Number.isNaN(s2.values.at(-1)!.simpleValue));
   // The writer's own reader agrees.
   const own = readEventFile(tb.file!);
@@ -70,12 +88,15 @@ test('every flipped byte of an event file is detected, by the independent reader
     }
   }
   fs.writeFileSync(tb.file!, good);
-  assert.throws(() => {
-    const bad = Buffer.from(good);
-    bad[20] ^= 1;
-    fs.writeFileSync(tb.file!, bad);
-    rewindEventFiles(dir, 1);
-  }, new RegExp(`${path.basename(tb.file!).replace(/\./g, '\\.')}: record at byte 0: the checksum of its \\d+ data bytes does not match`));
+  assert.throws(
+    () => {
+      const bad = Buffer.from(good);
+      bad[20] ^= 1;
+      fs.writeFileSync(tb.file!, bad);
+      rewindEventFiles(dir, 1);
+    },
+    new RegExp(`${path.basename(tb.file!).replace(/\./g, '\\.')}: record at byte 0: the checksum of its \\d+ data bytes does not match`),
+  );
 });
 
 test('a resumed run rewinds to its checkpoint (dropping a record cut by a kill) and appends: every step once, the latest values', () => {
@@ -101,7 +122,10 @@ test('a resumed run rewinds to its checkpoint (dropping a record cut by a kill) 
   const second = TensorBoardWriter.open(dir, { rewindTo: 3, onNote: (n) => notes.push(n) });
   assert.equal(notes.length, 1);
   assert.match(notes[0], /rewound to step 3 \(2 step\(s\) after it dropped, and a record cut short\)/);
-  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((n) => n.includes('.tmp-')),
+    [],
+  );
   for (let s = 4; s <= 7; s++) second.scalars(s, { ...metricsOf(s), 'critic/score/mean': 1 + s }, 1_700_000_100 + s);
   second.close();
   assert.equal(eventFiles(dir).length, 2);

@@ -129,7 +129,12 @@ export function readEvents(file: string): ReadEvent[] {
  */
 export function scalarsByStep(dir: string): Map<number, Record<string, number>> {
   const out = new Map<number, Record<string, number>>();
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.includes('tfevents')).sort() : [];
+  const files = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((n) => n.includes('tfevents'))
+        .sort()
+    : [];
   for (const name of files) {
     for (const e of readEvents(`${dir}/${name}`)) {
       if (e.fileVersion !== undefined) continue;

@@ -38,13 +38,25 @@ function readAll(root: string): Map<string, number[]> {
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'zarr.json'), 'utf8'));
     assert.equal(meta.zarr_format, 3, dir);
     if (meta.node_type === 'group') {
-      for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'zarr.json'))) walk(path.join(dir, e.name));
+      for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+        if (e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'zarr.json'))) walk(path.join(dir, e.name));
       return;
     }
     assert.equal(meta.node_type, 'array');
-    assert.deepEqual(meta.codecs, [{ name: 'bytes', configuration: { endian: 'little' } }, { name: 'crc32c', configuration: {} }], `${dir}: codecs`);
+    assert.deepEqual(
+      meta.codecs,
+      [
+        { name: 'bytes', configuration: { endian: 'little' } },
+        { name: 'crc32c', configuration: {} },
+      ],
+      `${dir}: codecs`,
+    );
     assert.equal(meta.chunk_key_encoding.name, 'default');
-    assert.deepEqual(meta.chunk_grid.configuration.chunk_shape, meta.shape.map((s: number) => Math.max(1, s)), 'one chunk per array');
+    assert.deepEqual(
+      meta.chunk_grid.configuration.chunk_shape,
+      meta.shape.map((s: number) => Math.max(1, s)),
+      'one chunk per array',
+    );
     const n = meta.shape.reduce((a: number, b: number) => a * b, 1);
     const [size, get] = ITEM[meta.data_type];
     if (n === 0) {
@@ -59,7 +71,10 @@ function readAll(root: string): Map<string, number[]> {
     const stored = new DataView(bytes.buffer, bytes.byteOffset + body.length, 4).getUint32(0, true);
     assert.equal(stored, crc32c(body), `${dir}: crc32c`);
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    out.set(path.relative(root, dir), Array.from({ length: n }, (_, i) => get(view, i * size)));
+    out.set(
+      path.relative(root, dir),
+      Array.from({ length: n }, (_, i) => get(view, i * size)),
+    );
   };
   walk(root);
   return out;
@@ -69,7 +84,14 @@ test('a checkpoint read by the specification: every chunk checksummed, values as
   const run = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-spec-'));
   const cfg = policyConfig({ dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 8, maxResponseLen: 8, seed: 3 });
   const params = initParams(cfg, 4);
-  const { dir } = await new CheckpointStore(run).save({ kind: 'train', step: 1, policy: { config: cfg, params }, optimizer: { step: 1, m: initParams(cfg, 5), v: initParams(cfg, 6) }, samplers: [], state: { version: 1 } });
+  const { dir } = await new CheckpointStore(run).save({
+    kind: 'train',
+    step: 1,
+    policy: { config: cfg, params },
+    optimizer: { step: 1, m: initParams(cfg, 5), v: initParams(cfg, 6) },
+    samplers: [],
+    state: { version: 1 },
+  });
   const arrays = readAll(dir);
   assert.deepEqual(arrays.get('policy/tok_emb'), Array.from(params.tok_emb));
   assert.equal(arrays.size, 3 * Object.keys(params).length);

@@ -24,7 +24,13 @@ function expectedAnswer(r: TaskRecord, digits: number[]): string {
   if (q === 'What is the largest digit?') return String(Math.max(...digits));
   if ((m = q.match(/^How many digits are greater than (\d)\?$/))) return String(digits.filter((d) => d > Number(m![1])).length);
   if ((m = q.match(/^Is the (\d)\w\w digit larger than the (\d)\w\w\?$/))) return digits[ord(m[1])] > digits[ord(m[2])] ? 'yes' : 'no';
-  if ((m = q.match(/^Ignore the image\. What is ([\d+]+)\?$/))) return String(m[1].split('+').map(Number).reduce((a, b) => a + b));
+  if ((m = q.match(/^Ignore the image\. What is ([\d+]+)\?$/)))
+    return String(
+      m[1]
+        .split('+')
+        .map(Number)
+        .reduce((a, b) => a + b),
+    );
   if ((m = q.match(/^Ignore the image\. Is (\d) larger than (\d)\?$/))) return Number(m[1]) > Number(m[2]) ? 'yes' : 'no';
   throw new Error(`unrecognised question ${q}`);
 }
@@ -98,7 +104,9 @@ test('digits: deterministic by seed; family balance; config errors are named', (
   const c = new DigitsTask({ seed: 2 }).recordAt('train', 123);
   assert.notDeepEqual(c.image.data, a.image.data);
   const only = new DigitsTask({ families: ['sum', 'read'], sizes: { train: 10 } });
-  const fam = RecordStream.open(only, { split: 'train' }).take(10).map((r) => r.family);
+  const fam = RecordStream.open(only, { split: 'train' })
+    .take(10)
+    .map((r) => r.family);
   assert.equal(fam.filter((f) => f === 'sum').length, 5);
   assert.notEqual(only.fingerprint, new DigitsTask().fingerprint);
   const stream = RecordStream.open(new DigitsTask({ seed: 3, sizes: { train: 20 } }), { split: 'train', seed: 8 });

@@ -41,8 +41,27 @@ before(() => {
 
 after(() => fs.rmSync(top, { recursive: true, force: true }));
 
-const IMAGES = ['ok.png', './ok.png', 'sub/ok.png', 'sub/../ok.png', 'missing.png', 'secret.png', 'link.png', 'fifo.png', 'sub', '.', '',
-  '../outside.png', '../outside-secret.txt', '/etc/passwd', '/dev/zero', '/dev/null', 'ok.png\u0000x', '%2e%2e/outside.png', '..\\outside.png'];
+const IMAGES = [
+  'ok.png',
+  './ok.png',
+  'sub/ok.png',
+  'sub/../ok.png',
+  'missing.png',
+  'secret.png',
+  'link.png',
+  'fifo.png',
+  'sub',
+  '.',
+  '',
+  '../outside.png',
+  '../outside-secret.txt',
+  '/etc/passwd',
+  '/dev/zero',
+  '/dev/null',
+  'ok.png\u0000x',
+  '%2e%2e/outside.png',
+  '..\\outside.png',
+];
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 const scalar = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.constant(null));
@@ -50,33 +69,41 @@ const scalar = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.consta
 const field = (plausible: fc.Arbitrary<unknown>) => fc.oneof({ weight: 4, arbitrary: plausible }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) });
 const record = fc.oneof(
   // plausible: mostly loadable, so the records side of the property is exercised too
-  { weight: 2, arbitrary: fc.record(
-    {
-      image: fc.constantFrom('ok.png', './ok.png', 'sub/ok.png', 'sub/../ok.png', 'link.png', '../outside.png'),
-      question: fc.constantFrom('What is it?', 'How many?'),
-      answer: fc.constantFrom('1', 'red', 7, 0),
-      id: fc.string({ minLength: 1, maxLength: 3, unit: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
-      split: fc.constantFrom('train', 'validation', 'test'),
-      demonstration: fc.constantFrom('<think>x</think><answer>1</answer>', '<think></think><answer>red</answer>'),
-      extra: fc.jsonValue({ maxDepth: 3 }),
-    },
-    { requiredKeys: ['image', 'question', 'answer'] },
-  ).map((r) => ('demonstration' in r ? { ...r, demonstration: `<think>t</think><answer>${r.answer}</answer>` } : r)) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record(
+        {
+          image: fc.constantFrom('ok.png', './ok.png', 'sub/ok.png', 'sub/../ok.png', 'link.png', '../outside.png'),
+          question: fc.constantFrom('What is it?', 'How many?'),
+          answer: fc.constantFrom('1', 'red', 7, 0),
+          id: fc.string({ minLength: 1, maxLength: 3, unit: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
+          split: fc.constantFrom('train', 'validation', 'test'),
+          demonstration: fc.constantFrom('<think>x</think><answer>1</answer>', '<think></think><answer>red</answer>'),
+          extra: fc.jsonValue({ maxDepth: 3 }),
+        },
+        { requiredKeys: ['image', 'question', 'answer'] },
+      )
+      .map((r) => ('demonstration' in r ? { ...r, demonstration: `<think>t</think><answer>${r.answer}</answer>` } : r)),
+  },
   // wild: anything in any field
-  { weight: 1, arbitrary: fc.record(
-    {
-      image: field(fc.constantFrom(...IMAGES)),
-      question: field(fc.oneof(fc.constantFrom('What is it?', 'How many?'), text)),
-      answer: field(fc.oneof(fc.constantFrom('1', 'red', 7, 0), scalar)),
-      id: field(fc.constantFrom('a', 'b', 'c', 'r:1')),
-      family: field(fc.constantFrom('f', 'g')),
-      visionDependency: field(fc.constantFrom('high', 'low', 'medium')),
-      split: field(fc.constantFrom('train', 'validation', 'test', 'dev')),
-      demonstration: field(fc.constantFrom('<think>x</think><answer>1</answer>', '<think></think><answer>red</answer>', 'no tags')),
-      extra: fc.jsonValue({ maxDepth: 3 }),
-    },
-    { requiredKeys: [] },
-  ) },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      {
+        image: field(fc.constantFrom(...IMAGES)),
+        question: field(fc.oneof(fc.constantFrom('What is it?', 'How many?'), text)),
+        answer: field(fc.oneof(fc.constantFrom('1', 'red', 7, 0), scalar)),
+        id: field(fc.constantFrom('a', 'b', 'c', 'r:1')),
+        family: field(fc.constantFrom('f', 'g')),
+        visionDependency: field(fc.constantFrom('high', 'low', 'medium')),
+        split: field(fc.constantFrom('train', 'validation', 'test', 'dev')),
+        demonstration: field(fc.constantFrom('<think>x</think><answer>1</answer>', '<think></think><answer>red</answer>', 'no tags')),
+        extra: fc.jsonValue({ maxDepth: 3 }),
+      },
+      { requiredKeys: [] },
+    ),
+  },
 );
 /** A record's JSON text, with raw members JSON.stringify cannot write: a "__proto__" key, a number like 1e400. */
 const recordText = fc
@@ -89,7 +116,10 @@ const line = fc.oneof(
   { weight: 7, arbitrary: recordText },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)) },
   { weight: 1, arbitrary: text },
-  { weight: 1, arbitrary: fc.constantFrom('', '   ', '{', '[]', 'null', '"x"', '{"image": "ok.png"}', '['.repeat(5000) + ']'.repeat(5000), '{"a":'.repeat(3000)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('', '   ', '{', '[]', 'null', '"x"', '{"image": "ok.png"}', '['.repeat(5000) + ']'.repeat(5000), '{"a":'.repeat(3000)),
+  },
 );
 
 test('property: arbitrary manifests never crash the loader, and every non-blank line is a record or an issue', () => {
@@ -107,8 +137,15 @@ test('property: arbitrary manifests never crash the loader, and every non-blank 
       const recordLines = m.records.map((r) => r.line);
       const issueLines = new Set(m.issues.map((i) => i.line));
       assert.equal(m.lines, nonBlank.length);
-      assert.deepEqual([...new Set([...recordLines, ...issueLines])].sort((a, b) => a - b), nonBlank, 'every non-blank line is accounted for');
-      assert.ok(recordLines.every((l) => !issueLines.has(l)), 'a line is a record or an issue, not both');
+      assert.deepEqual(
+        [...new Set([...recordLines, ...issueLines])].sort((a, b) => a - b),
+        nonBlank,
+        'every non-blank line is accounted for',
+      );
+      assert.ok(
+        recordLines.every((l) => !issueLines.has(l)),
+        'a line is a record or an issue, not both',
+      );
       assert.equal(m.records.length + m.skipped, m.lines);
       assert.equal(new Set(m.records.map((r) => r.id)).size, m.records.length, 'ids are unique');
       for (const r of m.records) {
@@ -123,7 +160,10 @@ test('property: arbitrary manifests never crash the loader, and every non-blank 
 
       // fail mode: the same records, or a ManifestError listing the same issues
       try {
-        assert.deepEqual(loadManifest(path, opts).records.map((r) => r.line), recordLines);
+        assert.deepEqual(
+          loadManifest(path, opts).records.map((r) => r.line),
+          recordLines,
+        );
         assert.equal(m.issues.length, 0);
       } catch (e) {
         assert.ok(e instanceof ManifestError, String(e));

@@ -51,7 +51,15 @@ const png = (...chunks: Buffer[]): Buffer => Buffer.concat([SIGNATURE, ...chunks
 
 /** A valid Adam7-interlaced 8-bit grey PNG of one value (pngjs writes no interlaced files). */
 function interlacedGrey(w: number, h: number, v: number): Buffer {
-  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+  const passes = [
+    [0, 0, 8, 8],
+    [4, 0, 8, 8],
+    [0, 4, 4, 8],
+    [2, 0, 4, 4],
+    [0, 2, 2, 4],
+    [1, 0, 2, 2],
+    [0, 1, 1, 2],
+  ];
   const rows: Buffer[] = [];
   for (const [x0, y0, dx, dy] of passes) {
     const pw = w > x0 ? Math.ceil((w - x0) / dx) : 0;
@@ -61,7 +69,7 @@ function interlacedGrey(w: number, h: number, v: number): Buffer {
   return png(ihdr(w, h, 0, 1), chunk('IDAT', deflateSync(Buffer.concat(rows))));
 }
 
-const lines = (...xs: object[]): string => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
+const lines = (...xs: object[]): string => `${xs.map((x) => JSON.stringify(x)).join('\n')}\n`;
 
 /** Loads a one-or-more-line manifest written into `dir`, in skip mode. */
 function load(name: string, records: object[], extra: Partial<ManifestOptions> = {}) {
@@ -99,9 +107,15 @@ test('confinement: relative paths resolve inside the manifest directory; ../, ab
     q('../outside/missing.png'), // 10 leaves: refused before looking, so not "not found"
     q('img/a.png\u0000.txt'), // 11 a NUL character
   ]);
-  assert.deepEqual(m.records.map((r) => r.line), [1, 2, 3, 4]);
+  assert.deepEqual(
+    m.records.map((r) => r.line),
+    [1, 2, 3, 4],
+  );
   const reason = (n: number) => m.issues.find((i) => i.line === n)!.reason;
-  assert.match(reason(5), /image path "\.\.\/outside\/b\.png" leaves the manifest's directory .*data; set --allow-outside-manifest-dir \(data\.allow_outside_manifest_dir: true\) to allow it/);
+  assert.match(
+    reason(5),
+    /image path "\.\.\/outside\/b\.png" leaves the manifest's directory .*data; set --allow-outside-manifest-dir \(data\.allow_outside_manifest_dir: true\) to allow it/,
+  );
   assert.match(reason(6), /leaves the manifest's directory/);
   assert.match(reason(7), /image path "\/etc\/passwd" leaves the manifest's directory/);
   assert.match(reason(8), /leads out of the manifest's directory .* through a symbolic link/);
@@ -113,7 +127,10 @@ test('confinement: relative paths resolve inside the manifest directory; ../, ab
 
 test('confinement: allowOutsideManifestDir opts in; the file checks still apply', () => {
   const m = load('outside.jsonl', [q('../outside/b.png'), q('img/link-out.png'), q('outdir/b.png'), q('/etc/passwd')], { allowOutsideManifestDir: true });
-  assert.deepEqual(m.records.map((r) => r.line), [1, 2, 3]);
+  assert.deepEqual(
+    m.records.map((r) => r.line),
+    [1, 2, 3],
+  );
   assert.equal(m.records[0].image.data[0], 50);
   const passwd = m.issues.find((i) => i.line === 4)!;
   assert.equal(passwd.reason, 'not a PNG or JPEG (the file does not start with either signature)');
@@ -147,7 +164,10 @@ test('byte limit: a file over maxImageBytes (default 64 MiB) is refused from its
   fs.rmSync(huge);
   const size = fs.statSync(join(dir, 'img/a.png')).size;
   assert.equal(load('b1.jsonl', [q('img/a.png')], { maxImageBytes: size }).records.length, 1, 'a file of exactly the limit loads');
-  assert.match(load('b2.jsonl', [q('img/a.png')], { maxImageBytes: size - 1 }).issues[0].reason, new RegExp(`file is ${size} bytes, over the limit of ${size - 1}`));
+  assert.match(
+    load('b2.jsonl', [q('img/a.png')], { maxImageBytes: size - 1 }).issues[0].reason,
+    new RegExp(`file is ${size} bytes, over the limit of ${size - 1}`),
+  );
   for (const bad of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => load('b3.jsonl', [], { maxImageBytes: bad }), /maxImageBytes must be a positive integer/);
 });
 
@@ -155,14 +175,20 @@ test('pixel limit: PNG and JPEG sizes are read from the header and checked befor
   // 8000 x 8000 declared, no pixel data: refused for its size, so nothing was decoded
   fs.writeFileSync(join(dir, 'img/big.png'), png(ihdr(8000, 8000, 6, 0), chunk('IDAT', deflateSync(Buffer.alloc(10)))));
   const big = load('big.jsonl', [q('img/big.png')]);
-  assert.equal(big.issues[0].reason, `image is 8000 x 8000 = 64000000 pixels, over the limit of ${2 ** 24} (max_image_pixels); downscale it or raise the limit`);
+  assert.equal(
+    big.issues[0].reason,
+    `image is 8000 x 8000 = 64000000 pixels, over the limit of ${2 ** 24} (max_image_pixels); downscale it or raise the limit`,
+  );
   // a real 300 x 200 PNG and JPEG, around a limit of 60000 pixels
   const rgba = Buffer.alloc(300 * 200 * 4, 200);
   fs.writeFileSync(join(dir, 'img/p.png'), pngBytes(300, 200));
   fs.writeFileSync(join(dir, 'img/j.jpg'), jpeg.encode({ width: 300, height: 200, data: rgba }, 90).data);
   assert.equal(load('p1.jsonl', [q('img/p.png'), q('img/j.jpg')], { maxImagePixels: 60_000 }).records.length, 2);
   const over = load('p2.jsonl', [q('img/p.png'), q('img/j.jpg')], { maxImagePixels: 59_999 });
-  assert.deepEqual(over.issues.map((i) => i.reason), Array(2).fill('image is 300 x 200 = 60000 pixels, over the limit of 59999 (max_image_pixels); downscale it or raise the limit'));
+  assert.deepEqual(
+    over.issues.map((i) => i.reason),
+    Array(2).fill('image is 300 x 200 = 60000 pixels, over the limit of 59999 (max_image_pixels); downscale it or raise the limit'),
+  );
   assert.throws(() => load('p3.jsonl', [], { maxImagePixels: 0 }), /maxImagePixels must be a positive integer/);
 });
 
@@ -197,19 +223,26 @@ test('error messages never show the file: not its first bytes, not a chunk name 
   fs.writeFileSync(join(dir, 'img/filter.png'), png(ihdr(4, 4, 0, 0), chunk('IDAT', deflateSync(Buffer.alloc(20, 83)))));
   const m = load('secret.jsonl', [q('img/secret.png'), q('img/crafted.png'), q('img/filter.png')]);
   const text = m.issues.map((i) => i.reason).join('\n');
-  assert.deepEqual(m.issues.map((i) => i.reason), [
-    'not a PNG or JPEG (the file does not start with either signature)',
-    'undecodable PNG: unrecognised content at end of stream',
-    'undecodable PNG: unrecognised filter type',
-  ]);
+  assert.deepEqual(
+    m.issues.map((i) => i.reason),
+    [
+      'not a PNG or JPEG (the file does not start with either signature)',
+      'undecodable PNG: unrecognised content at end of stream',
+      'undecodable PNG: unrecognised filter type',
+    ],
+  );
   for (const leak of ['SECRET', '53 45', '5345', 'QZXW', 'hidden', '83']) assert.ok(!text.includes(leak), `message shows ${leak}: ${text}`);
 });
 
 test('a byte-order mark, 1e400 and __proto__ in a manifest', () => {
   const file = join(dir, 'bom.jsonl');
-  fs.writeFileSync(file, '\uFEFF' + lines(q('img/a.png')));
+  fs.writeFileSync(file, `\uFEFF${lines(q('img/a.png'))}`);
   const bom = loadManifest(file, opts);
-  assert.deepEqual(bom.records.map((r) => r.line), [1], 'the BOM is not part of line 1');
+  assert.deepEqual(
+    bom.records.map((r) => r.line),
+    [1],
+    'the BOM is not part of line 1',
+  );
   fs.writeFileSync(file, '{"image": "img/a.png", "question": "q", "answer": 1e400}\n');
   const inf = loadManifest(file, { ...opts, onError: 'skip' });
   assert.equal(inf.issues[0].reason, 'field "answer" must be a non-empty string or a finite number, got Infinity');

@@ -23,7 +23,7 @@ function writeGreyPng(path: string, w: number, h: number, v: number): void {
   writeFileSync(path, PNG.sync.write(png, { colorType: 0, inputColorType: 0 } as never));
 }
 
-const lines = (...xs: (object | string)[]): string => xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n') + '\n';
+const lines = (...xs: (object | string)[]): string => `${xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n')}\n`;
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'papo-manifest-'));
@@ -31,7 +31,10 @@ before(() => {
   writePng(join(dir, 'img/red.png'), 14, 28, () => [255, 0, 0, 255]); // 28 tall x 14 wide
   writePng(join(dir, 'img/half.png'), 4, 4, () => [200, 100, 0, 128]); // half transparent
   writeGreyPng(join(dir, 'img/grey.png'), 56, 28, 90);
-  writeFileSync(join(dir, 'img/blue.jpg'), jpeg.encode({ width: 56, height: 28, data: Buffer.alloc(56 * 28 * 4).map((_, i) => [0, 0, 255, 255][i % 4]) }, 95).data);
+  writeFileSync(
+    join(dir, 'img/blue.jpg'),
+    jpeg.encode({ width: 56, height: 28, data: Buffer.alloc(56 * 28 * 4).map((_, i) => [0, 0, 255, 255][i % 4]) }, 95).data,
+  );
   writeFileSync(join(dir, 'img/broken.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(20, 7)]));
   writeFileSync(join(dir, 'img/notes.txt.png'), 'hello');
 });
@@ -66,7 +69,10 @@ test('manifest: PNG, grey PNG, RGBA PNG and JPEG load, resized to the model size
   assert.equal(g.family, 'bright');
   assert.equal(g.visionDependency, 'low');
   assert.equal(g.split, 'test');
-  assert.ok(g.image.data.every((v) => v === 90), 'grey expanded to RGB');
+  assert.ok(
+    g.image.data.every((v) => v === 90),
+    'grey expanded to RGB',
+  );
   assert.deepEqual([...half.image.data.subarray(0, 3)], [100, 50, 0], 'alpha over black');
   assert.equal(half.demonstration, '<think>o</think><answer>Orange</answer>');
   const b = blue.image.data;
@@ -103,10 +109,17 @@ test('manifest: every kind of bad line is reported with its line number and file
     (e: unknown) => e instanceof ManifestError && /14 problems/.test(e.message) && /bad\.jsonl:2: malformed JSON/.test(e.message),
   );
   const m = loadManifest(path, { ...opts, onError: 'skip' });
-  assert.deepEqual(m.records.map((r) => r.line), [1, 15]);
+  assert.deepEqual(
+    m.records.map((r) => r.line),
+    [1, 15],
+  );
   assert.equal(m.lines, 15);
   assert.equal(m.skipped, 13);
-  const byLine = (n: number): string => m.issues.filter((i) => i.line === n).map((i) => i.reason).join(' | ');
+  const byLine = (n: number): string =>
+    m.issues
+      .filter((i) => i.line === n)
+      .map((i) => i.reason)
+      .join(' | ');
   assert.match(byLine(2), /malformed JSON/);
   assert.match(byLine(3), /missing field "image"/);
   assert.match(byLine(4), /missing field "question"/);
@@ -143,6 +156,11 @@ test('manifest task: split field honoured, the rest hashed by id, stable; stream
   s.take(150);
   const cur = JSON.parse(JSON.stringify(s.cursor()));
   const next = s.take(5).map((r) => r.id);
-  assert.deepEqual(RecordStream.resume(ManifestTask.load(join(dir, 'many.jsonl'), opts), cur).take(5).map((r) => r.id), next);
+  assert.deepEqual(
+    RecordStream.resume(ManifestTask.load(join(dir, 'many.jsonl'), opts), cur)
+      .take(5)
+      .map((r) => r.id),
+    next,
+  );
   assert.throws(() => RecordStream.resume(t2, cur), /data configuration changed/);
 });

@@ -44,9 +44,16 @@ test('contact sheet: images upscaled in a grid with labels under them; PNG round
   assert.ok(recs.every((r) => r.family === 'count-all'));
   const sheet = renderContactSheet(recs, { scale: 3, columns: 2 });
   // Cell 0 image starts at (8, 8); each source pixel is a 3x3 block.
-  for (const [y, x] of [[0, 0], [13, 20], [27, 55]]) {
+  for (const [y, x] of [
+    [0, 0],
+    [13, 20],
+    [27, 55],
+  ]) {
     const src = recs[0].image.data.subarray((y * 56 + x) * 3, (y * 56 + x) * 3 + 3);
-    for (const [dy, dx] of [[0, 0], [2, 2]]) {
+    for (const [dy, dx] of [
+      [0, 0],
+      [2, 2],
+    ]) {
       const p = ((8 + y * 3 + dy) * sheet.width + 8 + x * 3 + dx) * 3;
       assert.deepEqual([...sheet.data.subarray(p, p + 3)], [...src]);
     }
@@ -83,7 +90,10 @@ test('cli: data preview writes a sheet; stats count families and answers', async
     );
     const s = splitStats(new ScenesTask(), 'test', 100);
     assert.equal(s.scanned, 100);
-    assert.equal(Object.values(s.families).reduce((a, f) => a + f.count, 0), 100);
+    assert.equal(
+      Object.values(s.families).reduce((a, f) => a + f.count, 0),
+      100,
+    );
     assert.equal(s.families['count-all'].count, 10);
     assert.ok(s.families['left-of'].maxResponseTokens <= 48);
   } finally {

@@ -15,11 +15,18 @@ test('resize: same size is the identity; a constant image stays constant for eve
   assert.equal(resizeImage(img, 5, 7), img);
   const flat = grey(9, 13, () => 77);
   for (const m of ['bilinear', 'area', 'auto'] as const) {
-    for (const [h, w] of [[4, 5], [20, 30], [9, 2]]) {
+    for (const [h, w] of [
+      [4, 5],
+      [20, 30],
+      [9, 2],
+    ]) {
       const r = resizeImage(flat, h, w, m);
       assert.equal(r.height, h);
       assert.equal(r.width, w);
-      assert.ok(r.data.every((v) => v === 77), `${m} ${h}x${w}`);
+      assert.ok(
+        r.data.every((v) => v === 77),
+        `${m} ${h}x${w}`,
+      );
     }
   }
 });
@@ -35,8 +42,16 @@ test('resize: area averages exact footprints, bilinear interpolates between pixe
   assert.equal(at(a2, 0, 0), 30);
   assert.equal(at(a2, 0, 1), 150);
   // 2 -> 4 bilinear, half-pixel centres: src = (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 -> clamped.
-  const b = resizeImage(grey(1, 2, (_, x) => [0, 100][x]), 1, 4, 'bilinear');
-  assert.deepEqual([0, 1, 2, 3].map((x) => at(b, 0, x)), [0, 25, 75, 100]);
+  const b = resizeImage(
+    grey(1, 2, (_, x) => [0, 100][x]),
+    1,
+    4,
+    'bilinear',
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].map((x) => at(b, 0, x)),
+    [0, 25, 75, 100],
+  );
   // auto = area when shrinking
   assert.deepEqual([...resizeImage(checker, 2, 2).data], [...a.data]);
   // channels stay separate

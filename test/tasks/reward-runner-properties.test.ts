@@ -17,16 +17,53 @@ const REQUIRED = ['overall', 'accuracy', 'format'];
 
 /** Exotic values, all invalid as results; made fresh for every use (a revoked Proxy stays revoked). */
 const EXOTIC: Record<string, () => unknown> = {
-  throwingGetter: () => ({ accuracy: 1, format: 1, get overall(): number { throw new Error('getter'); } }),
-  proxyGet: () => new Proxy({ overall: 1, accuracy: 1, format: 1 }, { get() { throw new Error('get'); } }),
-  proxyHas: () => new Proxy({ overall: 1, accuracy: 1, format: 1 }, { has() { throw new Error('has'); } }),
-  proxyOwnKeys: () => new Proxy({ overall: 1, accuracy: 1, format: 1 }, { ownKeys() { throw new Error('ownKeys'); } }),
+  throwingGetter: () => ({
+    accuracy: 1,
+    format: 1,
+    get overall(): number {
+      throw new Error('getter');
+    },
+  }),
+  proxyGet: () =>
+    new Proxy(
+      { overall: 1, accuracy: 1, format: 1 },
+      {
+        get() {
+          throw new Error('get');
+        },
+      },
+    ),
+  proxyHas: () =>
+    new Proxy(
+      { overall: 1, accuracy: 1, format: 1 },
+      {
+        has() {
+          throw new Error('has');
+        },
+      },
+    ),
+  proxyOwnKeys: () =>
+    new Proxy(
+      { overall: 1, accuracy: 1, format: 1 },
+      {
+        ownKeys() {
+          throw new Error('ownKeys');
+        },
+      },
+    ),
   revoked: () => {
     const p = Proxy.revocable({}, {});
     p.revoke();
     return p.proxy;
   },
-  thenGetter: () => ({ overall: 1, accuracy: 1, format: 1, get then(): unknown { throw new Error('then'); } }),
+  thenGetter: () => ({
+    overall: 1,
+    accuracy: 1,
+    format: 1,
+    get then(): unknown {
+      throw new Error('then');
+    },
+  }),
   symbolField: () => ({ overall: 1, accuracy: 1, format: Symbol('f') }),
   bigintField: () => ({ overall: 1n, accuracy: 1, format: 1 }),
 };
@@ -120,7 +157,11 @@ test('property: single mode, arbitrary values returned, resolved, thrown or reje
           return deliver(calls[i][0], make(calls[i][1])) as RewardResult;
         });
         const run = await runReward(fn, inputs, { concurrency });
-        checkRun(run, inputs, calls.map(([h, v]) => (h === 'return' || h === 'resolve' ? expected(v) : null)));
+        checkRun(
+          run,
+          inputs,
+          calls.map(([h, v]) => (h === 'return' || h === 'resolve' ? expected(v) : null)),
+        );
       },
     ),
     params,

@@ -79,7 +79,10 @@ const inputs = (n: number): RewardInput[] =>
 test('runner: sync and async single-mode functions score every response', async () => {
   const run = await runReward(compositeReward(), inputs(4));
   assert.deepEqual(run.failures, []);
-  assert.deepEqual(run.results.map((r) => r.overall), [1, 1, 0.1, 0.1]);
+  assert.deepEqual(
+    run.results.map((r) => r.overall),
+    [1, 1, 0.1, 0.1],
+  );
   const asyncFn = defineReward('async', async (x) => ({ overall: 2, accuracy: 1, format: 1, length: x.response.length }));
   const r2 = await runReward(asyncFn, inputs(2));
   assert.deepEqual(r2.results[0], { overall: 2, accuracy: 1, format: 1, length: 34 });
@@ -110,10 +113,16 @@ test('runner: throw, NaN, Infinity, wrong type, missing key, hang become recorde
   });
   const run = await runReward(fn, inputs(9), { timeoutMs: 50 });
   assert.equal(run.results.length, 9);
-  assert.deepEqual(run.results.slice(0, 8).map((r) => r.overall), [0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(
+    run.results.slice(0, 8).map((r) => r.overall),
+    [0, 0, 0, 0, 0, 0, 0, 0],
+  );
   assert.deepEqual(run.results[8], { overall: 0.5, accuracy: 0.5, format: 1 });
   const by = Object.fromEntries(run.failures.map((f) => [f.id, f]));
-  assert.deepEqual(run.failures.map((f) => f.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(
+    run.failures.map((f) => f.index),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
   assert.equal(by['rec-0'].kind, 'threw');
   assert.match(by['rec-0'].reason, /boom/);
   assert.match(by['rec-1'].reason, /overall is NaN/);
@@ -137,7 +146,10 @@ test('runner: concurrency bounds the calls in flight', async () => {
   });
   const run = await runReward(fn, inputs(7), { concurrency: 2 });
   assert.equal(peak, 2);
-  assert.deepEqual(run.results.map((r) => r.overall), [0, 1, 0, 1, 0, 1, 0]);
+  assert.deepEqual(
+    run.results.map((r) => r.overall),
+    [0, 1, 0, 1, 0, 1, 0],
+  );
   await assert.rejects(runReward(fn, inputs(1), { concurrency: 0 }), /concurrency/);
 });
 
@@ -155,21 +167,43 @@ test('runner: a synchronous function that returns after its timeout is a timeout
 test('runner: batch mode, including throwing, hanging and wrong-length batches', async () => {
   const good = defineBatchReward('batch', async (xs) => xs.map((x) => ({ overall: x.answer === '1' ? 1 : 0, accuracy: 0, format: 0 })));
   const run = await runReward(good, inputs(3));
-  assert.deepEqual(run.results.map((r) => r.overall), [0, 1, 0]);
+  assert.deepEqual(
+    run.results.map((r) => r.overall),
+    [0, 1, 0],
+  );
   assert.deepEqual(run.failures, []);
   const partial = defineBatchReward('partial', (xs) => xs.map((_, i) => ({ overall: i === 1 ? NaN : 1, accuracy: 1, format: 1 })));
   const p = await runReward(partial, inputs(3));
-  assert.deepEqual(p.results.map((r) => r.overall), [1, 0, 1]);
-  assert.deepEqual(p.failures.map((f) => f.id), ['rec-1']);
+  assert.deepEqual(
+    p.results.map((r) => r.overall),
+    [1, 0, 1],
+  );
+  assert.deepEqual(
+    p.failures.map((f) => f.id),
+    ['rec-1'],
+  );
   for (const [fn, pattern] of [
-    [defineBatchReward('throws', () => { throw new Error('batch boom'); }), /batch boom/],
+    [
+      defineBatchReward('throws', () => {
+        throw new Error('batch boom');
+      }),
+      /batch boom/,
+    ],
     [defineBatchReward('short', (xs) => xs.slice(1).map(() => ({ overall: 1, accuracy: 1, format: 1 }))), /batch of 3 returned 2 results/],
     [defineBatchReward('hangs', () => new Promise(() => {}) as never), /no result within 20 ms/],
     [defineBatchReward('object', () => ({}) as never), /returned object/],
   ] as const) {
     const r = await runReward(fn, inputs(3), { timeoutMs: 20 });
-    assert.deepEqual(r.results.map((x) => x.overall), [0, 0, 0], fn.name);
-    assert.deepEqual(r.failures.map((f) => f.id), ['rec-0', 'rec-1', 'rec-2'], fn.name);
+    assert.deepEqual(
+      r.results.map((x) => x.overall),
+      [0, 0, 0],
+      fn.name,
+    );
+    assert.deepEqual(
+      r.failures.map((f) => f.id),
+      ['rec-0', 'rec-1', 'rec-2'],
+      fn.name,
+    );
     assert.match(r.failures[0].reason, pattern, fn.name);
   }
   assert.deepEqual(await runReward(good, []), { results: [], failures: [] });

@@ -104,7 +104,10 @@ test('scenes: every answer is recomputed from the rendered pixels (default and 2
       assert.equal(r.image.width, task.imageWidth);
       const blobs = decodeScene(r.image);
       assert.equal(blobs.length, (r.meta.objects as unknown[]).length, `${r.id}: one blob per object`);
-      assert.ok(blobs.every((b) => b.shape !== '?'), `${r.id}: every blob is a recognisable shape`);
+      assert.ok(
+        blobs.every((b) => b.shape !== '?'),
+        `${r.id}: every blob is a recognisable shape`,
+      );
       assert.equal(r.answer, answerFromPixels(r), `${r.id} ${r.family}: ${r.question}`);
       assert.equal(r.visionDependency, r.family.startsWith('text-') ? 'low' : 'high');
       counts[r.answer] = (counts[r.answer] ?? 0) + 1;
@@ -152,7 +155,10 @@ test('scenes: configuration errors are named', () => {
   assert.throws(() => new ScenesTask({ width: 50 }), /width must be a positive multiple of 14/);
   assert.throws(() => new ScenesTask({ maxObjects: 6 }), /maxObjects/);
   assert.throws(() => new ScenesTask({ height: 14, families: ['above'] }), /needs at least 2 rows/);
-  assert.equal(new ScenesTask({ height: 14, maxObjects: 3 }).families.some((f) => f.name === 'above'), false);
+  assert.equal(
+    new ScenesTask({ height: 14, maxObjects: 3 }).families.some((f) => f.name === 'above'),
+    false,
+  );
 });
 
 test('mixture: digits and scenes interleave as one 28x56 task; sizes must match', async () => {

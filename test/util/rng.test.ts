@@ -6,7 +6,10 @@ test('Rng: same seed, same stream; state round-trips exactly', () => {
   const a = Rng.seeded(42);
   const b = Rng.seeded(42);
   const xs = Array.from({ length: 5 }, () => a.float());
-  assert.deepEqual(xs, Array.from({ length: 5 }, () => b.float()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 5 }, () => b.float()),
+  );
   const saved = a.state();
   const next = [a.float(), a.int(10), a.normal()];
   const c = Rng.fromState(JSON.parse(JSON.stringify(saved)));
