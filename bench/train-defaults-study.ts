@@ -18,9 +18,11 @@ const RUNS = process.argv.slice(2).length
   ? process.argv.slice(2)
   : [
       'default:',
+      'seed2:data.seed=2',
+      'seed3:data.seed=3',
       'grpo:algorithm.preset=grpo',
-      'lr2e-5:worker.actor.optim.lr=2e-5',
-      'rollout32:data.rollout_batch_size=32,worker.actor.global_batch_size=0,trainer.max_steps=40',
+      't1:worker.rollout.temperature=1',
+      'b16_s40:data.rollout_batch_size=16,worker.actor.global_batch_size=8,trainer.max_steps=40',
     ];
 
 const pct = (x: number | null | undefined) => (x == null ? '  -  ' : (100 * x).toFixed(1).padStart(5));
@@ -34,8 +36,11 @@ const rows: string[] = [];
 for (const spec of RUNS) {
   const colon = spec.indexOf(':');
   const name = spec.slice(0, colon);
-  const overrides = spec.slice(colon + 1).split(',').filter(Boolean);
-  const input = applyOverrides({}, [...overrides, 'trainer.save_checkpoint_path=' + `/tmp/papo-study-${name}-${process.pid}`], (v) => parse(v));
+  const overrides = spec
+    .slice(colon + 1)
+    .split(',')
+    .filter(Boolean);
+  const input = applyOverrides({}, [...overrides, `trainer.save_checkpoint_path=/tmp/papo-study-${name}-${process.pid}`], (v) => parse(v));
   const r = await runTrain(input, { quiet: true, noSave: true });
   const before = r.before!;
   const after = r.after!;
@@ -50,6 +55,6 @@ for (const spec of RUNS) {
   );
   console.log(rows.at(-1));
 }
-console.log("\nfrom the shipped warm start (data.seed 1 unless overridden; held-out test split, 1000 prompts, greedy):");
+console.log('\nfrom the shipped warm start (data.seed 1 unless overridden; held-out test split, 1000 prompts, greedy):');
 console.log(`${'run'.padEnd(12)} steps   wall  overall (change, se)     vision-dep.     general   overrides`);
 for (const r of rows) console.log(r);

@@ -23,11 +23,14 @@ const DataSchema = z
     task: taskFactories.name().default('digits').describe('a registered task: digits, scenes, manifest (a JSONL dataset) or your own'),
     families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
     manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
-    allow_outside_manifest_dir: z.boolean().default(false).describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
+    allow_outside_manifest_dir: z
+      .boolean()
+      .default(false)
+      .describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
     max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest image file may have (checked before reading)'),
     max_image_pixels: posInt().default(DEFAULT_MAX_IMAGE_PIXELS).describe('pixels one manifest image may have (from its header, checked before decoding)'),
     task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
-    rollout_batch_size: posInt().default(16).describe('prompts per rollout step'),
+    rollout_batch_size: posInt().default(32).describe('prompts per rollout step'),
     seed: nonNegInt().default(1).describe('seed of data order, sampling, masks and mini-batch order'),
     shuffle: z.boolean().default(true).describe('shuffle the training records each epoch'),
     max_response_length: posInt().optional().describe("tokens a response may have (default: the policy's maxResponseLen)"),
@@ -38,9 +41,15 @@ const DataSchema = z
 
 const ActorSchema = z
   .object({
-    model: z.object({ model_path: z.string().default(SHIPPED_WARM_START).describe('policy weights to start from (a papo sft weights directory)') }).strict().default({ model_path: SHIPPED_WARM_START }),
-    engine: z.enum(['auto', 'ort', 'tfjs']).default('auto').describe('update engine: ort (onnxruntime, gradients from the ONNX graph), tfjs (the reference), or auto: tfjs on tfjs-node-gpu, else ort'),
-    global_batch_size: nonNegInt().default(8).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
+    model: z
+      .object({ model_path: z.string().default(SHIPPED_WARM_START).describe('policy weights to start from (a papo sft weights directory)') })
+      .strict()
+      .default({ model_path: SHIPPED_WARM_START }),
+    engine: z
+      .enum(['auto', 'ort', 'tfjs'])
+      .default('auto')
+      .describe('update engine: ort (onnxruntime, gradients from the ONNX graph), tfjs (the reference), or auto: tfjs on tfjs-node-gpu, else ort'),
+    global_batch_size: nonNegInt().default(16).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
     micro_batch_size_per_device_for_update: posInt().default(64).describe('responses per forward/backward pass; gradients accumulate over them'),
     ppo_epochs: posInt().default(1).describe('passes over each rollout batch'),
     shuffle: z.boolean().default(true).describe('shuffle groups between mini-batches'),
@@ -49,7 +58,10 @@ const ActorSchema = z
       .object({
         lr: z.number().finite().positive().default(2e-5).describe('AdamW learning rate'),
         weight_decay: z.number().finite().nonnegative().default(0.01).describe('decoupled weight decay (matrices only)'),
-        betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]).describe('AdamW betas'),
+        betas: z
+          .tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)])
+          .default([0.9, 0.999])
+          .describe('AdamW betas'),
         lr_warmup_steps: nonNegInt().default(0).describe('linear warm-up, in optimizer steps'),
       })
       .strict()
@@ -77,14 +89,20 @@ const RewardSchema = z
       })
       .default('composite')
       .describe("a registered reward ('composite': 0.9 accuracy + 0.1 format) or ./file.ts:export of your own"),
-    timeout_ms: z.number().finite().positive().max(2 ** 31 - 1).default(10_000).describe('per call; a call over it scores 0 and is counted'),
+    timeout_ms: z
+      .number()
+      .finite()
+      .positive()
+      .max(2 ** 31 - 1)
+      .default(10_000)
+      .describe('per call; a call over it scores 0 and is counted'),
     concurrency: posInt().default(32).describe('reward calls in flight at once'),
   })
   .strict();
 
 const TrainerSchema = z
   .object({
-    max_steps: posInt().default(40).describe('rollout steps'),
+    max_steps: posInt().default(80).describe('rollout steps'),
     max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy)'),
     max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
     val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),
@@ -97,11 +115,16 @@ const TrainerSchema = z
     save_best_metric: z.string().optional().describe("metric whose best checkpoint is always kept, e.g. 'val-core/accuracy/overall'"),
     save_best_mode: z.enum(['max', 'min']).default('max').describe('whether save_best_metric is better higher or lower'),
     save_checkpoint_path: z.string().default('runs/train').describe('run directory: checkpoints/, rollouts/, metrics.jsonl, log.jsonl'),
-    resume_mode: z.enum(['disable', 'auto']).default('disable').describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
+    resume_mode: z
+      .enum(['disable', 'auto'])
+      .default('disable')
+      .describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
     logger: z
       .array(z.enum(['console', 'tensorboard']))
       .default(['console', 'tensorboard'])
-      .describe("where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/"),
+      .describe(
+        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/",
+      ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
@@ -111,7 +134,12 @@ const TrainerSchema = z
   .strict();
 
 const AlgorithmSchema = z
-  .object({ preset: z.enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]]).default('papo_g').describe('grpo | dapo | papo_g | papo_d; other keys override it') })
+  .object({
+    preset: z
+      .enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]])
+      .default('papo_g')
+      .describe('grpo | dapo | papo_g | papo_d; other keys override it'),
+  })
   .catchall(z.unknown());
 
 export const TrainConfigSchema = z
@@ -119,7 +147,11 @@ export const TrainConfigSchema = z
     data: DataSchema.default(DataSchema.parse({})),
     algorithm: AlgorithmSchema.default({ preset: 'papo_g' }),
     worker: z
-      .object({ actor: ActorSchema.default(ActorSchema.parse({})), rollout: RolloutSchema.default(RolloutSchema.parse({})), reward: RewardSchema.default(RewardSchema.parse({})) })
+      .object({
+        actor: ActorSchema.default(ActorSchema.parse({})),
+        rollout: RolloutSchema.default(RolloutSchema.parse({})),
+        reward: RewardSchema.default(RewardSchema.parse({})),
+      })
       .strict()
       .default({ actor: ActorSchema.parse({}), rollout: RolloutSchema.parse({}), reward: RewardSchema.parse({}) }),
     trainer: TrainerSchema.default(TrainerSchema.parse({})),
@@ -135,7 +167,8 @@ export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConf
 export function trainConfig(input: unknown = {}): TrainConfig {
   const parsed = parseConfig(TrainConfigSchema, impliedTask(input ?? {}), 'run config');
   const { task, manifest } = parsed.data;
-  if (manifest !== undefined && task !== 'manifest') throw new Error(`invalid run config: data.manifest is only read by data.task manifest, but data.task is ${task}`);
+  if (manifest !== undefined && task !== 'manifest')
+    throw new Error(`invalid run config: data.manifest is only read by data.task manifest, but data.task is ${task}`);
   if (task === 'manifest' && manifest === undefined) throw new Error('invalid run config: data.manifest: data.task manifest needs a manifest path');
   const { preset, ...overrides } = parsed.algorithm;
   // Parsed here rather than by objectiveConfig so every issue (unknown keys too) is named under `algorithm.`.

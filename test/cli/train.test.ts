@@ -12,11 +12,21 @@ const papo = (args: string[]) => spawnSync(process.execPath, ['bin/papo.js', ...
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'papo-train-cli-'));
 /** The run a user would try first, shrunk: 4 prompts x 2 responses per step, no before/after test. */
 const TINY = ['data.rollout_batch_size=4', 'worker.rollout.n=2', 'trainer.test_before_and_after=false'];
-const lines = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (file: string) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 /** The attributes of the run's latest checkpoint: { step, state: { version, cursor, config, ... } }. */
 const latestCheckpoint = (runDir: string) => {
   const name = fs.readFileSync(path.join(runDir, 'checkpoints', 'latest'), 'utf8').trim();
-  return JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoints', name, 'zarr.json'), 'utf8')).attributes as { step: number; kind: string; state: { version: number } };
+  return JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoints', name, 'zarr.json'), 'utf8')).attributes as {
+    step: number;
+    kind: string;
+    state: { version: number };
+  };
 };
 
 test('--print-config prints the merged YAML: defaults, --preset, overrides', () => {
@@ -31,7 +41,7 @@ test('--print-config prints the merged YAML: defaults, --preset, overrides', () 
   assert.equal(cfg.algorithm.preset, 'dapo');
   assert.equal(cfg.algorithm.kl_coef, 0);
   assert.equal(cfg.algorithm.dynamic_sampling, true);
-  assert.equal(cfg.trainer.max_steps, 40);
+  assert.equal(cfg.trainer.max_steps, 80);
   assert.equal(cfg.worker.actor.model.model_path, 'assets/warm-start');
   assert.equal(r.stderr, '');
 });
@@ -62,7 +72,12 @@ test('a missing --config file is an error naming it', () => {
 test('--config file plus overrides: the override wins; the printed config reads back as a config file', () => {
   const dir = tmp();
   const cfgFile = path.join(dir, 'run.yaml');
-  fs.writeFileSync(cfgFile, ['algorithm:', '  preset: grpo', '  kl_coef: 0.02', 'worker:', '  rollout:', '    n: 3', '    temperature: 0.7', 'trainer:', '  max_steps: 7', ''].join('\n'));
+  fs.writeFileSync(
+    cfgFile,
+    ['algorithm:', '  preset: grpo', '  kl_coef: 0.02', 'worker:', '  rollout:', '    n: 3', '    temperature: 0.7', 'trainer:', '  max_steps: 7', ''].join(
+      '\n',
+    ),
+  );
   const r = papo(['train', '--config', cfgFile, '--print-config', 'worker.rollout.n=5']);
   assert.equal(r.status, 0, r.stderr);
   const cfg = parse(r.stdout);
@@ -87,7 +102,10 @@ test('a real run: 2 steps, metrics and weights on disk; the same directory again
   assert.match(r.stderr, /train: completed, 2 steps in /);
   const metrics = lines(path.join(run, 'metrics.jsonl'));
   assert.equal(metrics.length, 2);
-  assert.deepEqual(metrics.map((m) => m.step), [1, 2]);
+  assert.deepEqual(
+    metrics.map((m) => m.step),
+    [1, 2],
+  );
   for (const m of metrics) {
     assert.equal(typeof m['critic/score/mean'], 'number');
     assert.ok(Number.isFinite(m['actor/kl_prcp_loss']), 'PAPO-G by default: the perception loss is logged');
@@ -112,7 +130,12 @@ test('a real run with a config file whose reward file sits next to it', () => {
   // .mts: outside a "type": "module" package a .ts file with `export` is not loadable as ESM
   fs.writeFileSync(path.join(dir, 'reward.mts'), 'export const score = () => ({ overall: 0.25, accuracy: 0, format: 1 });\n');
   const cfgFile = path.join(dir, 'run.yaml');
-  fs.writeFileSync(cfgFile, ['worker:', '  reward:', '    score_function: ./reward.mts:score', 'trainer:', `  save_checkpoint_path: ${JSON.stringify(path.join(dir, 'run'))}`, ''].join('\n'));
+  fs.writeFileSync(
+    cfgFile,
+    ['worker:', '  reward:', '    score_function: ./reward.mts:score', 'trainer:', `  save_checkpoint_path: ${JSON.stringify(path.join(dir, 'run'))}`, ''].join(
+      '\n',
+    ),
+  );
   const r = papo(['train', '--config', cfgFile, 'trainer.max_steps=1', ...TINY]);
   assert.equal(r.status, 0, r.stderr);
   const [m] = lines(path.join(dir, 'run', 'metrics.jsonl'));
@@ -126,10 +149,16 @@ test('SIGINT finishes the steps in flight, saves the weights and exits with 130'
   const dir = tmp();
   const run = path.join(dir, 'run');
   const metricsFile = path.join(run, 'metrics.jsonl');
-  const child = spawn(process.execPath, ['bin/papo.js', 'train', 'trainer.max_steps=200', ...TINY, `trainer.save_checkpoint_path=${run}`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/papo.js', 'train', 'trainer.max_steps=200', ...TINY, `trainer.save_checkpoint_path=${run}`], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   let done = false;
   void exited.then(() => (done = true));
   try {

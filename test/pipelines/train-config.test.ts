@@ -12,17 +12,17 @@ import { errorOf } from '../asserts.ts';
 test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm start', () => {
   const c = trainConfig();
   assert.equal(c.data.task, 'digits');
-  assert.equal(c.data.rollout_batch_size, 16);
+  assert.equal(c.data.rollout_batch_size, 32);
   assert.equal(c.data.seed, 1);
   assert.equal(c.data.val_split, 'validation');
   assert.equal(c.worker.actor.model.model_path, SHIPPED_WARM_START);
-  assert.equal(c.worker.actor.global_batch_size, 8);
+  assert.equal(c.worker.actor.global_batch_size, 16);
   assert.equal(c.worker.actor.optim.lr, 2e-5);
   assert.deepEqual(c.worker.actor.optim.betas, [0.9, 0.999]);
   assert.equal(c.worker.rollout.n, 8);
   assert.equal(c.worker.rollout.temperature, 0.7);
   assert.equal(c.worker.reward.score_function, 'composite');
-  assert.equal(c.trainer.max_steps, 40);
+  assert.equal(c.trainer.max_steps, 80);
   assert.equal(c.trainer.save_checkpoint_path, 'runs/train');
   assert.equal(c.trainer.test_before_and_after, true);
   assert.equal(c.algorithm.preset, 'papo_g');
@@ -80,10 +80,22 @@ test('presets set the objective; explicit algorithm keys override the preset', (
 test('errors name the full key path', () => {
   assert.match(errorOf(() => trainConfig({ worker: { rollout: { n: 0 } } })).message, /^invalid run config: worker\.rollout\.n: /);
   assert.match(errorOf(() => trainConfig({ worker: { actor: { optim: { lr: -1 } } } })).message, /^invalid run config: worker\.actor\.optim\.lr: /);
-  assert.match(errorOf(() => trainConfig({ worker: { actor: { model: { model_path: 3 } } } })).message, /^invalid run config: worker\.actor\.model\.model_path: .*string/);
-  assert.equal(errorOf(() => trainConfig({ data: { task: 'chess' } })).message, 'invalid run config: data.task: unknown task "chess"; known: digits, scenes, manifest (add one with registerTask)');
-  assert.match(errorOf(() => trainConfig({ worker: { reward: { score_function: 'accuracy' } } })).message, /^invalid run config: worker\.reward\.score_function: 'accuracy' is neither a registered reward function \(composite; /);
-  assert.match(errorOf(() => trainConfig({ algorithm: { adv_estimator: 'ppo' } })).message, /^invalid run config: algorithm\.adv_estimator: unknown advantage estimator "ppo"; known: grpo, dr_grpo, rloo /);
+  assert.match(
+    errorOf(() => trainConfig({ worker: { actor: { model: { model_path: 3 } } } })).message,
+    /^invalid run config: worker\.actor\.model\.model_path: .*string/,
+  );
+  assert.equal(
+    errorOf(() => trainConfig({ data: { task: 'chess' } })).message,
+    'invalid run config: data.task: unknown task "chess"; known: digits, scenes, manifest (add one with registerTask)',
+  );
+  assert.match(
+    errorOf(() => trainConfig({ worker: { reward: { score_function: 'accuracy' } } })).message,
+    /^invalid run config: worker\.reward\.score_function: 'accuracy' is neither a registered reward function \(composite; /,
+  );
+  assert.match(
+    errorOf(() => trainConfig({ algorithm: { adv_estimator: 'ppo' } })).message,
+    /^invalid run config: algorithm\.adv_estimator: unknown advantage estimator "ppo"; known: grpo, dr_grpo, rloo /,
+  );
   assert.match(errorOf(() => trainConfig({ trainer: { max_stepz: 3 } })).message, /^invalid run config: trainer: Unrecognized key: "max_stepz"$/);
   assert.match(errorOf(() => trainConfig({ worker: { rollouts: {} } })).message, /^invalid run config: worker: Unrecognized key: "rollouts"$/);
   assert.match(errorOf(() => trainConfig({ trainers: {} })).message, /^invalid run config: \(root\): Unrecognized key: "trainers"$/);
@@ -107,7 +119,18 @@ test('objective errors are named under algorithm., unknown objective keys too', 
 
 test('applyOverrides: nested creation, YAML-typed values, the base left alone', () => {
   const base = { trainer: { max_steps: 5 } };
-  const out = applyOverrides(base, ['worker.actor.optim.lr=1e-4', 'worker.rollout.n=4', 'trainer.val_before_train=true', 'data.families=[read, sum]', 'worker.reward.score_function=./r.ts:score', 'trainer.save_checkpoint_path=runs/a=b'], parse);
+  const out = applyOverrides(
+    base,
+    [
+      'worker.actor.optim.lr=1e-4',
+      'worker.rollout.n=4',
+      'trainer.val_before_train=true',
+      'data.families=[read, sum]',
+      'worker.reward.score_function=./r.ts:score',
+      'trainer.save_checkpoint_path=runs/a=b',
+    ],
+    parse,
+  );
   assert.deepEqual(out, {
     trainer: { max_steps: 5, val_before_train: true, save_checkpoint_path: 'runs/a=b' },
     worker: { actor: { optim: { lr: 1e-4 } }, rollout: { n: 4 }, reward: { score_function: './r.ts:score' } },
@@ -122,8 +145,14 @@ test('applyOverrides: nested creation, YAML-typed values, the base left alone', 
 });
 
 test('applyOverrides: a path through a scalar and malformed overrides are errors naming them', () => {
-  assert.equal(errorOf(() => applyOverrides({ trainer: { max_steps: 5 } }, ['trainer.max_steps.x=1'], parse)).message, "override 'trainer.max_steps.x=1': trainer.max_steps is not a mapping");
-  assert.equal(errorOf(() => applyOverrides({ data: { families: ['sum'] } }, ['data.families.x=1'], parse)).message, "override 'data.families.x=1': data.families is not a mapping");
+  assert.equal(
+    errorOf(() => applyOverrides({ trainer: { max_steps: 5 } }, ['trainer.max_steps.x=1'], parse)).message,
+    "override 'trainer.max_steps.x=1': trainer.max_steps is not a mapping",
+  );
+  assert.equal(
+    errorOf(() => applyOverrides({ data: { families: ['sum'] } }, ['data.families.x=1'], parse)).message,
+    "override 'data.families.x=1': data.families is not a mapping",
+  );
   assert.equal(errorOf(() => applyOverrides({}, ['worker.rollout.n'], parse)).message, "override 'worker.rollout.n' must look like key.path=value");
   assert.equal(errorOf(() => applyOverrides({}, ['=4'], parse)).message, "override '=4' must look like key.path=value");
   assert.match(errorOf(() => applyOverrides({}, ['worker..n=4'], parse)).message, /^override 'worker\.\.n=4': 'worker\.\.n' is not a dotted key path$/);
@@ -145,13 +174,23 @@ test("a config file's reward path is relative to the config file; one on the com
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: ./reward.ts:score\n');
   const score = (input: Record<string, unknown>) => trainConfig(input).worker.reward.score_function;
   assert.equal(score(trainInputFromArgs({ config: cfgFile }, [])), `${path.join(dir, 'reward.ts')}:score`);
-  assert.equal(score(trainInputFromArgs({ config: path.relative(process.cwd(), cfgFile) }, [])), `${path.join(dir, 'reward.ts')}:score`, 'a relative --config path too');
-  assert.equal(score(trainInputFromArgs({ config: cfgFile }, ['worker.reward.score_function=./test/fixtures/my-reward.ts:score'])), './test/fixtures/my-reward.ts:score');
+  assert.equal(
+    score(trainInputFromArgs({ config: path.relative(process.cwd(), cfgFile) }, [])),
+    `${path.join(dir, 'reward.ts')}:score`,
+    'a relative --config path too',
+  );
+  assert.equal(
+    score(trainInputFromArgs({ config: cfgFile }, ['worker.reward.score_function=./test/fixtures/my-reward.ts:score'])),
+    './test/fixtures/my-reward.ts:score',
+  );
   assert.equal(score(trainInputFromArgs({ config: cfgFile }, ['worker.reward.score_function=composite'])), 'composite');
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: composite\n');
   assert.equal(score(trainInputFromArgs({ config: cfgFile }, [])), 'composite');
   fs.writeFileSync(cfgFile, 'worker:\n  reward:\n    score_function: 3\n');
-  assert.match(errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))).message, /^invalid run config: worker\.reward\.score_function: .*string/);
+  assert.match(
+    errorOf(() => trainConfig(trainInputFromArgs({ config: cfgFile }, []))).message,
+    /^invalid run config: worker\.reward\.score_function: .*string/,
+  );
 });
 
 test('data: a manifest implies the manifest task; a manifest with another task, or the task without one, is refused; image limits', () => {
@@ -160,13 +199,24 @@ test('data: a manifest implies the manifest task; a manifest with another task, 
   assert.equal(c.data.allow_outside_manifest_dir, false);
   assert.equal(c.data.max_image_bytes, 64 * 2 ** 20);
   assert.equal(c.data.max_image_pixels, 2 ** 24);
-  assert.equal(errorOf(() => trainConfig({ data: { task: 'digits', manifest: 'x.jsonl' } })).message, 'invalid run config: data.manifest is only read by data.task manifest, but data.task is digits');
-  assert.equal(errorOf(() => trainConfig({ data: { task: 'manifest' } })).message, 'invalid run config: data.manifest: data.task manifest needs a manifest path');
-  const o = trainConfig(trainInputFromArgs({}, ['data.manifest=x.jsonl', 'data.allow_outside_manifest_dir=true', 'data.max_image_pixels=1000', 'data.max_image_bytes=5000']));
+  assert.equal(
+    errorOf(() => trainConfig({ data: { task: 'digits', manifest: 'x.jsonl' } })).message,
+    'invalid run config: data.manifest is only read by data.task manifest, but data.task is digits',
+  );
+  assert.equal(
+    errorOf(() => trainConfig({ data: { task: 'manifest' } })).message,
+    'invalid run config: data.manifest: data.task manifest needs a manifest path',
+  );
+  const o = trainConfig(
+    trainInputFromArgs({}, ['data.manifest=x.jsonl', 'data.allow_outside_manifest_dir=true', 'data.max_image_pixels=1000', 'data.max_image_bytes=5000']),
+  );
   assert.deepEqual([o.data.allow_outside_manifest_dir, o.data.max_image_pixels, o.data.max_image_bytes], [true, 1000, 5000]);
   assert.match(errorOf(() => trainConfig({ data: { max_image_pixels: 0 } })).message, /^invalid run config: data\.max_image_pixels: /);
   assert.match(errorOf(() => trainConfig({ data: { max_image_bytes: 1.5 } })).message, /^invalid run config: data\.max_image_bytes: /);
   assert.match(errorOf(() => trainConfig({ data: { allow_outside_manifest_dir: 'yes' } })).message, /^invalid run config: data\.allow_outside_manifest_dir: /);
   // 1e400 parses as Infinity and is named as such
-  assert.equal(errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))).message, 'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity');
+  assert.equal(
+    errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))).message,
+    'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity',
+  );
 });
