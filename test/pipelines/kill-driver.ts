@@ -6,11 +6,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../../storage/checkpoints.ts';
 import { Rng } from '../../util/rng.ts';
+import { saveTinyPolicy } from './tiny-run.ts';
 
 export interface KillRunOptions {
   /** the repository (bin/papo.js) */
@@ -37,19 +35,6 @@ export interface KillRunResult {
   interruptedDir: string;
 }
 
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 48,
-  maxResponseLen: 8,
-  seed: 1,
-});
-
 function configYaml(weights: string, run: string, o: KillRunOptions): string {
   return [
     'data: { task: digits, families: [max, count], rollout_batch_size: 4, max_response_length: 6, seed: 5 }',
@@ -72,7 +57,7 @@ async function latestCheckpoint(run: string): Promise<Checkpoint> {
 export async function killAndResume(o: KillRunOptions): Promise<KillRunResult> {
   const say = o.log ?? (() => undefined);
   const weights = path.join(o.dir, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
   const env = { ...process.env, PAPO_DEBUG: '' };
   const papo = (args: string[]) =>
     spawn(process.execPath, [path.join(o.root, 'bin/papo.js'), ...args], { cwd: o.root, env, stdio: ['ignore', 'ignore', 'pipe'] });

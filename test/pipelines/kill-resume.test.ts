@@ -10,16 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { killAndResume } from './kill-driver.ts';
+import { algorithmicMetrics } from './tiny-run.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
-
-const algorithmic = (file: string) =>
-  fs
-    .readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) =>
-      Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
-    );
 
 for (const staleness of [0, 1]) {
   test(`max_staleness ${staleness}: 10 SIGKILLs at random instants, each resumed; the end equals the uninterrupted run, to the bit`, {
@@ -36,7 +28,7 @@ for (const staleness of [0, 1]) {
         assert.deepEqual(r.interrupted.optimizer.v[k], r.uninterrupted.optimizer.v[k], `v ${k}`);
       }
       assert.equal(r.interrupted.optimizer.step, r.uninterrupted.optimizer.step);
-      assert.deepEqual(algorithmic(path.join(r.interruptedDir, 'metrics.jsonl')), algorithmic(path.join(r.uninterruptedDir, 'metrics.jsonl')));
+      assert.deepEqual(algorithmicMetrics(path.join(r.interruptedDir, 'metrics.jsonl')), algorithmicMetrics(path.join(r.uninterruptedDir, 'metrics.jsonl')));
       // TensorBoard: every step once (the rewinds dropped what the killed launches wrote after their checkpoint), the same values.
       const scalars = (run: string) =>
         [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [

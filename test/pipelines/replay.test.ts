@@ -10,27 +10,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTf } from '../../util/tf-backend.ts';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import { replayRun } from '../../pipelines/replay.ts';
+import { saveTinyPolicy } from './tiny-run.ts';
 
 await initTf();
 
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 48,
-  maxResponseLen: 8,
-  seed: 1,
-});
 let tmp: string;
 let run: string;
 let trained: TrainResult;
@@ -39,7 +25,7 @@ const batches = new Map<number, { responses: Int32Array[]; advantages: Float32Ar
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-replay-test-'));
   const weights = path.join(tmp, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
   run = path.join(tmp, 'run');
   trained = await runTrain(
     {

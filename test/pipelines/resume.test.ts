@@ -9,36 +9,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTf } from '../../util/tf-backend.ts';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { CheckpointStore } from '../../storage/checkpoints.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
+import { algorithmicMetrics, saveTinyPolicy } from './tiny-run.ts';
 
 await initTf();
-
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 48,
-  maxResponseLen: 8,
-  seed: 1,
-});
 
 let tmp: string;
 let weights: string;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-resume-test-'));
   weights = path.join(tmp, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -53,18 +38,6 @@ function config(run: string, steps: number, staleness: number, dynamic: boolean)
     trainer: { max_steps: steps, max_staleness: staleness, save_freq: 2, save_limit: 0, test_before_and_after: false, save_checkpoint_path: run },
   };
 }
-
-/** Metrics that do not depend on timing. */
-const algorithmic = (file: string) =>
-  fs
-    .readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) =>
-      Object.fromEntries(
-        Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && !k.startsWith('perf/throughput')),
-      ),
-    );
 
 async function finalState(run: string) {
   const store = new CheckpointStore(run);
@@ -105,7 +78,7 @@ for (const [staleness, dynamic] of [
     assert.deepEqual(y.state.versions, x.state.versions);
     assert.match(String(y.state.config_hash), /^[0-9a-f]{64}$/);
     assert.equal(y.state.config_hash, x.state.config_hash, 'max_steps differs between the runs, and is not hashed');
-    assert.deepEqual(algorithmic(path.join(parts, 'metrics.jsonl')), algorithmic(path.join(whole, 'metrics.jsonl')));
+    assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
     const [la, lb] = [new RolloutLog(whole), new RolloutLog(parts)];
     assert.deepEqual(await lb.steps(), [1, 2, 3, 4, 5, 6]);
     for (const step of await la.steps()) assert.deepEqual(await lb.read(step), await la.read(step), `rollout step ${step}`);

@@ -13,9 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { initTf } from '../../util/tf-backend.ts';
 import { chartSvg } from '../../util/charts.ts';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { saveTinyPolicy } from './tiny-run.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { readMetrics, type MetricsLine } from '../../pipelines/run-dir.ts';
 import { writeReport, type ChartRow } from '../../pipelines/report.ts';
@@ -25,18 +23,6 @@ import { scalarsByStep } from '../storage/tfevents-reader.ts';
 
 await initTf();
 
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 48,
-  maxResponseLen: 8,
-  seed: 1,
-});
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PROMPTS = 4;
 const G = 4;
@@ -47,7 +33,7 @@ let grpoRun: string;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-views-'));
   const weights = path.join(tmp, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
   const config = (run: string, preset: 'papo_g' | 'grpo', steps: number): TrainConfigInput => ({
     data: { task: 'digits', families: ['read', 'count', 'text-sum'], rollout_batch_size: PROMPTS, max_response_length: 6, seed: 2 },
     algorithm: { preset },
