@@ -18,6 +18,7 @@ import { createTask } from '../tasks/registry.ts';
 import { encodePng } from '../tasks/preview/contact-sheet.ts';
 import { renderRolloutSheet, type SheetPrompt } from '../tasks/preview/rollout-sheet.ts';
 import { batchFromLog } from '../operators/index.ts';
+import { stepDirName } from '../storage/step-dirs.ts';
 import { trainConfig } from './train-config.ts';
 
 export interface RolloutSheetRequest {
@@ -100,7 +101,7 @@ export async function writeRolloutSheet(
       : 'no masked view in this run (perception_loss_weight and entropy_coef_masked are 0)',
   ];
   const sheet = renderRolloutSheet(prompts, { header, scale: req.scale });
-  const out = path.resolve(req.out ?? path.join(runDir, `rollouts-step_${String(req.step).padStart(6, '0')}.png`));
+  const out = path.resolve(req.out ?? path.join(runDir, `rollouts-${stepDirName(req.step)}.png`));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, encodePng(sheet));
   return { out, prompts, width: sheet.width, height: sheet.height };

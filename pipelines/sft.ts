@@ -158,7 +158,7 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   checkDemonstrations(task);
   if (resumed) {
     if (resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
-    const unsafe = configChanges(resumed.state.config, cfg).unsafe.filter((k) => !SFT_RESUME_SAFE.includes(k.slice(0, k.indexOf(':'))));
+    const { unsafe } = configChanges(resumed.state.config, cfg, SFT_RESUME_SAFE);
     if (unsafe.length) throw new Error(`cannot resume ${cfg.out}: the config differs from its checkpoint's (${resumedName}):\n  ${unsafe.join('\n  ')}`);
   } else if (!opts.noSave) {
     const aside = prepareFreshRunDir(cfg.out, opts.force ?? false);

@@ -253,13 +253,13 @@ export function flattenConfig(cfg: unknown, prefix = ''): Map<string, string> {
 }
 
 /** The keys whose values differ between two configs, split into those a resume may change and the rest. */
-export function configChanges(saved: unknown, now: unknown): { safe: string[]; unsafe: string[] } {
+export function configChanges(saved: unknown, now: unknown, safeKeys: readonly string[] = RESUME_SAFE_KEYS): { safe: string[]; unsafe: string[] } {
   const a = flattenConfig(saved);
   const b = flattenConfig(now);
   const changed = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
   const describe = (k: string) => `${k}: ${a.get(k) ?? '(unset)'} -> ${b.get(k) ?? '(unset)'}`;
   return {
-    safe: changed.filter((k) => RESUME_SAFE_KEYS.includes(k)).map(describe),
-    unsafe: changed.filter((k) => !RESUME_SAFE_KEYS.includes(k)).map(describe),
+    safe: changed.filter((k) => safeKeys.includes(k)).map(describe),
+    unsafe: changed.filter((k) => !safeKeys.includes(k)).map(describe),
   };
 }

@@ -196,7 +196,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
 
   // The run directory: a new run, or the continuation of the one there.
   const store = opts.noSave ? undefined : new CheckpointStore(runDir);
-  const rolloutLog = opts.noSave || !trainer.rollout_log ? undefined : new RolloutLog(runDir);
+  const logRollouts = !opts.noSave && trainer.rollout_log;
   const metricsFile = opts.noSave ? undefined : path.join(runDir, 'metrics.jsonl');
   let resumed: Checkpoint | undefined;
   let resumedState: TrainState | undefined;
@@ -465,6 +465,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     closeWriter = () => writer?.close();
     let io: Promise<void> = Promise.resolve();
     let lastCheckpoint: string | undefined;
+    let lastCheckpointStep: number | undefined;
     const writeCheckpoint = async (p: PendingCheckpoint) => {
       const checkpoint: Checkpoint = {
         kind: 'train',
@@ -481,6 +482,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         higherIsBetter: trainer.save_best_mode === 'max',
       });
       lastCheckpoint = saved.dir;
+      lastCheckpointStep = p.step;
       logger.info(
         { event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed },
         'checkpoint saved',
@@ -567,7 +569,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
           len: fmt(m['response_length/mean'], 1),
           'tok/s': fmt(m['perf/throughput'], 0),
         });
-        const record = rolloutLog ? rolloutRecord(s.batch, trainedFrom.get(s.step) ?? s.version, task) : undefined;
+        const record = logRollouts ? rolloutRecord(s.batch, trainedFrom.get(s.step) ?? s.version, task) : undefined;
         trainedFrom.delete(s.step);
         const snapshot = pending.get(s.step);
         pending.delete(s.step);
@@ -598,7 +600,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     }
     await io;
     // The final checkpoint: the state after the last trained step (nothing is in flight any more).
-    if (store && last && !(lastCheckpoint && path.basename(lastCheckpoint).startsWith(`step_${String(last.step).padStart(6, '0')}`))) {
+    if (store && last && lastCheckpointStep !== last.step) {
       const p = await capture(last.step, last.version, last.cursor);
       p.state.metrics = steps.at(-1)?.metrics ?? {};
       await writeCheckpoint(p);

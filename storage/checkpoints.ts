@@ -24,6 +24,7 @@ import type { AdamWState } from '../models/optimizer.ts';
 import { exists, fsyncTree, isTmpName, publishDir, tmpSibling, treeBytes, writeFileAtomic } from './atomic.ts';
 import { createChildGroup, createGroup, openChildGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 import { readPolicyGroup, writePolicyGroup } from './policy-weights.ts';
+import { stepDirName } from './step-dirs.ts';
 
 export const CHECKPOINT_FORMAT = 'papo-stream/checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -50,8 +51,6 @@ export interface SavedCheckpoint {
   seconds: number;
 }
 
-export const checkpointName = (step: number) => `step_${String(step).padStart(6, '0')}`;
-
 export class CheckpointStore {
   readonly dir: string;
 
@@ -63,7 +62,7 @@ export class CheckpointStore {
   async save(ckpt: Checkpoint): Promise<SavedCheckpoint> {
     const t0 = performance.now();
     await fs.mkdir(this.dir, { recursive: true });
-    const base = checkpointName(ckpt.step);
+    const base = stepDirName(ckpt.step);
     const tmp = tmpSibling(path.join(this.dir, base));
     try {
       await writeCheckpoint(tmp, ckpt);

@@ -13,9 +13,9 @@
 import { crc32c } from '@node-rs/crc32';
 import * as zarr from 'zarrita';
 
-/** CRC32C of some bytes, as an unsigned 32-bit integer. */
-export function crc32cOf(bytes: Uint8Array): number {
-  return crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) >>> 0;
+/** CRC32C of some bytes, as an unsigned 32-bit integer; `initial` continues the CRC of earlier bytes. */
+export function crc32cOf(bytes: ArrayBufferView, initial = 0): number {
+  return crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), initial) >>> 0;
 }
 
 export class ChecksumError extends Error {

@@ -17,10 +17,10 @@ import * as fs from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { crc32c } from '@node-rs/crc32';
 import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, validateParams, type Params } from '../models/params.ts';
 import { exists, fsyncTree, tmpSibling } from './atomic.ts';
+import { crc32cOf } from './crc32c.ts';
 import { createGroup, openGroup, readArray, writeArray, type Group } from './zarr-arrays.ts';
 
 export const WEIGHTS_FORMAT = 'papo-stream/policy-weights';
@@ -119,6 +119,6 @@ export async function readPolicyGroup(root: Group, where: string): Promise<Saved
 /** CRC32C over every parameter's bytes in name order: identifies a set of weights (e.g. a run's reference). */
 export function paramsFingerprint(params: Params): string {
   let crc = 0;
-  for (const name of Object.keys(params).sort()) crc = crc32c(Buffer.from(params[name].buffer, params[name].byteOffset, params[name].byteLength), crc);
+  for (const name of Object.keys(params).sort()) crc = crc32cOf(params[name], crc);
   return (crc >>> 0).toString(16).padStart(8, '0');
 }

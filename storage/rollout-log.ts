@@ -26,6 +26,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { StreamCursor } from '../tasks/stream.ts';
 import { exists, isTmpName, tmpSibling } from './atomic.ts';
+import { stepDirName } from './step-dirs.ts';
 import { createGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 
 export const ROLLOUT_LOG_FORMAT = 'papo-stream/rollout-log';
@@ -67,8 +68,6 @@ export interface RolloutStepRecord {
   cursor: StreamCursor;
 }
 
-const stepName = (step: number) => `step_${String(step).padStart(6, '0')}`;
-
 /** Rows concatenated into one array of their type. */
 function flatten<A extends Float32Array | Int32Array>(rows: readonly A[], make: new (n: number) => A): A {
   const out = new make(rows.reduce((a, r) => a + r.length, 0));
@@ -106,7 +105,7 @@ export class RolloutLog {
     ] as const) {
       if (n !== R) throw new Error(`rollout log, step ${rec.step}: ${k} has ${n} entries for ${R} responses`);
     }
-    const target = path.join(this.dir, stepName(rec.step));
+    const target = path.join(this.dir, stepDirName(rec.step));
     if (await exists(target)) throw new Error(`rollout log: step ${rec.step} is already logged at ${target}`);
     const tmp = tmpSibling(target);
     try {
@@ -178,7 +177,7 @@ export class RolloutLog {
   }
 
   async read(step: number): Promise<RolloutStepRecord> {
-    const where = path.join(this.dir, stepName(step));
+    const where = path.join(this.dir, stepDirName(step));
     if (!(await exists(where))) throw new Error(`rollout log: step ${step} is not logged in ${this.dir}`);
     const g = await openGroup(where, 'rollout step');
     const a = g.attrs as Record<string, unknown>;
