@@ -91,6 +91,16 @@ export async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** The names in `dir`, or none when it does not exist (yet). */
+export async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
 /** Total size in bytes of the files under `dir`. */
 export async function treeBytes(dir: string): Promise<number> {
   let n = 0;

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, type Params } from '../models/params.ts';
 import type { AdamWState } from '../models/optimizer.ts';
-import { exists, fsyncTree, isTmpName, publishDir, tmpSibling, treeBytes, writeFileAtomic } from './atomic.ts';
+import { exists, fsyncTree, isTmpName, publishDir, readdirOrEmpty, tmpSibling, treeBytes, writeFileAtomic } from './atomic.ts';
 import { createChildGroup, createGroup, openChildGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 import { readPolicyGroup, writePolicyGroup } from './policy-weights.ts';
 import { stepDirName } from './step-dirs.ts';
@@ -82,13 +82,7 @@ export class CheckpointStore {
 
   /** Complete checkpoints, oldest first. */
   async list(): Promise<{ name: string; step: number }[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const names = await readdirOrEmpty(this.dir);
     const out: { name: string; step: number }[] = [];
     for (const name of names) {
       const m = NAME.exec(name);
@@ -135,13 +129,7 @@ export class CheckpointStore {
   /** Removes temporaries of interrupted saves (only names this module makes). Returns what it removed. */
   async sweep(): Promise<string[]> {
     const removed: string[] = [];
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
-      throw err;
-    }
+    const names = await readdirOrEmpty(this.dir);
     for (const name of names) {
       if (isTmpName(name) && (NAME.test(name.slice(0, name.indexOf('.tmp-'))) || name.startsWith('latest'))) {
         await fs.rm(path.join(this.dir, name), { recursive: true, force: true });

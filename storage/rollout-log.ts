@@ -25,7 +25,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { StreamCursor } from '../tasks/stream.ts';
-import { exists, isTmpName, tmpSibling } from './atomic.ts';
+import { exists, isTmpName, readdirOrEmpty, tmpSibling } from './atomic.ts';
 import { stepDirName } from './step-dirs.ts';
 import { createGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 
@@ -166,13 +166,7 @@ export class RolloutLog {
 
   /** Logged steps, ascending. */
   async steps(): Promise<number[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const names = await readdirOrEmpty(this.dir);
     return names.flatMap((n) => (STEP.test(n) ? [Number(STEP.exec(n)![1])] : [])).sort((a, b) => a - b);
   }
 
@@ -226,13 +220,7 @@ export class RolloutLog {
    */
   async truncateAfter(step: number): Promise<number[]> {
     const removed: number[] = [];
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
-      throw err;
-    }
+    const names = await readdirOrEmpty(this.dir);
     for (const n of names) {
       const m = STEP.exec(n);
       if ((m && Number(m[1]) > step) || (isTmpName(n) && n.startsWith('step_'))) {
