@@ -3,16 +3,22 @@
  * token-mean NLL of the response tokens, backward, clipping, AdamW) at R rows x 117 tokens (32 image
  * patches, a 37-token prompt, 48 response tokens), R = 16 and 64, on
  * - the onnxruntime trainer (models/trainer/: gradients generated from the ONNX graph, in its worker),
- *   with 2 intra-op threads (the default) and with 1;
- * - the tfjs trainer on the tfjs backend in use (tfjs-wasm here: one thread);
+ *   with 2 intra-op threads (the default) and with 1. The NLL is linear in the log-probs (`tokenMeanNll`),
+ *   so its step is one run of the gradient graph; the RL step's loss (`papoLoss`, PAPO-G with the masked
+ *   view's log-probs given, as the update sink calls it) is not, and takes a forward and then the gradient
+ *   run: its own row;
+ * - the tfjs trainer on the tfjs backend in use (tfjs-wasm here: one thread; its cost does not depend on
+ *   the loss);
  * - the same model in PyTorch (bench/torch-policy.py) on 1 and 2 threads, when Debian's python3-torch is
  *   installed (optional; never needed by the tests) — with an optimized BLAS (libopenblas0-pthread):
- *   without one, Debian's torch runs on the reference BLAS, ~16x slower; the bench prints torch's matmul rate.
- * Rounds alternate between the engines (the machine is shared and noisy); medians and bests of the
- * rounds, and the load average before and after (onnxruntime's two threads need both cores: under load,
- * its ratios are pessimistic).
+ *   without one, Debian's torch runs on the reference BLAS, ~16x slower; the bench prints torch's matmul
+ *   rate. Autograd saves activations, so its cost does not depend on the loss either.
+ * Each round runs every engine for `--steps` consecutive steps per shape and keeps the best of them (as
+ * torch-policy.py does); rounds alternate between the engines (the machine is shared and noisy). Printed:
+ * medians and bests over the rounds, and the load average before and after (onnxruntime's two threads
+ * need both cores: under load, its ratios are pessimistic).
  *
- *   node --import tsx bench/update-step.ts [--rounds 5] [--rows 16,64] [--no-torch] [--no-tfjs]
+ *   node --import tsx bench/update-step.ts [--rounds 5] [--steps 2] [--rows 16,64] [--no-torch] [--no-tfjs]
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -20,24 +26,29 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initTf, tf } from '../util/tf-backend.ts';
+import { papoLoss } from '../algorithms/papo-loss.ts';
+import { objectiveConfig } from '../algorithms/config.ts';
 import { policyConfig, policyDims, type PolicyConfig } from '../models/config.ts';
 import { initParams } from '../models/params.ts';
 import { encodePrompt, EOS_ID } from '../models/tokenizer.ts';
 import { OrtTrainer } from '../models/trainer/ort-trainer.ts';
 import { TfTrainer } from '../models/trainer/tf-trainer.ts';
 import type { LossFn, Trainer, TrainRows } from '../models/trainer/types.ts';
+import { tokenMeanNll } from '../models/trainer/losses.ts';
 import type { RgbImage } from '../util/image.ts';
 import { Rng } from '../util/rng.ts';
 
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
+    steps: { type: 'string', default: '2' },
     rows: { type: 'string', default: '16,64' },
     'no-torch': { type: 'boolean', default: false },
     'no-tfjs': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(args.rounds);
+const STEPS = Number(args.steps);
 const ROWS = args.rows.split(',').map(Number);
 const PROMPT_TOKENS = 37;
 const RESPONSE_TOKENS = 48;
@@ -63,7 +74,22 @@ function rowsOf(cfg: PolicyConfig, R: number): TrainRows {
   };
 }
 
-const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
+/** PAPO-G's loss on R rows, as the update sink builds it: fixed old, reference and masked-view log-probs and advantages. */
+function rlLoss(R: number): LossFn<unknown> {
+  const rng = Rng.seeded(R);
+  const noisy = () => Float32Array.from({ length: R * RESPONSE_TOKENS }, () => -3 + 0.5 * rng.normal());
+  const [old, ref, masked] = [noisy(), noisy(), noisy()];
+  const adv = Float32Array.from({ length: R }, () => rng.normal());
+  const objective = objectiveConfig({}, 'papo_g');
+  const m = (a: Float32Array) => tf.tensor2d(a, [R, RESPONSE_TOKENS]);
+  return ({ logprobs, mask }) => {
+    const out = papoLoss(
+      { logprobs, oldLogprobs: m(old), refLogprobs: m(ref), maskedLogprobs: m(masked), advantages: tf.tensor1d(adv), responseMask: mask },
+      objective,
+    );
+    return { loss: out.loss, metrics: out.metrics };
+  };
+}
 
 /** Debian's python3 (with python3-torch) if it imports torch, else the first python3 on PATH that does. */
 function torchPython(): string | undefined {
@@ -91,7 +117,7 @@ function torchRound(py: string, threads: number): Record<number, number> {
       '--threads',
       String(threads),
       '--steps',
-      '2',
+      String(STEPS),
     ],
     { encoding: 'utf8' },
   );
@@ -113,23 +139,32 @@ async function main() {
   const batches = ROWS.map((R) => rowsOf(cfg, R));
   const seq = policyDims(cfg).nPatch + PROMPT_TOKENS + RESPONSE_TOKENS;
 
-  const engines: { name: string; trainer: Trainer }[] = [
-    { name: 'onnxruntime trainer, 2 threads', trainer: await OrtTrainer.create(cfg, params, opt, { threads: 2 }) },
-    { name: 'onnxruntime trainer, 1 thread', trainer: await OrtTrainer.create(cfg, params, opt, { threads: 1 }) },
+  const ort2 = await OrtTrainer.create(cfg, params, opt, { threads: 2 });
+  const ort1 = await OrtTrainer.create(cfg, params, opt, { threads: 1 });
+  const rl = Object.fromEntries(ROWS.map((R) => [R, rlLoss(R)]));
+  const engines: { name: string; trainer: Trainer; loss: (R: number) => LossFn<unknown> }[] = [
+    { name: 'onnxruntime trainer, 2 threads', trainer: ort2, loss: () => tokenMeanNll as LossFn<unknown> },
+    { name: 'onnxruntime trainer, 1 thread', trainer: ort1, loss: () => tokenMeanNll as LossFn<unknown> },
+    { name: 'onnxruntime, 2 threads, RL loss', trainer: ort2, loss: (R) => rl[R] },
   ];
-  if (!args['no-tfjs']) engines.push({ name: `tfjs trainer (${backend})`, trainer: new TfTrainer(cfg, params, opt) });
+  if (!args['no-tfjs'])
+    engines.push({ name: `tfjs trainer (${backend})`, trainer: new TfTrainer(cfg, params, opt), loss: () => tokenMeanNll as LossFn<unknown> });
   const py = args['no-torch'] ? undefined : torchPython();
   const times: Record<string, Record<number, number[]>> = {};
   const record = (name: string, R: number, ms: number) => ((times[name] ??= {})[R] ??= []).push(ms);
 
-  for (const e of engines) for (const b of batches) await e.trainer.minimize(b, nll); // warm-up
+  for (const e of engines) for (const [k, R] of ROWS.entries()) await e.trainer.minimize(batches[k], e.loss(R)); // warm-up
   const loadBefore = os.loadavg()[0];
   for (let round = 0; round < ROUNDS; round++) {
     for (const [k, R] of ROWS.entries()) {
       for (const e of engines) {
-        const t = performance.now();
-        await e.trainer.minimize(batches[k], nll);
-        record(e.name, R, performance.now() - t);
+        let best = Infinity;
+        for (let s = 0; s < STEPS; s++) {
+          const t = performance.now();
+          await e.trainer.minimize(batches[k], e.loss(R));
+          best = Math.min(best, performance.now() - t);
+        }
+        record(e.name, R, best);
       }
     }
     if (py) {
@@ -139,10 +174,10 @@ async function main() {
       }
     }
   }
-  for (const e of engines) await e.trainer.close();
+  for (const t of new Set(engines.map((e) => e.trainer))) await t.close();
 
   console.log(
-    `update step (fwd + token-mean NLL + bwd + clip + AdamW), default policy, R rows x ${seq} tokens; ${ROUNDS} interleaved rounds (PyTorch: best of 2 steps per round)`,
+    `update step (fwd + token-mean NLL + bwd + clip + AdamW), default policy, R rows x ${seq} tokens; ${ROUNDS} interleaved rounds, each the best of ${STEPS} consecutive steps`,
   );
   console.log(`load average (1 min) ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after, on ${os.cpus().length} cores`);
   if (!py && !args['no-torch']) console.log('  (PyTorch not measured: no python3 that imports torch; apt-get install python3-torch libopenblas0-pthread)');
@@ -156,11 +191,12 @@ async function main() {
   console.log(`${'engine: median / best ms'.padEnd(36)}${ROWS.map((R) => `${R} x ${seq}`.padStart(16)).join('')}`);
   for (const n of names)
     console.log(`${n.padEnd(36)}${ROWS.map((R) => `${fmt(median(times[n][R]))} / ${fmt(Math.min(...times[n][R]))}`.padStart(16)).join('')}`);
-  const ort = 'onnxruntime trainer, 2 threads';
-  console.log('ratios to the onnxruntime trainer (2 threads): median / best');
-  for (const n of names.filter((x) => x !== ort)) {
-    const r = (R: number) => `${fmt(median(times[n][R]) / median(times[ort][R]), 2)}x / ${fmt(Math.min(...times[n][R]) / Math.min(...times[ort][R]), 2)}x`;
-    console.log(`${`  ${n}`.padEnd(36)}${ROWS.map((R) => r(R).padStart(16)).join('')}`);
+  for (const base of ['onnxruntime trainer, 2 threads', 'onnxruntime, 2 threads, RL loss']) {
+    console.log(`ratios to "${base}": median / best`);
+    for (const n of names.filter((x) => x !== base && !x.startsWith('onnxruntime'))) {
+      const r = (R: number) => `${fmt(median(times[n][R]) / median(times[base][R]), 2)}x / ${fmt(Math.min(...times[n][R]) / Math.min(...times[base][R]), 2)}x`;
+      console.log(`${`  ${n}`.padEnd(36)}${ROWS.map((R) => r(R).padStart(16)).join('')}`);
+    }
   }
 }
 

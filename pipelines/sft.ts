@@ -10,11 +10,11 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { initTf, tf } from '../util/tf-backend.ts';
+import { initTf } from '../util/tf-backend.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { type Params, initParams, paramCount } from '../models/params.ts';
 import { createTrainer } from '../models/trainer/create.ts';
-import type { LossFn } from '../models/trainer/types.ts';
+import { tokenMeanNll } from '../models/trainer/losses.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
 import { createTask, taskFactories } from '../tasks/registry.ts';
@@ -197,8 +197,6 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     },
   });
   if (resumed) await trainer.importOptimizerState(resumed.optimizer);
-  // Token-mean cross-entropy on the response tokens.
-  const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
   const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.seed });
   const { nPatch } = policyDims(config);
   logger.info(
@@ -259,7 +257,7 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       const where = `step ${step} (records ${records[0].id} .. ${records[records.length - 1].id})`;
       let info: Awaited<ReturnType<typeof trainer.minimize>>;
       try {
-        info = await trainer.minimize({ images, prompts: questions, responses: demonstrations }, nll);
+        info = await trainer.minimize({ images, prompts: questions, responses: demonstrations }, tokenMeanNll);
       } catch (err) {
         // AdamW refuses a non-finite gradient without touching the weights; the last checkpoint stands.
         throw new Error(`sft: ${where}: ${(err as Error).message}`);

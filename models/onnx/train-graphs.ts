@@ -4,7 +4,8 @@
  *
  * - `forward`: the log-prob graph without entropy: inputs as in policy-graphs.ts, output `logprobs` [B, Lr].
  * - `gradient`: the same inputs plus `grad.logprobs` [B, Lr] (dL/dlogprobs, from the loss in algorithms/),
- *   outputs `grad.<param>` for every parameter.
+ *   outputs `grad.<param>` for every parameter ('recompute' also outputs `logprobs`: a loss whose
+ *   gradient does not depend on the log-probs, like the supervised NLL, needs this one run only).
  *
  * Two forms, measured by bench/ort-gradients.ts:
  * - 'recompute' (the default, measured faster): `gradient` recomputes the forward inside;
@@ -40,7 +41,7 @@ export const COTANGENT = 'grad.logprobs';
 export function buildTrainGraphs(cfg: PolicyConfig, mode: GradientMode = 'recompute'): PolicyTrainGraphs {
   const { g, paramNames } = logprobGraphBuilder(cfg, { entropy: false });
   const forward = g.toBytes('teacher-forced response log-probs (training forward)');
-  const one = gradientGraph(g, { output: 'logprobs', wrt: paramNames, cotangent: COTANGENT, gradName: gradOutputName, keepOutputs: mode === 'saved' });
+  const one = gradientGraph(g, { output: 'logprobs', wrt: paramNames, cotangent: COTANGENT, gradName: gradOutputName, keepOutputs: true });
   if (mode === 'recompute')
     return { mode, forward, gradient: one.builder.toBytes('parameter gradients of the log-probs (forward recomputed)'), paramNames, saved: [] };
   const split = splitSaved(one.builder, one.cotangent, ['logprobs']);

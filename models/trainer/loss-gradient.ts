@@ -55,3 +55,41 @@ export function lossCotangent<M>(
     tf.dispose([lp, maskT, ...(mlp ? [mlp] : [])]);
   }
 }
+
+/** A micro-batch's loss value and metrics, without its gradient. */
+export function lossValue<M>(
+  logprobs: Float32Array,
+  masked: Float32Array | undefined,
+  mask: Float32Array,
+  B: number,
+  T: number,
+  loss: LossFn<M>,
+): { loss: number; metrics: M | undefined } {
+  let metrics: M | undefined;
+  const value = tf.tidy(() => {
+    const r = loss({
+      logprobs: tf.tensor2d(logprobs, [B, T]),
+      mask: tf.tensor2d(mask, [B, T]),
+      maskedLogprobs: masked ? tf.tensor2d(masked, [B, T]) : undefined,
+    });
+    metrics = r.metrics;
+    return (r.loss.dataSync() as Float32Array)[0];
+  });
+  return { loss: value, metrics };
+}
+
+/**
+ * Checks that a loss declared linear (`LossFn.linear`) is affine in the log-probs on this micro-batch:
+ * loss(lp) = loss(0) + <dL/dlp, lp>, to float32 rounding. Returns a message when it is not.
+ */
+export function affineMismatch(loss: number, lossAtZero: number, cotangent: Float32Array, logprobs: Float32Array): string | undefined {
+  let dot = 0;
+  let scale = Math.abs(lossAtZero);
+  for (let i = 0; i < cotangent.length; i++) {
+    dot += cotangent[i] * logprobs[i];
+    scale += Math.abs(cotangent[i] * logprobs[i]);
+  }
+  const predicted = lossAtZero + dot;
+  if (Math.abs(loss - predicted) <= 1e-4 * scale + 1e-6) return undefined;
+  return `the loss is declared linear in the log-probs (LossFn.linear) but is not: it is ${loss}, its linear prediction from zero log-probs is ${predicted}`;
+}

@@ -15,6 +15,7 @@ export interface TrainerInit {
 export type TrainerCall = { id: number } & (
   | { method: 'forward'; rows: RowsPayload }
   | { method: 'backward'; cotangent: Float32Array }
+  | { method: 'forwardBackward'; rows: RowsPayload; cotangent: Float32Array }
   | { method: 'step' | 'zeroGrad' | 'gradients' | 'getParams' | 'exportState' | 'heldArrays' | 'close' }
   | { method: 'setParams'; params: Params }
   | { method: 'importState'; state: AdamWState }

@@ -6,7 +6,9 @@
  *
  * A micro-batch is two calls: `forward(rows)` returns the log-probs [rows, T] (the caller evaluates the
  * loss and dL/dlogprobs), then `backward(cotangent)` runs the gradient graph on the same rows and adds
- * the parameter gradients to the accumulators. `step()` applies AdamW and clears them.
+ * the parameter gradients to the accumulators. When the cotangent is known before the forward (a loss
+ * linear in the log-probs, such as the supervised NLL), `forwardBackward(rows, cotangent)` does both in
+ * one run of the gradient graph, which also outputs the log-probs. `step()` applies AdamW and clears them.
  *
  * Rows run in chunks of `chunkRows`, each trimmed to its own longest prompt and response (so padding to a
  * batch-wide or configured maximum is never computed); smaller tensors also stay in cache.
@@ -138,29 +140,40 @@ export class OrtTrainRunner {
     return { feeds, Lr: rb.length };
   }
 
+  /** T of a batch (its longest response, at least 1) after checking that the rows agree. */
+  private checkRows(rows: RowsPayload, what: string): { n: number; T: number } {
+    const n = rows.responses.length;
+    if (n === 0) throw new Error(`trainer ${what}: no rows`);
+    if (rows.images.length !== n || rows.prompts.length !== n)
+      throw new Error(`trainer ${what}: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+    return { n, T: Math.max(1, ...rows.responses.map((r) => r.length)) };
+  }
+
+  /** The rows' chunks, each with its feeds. */
+  private chunks(rows: RowsPayload, n: number): Chunk[] {
+    const chunks: Chunk[] = [];
+    for (let s = 0; s < n; s += this.chunkRows) {
+      const e = Math.min(n, s + this.chunkRows);
+      chunks.push({ start: s, rows: e - s, ...this.chunkFeeds(rows, s, e) });
+    }
+    return chunks;
+  }
+
   /**
    * Log-probs [rows, T] of the rows' response tokens (T = the longest response, at least 1; 0 at PAD).
    * The rows are held for the next `backward`.
    */
   async forward(rows: RowsPayload): Promise<{ logprobs: Float32Array; rows: number; T: number }> {
-    const n = rows.responses.length;
-    if (n === 0) throw new Error('trainer forward: no rows');
-    if (rows.images.length !== n || rows.prompts.length !== n)
-      throw new Error(`trainer forward: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
-    const T = Math.max(1, ...rows.responses.map((r) => r.length));
+    const { n, T } = this.checkRows(rows, 'forward');
     const logprobs = new Float32Array(n * T);
-    const chunks: Chunk[] = [];
-    for (let s = 0; s < n; s += this.chunkRows) {
-      const e = Math.min(n, s + this.chunkRows);
-      const { feeds, Lr } = this.chunkFeeds(rows, s, e);
-      const out = await this.forwardSession.run(feeds);
-      copyBlock(out.logprobs.data as Float32Array, logprobs, s, e - s, Lr, T, false);
-      const chunk: Chunk = { start: s, rows: e - s, Lr, feeds };
+    const chunks = this.chunks(rows, n);
+    for (const c of chunks) {
+      const out = await this.forwardSession.run(c.feeds);
+      copyBlock(out.logprobs.data as Float32Array, logprobs, c.start, c.rows, c.Lr, T, false);
       if (this.graphs.mode === 'saved') {
-        chunk.saved = {};
-        for (const name of this.graphs.saved) chunk.saved[name] = out[name];
+        c.saved = {};
+        for (const name of this.graphs.saved) c.saved[name] = out[name];
       }
-      chunks.push(chunk);
     }
     this.pending = { chunks, rows: n, T };
     return { logprobs, rows: n, T };
@@ -171,17 +184,51 @@ export class OrtTrainRunner {
     const p = this.pending;
     if (!p) throw new Error('trainer backward: no forward to differentiate (call forward first)');
     this.pending = undefined;
-    if (cotangent.length !== p.rows * p.T) throw new Error(`trainer backward: cotangent has ${cotangent.length} values, the forward gave [${p.rows}, ${p.T}]`);
-    for (const c of p.chunks) {
-      const cot = new Float32Array(c.rows * c.Lr);
-      copyBlock(cot, cotangent, c.start, c.rows, c.Lr, p.T, true);
-      const out = await this.gradientSession.run({ ...c.feeds, ...c.saved, [COTANGENT]: new ort.Tensor('float32', cot, [c.rows, c.Lr]) });
-      if (!this.grads) {
-        this.grads = {};
-        for (const n of this.graphs.paramNames) this.grads[n] = out[gradOutputName(n)].data as Float32Array;
-      } else {
-        for (const n of this.graphs.paramNames) addInto(this.grads[n], out[gradOutputName(n)].data as Float32Array);
-      }
+    this.checkCotangent(cotangent, p.rows, p.T, 'backward');
+    for (const c of p.chunks) this.accumulate(await this.gradientSession.run({ ...c.feeds, ...c.saved, [COTANGENT]: this.cotangentOf(c, cotangent, p.T) }));
+  }
+
+  /**
+   * `forward` and `backward` in one run of the gradient graph, for a cotangent dL/dlogprobs [rows, T]
+   * known in advance (it must not depend on the log-probs, as for a loss linear in them). Returns the
+   * log-probs, as `forward` does. In 'saved' mode it runs the two graphs.
+   */
+  async forwardBackward(rows: RowsPayload, cotangent: Float32Array): Promise<{ logprobs: Float32Array; rows: number; T: number }> {
+    if (this.graphs.mode === 'saved') {
+      const out = await this.forward(rows);
+      await this.backward(cotangent);
+      return out;
+    }
+    const { n, T } = this.checkRows(rows, 'forwardBackward');
+    this.pending = undefined;
+    this.checkCotangent(cotangent, n, T, 'forwardBackward');
+    const logprobs = new Float32Array(n * T);
+    for (const c of this.chunks(rows, n)) {
+      const out = await this.gradientSession.run({ ...c.feeds, [COTANGENT]: this.cotangentOf(c, cotangent, T) });
+      copyBlock(out.logprobs.data as Float32Array, logprobs, c.start, c.rows, c.Lr, T, false);
+      this.accumulate(out);
+    }
+    return { logprobs, rows: n, T };
+  }
+
+  private checkCotangent(cotangent: Float32Array, rows: number, T: number, what: string): void {
+    if (cotangent.length !== rows * T) throw new Error(`trainer ${what}: cotangent has ${cotangent.length} values, the rows give [${rows}, ${T}]`);
+  }
+
+  /** The chunk's block [rows, Lr] of a [*, T] cotangent, as the gradient graph's input. */
+  private cotangentOf(c: Chunk, cotangent: Float32Array, T: number): ort.Tensor {
+    const cot = new Float32Array(c.rows * c.Lr);
+    copyBlock(cot, cotangent, c.start, c.rows, c.Lr, T, true);
+    return new ort.Tensor('float32', cot, [c.rows, c.Lr]);
+  }
+
+  /** Adds a gradient run's `grad.<param>` outputs to the accumulators. */
+  private accumulate(out: ort.InferenceSession.ReturnType): void {
+    if (!this.grads) {
+      this.grads = {};
+      for (const n of this.graphs.paramNames) this.grads[n] = out[gradOutputName(n)].data as Float32Array;
+    } else {
+      for (const n of this.graphs.paramNames) addInto(this.grads[n], out[gradOutputName(n)].data as Float32Array);
     }
   }
 

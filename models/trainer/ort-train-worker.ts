@@ -38,6 +38,8 @@ async function handle(msg: TrainerCall): Promise<unknown> {
       return runner.forward(msg.rows);
     case 'backward':
       return runner.backward(msg.cotangent);
+    case 'forwardBackward':
+      return runner.forwardBackward(msg.rows, msg.cotangent);
     case 'step':
       return runner.step();
     case 'zeroGrad':

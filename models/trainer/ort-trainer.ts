@@ -21,8 +21,23 @@ import { PAD_ID } from '../tokenizer.ts';
 import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo, adamWConfig } from '../adamw.ts';
 import type { OrtTrainOptions } from './ort-train-runner.ts';
 import type { TrainerCall, TrainerInit, TrainerReply } from './ort-train-protocol.ts';
-import { lossCotangent } from './loss-gradient.ts';
+import { affineMismatch, lossCotangent, lossValue } from './loss-gradient.ts';
 import type { LossFn, MicroBatchResult, RowsPayload, Trainer, TrainRows } from './types.ts';
+
+interface Forward {
+  logprobs: Float32Array;
+  rows: number;
+  T: number;
+}
+
+/** dL/dlogprobs and, with the masked view, dL/dmaskedLogprobs as one [2B, T] cotangent (the masked rows follow). */
+function joined(cotangent: Float32Array, maskedCotangent: Float32Array | undefined): Float32Array {
+  if (!maskedCotangent) return cotangent;
+  const out = new Float32Array(cotangent.length + maskedCotangent.length);
+  out.set(cotangent);
+  out.set(maskedCotangent, cotangent.length);
+  return out;
+}
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -144,19 +159,44 @@ export class OrtTrainer implements Trainer {
     const payload: RowsPayload = rows.maskedImages
       ? { images: [...rows.images, ...rows.maskedImages], prompts: [...prompts, ...prompts], responses: [...responses, ...responses] }
       : { images: [...rows.images], prompts, responses };
-    const fwd = await this.call<{ logprobs: Float32Array; rows: number; T: number }>({ method: 'forward', rows: payload });
-    if (fwd.T !== T) throw new Error(`trainer: the forward gave ${fwd.T} response positions, expected ${T}`);
     const n = B * T;
+    if (loss.linear) return this.accumulateLinear(payload, mask, B, T, !!rows.maskedImages, loss);
+    const fwd = await this.call<Forward>({ method: 'forward', rows: payload });
+    if (fwd.T !== T) throw new Error(`trainer: the forward gave ${fwd.T} response positions, expected ${T}`);
     const masked = rows.maskedImages ? fwd.logprobs.subarray(n, 2 * n) : undefined;
     const r = lossCotangent(fwd.logprobs.subarray(0, n), masked, mask, B, T, loss);
-    let cotangent = r.cotangent;
-    if (r.maskedCotangent) {
-      cotangent = new Float32Array(2 * n);
-      cotangent.set(r.cotangent);
-      cotangent.set(r.maskedCotangent, n);
-    }
+    const cotangent = joined(r.cotangent, r.maskedCotangent);
     await this.call({ method: 'backward', cotangent }, [cotangent.buffer as ArrayBuffer]);
     return { loss: r.loss, metrics: r.metrics };
+  }
+
+  /**
+   * A loss declared linear in the log-probs: its gradient, taken at zero log-probs, is the cotangent of
+   * one gradient run that also gives the log-probs; the loss and metrics are then evaluated on those, and
+   * the declaration is checked (a false one throws, and the accumulated gradients are dropped).
+   */
+  private async accumulateLinear<M>(
+    payload: RowsPayload,
+    mask: Float32Array,
+    B: number,
+    T: number,
+    withMasked: boolean,
+    loss: LossFn<M>,
+  ): Promise<MicroBatchResult<M>> {
+    const n = B * T;
+    const zeros = new Float32Array(n);
+    const atZero = lossCotangent(zeros, withMasked ? zeros : undefined, mask, B, T, loss);
+    const cotangent = joined(atZero.cotangent, atZero.maskedCotangent);
+    const kept = cotangent.slice();
+    const fwd = await this.call<Forward>({ method: 'forwardBackward', rows: payload, cotangent }, [cotangent.buffer as ArrayBuffer]);
+    if (fwd.T !== T) throw new Error(`trainer: the forward gave ${fwd.T} response positions, expected ${T}`);
+    const r = lossValue(fwd.logprobs.subarray(0, n), withMasked ? fwd.logprobs.subarray(n, 2 * n) : undefined, mask, B, T, loss);
+    const wrong = affineMismatch(r.loss, atZero.loss, kept, fwd.logprobs);
+    if (wrong) {
+      await this.zeroGrad();
+      throw new Error(`trainer: ${wrong}; the accumulated gradients were dropped`);
+    }
+    return r;
   }
 
   async step(): Promise<StepInfo> {

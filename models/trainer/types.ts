@@ -52,8 +52,14 @@ export interface LossInputs {
 /**
  * A micro-batch's loss as a scalar tensor, plus any plain metrics. Tensors it creates are released by the
  * trainer; it may read values (dataSync) for its metrics.
+ *
+ * `linear: true` declares the loss affine in `logprobs` and `maskedLogprobs` (its gradient w.r.t. them
+ * depends only on the mask, as for the supervised NLL): the onnxruntime trainer then takes that gradient
+ * before the forward and computes the log-probs and the parameter gradients in one run instead of two.
+ * It checks the declaration on every micro-batch (the loss must equal its value at zero log-probs plus
+ * the gradient's inner product with them) and throws if it does not hold. See `linearLoss`.
  */
-export type LossFn<M> = (inputs: LossInputs) => { loss: tf.Scalar; metrics?: M };
+export type LossFn<M> = ((inputs: LossInputs) => { loss: tf.Scalar; metrics?: M }) & { readonly linear?: boolean };
 
 export interface MicroBatchResult<M> {
   loss: number;

@@ -21,7 +21,8 @@ import { TfTrainer } from '../../models/trainer/tf-trainer.ts';
 import { autoEngine, createTrainer } from '../../models/trainer/create.ts';
 import { trainConfig } from '../../pipelines/train-config.ts';
 import { sftConfig } from '../../pipelines/sft.ts';
-import type { LossFn, Trainer, TrainRows } from '../../models/trainer/types.ts';
+import type { LossFn, LossInputs, Trainer, TrainRows } from '../../models/trainer/types.ts';
+import { linearLoss, tokenMeanNll } from '../../models/trainer/losses.ts';
 import { OrtTrainRunner } from '../../models/trainer/ort-train-runner.ts';
 import { papoLoss } from '../../algorithms/papo-loss.ts';
 import { objectiveConfig } from '../../algorithms/config.ts';
@@ -74,8 +75,6 @@ function weightedLoss(rows: TrainRows, seed: number): LossFn<undefined> {
     return { loss: l as tf.Scalar };
   };
 }
-
-const nll: LossFn<undefined> = ({ logprobs, mask }) => ({ loss: tf.div(tf.neg(tf.sum(logprobs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar });
 
 const PROMPTS = [
   [2, 10, 11, 12, 13],
@@ -143,9 +142,44 @@ test("'saved' activations give the gradients of 'recompute' (in-thread runner)",
     await r.backward(cot);
     grads.push(r.gradients());
     await assert.rejects(r.backward(cot), /no forward to differentiate/);
+    // One run for a cotangent known in advance: the same log-probs and gradients.
+    r.zeroGrad();
+    const fb = await r.forwardBackward(rows, cot);
+    assert.deepEqual(fb, f);
+    assert.deepEqual(r.gradients(), grads.at(-1));
+    await assert.rejects(r.forwardBackward(rows, cot.subarray(1)), /cotangent has 17 values, the rows give \[3, 6\]/);
     await r.release();
   }
   compareGrads(grads[1], grads[0], 'saved vs recompute');
+});
+
+test('a loss declared linear takes one gradient run and gives exactly the two-run results; a false declaration is refused', async () => {
+  const cfg = policyConfig(TINY);
+  const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
+  const T = 6;
+  const rng = Rng.seeded(12);
+  const w1 = Float32Array.from({ length: 3 * T }, () => rng.normal());
+  const w2 = Float32Array.from({ length: 3 * T }, () => rng.normal());
+  const affine = ({ logprobs, mask, maskedLogprobs }: LossInputs) => {
+    const l = tf.add(tf.add(tf.sum(tf.mul(logprobs, tf.tensor2d(w1, [3, T]))), tf.sum(tf.mul(maskedLogprobs!, tf.tensor2d(w2, [3, T])))), 0.5);
+    return { loss: l as tf.Scalar, metrics: { tokens: tf.sum(mask).dataSync()[0], lp0: logprobs.dataSync()[0] } };
+  };
+  const t = await OrtTrainer.create(cfg, randomParams(cfg, 9, 0.1), {}, { threads: 1, chunkRows: 2 });
+  try {
+    const two = await t.accumulate(rows, affine);
+    const twoGrads = await t.gradients();
+    await t.zeroGrad();
+    const one = await t.accumulate(rows, linearLoss(affine));
+    assert.deepEqual(one, two);
+    assert.deepEqual(await t.gradients(), twoGrads);
+    assert.equal(one.metrics?.tokens, 10);
+
+    const quadratic = linearLoss(weightedLoss(rows, 3));
+    await assert.rejects(t.accumulate(rows, quadratic), /declared linear in the log-probs \(LossFn.linear\) but is not.*accumulated gradients were dropped/);
+    for (const [n, g] of Object.entries(await t.gradients())) assert.ok(g.every((v) => v === 0), `${n}: gradients left after a refused micro-batch`);
+  } finally {
+    await t.close();
+  }
 });
 
 /** Runs `steps` optimizer steps of `micro` micro-batches each on a trainer; returns the losses. */
@@ -189,7 +223,7 @@ test('a short supervised run gives the same loss curve, parameters and optimizer
   const batches = Array.from({ length: 6 }, (_, s) => {
     const prompts = Array.from({ length: 4 }, () => [2, ...Array.from({ length: 1 + rng.int(6) }, () => 7 + rng.int(90))]);
     const responses = Array.from({ length: 4 }, () => [...Array.from({ length: rng.int(5) }, () => 7 + rng.int(90)), EOS_ID]);
-    return [{ rows: rowsOf(cfg, prompts, responses, false, 300 + 10 * s), loss: nll as LossFn<unknown> }];
+    return [{ rows: rowsOf(cfg, prompts, responses, false, 300 + 10 * s), loss: tokenMeanNll as LossFn<unknown> }];
   });
   const ort = await createTrainer({ engine: 'ort', config: cfg, params, optimizer: opt, ort: { threads: 1, chunkRows: 3 } });
   const ref = await createTrainer({ engine: 'tfjs', config: cfg, params, optimizer: opt });
@@ -264,10 +298,10 @@ test('onnxruntime trainer: state export/import, non-finite steps refused, named 
   const t = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { threads: 1 });
   try {
     const rows = rowsOf(cfg, PROMPTS, RESPONSES, false);
-    await t.minimize(rows, nll);
+    await t.minimize(rows, tokenMeanNll);
     const counts: number[][] = [];
     for (let s = 0; s < 3; s++) {
-      await t.minimize(rows, nll);
+      await t.minimize(rows, tokenMeanNll);
       counts.push([tf.memory().numTensors, await t.heldArrays()]);
     }
     assert.deepEqual(counts[2], counts[0], `tensors / held arrays grow: ${JSON.stringify(counts)}`);
@@ -277,12 +311,12 @@ test('onnxruntime trainer: state export/import, non-finite steps refused, named 
     const savedParams = await t.getParams();
     const savedState = await t.exportOptimizerState();
     assert.equal(savedState.step, 4);
-    const a = await t.minimize(rows, nll);
+    const a = await t.minimize(rows, tokenMeanNll);
     const after = await t.getParams();
     await t.setParams(savedParams);
     await t.importOptimizerState(savedState);
     assert.equal(t.stepCount, 4);
-    const b = await t.minimize(rows, nll);
+    const b = await t.minimize(rows, tokenMeanNll);
     assert.equal(b.loss, a.loss);
     assert.deepEqual(await t.getParams(), after);
 
@@ -293,10 +327,10 @@ test('onnxruntime trainer: state export/import, non-finite steps refused, named 
     assert.deepEqual(await t.getParams(), before);
     assert.equal((await t.exportOptimizerState()).step, 5);
     await assert.rejects(t.step(), /no gradients accumulated/);
-    await t.minimize(rows, nll);
+    await t.minimize(rows, tokenMeanNll);
 
-    await assert.rejects(t.accumulate({ ...rows, prompts: [[2, 3], [5], [2]] }, nll), /prompt 1: must start with BOS/);
-    await assert.rejects(t.accumulate({ ...rows, images: rows.images.slice(1) }, nll), /3 responses but 2 images/);
+    await assert.rejects(t.accumulate({ ...rows, prompts: [[2, 3], [5], [2]] }, tokenMeanNll), /prompt 1: must start with BOS/);
+    await assert.rejects(t.accumulate({ ...rows, images: rows.images.slice(1) }, tokenMeanNll), /3 responses but 2 images/);
     await assert.rejects(t.setParams({ ...params, ln_f_g: new Float32Array(3) }), /'ln_f_g' has 3 values/);
     await assert.rejects(t.importOptimizerState({ ...savedState, m: {} }), /missing m\['img.patch_w'\]/);
   } finally {
