@@ -1,5 +1,5 @@
 /** `papo sft`: supervised warm start on a task's demonstrations (pipelines/sft.ts). */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { POLICY_SIZES } from '../models/config.ts';
 import type { SftConfigInput } from '../pipelines/sft.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
@@ -17,6 +17,7 @@ interface SftFlags extends ManifestFileFlags {
   out?: string;
   init?: string;
   size?: string;
+  engine?: string;
   saveEvery?: number;
   resume?: boolean;
   force?: boolean;
@@ -35,7 +36,7 @@ export function sftInputFromFlags(f: SftFlags): SftConfigInput {
     if (!size) throw new Error(`--size must be one of ${Object.keys(POLICY_SIZES).join(', ')}, got '${f.size}'`);
     input.policy = { ...((input.policy as object) ?? {}), ...size };
   }
-  for (const k of ['steps', 'batchSize', 'lr', 'seed', 'out', 'init', 'saveEvery'] as const) if (f[k] !== undefined) input[k] = f[k];
+  for (const k of ['steps', 'batchSize', 'lr', 'seed', 'out', 'init', 'saveEvery', 'engine'] as const) if (f[k] !== undefined) input[k] = f[k];
   return input as SftConfigInput;
 }
 
@@ -53,6 +54,9 @@ export function registerSftCommand(program: Command): void {
     .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))
     .option('--save-every <n>', 'write a checkpoint every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
     .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
+    .addOption(
+      new Option('--engine <name>', 'update engine: ort (onnxruntime), tfjs, or auto (default: tfjs on tfjs-node-gpu, else ort)').choices(['auto', 'ort', 'tfjs']),
+    )
     .option('--out <dir>', 'run directory (default runs/sft)')
     .option('--resume', 'continue the run in --out from its latest checkpoint (with its saved settings)')
     .option('--force', 'start over in an --out that holds another run (its files are moved to previous-<time>/)')

@@ -12,7 +12,7 @@ test('papo sft then papo eval: a config file, flags, weights on disk, a per-fami
   const cfg = path.join(dir, 'sft.yaml');
   fs.writeFileSync(cfg, 'policy:\n  dModel: 16\n  nHeads: 2\n  nLayers: 1\nbatchSize: 4\nlr: 0.002\n');
   const out = path.join(dir, 'run');
-  const sft = papo(['sft', '--config', cfg, '--steps', '3', '--out', out, '--families', 'sum,text-sum']);
+  const sft = papo(['sft', '--config', cfg, '--steps', '3', '--out', out, '--families', 'sum,text-sum', '--engine', 'tfjs']);
   assert.equal(sft.status, 0, sft.stderr);
   assert.match(sft.stderr, /sft: 3 steps in .*, final loss \d/);
   assert.ok(fs.existsSync(path.join(out, 'weights', 'zarr.json')));
@@ -22,6 +22,7 @@ test('papo sft then papo eval: a config file, flags, weights on disk, a per-fami
     .split('\n')
     .map((l) => JSON.parse(l));
   assert.equal(log.filter((r) => r.event === 'sft_step').length, 3);
+  assert.equal(log.find((r) => r.event === 'sft_start').trainer, 'tfjs');
   const json = path.join(dir, 'report.json');
   const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--limit', '6', '--k', '2', '--json', json]);
   assert.equal(ev.status, 0, ev.stderr);
@@ -44,6 +45,9 @@ test('bad flags and bad files are one-line errors with exit code 1', () => {
   const r2 = papo(['sft', '--size', 'huge']);
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /--size must be one of small, base, large/);
+  const r4 = papo(['sft', '--engine', 'gpu']);
+  assert.equal(r4.status, 1);
+  assert.match(r4.stderr, /'--engine <name>' argument 'gpu' is invalid. Allowed choices are auto, ort, tfjs/);
   const r3 = papo(['eval', '--weights', path.join(dir, 'none')]);
   assert.equal(r3.status, 1);
   assert.match(r3.stderr, /papo: policy weights: .* does not exist/);
