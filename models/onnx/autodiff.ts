@@ -19,7 +19,7 @@
  * // inputs x, w, grad.y [B, 2]; output grad.w [3, 2]
  */
 import { type Dim, GraphBuilder, type ElemType } from './builder.ts';
-import { GRAD_RULES, ZERO_GRAD_OPS, type RuleContext } from './grad-rules.ts';
+import { CUSTOM_VJP_RULES, GRAD_RULES, ZERO_GRAD_OPS, type RuleContext } from './grad-rules.ts';
 import { inferShapes, type ValueInfo } from './shapes.ts';
 
 export interface GradientSpec {
@@ -31,6 +31,8 @@ export interface GradientSpec {
   cotangent?: string;
   /** name of the value holding dL/d(input); default `grad.<input>` */
   gradName?: (input: string) => string;
+  /** apply the graph's custom VJPs (`GraphBuilder.customVjp`; default true) or the per-op rules only */
+  customVjps?: boolean;
 }
 
 export interface AppendedGradients {
@@ -102,10 +104,27 @@ export function appendGradients(g: GraphBuilder, spec: GradientSpec): AppendedGr
     return sum;
   };
 
+  // Subgraphs with their own VJP (e.g. Layers.gelu): the gradient reaching their output goes straight to
+  // their inputs; their inner nodes then only carry gradient reaching them from outside the subgraph.
+  const custom = new Map((spec.customVjps === false ? [] : g.customVjps).filter((v) => CUSTOM_VJP_RULES[v.op]).map((v) => [v.output, v]));
+
   for (let k = forward.length - 1; k >= 0; k--) {
     const node = forward[k];
     const dy = node.outputs.map((o) => (active.has(o) && needed.has(o) ? total(o) : ''));
     if (dy.every((d) => d === '') || ZERO_GRAD_OPS.has(node.opType)) continue;
+    const vjp = node.outputs.length === 1 ? custom.get(node.outputs[0]) : undefined;
+    if (vjp) {
+      const needsIn = vjp.inputs.map((i) => active.has(i) && needed.has(i));
+      const where = `gradient of graph '${g.graphName}', custom VJP ${vjp.op} of '${vjp.output}'`;
+      const dx = CUSTOM_VJP_RULES[vjp.op]({ g, node, dy, needs: needsIn, info: (name) => info.get(name) ?? {}, where }, vjp);
+      vjp.inputs.forEach((input, i) => {
+        const d = dx[i];
+        if (!needsIn[i] || !d) return;
+        info.set(d, { ...info.get(input) });
+        contributions.set(input, [...(contributions.get(input) ?? []), d]);
+      });
+      continue;
+    }
     const needs = node.inputs.map((i) => i !== '' && active.has(i) && needed.has(i));
     if (!needs.some(Boolean)) continue;
     const where = `gradient of graph '${g.graphName}', node '${node.name}' (${node.opType})`;

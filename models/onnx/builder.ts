@@ -52,6 +52,23 @@ export interface GraphNode {
   name: string;
 }
 
+/**
+ * A custom vector-Jacobian product for a subgraph (models/onnx/autodiff.ts applies it instead of the
+ * per-op rules between `inputs` and `output`): `op` names a rule in grad-rules.ts (CUSTOM_VJP_RULES),
+ * `uses` the forward values it reads, `attrs` its numeric parameters. Stored in the model's metadata, so
+ * it survives serialisation; onnxruntime ignores it.
+ */
+export interface CustomVjp {
+  op: string;
+  inputs: string[];
+  output: string;
+  uses: Record<string, string>;
+  attrs: Record<string, number>;
+}
+
+/** Metadata key of the custom VJPs. */
+const CUSTOM_VJP_KEY = 'papo.custom_vjp';
+
 /** A declared graph input or output. */
 export interface ValueDecl {
   name: string;
@@ -171,6 +188,7 @@ export class GraphBuilder {
   private readonly constants = new Map<string, TensorValue>();
   private readonly names = new Set<string>();
   private readonly constCache = new Map<string, string>();
+  private readonly vjps: CustomVjp[] = [];
   private counter = 0;
 
   constructor(readonly graphName: string) {}
@@ -195,6 +213,8 @@ export class GraphBuilder {
       g.addNode({ opType: n.opType ?? '', inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs, name: n.name ?? '' });
     }
     for (const v of graph.output ?? []) g.outputList.push(declOf(v, 'output'));
+    const vjps = (model.metadataProps ?? []).find((m) => m.key === CUSTOM_VJP_KEY)?.value;
+    if (vjps) for (const v of JSON.parse(vjps) as CustomVjp[]) g.customVjp(v);
     return g;
   }
 
@@ -294,6 +314,18 @@ export class GraphBuilder {
     this.nodeList.push({ ...node, inputs: [...node.inputs], outputs: [...node.outputs], attrs: { ...node.attrs } });
   }
 
+  /** Records a custom VJP for the subgraph from `v.inputs` to `v.output` (all values of this graph). */
+  customVjp(v: CustomVjp): void {
+    for (const name of [...v.inputs, v.output, ...Object.values(v.uses)])
+      if (!this.names.has(name)) throw new Error(`graph '${this.graphName}': custom VJP ${v.op} refers to unknown value '${name}'`);
+    this.vjps.push({ ...v, inputs: [...v.inputs], uses: { ...v.uses }, attrs: { ...v.attrs } });
+  }
+
+  /** The custom VJPs recorded with `customVjp`. */
+  get customVjps(): readonly CustomVjp[] {
+    return this.vjps;
+  }
+
   /** Whether `name` is a value of this graph (input, constant or node output). */
   has(name: string): boolean {
     return this.names.has(name);
@@ -341,6 +373,7 @@ export class GraphBuilder {
       docString,
       opsetImport: [{ domain: '', version: OPSET }],
       graph,
+      metadataProps: this.vjps.length ? [{ key: CUSTOM_VJP_KEY, value: JSON.stringify(this.vjps) }] : [],
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -8,7 +8,7 @@
  * differentiable, like indices). Gradients have exactly their input's shape: broadcast inputs are summed
  * back (`c.unbroadcast`). Every rule is tested alone by finite differences (test/models/onnx-grad-rules.test.ts).
  */
-import type { AttrValue, ConstType, GraphBuilder, GraphNode } from './builder.ts';
+import type { AttrValue, ConstType, CustomVjp, GraphBuilder, GraphNode } from './builder.ts';
 import { onnxDataType } from './builder.ts';
 import { constInts, type SDim, type ValueInfo } from './shapes.ts';
 
@@ -404,3 +404,24 @@ export const GRAD_RULES: Record<string, Rule> = {
 
 /** Ops whose outputs are piecewise constant in their inputs: no gradient flows through them. */
 export const ZERO_GRAD_OPS = new Set(['Floor', 'Ceil', 'Round', 'Sign']);
+
+/**
+ * Rules for subgraphs recorded with `GraphBuilder.customVjp`, by name: `c.node` is the node producing
+ * the subgraph's output, `c.dy[0]` its gradient, `c.needs` which of `vjp.inputs` need a gradient.
+ */
+export const CUSTOM_VJP_RULES: Record<string, (c: RuleContext, vjp: CustomVjp) => (string | undefined)[]> = {
+  /**
+   * tanh GELU as Layers.gelu writes it, y = x * s with s = sigmoid(u), u = x (c1 + c2 x^2):
+   * dy/dx = s + x s (1 - s) u' = s + y u' (1 - s), u' = c1 + 3 c2 x^2. Seven elementwise ops from the
+   * forward's x^2, s and y, against thirteen from the per-op rules.
+   */
+  TanhGelu: (c, vjp) => {
+    const [x] = vjp.inputs;
+    const { s, xx } = vjp.uses;
+    const y = vjp.output;
+    const { c1, c2 } = vjp.attrs;
+    const du = op(c, 'Add', [op(c, 'Mul', [xx, scalar(c, 3 * c2, x)]), scalar(c, c1, x)]);
+    const slope = op(c, 'Add', [s, op(c, 'Mul', [op(c, 'Mul', [y, du]), op(c, 'Sub', [scalar(c, 1, x), s])])]);
+    return [op(c, 'Mul', [c.dy[0], slope])];
+  },
+};
