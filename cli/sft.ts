@@ -55,7 +55,11 @@ export function registerSftCommand(program: Command): void {
     .option('--save-every <n>', 'write a checkpoint every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
     .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
     .addOption(
-      new Option('--engine <name>', 'update engine: ort (onnxruntime), tfjs, or auto (default: tfjs on tfjs-node-gpu, else ort)').choices(['auto', 'ort', 'tfjs']),
+      new Option('--engine <name>', 'update engine: ort (onnxruntime), tfjs, or auto (default: tfjs on tfjs-node-gpu, else ort)').choices([
+        'auto',
+        'ort',
+        'tfjs',
+      ]),
     )
     .option('--out <dir>', 'run directory (default runs/sft)')
     .option('--resume', 'continue the run in --out from its latest checkpoint (with its saved settings)')

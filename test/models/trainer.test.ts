@@ -176,7 +176,11 @@ test('a loss declared linear takes one gradient run and gives exactly the two-ru
 
     const quadratic = linearLoss(weightedLoss(rows, 3));
     await assert.rejects(t.accumulate(rows, quadratic), /declared linear in the log-probs \(LossFn.linear\) but is not.*accumulated gradients were dropped/);
-    for (const [n, g] of Object.entries(await t.gradients())) assert.ok(g.every((v) => v === 0), `${n}: gradients left after a refused micro-batch`);
+    for (const [n, g] of Object.entries(await t.gradients()))
+      assert.ok(
+        g.every((v) => v === 0),
+        `${n}: gradients left after a refused micro-batch`,
+      );
   } finally {
     await t.close();
   }
