@@ -5,8 +5,9 @@
  * - start-up: `ready` resolves when the worker has set itself up (its `start` returned), and rejects with
  *   `<name> failed to start: <its error>` (or `<name> worker exited during start-up (code N)`);
  * - calls: `call(method, arg)` posts one message and resolves with the worker's result; an error thrown in
- *   the worker rejects that call with `<what>: <the worker's message>` (`what` defaults to the method name
- *   and is not repeated if the message already starts with it), the worker's stack as its `cause`;
+ *   the worker rejects that call with `<what>: <the worker's message>` (`what`: the method name, or what
+ *   the `what` option makes of it; not repeated if the message starts with it), the worker's stack as its
+ *   `cause`;
  * - failure: a worker that crashes or exits rejects every pending and every later call with
  *   `<what>: <name> worker crashed: ...` / `<what>: <name> worker exited unexpectedly (code N)`: no hangs;
  * - close: the calls already made finish, the worker's close hook runs, and the thread is stopped (terminated
@@ -58,12 +59,14 @@ export interface WorkerClientOptions {
   name: string;
   /** The worker's `workerData` (structured-cloned). */
   workerData?: unknown;
+  /** What a call is called in its errors (default: its method name), e.g. (m) => `trainer ${m}`. */
+  what?: (method: string) => string;
   /** How long `close` waits for the worker to exit by itself before terminating it (default 2000 ms). */
   exitTimeoutMs?: number;
 }
 
 export interface CallOptions {
-  /** What the call is called in its errors (default: the method name). */
+  /** What this call is called in its errors (default: the client's `what`). */
   what?: string;
   /** Buffers to move to the worker instead of cloning (they are detached here). */
   transfer?: readonly ArrayBuffer[];
@@ -82,6 +85,7 @@ export class WorkerClient<C extends Calls<C>> {
   readonly ready: Promise<void>;
   readonly name: string;
   private readonly exitTimeoutMs: number;
+  private readonly what: (method: string) => string;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private started = false;
@@ -93,6 +97,7 @@ export class WorkerClient<C extends Calls<C>> {
   constructor(entry: URL, options: WorkerClientOptions) {
     this.name = options.name;
     this.exitTimeoutMs = options.exitTimeoutMs ?? 2000;
+    this.what = options.what ?? ((method) => method);
     this.ready = new Promise<void>((resolve, reject) => (this.settleReady = (err) => (err ? reject(err) : resolve())));
     this.ready.catch(() => undefined); // a caller that never awaits `ready` learns of a failed start from its calls
     this.worker = startTsWorker(entry, options.workerData);
@@ -113,7 +118,7 @@ export class WorkerClient<C extends Calls<C>> {
 
   /** Calls `method` in the worker with `arg`; resolves with its result (see the module doc for failures). */
   call<M extends keyof C & string>(method: M, ...[arg, options = {}]: CallArgs<C[M]>): Promise<CallResult<C[M]>> {
-    return this.send(options.what ?? method, { type: 'call', method, arg }, options.transfer) as Promise<CallResult<C[M]>>;
+    return this.send(options.what ?? this.what(method), { type: 'call', method, arg }, options.transfer) as Promise<CallResult<C[M]>>;
   }
 
   /**
@@ -128,7 +133,7 @@ export class WorkerClient<C extends Calls<C>> {
   private async shutDown(): Promise<void> {
     try {
       // Posted before `closing` is set (this runs synchronously up to the await): the last call accepted.
-      if (!this.failure) await this.send('close', { type: 'close' });
+      if (!this.failure) await this.send(this.what('close'), { type: 'close' });
     } finally {
       this.failure ??= new Error(`${this.name} is closed`);
       await Promise.race([this.exited, new Promise<void>((resolve) => setTimeout(resolve, this.exitTimeoutMs).unref())]);
