@@ -104,9 +104,11 @@ export class WorkerClient<C extends Calls<C>> {
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (m: ReplyMessage) => this.onMessage(m));
     this.worker.on('error', (err) => this.fail(`${this.name} worker ${this.started ? 'crashed' : 'failed to start'}: ${err.message}`));
-    this.worker.on('exit', (code) =>
-      this.fail(this.started ? `${this.name} worker exited unexpectedly (code ${code})` : `${this.name} worker exited during start-up (code ${code})`),
-    );
+    this.worker.on('exit', (code) => {
+      if (this.closing && this.pending.size === 0) this.fail(`${this.name} is closed`);
+      else if (this.started) this.fail(`${this.name} worker exited unexpectedly (code ${code})`);
+      else this.fail(`${this.name} worker exited during start-up (code ${code})`);
+    });
   }
 
   /** Starts the worker and resolves when it takes calls (rejects, with the worker stopped, if it fails to start). */
@@ -135,7 +137,6 @@ export class WorkerClient<C extends Calls<C>> {
       // Posted before `closing` is set (this runs synchronously up to the await): the last call accepted.
       if (!this.failure) await this.send(this.what('close'), { type: 'close' });
     } finally {
-      this.failure ??= new Error(`${this.name} is closed`);
       await Promise.race([this.exited, new Promise<void>((resolve) => setTimeout(resolve, this.exitTimeoutMs).unref())]);
       await this.worker.terminate();
     }
