@@ -1,20 +1,15 @@
-/** Messages between the engine (main thread) and its worker. */
+/** The calls the engine (main thread) makes to its worker, and the worker's start-up data. */
 import type { PolicyConfig } from '../config.ts';
-import type { EngineOptions, LogProbRequest, SampleRequest, WeightSlot } from './types.ts';
+import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 export interface WorkerInit {
   config: PolicyConfig;
   options: EngineOptions;
 }
 
-export type ToWorker =
-  | { type: 'weights'; id: number; version: number; buffer: ArrayBuffer; slot: WeightSlot }
-  | { type: 'sample'; id: number; request: SampleRequest }
-  | { type: 'logprobs'; id: number; request: LogProbRequest }
-  | { type: 'close'; id: number };
-
-export type FromWorker =
-  | { type: 'ready' }
-  | { type: 'result'; id: number; result: unknown }
-  | { type: 'error'; id: number; message: string; stack?: string }
-  | { type: 'fatal'; message: string; stack?: string };
+export interface EngineCalls {
+  /** Installs a weight snapshot (the buffer is moved); returns its version. */
+  setWeights(snapshot: { version: number; buffer: ArrayBuffer; slot: WeightSlot }): number;
+  sample(request: SampleRequest): SampleResult;
+  logProbs(request: LogProbRequest): LogProbResult;
+}

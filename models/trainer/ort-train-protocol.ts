@@ -1,7 +1,7 @@
-/** Messages between the onnxruntime trainer (main thread) and its worker. */
+/** The calls the onnxruntime trainer (main thread) makes to its worker, and the worker's start-up data. */
 import type { PolicyConfig } from '../config.ts';
 import type { Params } from '../params.ts';
-import type { AdamWConfigInput, AdamWState } from '../adamw.ts';
+import type { AdamWConfigInput, AdamWState, StepInfo } from '../adamw.ts';
 import type { OrtTrainOptions } from './ort-train-runner.ts';
 import type { RowsPayload } from './types.ts';
 
@@ -12,17 +12,24 @@ export interface TrainerInit {
   options: OrtTrainOptions;
 }
 
-export type TrainerCall = { id: number } & (
-  | { method: 'forward'; rows: RowsPayload }
-  | { method: 'backward'; cotangent: Float32Array }
-  | { method: 'forwardBackward'; rows: RowsPayload; cotangent: Float32Array }
-  | { method: 'step' | 'zeroGrad' | 'gradients' | 'getParams' | 'exportState' | 'heldArrays' | 'close' }
-  | { method: 'setParams'; params: Params }
-  | { method: 'importState'; state: AdamWState }
-);
+/** Log-probs [rows, T] of a forward (the masked rows, if any, follow). */
+export interface Forward {
+  logprobs: Float32Array;
+  rows: number;
+  T: number;
+}
 
-export type TrainerReply =
-  | { type: 'ready' }
-  | { type: 'result'; id: number; result: unknown }
-  | { type: 'error'; id: number; message: string; stack?: string }
-  | { type: 'fatal'; message: string; stack?: string };
+/** One method per OrtTrainRunner method (see ort-train-runner.ts). */
+export interface TrainerCalls {
+  forward(rows: RowsPayload): Forward;
+  backward(cotangent: Float32Array): void;
+  forwardBackward(a: { rows: RowsPayload; cotangent: Float32Array }): Forward;
+  step(): StepInfo;
+  zeroGrad(): void;
+  gradients(): Params;
+  getParams(): Params;
+  setParams(params: Params): void;
+  exportState(): AdamWState;
+  importState(state: AdamWState): void;
+  heldArrays(): number;
+}
