@@ -1,5 +1,6 @@
 /** `papo eval`: held-out evaluation of saved weights with the onnxruntime engine (pipelines/evaluate.ts). */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import { loadPolicyWeights } from '../storage/policy-weights.ts';
@@ -41,7 +42,11 @@ function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig 
 export function registerEvalCommand(program: Command): void {
   addManifestFileFlags(program.command('eval'))
     .description('evaluate saved weights on a held-out split: accuracy per family and vision-dependency group, format rate, length, RL-signal fraction')
-    .option('--weights <dir>', 'policy weights (a Zarr group written by papo sft)', 'runs/sft/weights')
+    .option(
+      '--weights <dir>',
+      'policy weights: a Zarr group written by papo sft, a checkpoint, or a run directory (its latest complete checkpoint)',
+      'runs/sft/weights',
+    )
     .option('--task <name>', 'digits | scenes | manifest (default: the task the weights were trained on, else digits)')
     .option('--manifest <file>', 'JSONL manifest of a user dataset (implies --task manifest)')
     .option('--families <list>', 'comma-separated families (default: all)')
@@ -62,6 +67,8 @@ export function registerEvalCommand(program: Command): void {
       if (split === 'train')
         process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
       const saved = await loadPolicyWeights(f.weights);
+      // a run or checkpoint directory resolves to one checkpoint's weights: say which
+      if (saved.dir !== path.resolve(f.weights)) process.stderr.write(`papo eval: evaluating the weights in ${saved.dir}\n`);
       const task = createTask(evalTaskConfig(f, (saved.meta.task ?? {}) as Partial<TaskConfig>));
       const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });
       try {

@@ -53,7 +53,10 @@ export function registerSftCommand(program: Command): void {
     .option('--lr <x>', 'peak learning rate (default 1e-3, cosine decay)', numberOption('--lr'))
     .option('--seed <n>', 'seed of data order and initialisation (default 0)', intOption('--seed'))
     .option('--save-every <n>', 'write a checkpoint every n steps as well as at the end (default 100; 0 = end only)', intOption('--save-every'))
-    .option('--init <dir>', 'start from saved weights instead of a fresh initialisation')
+    .option(
+      '--init <dir>',
+      'start from saved weights instead of a fresh initialisation (weights, a checkpoint, or a run directory: its latest complete checkpoint)',
+    )
     .addOption(
       new Option('--engine <name>', 'update engine: ort (onnxruntime), tfjs, or auto (default: tfjs on tfjs-node-gpu, else ort)').choices([
         'auto',

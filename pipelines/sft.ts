@@ -48,7 +48,7 @@ export const SftConfigSchema = z
     task: TaskSpecSchema.default({ task: 'digits', seed: 0 }),
     /** Policy architecture (models/config.ts); ignored when `init` gives a checkpoint. */
     policy: z.record(z.string(), z.unknown()).default({}),
-    /** Start from these weights instead of a fresh seeded initialisation. */
+    /** Start from these weights instead of a fresh seeded initialisation (a run directory: its latest complete checkpoint). */
     init: z.string().optional(),
     steps: z.number().int().positive().default(300),
     /** Update engine: ort (onnxruntime), tfjs, or auto (tfjs on tfjs-node-gpu, else ort). */
@@ -174,6 +174,8 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
     params = resumed.policy.params;
   } else if (cfg.init) {
     const saved = await loadPolicyWeights(cfg.init);
+    // a run or checkpoint directory resolves to one checkpoint's weights: say which
+    if (saved.dir !== path.resolve(cfg.init)) say(`sft: starting from the weights in ${saved.dir}`);
     config = saved.config;
     params = saved.params;
   } else {

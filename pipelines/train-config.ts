@@ -42,7 +42,12 @@ const DataSchema = z
 const ActorSchema = z
   .object({
     model: z
-      .object({ model_path: z.string().default(SHIPPED_WARM_START).describe('policy weights to start from (a papo sft weights directory)') })
+      .object({
+        model_path: z
+          .string()
+          .default(SHIPPED_WARM_START)
+          .describe('policy weights to start from (a papo sft weights directory, a checkpoint, or a run directory: its latest complete checkpoint)'),
+      })
       .strict()
       .default({ model_path: SHIPPED_WARM_START }),
     engine: z

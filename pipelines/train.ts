@@ -257,6 +257,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
 
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
+  // a run or checkpoint directory resolves to one checkpoint's weights: say which
+  if (start.dir !== path.resolve(actor.model.model_path)) say(`train: starting from the weights in ${start.dir}`);
   const policyCfg = start.config;
   const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
   if (resumedState && resumedState.reference.fingerprint !== reference.fingerprint) {

@@ -14,6 +14,8 @@
  * A save writes `checkpoints/step_000120.tmp-<pid>-<random>/`, fsyncs it, publishes it under a name nobody
  * holds (`step_000120`, or `step_000120-2` if a concurrent writer took it), then replaces `latest`. A kill at
  * any instant leaves the previous checkpoint and `latest` intact; leftovers are removed by `sweep()`.
+ * Which checkpoints are complete and which is the latest is decided in checkpoint-dirs.ts, which
+ * `loadPolicyWeights` also uses for a run directory.
  */
 import * as fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -22,14 +24,21 @@ import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, type Params } from '../models/params.ts';
 import type { AdamWState } from '../models/optimizer.ts';
 import { exists, fsyncTree, isTmpName, publishDir, readdirOrEmpty, tmpSibling, treeBytes, writeFileAtomic } from './atomic.ts';
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_NAME,
+  COMPLETE,
+  LATEST,
+  checkCompleteCheckpoint,
+  completeCheckpoints,
+  latestCompleteCheckpoint,
+} from './checkpoint-dirs.ts';
 import { createChildGroup, createGroup, openChildGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 import { readPolicyGroup, writePolicyGroup } from './policy-weights.ts';
 import { stepDirName } from './step-dirs.ts';
 
-export const CHECKPOINT_FORMAT = 'papo-stream/checkpoint';
+export { CHECKPOINT_FORMAT };
 export const CHECKPOINT_FORMAT_VERSION = 1;
-const COMPLETE = 'COMPLETE';
-const NAME = /^step_(\d{6,})(-\d+)?$/;
 
 export interface Checkpoint {
   kind: 'train' | 'sft';
@@ -70,7 +79,7 @@ export class CheckpointStore {
       await fs.writeFile(path.join(tmp, COMPLETE), `${JSON.stringify({ step: ckpt.step, bytes })}\n`);
       await fsyncTree(tmp);
       const name = await publishDir(tmp, this.dir, base);
-      await writeFileAtomic(path.join(this.dir, 'latest'), `${name}\n`);
+      await writeFileAtomic(path.join(this.dir, LATEST), `${name}\n`);
       return { name, dir: path.join(this.dir, name), bytes, seconds: (performance.now() - t0) / 1000 };
     } catch (err) {
       await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -81,25 +90,13 @@ export class CheckpointStore {
   }
 
   /** Complete checkpoints, oldest first. */
-  async list(): Promise<{ name: string; step: number }[]> {
-    const names = await readdirOrEmpty(this.dir);
-    const out: { name: string; step: number }[] = [];
-    for (const name of names) {
-      const m = NAME.exec(name);
-      if (m && (await exists(path.join(this.dir, name, COMPLETE)))) out.push({ name, step: Number(m[1]) });
-    }
-    return out.sort((a, b) => a.step - b.step || a.name.localeCompare(b.name, 'en', { numeric: true }));
+  list(): Promise<{ name: string; step: number }[]> {
+    return completeCheckpoints(this.dir);
   }
 
   /** The newest complete checkpoint: the one `latest` names, else the highest step found. */
-  async latest(): Promise<string | undefined> {
-    try {
-      const name = (await fs.readFile(path.join(this.dir, 'latest'), 'utf8')).trim();
-      if (NAME.test(name) && (await exists(path.join(this.dir, name, COMPLETE)))) return name;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return (await this.list()).at(-1)?.name;
+  latest(): Promise<string | undefined> {
+    return latestCompleteCheckpoint(this.dir);
   }
 
   /** The newest complete checkpoint at or before `step`. */
@@ -109,9 +106,7 @@ export class CheckpointStore {
 
   async load(name: string): Promise<Checkpoint> {
     const dir = path.join(this.dir, name);
-    if (!(await exists(dir))) throw new Error(`checkpoint ${dir} does not exist`);
-    if (!(await exists(path.join(dir, COMPLETE))))
-      throw new Error(`checkpoint ${dir} is incomplete (no ${COMPLETE} marker): it was being written when the run stopped`);
+    await checkCompleteCheckpoint(dir);
     return readCheckpoint(dir);
   }
 
@@ -131,7 +126,7 @@ export class CheckpointStore {
     const removed: string[] = [];
     const names = await readdirOrEmpty(this.dir);
     for (const name of names) {
-      if (isTmpName(name) && (NAME.test(name.slice(0, name.indexOf('.tmp-'))) || name.startsWith('latest'))) {
+      if (isTmpName(name) && (CHECKPOINT_NAME.test(name.slice(0, name.indexOf('.tmp-'))) || name.startsWith(LATEST))) {
         await fs.rm(path.join(this.dir, name), { recursive: true, force: true });
         removed.push(name);
       }

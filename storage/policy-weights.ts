@@ -11,7 +11,8 @@
  *
  * `savePolicyWeights` writes into a fresh temporary directory and publishes it with one rename; it refuses
  * a destination that exists, so it never replaces or deletes anything. `loadPolicyWeights` also accepts a
- * training checkpoint (its `policy/` group) or a run directory (its latest checkpoint).
+ * training checkpoint (its `policy/` group) or a run directory (its latest complete checkpoint, chosen as
+ * `CheckpointStore.latest()` chooses it: see checkpoint-dirs.ts).
  */
 import * as fs from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { crc32 } from 'node:zlib';
 import { policyConfig, type PolicyConfig } from '../models/config.ts';
 import { paramSpecs, validateParams, type Params } from '../models/params.ts';
 import { exists, fsyncTree, tmpSibling } from './atomic.ts';
+import { CHECKPOINT_FORMAT, checkCompleteCheckpoint, latestCompleteCheckpoint } from './checkpoint-dirs.ts';
 import { crc32cOf } from './crc32c.ts';
 import { createGroup, openGroup, readArray, writeArray, type Group } from './zarr-arrays.ts';
 
@@ -31,6 +33,8 @@ export interface SavedPolicy {
   params: Params;
   /** Free-form JSON saved alongside (training step, policy version, data seed...). */
   meta: Record<string, unknown>;
+  /** The directory the weights were read from (for a run directory: `<run>/checkpoints/<latest complete>/policy`). */
+  dir: string;
 }
 
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -66,7 +70,10 @@ export async function savePolicyWeights(dir: string, saved: { config: PolicyConf
   }
 }
 
-/** Where the weights are: `dir` itself, its checkpoint's `policy/`, or a run's latest checkpoint. */
+/**
+ * Where the weights are: `dir` itself, its checkpoint's `policy/` (a complete checkpoint only), or a run
+ * directory's latest complete checkpoint (as `CheckpointStore.latest()` picks it).
+ */
 async function resolveWeightsDir(dir: string): Promise<string> {
   const where = path.resolve(dir);
   if (!existsSync(where)) {
@@ -76,13 +83,19 @@ async function resolveWeightsDir(dir: string): Promise<string> {
   if (!statSync(where).isDirectory()) throw new Error(`policy weights: ${where} is not a directory`);
   if (existsSync(path.join(where, 'zarr.json'))) {
     const g = await openGroup(where, 'policy weights group');
-    if ((g.attrs as Record<string, unknown>).format === 'papo-stream/checkpoint') return path.join(where, 'policy');
-    return where;
+    if ((g.attrs as Record<string, unknown>).format !== CHECKPOINT_FORMAT) return where;
+    await checkCompleteCheckpoint(where).catch((err: Error) => {
+      throw new Error(`policy weights: ${err.message}`);
+    });
+    return path.join(where, 'policy');
   }
-  // A run directory: its latest complete checkpoint.
-  const latest = path.join(where, 'checkpoints', 'latest');
-  if (existsSync(latest)) return path.join(where, 'checkpoints', (await fs.readFile(latest, 'utf8')).trim(), 'policy');
   const hint = existsSync(path.join(where, 'weights')) ? `; did you mean ${path.join(where, 'weights')}?` : '';
+  const checkpoints = path.join(where, 'checkpoints');
+  if (existsSync(checkpoints)) {
+    const name = await latestCompleteCheckpoint(checkpoints);
+    if (name) return path.join(checkpoints, name, 'policy');
+    throw new Error(`policy weights: run directory ${where} has no complete checkpoint in ${checkpoints}${hint}`);
+  }
   throw new Error(`policy weights: ${where} holds neither weights, a checkpoint, nor a run's checkpoints${hint}`);
 }
 
@@ -113,7 +126,7 @@ export async function readPolicyGroup(root: Group, where: string): Promise<Saved
     params[s.name] = data;
   }
   validateParams(config, params, `weights at ${where}`);
-  return { config, params, meta: (attrs.meta ?? {}) as Record<string, unknown> };
+  return { config, params, meta: (attrs.meta ?? {}) as Record<string, unknown>, dir: where };
 }
 
 /** CRC32C over every parameter's bytes in name order: identifies a set of weights (e.g. a run's reference). */

@@ -89,6 +89,55 @@ test('an interrupted save (no COMPLETE marker, temporary name) is ignored and sw
   assert.equal(fs.readFileSync(path.join(store.dir, 'notes.txt'), 'utf8'), 'mine');
 });
 
+test('a run directory as weights loads the checkpoint a resume would: latest missing, torn, naming an incomplete or deleted directory', async () => {
+  const run = tmp();
+  const store = new CheckpointStore(run);
+  for (const step of [1, 2, 3]) await store.save(checkpoint(step));
+  const latestFile = path.join(store.dir, 'latest');
+  /** loadPolicyWeights(run) gives `step`'s weights, says so, and agrees with CheckpointStore.latest(). */
+  const loadsStep = async (step: number, why: string) => {
+    const name = `step_00000${step}`;
+    assert.equal(await store.latest(), name, why);
+    const saved = await loadPolicyWeights(run);
+    assert.equal(saved.dir, path.join(store.dir, name, 'policy'), why);
+    assert.equal(saved.meta.step, step, why);
+    assert.deepEqual(saved.params.tok_emb, checkpoint(step).policy.params.tok_emb, why);
+  };
+  await loadsStep(3, 'latest names the newest');
+  fs.rmSync(latestFile);
+  await loadsStep(3, 'no latest: the highest complete step');
+  fs.writeFileSync(latestFile, 'step_00');
+  await loadsStep(3, 'a torn latest');
+  fs.writeFileSync(latestFile, 'step_000001\n');
+  await loadsStep(1, 'latest naming an older complete checkpoint is followed, as a resume follows it');
+  fs.writeFileSync(latestFile, '../../elsewhere\n');
+  await loadsStep(3, 'latest naming something that is not a checkpoint');
+  fs.writeFileSync(latestFile, 'step_000003\n');
+  fs.rmSync(path.join(store.dir, 'step_000003', 'COMPLETE'));
+  await loadsStep(2, 'latest naming a directory without COMPLETE');
+  await assert.rejects(loadPolicyWeights(path.join(store.dir, 'step_000003')), {
+    message: `policy weights: checkpoint ${path.join(store.dir, 'step_000003')} is incomplete (no COMPLETE marker): it was being written when the run stopped`,
+  });
+  fs.rmSync(path.join(store.dir, 'step_000003'), { recursive: true });
+  await loadsStep(2, 'latest naming a deleted directory');
+});
+
+test('a run directory without a complete checkpoint is a clear error naming it', async () => {
+  const run = tmp();
+  const store = new CheckpointStore(run);
+  await store.save(checkpoint(1));
+  fs.rmSync(path.join(store.dir, 'step_000001', 'COMPLETE'));
+  fs.mkdirSync(path.join(store.dir, 'step_000002.tmp-999-abcdef12'));
+  assert.equal(await store.latest(), undefined);
+  await assert.rejects(loadPolicyWeights(run), {
+    message: `policy weights: run directory ${run} has no complete checkpoint in ${store.dir}`,
+  });
+  fs.mkdirSync(path.join(run, 'weights'));
+  await assert.rejects(loadPolicyWeights(run), {
+    message: `policy weights: run directory ${run} has no complete checkpoint in ${store.dir}; did you mean ${path.join(run, 'weights')}?`,
+  });
+});
+
 test('retention keeps the newest n and the best by a metric', async () => {
   const store = new CheckpointStore(tmp());
   for (const step of [1, 2, 3, 4, 5]) await store.save(checkpoint(step));
