@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { createTrainer } from '../models/trainer/create.ts';
-import { loadPolicyWeights } from '../storage/policy-weights.ts';
+import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
 import { createTask } from '../tasks/registry.ts';
@@ -55,6 +55,16 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
   if (missing.length) throw new Error(`replay: the rollout log lacks steps ${missing.join(', ')} between checkpoint ${fromName ?? '(start)'} and step ${step}`);
 
   const start = from ? undefined : await loadPolicyWeights(cfg.worker.actor.model.model_path);
+  if (start) {
+    // The run's checkpoints record the fingerprint of the weights it started from: replay from the same ones.
+    const any = (await store.list()).at(-1);
+    const recorded = any && (store.stateOf(any.name)?.reference as { fingerprint?: string } | undefined)?.fingerprint;
+    const now = paramsFingerprint(start.params);
+    if (recorded && recorded !== now)
+      throw new Error(
+        `replay: the starting weights at ${cfg.worker.actor.model.model_path} changed since ${runDir} began (fingerprint ${recorded}, now ${now}); replaying step ${step} starts from them`,
+      );
+  }
   const policyCfg = from?.policy.config ?? start!.config;
   const actorTrainer = await createTrainer({
     engine: cfg.worker.actor.engine,

@@ -110,15 +110,20 @@ export class CheckpointStore {
     return readCheckpoint(dir);
   }
 
-  /** The value of `metric` in a checkpoint's saved step metrics (best-checkpoint retention). */
-  metricOf(name: string, metric: string): number | undefined {
+  /** A checkpoint's JSON state, read from its attributes alone (no arrays); undefined if unreadable. */
+  stateOf(name: string): Record<string, unknown> | undefined {
     try {
-      const attrs = JSON.parse(readFileSync(path.join(this.dir, name, 'zarr.json'), 'utf8')).attributes;
-      const v = attrs?.state?.metrics?.[metric];
-      return typeof v === 'number' ? v : undefined;
+      const state = JSON.parse(readFileSync(path.join(this.dir, name, 'zarr.json'), 'utf8')).attributes?.state;
+      return state && typeof state === 'object' ? state : undefined;
     } catch {
       return undefined;
     }
+  }
+
+  /** The value of `metric` in a checkpoint's saved step metrics (best-checkpoint retention). */
+  metricOf(name: string, metric: string): number | undefined {
+    const v = (this.stateOf(name)?.metrics as Record<string, unknown> | undefined)?.[metric];
+    return typeof v === 'number' ? v : undefined;
   }
 
   /** Removes temporaries of interrupted saves (only names this module makes). Returns what it removed. */

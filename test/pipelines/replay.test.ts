@@ -13,7 +13,9 @@ import { initTf } from '../../util/tf-backend.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import { replayRun } from '../../pipelines/replay.ts';
-import { saveTinyPolicy } from './tiny-run.ts';
+import { saveTinyPolicy, TINY_POLICY } from './tiny-run.ts';
+import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { initParams } from '../../models/params.ts';
 
 await initTf();
 
@@ -73,6 +75,18 @@ test("replaying the first step starts from the run's starting weights", async ()
   const r = await replayRun(run, 1);
   assert.equal(r.from, undefined);
   assert.deepEqual(r.differing, []);
+});
+
+test('replaying from the start refuses starting weights that changed since the run began', async () => {
+  const other = path.join(tmp, 'run-moved');
+  fs.cpSync(run, other, { recursive: true });
+  const changed = path.join(tmp, 'init-changed');
+  await savePolicyWeights(changed, { config: TINY_POLICY, params: initParams(TINY_POLICY, 2) });
+  const configFile = path.join(other, 'config.json');
+  const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  config.worker.actor.model.model_path = changed;
+  fs.writeFileSync(configFile, JSON.stringify(config));
+  await assert.rejects(replayRun(other, 1), /replay: the starting weights at .*init-changed changed since .*run-moved began \(fingerprint \w+, now \w+\)/);
 });
 
 test('papo replay prints the comparison and exits 0 when exact; a step not logged is a clear error', () => {
