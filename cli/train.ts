@@ -42,6 +42,10 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
     // A resumed run starts from the config it was saved with; the command line may change what a resume allows.
     const dir =
       typeof flags.resume === 'string' ? flags.resume : String(trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path);
+    // A run directory named on the command line must exist (a typo would otherwise start a new run there);
+    // the configured one may not yet, as after a kill before the run's first write (resume_mode auto).
+    if (typeof flags.resume === 'string' && !fs.existsSync(dir))
+      throw new Error(`--resume ${dir}: no such run directory (a new run there: papo train trainer.save_checkpoint_path=${dir})`);
     const saved = path.join(dir, 'config.json');
     let base: Record<string, unknown> = {};
     if (fs.existsSync(saved)) {

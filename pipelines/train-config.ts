@@ -5,6 +5,7 @@
  * objective's keys (algorithms/config.ts) plus `preset`. Every key is declared once here, with its
  * default and a help string; `papo train --print-config` shows the merged, validated result.
  */
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import { taskFactories } from '../tasks/registry.ts';
@@ -12,8 +13,11 @@ import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/load
 import { scoreFunctionProblem } from './reward-function.ts';
 import { parseConfig } from '../util/schema.ts';
 
-/** The warm-start checkpoint shipped in the repository (made by `papo sft` with its defaults). */
-export const SHIPPED_WARM_START = 'assets/warm-start';
+/**
+ * The warm-start checkpoint shipped with the package (made by `papo sft` with its defaults), as an absolute
+ * path: `papo train` finds it from any working directory.
+ */
+export const SHIPPED_WARM_START = fileURLToPath(new URL('../assets/warm-start', import.meta.url));
 
 const posInt = () => z.number().int().positive();
 const nonNegInt = () => z.number().int().nonnegative();

@@ -16,6 +16,7 @@ test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm star
   assert.equal(c.data.seed, 1);
   assert.equal(c.data.val_split, 'validation');
   assert.equal(c.worker.actor.model.model_path, SHIPPED_WARM_START);
+  assert.ok(path.isAbsolute(SHIPPED_WARM_START) && fs.existsSync(path.join(SHIPPED_WARM_START, 'zarr.json')), "the package's warm start, from any directory");
   assert.equal(c.worker.actor.global_batch_size, 16);
   assert.equal(c.worker.actor.optim.lr, 2e-5);
   assert.deepEqual(c.worker.actor.optim.betas, [0.9, 0.999]);
@@ -166,6 +167,14 @@ test('the command line merge: file, then --preset, then overrides; values typed 
   assert.equal(c.algorithm.preset, 'papo_d', 'an override wins over --preset');
   assert.equal(c.trainer.test_before_and_after, false);
   assert.match(errorOf(() => trainConfig(trainInputFromArgs({}, ['worker.rollout.n=four']))).message, /^invalid run config: worker\.rollout\.n: .*number/);
+});
+
+test('--resume with a run directory that does not exist is refused, naming it', () => {
+  const missing = path.join(os.tmpdir(), 'papo-no-such-run');
+  assert.equal(
+    errorOf(() => trainInputFromArgs({ resume: missing }, [])).message,
+    `--resume ${missing}: no such run directory (a new run there: papo train trainer.save_checkpoint_path=${missing})`,
+  );
 });
 
 test("a config file's reward path is relative to the config file; one on the command line stays relative to the cwd", () => {
