@@ -42,7 +42,7 @@ test('--print-config prints the merged YAML: defaults, --preset, overrides', () 
   assert.equal(cfg.algorithm.kl_coef, 0);
   assert.equal(cfg.algorithm.dynamic_sampling, true);
   assert.equal(cfg.trainer.max_steps, 80);
-  assert.equal(cfg.worker.actor.model.model_path, 'assets/warm-start');
+  assert.equal(cfg.worker.actor.model.model_path, path.resolve('assets/warm-start'));
   assert.equal(r.stderr, '');
 });
 
