@@ -2,10 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { PolicyEngine } from '../models/engine/engine.ts';
-import { loadPolicyWeights } from '../storage/policy-weights.ts';
-import { createTask, type TaskConfig } from '../tasks/registry.ts';
-import { evaluate, formatEvalReport } from '../pipelines/evaluate.ts';
+import type { TaskConfig } from '../tasks/registry.ts';
 import { checkSplit } from '../tasks/types.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
 import { checkWritableFile, intAtLeastOption, intOption, numberOption, splitList } from './config-file.ts';
@@ -66,6 +63,13 @@ export function registerEvalCommand(program: Command): void {
         throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
       if (split === 'train')
         process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
+      // loaded here, not at start-up: `papo --help` and the other commands need none of it
+      const [{ loadPolicyWeights }, { createTask }, { PolicyEngine }, { evaluate, formatEvalReport }] = await Promise.all([
+        import('../storage/policy-weights.ts'),
+        import('../tasks/registry.ts'),
+        import('../models/engine/engine.ts'),
+        import('../pipelines/evaluate.ts'),
+      ]);
       const saved = await loadPolicyWeights(f.weights);
       // a run or checkpoint directory resolves to one checkpoint's weights: say which
       if (saved.dir !== path.resolve(f.weights)) process.stderr.write(`papo eval: evaluating the weights in ${saved.dir}\n`);

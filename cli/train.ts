@@ -1,77 +1,6 @@
 /** `papo train`: a PAPO / GRPO / DAPO run (pipelines/train.ts) from a config file and dotted overrides. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { parse, stringify } from 'yaml';
-import { resolveScoreFunction } from '../pipelines/reward-function.ts';
-import { trainConfig } from '../pipelines/train-config.ts';
-import { applyOverrides } from '../util/overrides.ts';
-import { readConfigFile } from './config-file.ts';
-
-interface TrainFlags {
-  config?: string;
-  preset?: string;
-  printConfig?: boolean;
-  /** true, or the run directory */
-  resume?: boolean | string;
-  force?: boolean;
-  fromRollouts?: string;
-}
-
-/** YAML scalar / flow value of an override (`4`, `1e-4`, `true`, `[sum, read]`, `./r.ts:score`). */
-function parseOverrideValue(text: string): unknown {
-  try {
-    return parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/** A config file's reward file is named relative to the config file; command-line paths stay relative to the cwd. */
-function resolveFileRewardPath(input: Record<string, unknown>, configFile: string): void {
-  const worker = input.worker as { reward?: { score_function?: unknown } } | undefined;
-  const spec = worker?.reward?.score_function;
-  if (typeof spec === 'string') worker!.reward!.score_function = resolveScoreFunction(spec, path.dirname(path.resolve(configFile)));
-}
-
-/** The merged run config of a command line: file, then --preset, then overrides (later wins). */
-export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string[]): Record<string, unknown> {
-  let input: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
-  if (flags.config) resolveFileRewardPath(input, flags.config);
-  if (flags.resume) {
-    // A resumed run starts from the config it was saved with; the command line may change what a resume allows.
-    const dir =
-      typeof flags.resume === 'string' ? flags.resume : String(trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path);
-    // A run directory named on the command line must exist (a typo would otherwise start a new run there);
-    // the configured one may not yet, as after a kill before the run's first write (resume_mode auto).
-    if (typeof flags.resume === 'string' && !fs.existsSync(dir))
-      throw new Error(`--resume ${dir}: no such run directory (a new run there: papo train trainer.save_checkpoint_path=${dir})`);
-    const saved = path.join(dir, 'config.json');
-    let base: Record<string, unknown> = {};
-    if (fs.existsSync(saved)) {
-      base = JSON.parse(fs.readFileSync(saved, 'utf8')) as Record<string, unknown>;
-      // A preset's objective keys were expanded when saved: keep them, so the run goes on with the same objective.
-    }
-    input = deepMerge(base, input);
-    input = applyOverrides(input, [`trainer.save_checkpoint_path=${JSON.stringify(dir)}`, 'trainer.resume_mode=auto'], parseOverrideValue);
-  }
-  if (flags.preset) input = applyOverrides(input, [`algorithm.preset=${flags.preset}`], String);
-  if (flags.fromRollouts) input = applyOverrides(input, [`data.rollouts_path=${JSON.stringify(flags.fromRollouts)}`], parseOverrideValue);
-  return applyOverrides(input, overrides, parseOverrideValue);
-}
-
-/** `over` laid on `base`, mappings merged key by key. */
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = structuredClone(base);
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
-        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
-}
+import type { TrainFlags } from './train-args.ts';
 
 export function registerTrainCommand(program: Command): void {
   program
@@ -85,6 +14,12 @@ export function registerTrainCommand(program: Command): void {
     .option('--from-rollouts <run_dir>', "train offline on another run's rollout log instead of sampling (= data.rollouts_path)")
     .option('--force', 'start a new run in a directory that holds another run (its files are moved to previous-<time>/)')
     .action(async (overrides: string[], flags: TrainFlags) => {
+      // loaded here, not at start-up: the config's registries load TensorFlow.js
+      const [{ trainInputFromArgs }, { trainConfig }, { stringify }] = await Promise.all([
+        import('./train-args.ts'),
+        import('../pipelines/train-config.ts'),
+        import('yaml'),
+      ]);
       const input = trainInputFromArgs(flags, overrides);
       const cfg = trainConfig(input); // validate before loading anything heavy
       if (flags.printConfig) {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parse } from 'yaml';
 import { trainConfig, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
 import { applyOverrides } from '../../util/overrides.ts';
-import { trainInputFromArgs } from '../../cli/train.ts';
+import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { errorOf } from '../asserts.ts';
 
 test('defaults: the EasyR1-shaped document with PAPO-G and the shipped warm start', () => {
