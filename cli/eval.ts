@@ -54,7 +54,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--seed <n>', 'sampling seed', intOption('--seed'), 0)
     .option('--threads <n>', 'onnxruntime intra-op threads', intAtLeastOption('--threads', 1), 2)
     .option('--json <file>', 'also write the full report as JSON')
-    .action(async (f: EvalFlags) => {
+    .action(async (f: EvalFlags, cmd: Command) => {
       // everything the flags alone can get wrong is refused before the weights load
       const split = checkSplit(f.split);
       if (!(f.temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${f.temperature}`);
@@ -70,6 +70,12 @@ export function registerEvalCommand(program: Command): void {
         import('../models/engine/engine.ts'),
         import('../pipelines/evaluate.ts'),
       ]);
+      if (cmd.getOptionValueSource('weights') === 'default' && !fs.existsSync(f.weights)) {
+        const { SHIPPED_WARM_START } = await import('../pipelines/train-config.ts');
+        throw new Error(
+          `no weights at ${f.weights}, the default --weights (where papo sft writes them): run papo sft first, or pass --weights DIR (weights, a checkpoint or a run directory; the shipped warm start is ${SHIPPED_WARM_START})`,
+        );
+      }
       const saved = await loadPolicyWeights(f.weights);
       // a run or checkpoint directory resolves to one checkpoint's weights: say which
       if (saved.dir !== path.resolve(f.weights)) process.stderr.write(`papo eval: evaluating the weights in ${saved.dir}\n`);

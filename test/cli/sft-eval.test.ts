@@ -48,6 +48,12 @@ test('bad flags and bad files are one-line errors with exit code 1', () => {
   const r4 = papo(['sft', '--engine', 'gpu']);
   assert.equal(r4.status, 1);
   assert.match(r4.stderr, /'--engine <name>' argument 'gpu' is invalid. Allowed choices are auto, ort, tfjs/);
+  const r5 = spawnSync(process.execPath, [path.resolve('bin/papo.js'), 'eval'], { encoding: 'utf8', cwd: dir, env: { ...process.env, PAPO_DEBUG: '' } });
+  assert.equal(r5.status, 1);
+  assert.match(
+    r5.stderr,
+    /^papo: no weights at runs\/sft\/weights, the default --weights \(where papo sft writes them\): run papo sft first, or pass --weights DIR/,
+  );
   const r3 = papo(['eval', '--weights', path.join(dir, 'none')]);
   assert.equal(r3.status, 1);
   assert.match(r3.stderr, /papo: policy weights: .* does not exist/);
