@@ -37,7 +37,7 @@ export function decodeImage(bytes: Uint8Array, background: Rgb = [0, 0, 0], limi
   const pixels = header.width * header.height;
   if (pixels > maxPixels) {
     throw new Error(
-      `image is ${header.width} x ${header.height} = ${pixels} pixels, over the limit of ${maxPixels} ` + `(max_image_pixels); downscale it or raise the limit`,
+      `image is ${header.width} x ${header.height} = ${pixels} pixels, over the limit of ${maxPixels} (max_image_pixels); downscale it or raise the limit`,
     );
   }
   if (header.format === 'png') {
