@@ -30,7 +30,7 @@ test('calls resolve with their results; by default each starts after the previou
 test('with interleave, calls start in arrival order and may overlap', async () => {
   const w = await start({ interleave: true });
   try {
-    const tags = await Promise.all([w.call('delay', { tag: 'a', ms: 60 }), w.call('delay', { tag: 'b', ms: 0 })]);
+    const tags = await Promise.all([w.call('delay', { tag: 'a', ms: 400 }), w.call('delay', { tag: 'b', ms: 0 })]); // a's wait is long: b starts and ends within it even on a busy machine
     assert.deepEqual(tags, ['a', 'b']);
     assert.deepEqual(await w.call('events'), ['start a', 'start b', 'end b', 'end a']);
   } finally {
