@@ -1,0 +1,63 @@
+/**
+ * Would data-parallel trainer replicas pay here? One onnxruntime trainer on 2 intra-op threads (the
+ * default) against two 1-thread trainers, each taking half of the micro-batch's rows at the same time (what
+ * replicas would do, without the gradient exchange they would also need before every step). Default
+ * policy, R rows x 117 tokens, the token-mean NLL (one gradient run per micro-batch); accumulate only, no
+ * optimizer step. Alternating rounds; medians and bests.
+ *
+ *   node --import tsx bench/trainer-replicas.ts [--rows 16,64] [--rounds 12]
+ */
+import { parseArgs } from 'node:util';
+import { initTf } from '../util/tf-backend.ts';
+import { policyConfig, type PolicyConfig } from '../models/config.ts';
+import { initParams } from '../models/params.ts';
+import { encodePrompt, EOS_ID } from '../models/tokenizer.ts';
+import { OrtTrainer } from '../models/trainer/ort-trainer.ts';
+import { tokenMeanNll } from '../models/trainer/losses.ts';
+import type { TrainRows } from '../models/trainer/types.ts';
+import { Rng } from '../util/rng.ts';
+
+const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '16,64' }, rounds: { type: 'string', default: '12' } } });
+const ROUNDS = Number(args.rounds);
+
+function rowsOf(cfg: PolicyConfig, from: number, to: number): TrainRows {
+  const image = (seed: number) => {
+    const rng = Rng.seeded(seed);
+    return { height: cfg.imageHeight, width: cfg.imageWidth, data: Uint8Array.from({ length: cfg.imageHeight * cfg.imageWidth * 3 }, () => rng.int(256)) };
+  };
+  const ids = Array.from({ length: to - from }, (_, i) => from + i);
+  return {
+    images: ids.map(image),
+    prompts: ids.map((i) => encodePrompt(`Add the two digits in the image. #${10 + (i % 90)}`)),
+    responses: ids.map((i) => [...Array.from({ length: 47 }, (_, t) => 7 + ((i * 7 + t) % 90)), EOS_ID]),
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+await initTf();
+const cfg = policyConfig({ seed: 1 });
+const params = initParams(cfg);
+const one = await OrtTrainer.create(cfg, params, {}, { threads: 2 });
+const halves = [await OrtTrainer.create(cfg, params, {}, { threads: 1 }), await OrtTrainer.create(cfg, params, {}, { threads: 1 })];
+console.log('accumulate of one micro-batch (NLL), default policy, R rows x 117 tokens: median / best ms');
+for (const R of args.rows.split(',').map(Number)) {
+  const all = rowsOf(cfg, 0, R);
+  const parts = [rowsOf(cfg, 0, R >> 1), rowsOf(cfg, R >> 1, R)];
+  const t1: number[] = [];
+  const t2: number[] = [];
+  for (let k = 0; k < ROUNDS + 2; k++) {
+    let t = performance.now();
+    await one.accumulate(all, tokenMeanNll);
+    if (k >= 2) t1.push(performance.now() - t);
+    await one.zeroGrad();
+    t = performance.now();
+    await Promise.all(halves.map((h, i) => h.accumulate(parts[i], tokenMeanNll)));
+    if (k >= 2) t2.push(performance.now() - t);
+    await Promise.all(halves.map((h) => h.zeroGrad()));
+  }
+  console.log(
+    `R ${R}: one trainer, 2 threads ${median(t1).toFixed(1)} / ${Math.min(...t1).toFixed(1)}; two 1-thread trainers on half the rows each ${median(t2).toFixed(1)} / ${Math.min(...t2).toFixed(1)} (${(median(t1) / median(t2)).toFixed(2)}x)`,
+  );
+}
+for (const t of [one, ...halves]) await t.close();
