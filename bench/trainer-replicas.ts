@@ -1,7 +1,7 @@
 /**
- * Would data-parallel trainer replicas pay here? One onnxruntime trainer on 2 intra-op threads (the
- * default) against two 1-thread trainers, each taking half of the micro-batch's rows at the same time (what
- * replicas would do, without the gradient exchange they would also need before every step). Default
+ * Why the onnxruntime trainer runs 2 replicas: one worker on 2 intra-op threads against two 1-thread
+ * workers, each taking half of the micro-batch's rows at the same time (what the replicas do, without the
+ * gradient exchange before every step, which update-step.ts includes). Default
  * policy, R rows x 117 tokens, the token-mean NLL (one gradient run per micro-batch); accumulate only, no
  * optimizer step. Alternating rounds; medians and bests.
  *
@@ -38,8 +38,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 await initTf();
 const cfg = policyConfig({ seed: 1 });
 const params = initParams(cfg);
-const one = await OrtTrainer.create(cfg, params, {}, { threads: 2 });
-const halves = [await OrtTrainer.create(cfg, params, {}, { threads: 1 }), await OrtTrainer.create(cfg, params, {}, { threads: 1 })];
+const one = await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 2 });
+const halves = [await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 1 }), await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 1 })];
 console.log('accumulate of one micro-batch (NLL), default policy, R rows x 117 tokens: median / best ms');
 for (const R of args.rows.split(',').map(Number)) {
   const all = rowsOf(cfg, 0, R);

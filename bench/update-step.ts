@@ -2,8 +2,9 @@
  * The update step, side by side in one run (default policy, random init): one optimizer step (forward,
  * token-mean NLL of the response tokens, backward, clipping, AdamW) at R rows x 117 tokens (32 image
  * patches, a 37-token prompt, 48 response tokens), R = 16 and 64, on
- * - the onnxruntime trainer (models/trainer/: gradients generated from the ONNX graph, in its worker),
- *   with 2 intra-op threads (the default) and with 1. The NLL is linear in the log-probs (`tokenMeanNll`),
+ * - the onnxruntime trainer (models/trainer/: gradients generated from the ONNX graph, in worker threads):
+ *   the default (2 replicas of 1 intra-op thread, each taking half the rows), and 1 worker with 2 and 1
+ *   threads. The NLL is linear in the log-probs (`tokenMeanNll`),
  *   so its step is one run of the gradient graph; the RL step's loss (`papoLoss`, PAPO-G with the masked
  *   view's log-probs given, as the update sink calls it) is not, and takes a forward and then the gradient
  *   run: its own row;
@@ -48,6 +49,8 @@ const { values: args } = parseArgs({
   },
 });
 const ROUNDS = Number(args.rounds);
+const ORT = 'onnxruntime trainer (default)';
+const ORT_RL = 'onnxruntime, RL loss';
 const STEPS = Number(args.steps);
 const ROWS = args.rows.split(',').map(Number);
 const PROMPT_TOKENS = 37;
@@ -139,13 +142,16 @@ async function main() {
   const batches = ROWS.map((R) => rowsOf(cfg, R));
   const seq = policyDims(cfg).nPatch + PROMPT_TOKENS + RESPONSE_TOKENS;
 
-  const ort2 = await OrtTrainer.create(cfg, params, opt, { threads: 2 });
-  const ort1 = await OrtTrainer.create(cfg, params, opt, { threads: 1 });
+  const ort = await OrtTrainer.create(cfg, params, opt);
+  const ortOne2 = await OrtTrainer.create(cfg, params, opt, { replicas: 1, threads: 2 });
+  const ortOne1 = await OrtTrainer.create(cfg, params, opt, { replicas: 1, threads: 1 });
   const rl = Object.fromEntries(ROWS.map((R) => [R, rlLoss(R)]));
+  const nll = () => tokenMeanNll as LossFn<unknown>;
   const engines: { name: string; trainer: Trainer; loss: (R: number) => LossFn<unknown> }[] = [
-    { name: 'onnxruntime trainer, 2 threads', trainer: ort2, loss: () => tokenMeanNll as LossFn<unknown> },
-    { name: 'onnxruntime trainer, 1 thread', trainer: ort1, loss: () => tokenMeanNll as LossFn<unknown> },
-    { name: 'onnxruntime, 2 threads, RL loss', trainer: ort2, loss: (R) => rl[R] },
+    { name: ORT, trainer: ort, loss: nll },
+    { name: 'onnxruntime, 1 replica x 2 threads', trainer: ortOne2, loss: nll },
+    { name: 'onnxruntime, 1 replica x 1 thread', trainer: ortOne1, loss: nll },
+    { name: ORT_RL, trainer: ort, loss: (R) => rl[R] },
   ];
   if (!args['no-tfjs'])
     engines.push({ name: `tfjs trainer (${backend})`, trainer: new TfTrainer(cfg, params, opt), loss: () => tokenMeanNll as LossFn<unknown> });
@@ -191,9 +197,9 @@ async function main() {
   console.log(`${'engine: median / best ms'.padEnd(36)}${ROWS.map((R) => `${R} x ${seq}`.padStart(16)).join('')}`);
   for (const n of names)
     console.log(`${n.padEnd(36)}${ROWS.map((R) => `${fmt(median(times[n][R]))} / ${fmt(Math.min(...times[n][R]))}`.padStart(16)).join('')}`);
-  for (const base of ['onnxruntime trainer, 2 threads', 'onnxruntime, 2 threads, RL loss']) {
+  for (const base of [ORT, ORT_RL]) {
     console.log(`ratios to "${base}": median / best`);
-    for (const n of names.filter((x) => x !== base && !x.startsWith('onnxruntime'))) {
+    for (const n of names.filter((x) => x !== ORT && x !== ORT_RL)) {
       const r = (R: number) => `${fmt(median(times[n][R]) / median(times[base][R]), 2)}x / ${fmt(Math.min(...times[n][R]) / Math.min(...times[base][R]), 2)}x`;
       console.log(`${`  ${n}`.padEnd(36)}${ROWS.map((R) => r(R).padStart(16)).join('')}`);
     }

@@ -25,6 +25,8 @@ export interface TrainerCalls {
   backward(cotangent: Float32Array): void;
   forwardBackward(a: { rows: RowsPayload; cotangent: Float32Array }): Forward;
   step(): StepInfo;
+  takeGradients(): Params | null;
+  applyGradients(grads: Params): StepInfo;
   zeroGrad(): void;
   gradients(): Params;
   getParams(): Params;

@@ -22,7 +22,12 @@ import { buildTrainGraphs, COTANGENT, gradOutputName, type GradientMode, type Po
 import type { RowsPayload } from './types.ts';
 
 export interface OrtTrainOptions {
-  /** onnxruntime intra-op threads (default 2: the machine's cores; spinning is off so a sampler can share them) */
+  /**
+   * OrtTrainer only: workers that each take a share of a micro-batch's rows, their gradients summed before
+   * every step (default 2: one per core of this machine; see models/trainer/README.md)
+   */
+  replicas?: number;
+  /** onnxruntime intra-op threads of each replica (default 1; spinning is off so a sampler can share the cores) */
   threads?: number;
   /** let onnxruntime's threads spin between ops (default false: the cores are shared) */
   allowSpinning?: boolean;
@@ -95,7 +100,7 @@ export class OrtTrainRunner {
 
   static async create(cfg: PolicyConfig, params: Params, optimizer: AdamWConfigInput = {}, options: OrtTrainOptions = {}): Promise<OrtTrainRunner> {
     validateParams(cfg, params, 'trainer params');
-    const threads = options.threads ?? 2;
+    const threads = options.threads ?? 1;
     const chunkRows = options.chunkRows ?? 16;
     if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`trainer: threads must be a positive integer, got ${threads}`);
     if (!(Number.isInteger(chunkRows) && chunkRows >= 1)) throw new Error(`trainer: chunkRows must be a positive integer, got ${chunkRows}`);
@@ -241,11 +246,24 @@ export class OrtTrainRunner {
 
   /** AdamW on the accumulated gradients, which are cleared (also when the step is refused). */
   step(): StepInfo {
+    const g = this.takeGradients();
+    if (!g) throw new Error('trainer step: no gradients accumulated since the last step');
+    return this.optimizer.applyGradients(g);
+  }
+
+  /** The accumulated gradients, handed over and cleared (null if none): for a step over several replicas. */
+  takeGradients(): Params | null {
     const g = this.grads;
     this.grads = undefined;
     this.pending = undefined;
-    if (!g) throw new Error('trainer step: no gradients accumulated since the last step');
-    return this.optimizer.applyGradients(g);
+    return g ?? null;
+  }
+
+  /** AdamW on given gradients (e.g. summed over replicas); the accumulators are cleared. */
+  applyGradients(grads: Params): StepInfo {
+    this.grads = undefined;
+    this.pending = undefined;
+    return this.optimizer.applyGradients(grads);
   }
 
   zeroGrad(): void {

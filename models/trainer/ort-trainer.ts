@@ -1,26 +1,33 @@
 /**
- * The onnxruntime trainer: parameters, AdamW state and gradient sessions live in a worker thread
+ * The onnxruntime trainer: parameters, AdamW state and gradient sessions live in worker threads
  * (ort-train-worker.ts), so the main thread stays free for the stream graph while an update computes; the
- * loss (a tfjs `LossFn`, small [B, T] tensors) is evaluated here, between the worker's forward and
+ * loss (a tfjs `LossFn`, small [B, T] tensors) is evaluated here, between the workers' forward and
  * backward, and its gradient w.r.t. the log-probs goes back as the cotangent.
  *
- * Failures (util/worker-client.ts): an error in the worker rejects that call with the worker's message,
+ * Replicas (data parallel, default 2 of one onnxruntime thread each): every worker holds the same
+ * parameters and optimizer state; a micro-batch's rows are split among them in order, each adds the
+ * gradients of its share, and before a step the shares are summed here in replica order (so the result
+ * does not depend on timing) and every replica applies the same AdamW step to the same sum. Two
+ * one-thread replicas beat one two-thread session here: onnxruntime's elementwise ops barely use a second
+ * thread (bench/trainer-replicas.ts).
+ *
+ * Failures (util/worker-client.ts): an error in a worker rejects that call with the worker's message,
  * prefixed with the call (`trainer step: ...`); a worker that dies rejects every pending and later call
  * (no hangs).
  *
  * @example
- * const t = await OrtTrainer.create(config, params, { lr: 1e-3 }, { threads: 2 });
+ * const t = await OrtTrainer.create(config, params, { lr: 1e-3 }); // 2 replicas x 1 thread
  * await t.minimize(rows, loss); // { step, lr, gradNorm, loss, metrics }
  * await t.close();
  */
 import { WorkerClient } from '../../util/worker-client.ts';
 import type { PolicyConfig } from '../config.ts';
 import { type Params, validateParams } from '../params.ts';
-import { buildResponseBatch } from '../batch.ts';
+import { buildPromptBatch, buildResponseBatch } from '../batch.ts';
 import { PAD_ID } from '../tokenizer.ts';
 import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo, adamWConfig } from '../adamw.ts';
 import type { OrtTrainOptions } from './ort-train-runner.ts';
-import type { TrainerCalls, TrainerInit } from './ort-train-protocol.ts';
+import type { Forward, TrainerCalls, TrainerInit } from './ort-train-protocol.ts';
 import { affineMismatch, lossCotangent, lossValue } from './loss-gradient.ts';
 import type { LossFn, MicroBatchResult, RowsPayload, Trainer, TrainRows } from './types.ts';
 
@@ -52,6 +59,42 @@ export function responseRows(config: PolicyConfig, responses: TrainRows['respons
   return { rows, mask, T };
 }
 
+/** Contiguous shares of `n` rows among at most `k` replicas: [start, end) each, none empty. */
+export function shares(n: number, k: number): [number, number][] {
+  const parts = Math.min(n, k);
+  return Array.from({ length: parts }, (_, r) => [Math.floor((r * n) / parts), Math.floor(((r + 1) * n) / parts)]);
+}
+
+/** Rows [start, end) of a payload. */
+const rowsOf = (p: RowsPayload, [start, end]: [number, number]): RowsPayload => ({
+  images: p.images.slice(start, end),
+  prompts: p.prompts.slice(start, end),
+  responses: p.responses.slice(start, end),
+});
+
+/** The [rows, Ts] block of rows [start, end) of a [*, T] matrix (Ts <= T: a share's longest response). */
+function block(m: Float32Array, T: number, [start, end]: [number, number], Ts: number): Float32Array {
+  const out = new Float32Array((end - start) * Ts);
+  for (let r = start; r < end; r++) out.set(m.subarray(r * T, r * T + Ts), (r - start) * Ts);
+  return out;
+}
+
+/** A share's log-probs [rows, Ts] laid into rows [start, end) of a [*, T] matrix (zeros beyond Ts). */
+function place(m: Float32Array, T: number, [start, end]: [number, number], f: Forward): void {
+  for (let r = start; r < end; r++) m.set(f.logprobs.subarray((r - start) * f.T, (r - start + 1) * f.T), r * T);
+}
+
+/** A share's longest response, as the worker computes its T (at least 1). */
+const shareT = (p: RowsPayload, [start, end]: [number, number]) => Math.max(1, ...p.responses.slice(start, end).map((r) => r.length));
+
+/** The results of calls on every replica, once all have settled; the first failure is thrown. */
+async function all<R>(calls: Promise<R>[]): Promise<R[]> {
+  const settled = await Promise.allSettled(calls);
+  const failed = settled.find((x) => x.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((x) => (x as PromiseFulfilledResult<R>).value);
+}
+
 export class OrtTrainer implements Trainer {
   readonly engine = 'ort' as const;
   readonly optimizerConfig: AdamWConfig;
@@ -60,23 +103,40 @@ export class OrtTrainer implements Trainer {
   private constructor(
     readonly config: PolicyConfig,
     optimizer: AdamWConfigInput,
-    private readonly client: WorkerClient<TrainerCalls>,
+    private readonly replicas: WorkerClient<TrainerCalls>[],
   ) {
     this.optimizerConfig = adamWConfig(optimizer);
     this.steps = 0;
   }
 
-  /** Starts the worker (which builds and compiles the training graphs); resolves when it takes calls. */
+  /** Starts the workers (each builds and compiles the training graphs); resolves when they take calls. */
   static async create(config: PolicyConfig, params: Params, optimizer: AdamWConfigInput = {}, options: OrtTrainOptions = {}): Promise<OrtTrainer> {
     validateParams(config, params, 'trainer params');
     adamWConfig(optimizer); // a bad config fails here, before a worker starts
+    const k = options.replicas ?? 2;
+    if (!(Number.isInteger(k) && k >= 1)) throw new Error(`trainer: replicas must be a positive integer, got ${k}`);
     const workerData: TrainerInit = { config, params, optimizer, options };
-    const client = await WorkerClient.start<TrainerCalls>(new URL('./ort-train-worker.ts', import.meta.url), {
-      name: 'onnxruntime trainer',
-      workerData,
-      what: (method) => `trainer ${method}`,
-    });
-    return new OrtTrainer(config, optimizer, client);
+    const started = await Promise.allSettled(
+      Array.from({ length: k }, (_, r) =>
+        WorkerClient.start<TrainerCalls>(new URL('./ort-train-worker.ts', import.meta.url), {
+          name: k > 1 ? `onnxruntime trainer (replica ${r})` : 'onnxruntime trainer',
+          workerData,
+          what: (method) => `trainer ${method}`,
+        }),
+      ),
+    );
+    const replicas = started.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+    const failed = started.find((x) => x.status === 'rejected');
+    if (failed) {
+      await Promise.all(replicas.map((c) => c.close().catch(() => undefined)));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new OrtTrainer(config, optimizer, replicas);
+  }
+
+  /** Number of worker replicas. */
+  get replicaCount(): number {
+    return this.replicas.length;
   }
 
   async accumulate<M>(rows: TrainRows, loss: LossFn<M>): Promise<MicroBatchResult<M>> {
@@ -86,18 +146,26 @@ export class OrtTrainer implements Trainer {
     if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
     const { rows: responses, mask, T } = responseRows(this.config, rows.responses);
     const prompts = rows.prompts.map((p) => (typeof p === 'string' ? p : Array.from(p)));
+    buildPromptBatch(prompts, this.config); // checked here, where errors can name the row of the whole batch
     // The masked view is scored as extra rows of the same batch: one forward and one backward for both.
     const payload: RowsPayload = rows.maskedImages
       ? { images: [...rows.images, ...rows.maskedImages], prompts: [...prompts, ...prompts], responses: [...responses, ...responses] }
       : { images: [...rows.images], prompts, responses };
     const n = B * T;
-    if (loss.linear) return this.accumulateLinear(payload, mask, B, T, !!rows.maskedImages, loss);
-    const fwd = await this.client.call('forward', payload);
-    if (fwd.T !== T) throw new Error(`trainer: the forward gave ${fwd.T} response positions, expected ${T}`);
-    const masked = rows.maskedImages ? fwd.logprobs.subarray(n, 2 * n) : undefined;
-    const r = lossCotangent(fwd.logprobs.subarray(0, n), masked, mask, B, T, loss);
+    const parts = shares(payload.responses.length, this.replicas.length);
+    if (loss.linear) return this.accumulateLinear(payload, parts, mask, B, T, !!rows.maskedImages, loss);
+    const forwards = await all(parts.map((part, r) => this.replicas[r].call('forward', rowsOf(payload, part))));
+    const logprobs = new Float32Array(payload.responses.length * T);
+    parts.forEach((part, r) => place(logprobs, T, part, forwards[r]));
+    const masked = rows.maskedImages ? logprobs.subarray(n, 2 * n) : undefined;
+    const r = lossCotangent(logprobs.subarray(0, n), masked, mask, B, T, loss);
     const cotangent = joined(r.cotangent, r.maskedCotangent);
-    await this.client.call('backward', cotangent, { transfer: [cotangent.buffer as ArrayBuffer] });
+    await all(
+      parts.map((part, k) => {
+        const cot = block(cotangent, T, part, forwards[k].T);
+        return this.replicas[k].call('backward', cot, { transfer: [cot.buffer as ArrayBuffer] });
+      }),
+    );
     return { loss: r.loss, metrics: r.metrics };
   }
 
@@ -108,6 +176,7 @@ export class OrtTrainer implements Trainer {
    */
   private async accumulateLinear<M>(
     payload: RowsPayload,
+    parts: [number, number][],
     mask: Float32Array,
     B: number,
     T: number,
@@ -118,11 +187,16 @@ export class OrtTrainer implements Trainer {
     const zeros = new Float32Array(n);
     const atZero = lossCotangent(zeros, withMasked ? zeros : undefined, mask, B, T, loss);
     const cotangent = joined(atZero.cotangent, atZero.maskedCotangent);
-    const kept = cotangent.slice();
-    const fwd = await this.client.call('forwardBackward', { rows: payload, cotangent }, { transfer: [cotangent.buffer as ArrayBuffer] });
-    if (fwd.T !== T) throw new Error(`trainer: the forward gave ${fwd.T} response positions, expected ${T}`);
-    const r = lossValue(fwd.logprobs.subarray(0, n), withMasked ? fwd.logprobs.subarray(n, 2 * n) : undefined, mask, B, T, loss);
-    const wrong = affineMismatch(r.loss, atZero.loss, kept, fwd.logprobs);
+    const runs = await all(
+      parts.map((part, k) => {
+        const cot = block(cotangent, T, part, shareT(payload, part));
+        return this.replicas[k].call('forwardBackward', { rows: rowsOf(payload, part), cotangent: cot }, { transfer: [cot.buffer as ArrayBuffer] });
+      }),
+    );
+    const logprobs = new Float32Array(payload.responses.length * T);
+    parts.forEach((part, k) => place(logprobs, T, part, runs[k]));
+    const r = lossValue(logprobs.subarray(0, n), withMasked ? logprobs.subarray(n, 2 * n) : undefined, mask, B, T, loss);
+    const wrong = affineMismatch(r.loss, atZero.loss, cotangent, logprobs);
     if (wrong) {
       await this.zeroGrad();
       throw new Error(`trainer: ${wrong}; the accumulated gradients were dropped`);
@@ -130,14 +204,24 @@ export class OrtTrainer implements Trainer {
     return r;
   }
 
+  /** Sums the replicas' gradients in replica order and applies the same AdamW step on every replica. */
   async step(): Promise<StepInfo> {
-    const info = await this.client.call('step');
-    this.steps = info.step;
-    return info;
+    if (this.replicas.length === 1) {
+      const info = await this.replicas[0].call('step');
+      this.steps = info.step;
+      return info;
+    }
+    const parts = (await all(this.replicas.map((c) => c.call('takeGradients')))).filter((g): g is Params => g !== null);
+    if (parts.length === 0) throw new Error('trainer step: no gradients accumulated since the last step');
+    const sum = parts[0];
+    for (const g of parts.slice(1)) for (const [name, a] of Object.entries(sum)) addInto(a, g[name]);
+    const infos = await all(this.replicas.map((c) => c.call('applyGradients', sum)));
+    this.steps = infos[0].step;
+    return infos[0];
   }
 
   async zeroGrad(): Promise<void> {
-    await this.client.call('zeroGrad');
+    await all(this.replicas.map((c) => c.call('zeroGrad')));
   }
 
   async minimize<M>(rows: TrainRows, loss: LossFn<M>): Promise<StepInfo & MicroBatchResult<M>> {
@@ -155,36 +239,48 @@ export class OrtTrainer implements Trainer {
     return this.steps;
   }
 
-  /** The accumulated gradients (zeros if none), for tests and diagnostics. */
-  gradients(): Promise<Params> {
-    return this.client.call('gradients');
+  /** The accumulated gradients summed over the replicas (zeros if none), for tests and diagnostics. */
+  async gradients(): Promise<Params> {
+    const parts = await all(this.replicas.map((c) => c.call('gradients')));
+    for (const g of parts.slice(1)) for (const [name, a] of Object.entries(parts[0])) addInto(a, g[name]);
+    return parts[0];
   }
 
-  /** Arrays the worker holds between calls (flat across steps). */
-  heldArrays(): Promise<number> {
-    return this.client.call('heldArrays');
+  /** Arrays the workers hold between calls (flat across steps). */
+  async heldArrays(): Promise<number> {
+    return (await all(this.replicas.map((c) => c.call('heldArrays')))).reduce((a, b) => a + b, 0);
+  }
+
+  /** Every replica's parameters (identical unless something is wrong), for tests. */
+  replicaParams(): Promise<Params[]> {
+    return all(this.replicas.map((c) => c.call('getParams')));
   }
 
   getParams(): Promise<Params> {
-    return this.client.call('getParams');
+    return this.replicas[0].call('getParams');
   }
 
   async setParams(params: Params): Promise<void> {
     validateParams(this.config, params, 'trainer setParams');
-    await this.client.call('setParams', params);
+    await all(this.replicas.map((c) => c.call('setParams', params)));
   }
 
   exportOptimizerState(): Promise<AdamWState> {
-    return this.client.call('exportState');
+    return this.replicas[0].call('exportState');
   }
 
   async importOptimizerState(state: AdamWState): Promise<void> {
-    await this.client.call('importState', state);
+    await all(this.replicas.map((c) => c.call('importState', state)));
     this.steps = state.step;
   }
 
-  /** Releases the sessions and stops the worker; calls already made finish first, later calls reject. */
-  close(): Promise<void> {
-    return this.client.close();
+  /** Releases the sessions and stops the workers; calls already made finish first, later calls reject. */
+  async close(): Promise<void> {
+    await all(this.replicas.map((c) => c.close()));
   }
+}
+
+/** dst += src. */
+function addInto(dst: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
 }

@@ -109,7 +109,7 @@ for (const [label, extra] of [
 test('gradients of every parameter: onnxruntime = tfjs (default config)', async () => {
   const cfg = policyConfig();
   const params = randomParams(cfg, 5, 0.05);
-  const ort = await OrtTrainer.create(cfg, params, {}, { threads: 2 });
+  const ort = await OrtTrainer.create(cfg, params, {});
   const ref = new TfTrainer(cfg, params);
   try {
     const prompts = [
@@ -343,19 +343,65 @@ test('onnxruntime trainer: state export/import, non-finite steps refused, named 
   await assert.rejects(t.getParams(), /closed/);
 });
 
-test('onnxruntime trainer: the same inputs give bit-identical parameters (2 threads)', async () => {
+test('onnxruntime trainer: the same inputs give bit-identical parameters (2 replicas)', async () => {
   const cfg = policyConfig(TINY);
   const params = randomParams(cfg, 8, 0.1);
   const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
   const loss = weightedLoss(rows, 2);
   const results: Params[] = [];
   for (let k = 0; k < 2; k++) {
-    const t = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { threads: 2, chunkRows: 2 });
+    const t = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { chunkRows: 2 });
     for (let s = 0; s < 2; s++) await t.minimize(rows, loss);
     results.push(await t.getParams());
     await t.close();
   }
   assert.deepEqual(results[1], results[0]);
+});
+
+test('replicas: one and two give the same steps to float32 rounding; the replicas stay identical; fewer rows than replicas', async () => {
+  const cfg = policyConfig(TINY);
+  const params = randomParams(cfg, 11, 0.1);
+  const rows = rowsOf(cfg, PROMPTS, RESPONSES, true);
+  const loss = weightedLoss(rows, 5);
+  const one = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { replicas: 1, chunkRows: 2 });
+  const two = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { replicas: 2, chunkRows: 2 });
+  const three = await OrtTrainer.create(cfg, params, { lr: 1e-2 }, { replicas: 3 });
+  try {
+    assert.equal(two.replicaCount, 2);
+    for (let s = 0; s < 3; s++) {
+      const a = await one.minimize(rows, loss);
+      const b = await two.minimize(rows, loss);
+      assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * Math.abs(a.loss), `step ${s + 1}: loss ${a.loss} vs ${b.loss}`);
+      assert.ok(Math.abs(a.gradNorm - b.gradNorm) <= 1e-5 * a.gradNorm, `step ${s + 1}: gradient norm ${a.gradNorm} vs ${b.gradNorm}`);
+      await two.minimize(
+        { ...rows, images: rows.images.slice(0, 1), prompts: rows.prompts.slice(0, 1), responses: rows.responses.slice(0, 1), maskedImages: undefined },
+        tokenMeanNll,
+      );
+      await one.minimize(
+        { ...rows, images: rows.images.slice(0, 1), prompts: rows.prompts.slice(0, 1), responses: rows.responses.slice(0, 1), maskedImages: undefined },
+        tokenMeanNll,
+      );
+    }
+    assertClose(await two.getParams(), await one.getParams(), 1e-3, 'parameters after 6 steps');
+    const [p0, p1] = await two.replicaParams();
+    assert.deepEqual(p1, p0, 'both replicas hold the same parameters, bit for bit');
+    // Three replicas and three rows: one each; with the masked view, six rows in three shares.
+    await three.minimize(rows, loss);
+    const ps = await three.replicaParams();
+    assert.deepEqual(ps[2], ps[0]);
+    // A refused step leaves every replica as it was.
+    const nanLoss: LossFn<undefined> = ({ logprobs }) => ({ loss: tf.mul(tf.sum(logprobs), NaN) as tf.Scalar });
+    await assert.rejects(two.minimize(rows, nanLoss), /gradient norm is NaN at step 7; parameters left unchanged/);
+    const after = await two.replicaParams();
+    assert.deepEqual(after[0], p0);
+    assert.deepEqual(after[1], p0);
+    assert.equal(await two.heldArrays(), 0);
+    await assert.rejects(OrtTrainer.create(cfg, params, {}, { replicas: 0 }), /replicas must be a positive integer, got 0/);
+  } finally {
+    await one.close();
+    await two.close();
+    await three.close();
+  }
 });
 
 test('tfjs trainer: tensor count stays flat across accumulate/step/zeroGrad', async () => {
