@@ -13,9 +13,7 @@ import * as path from 'node:path';
 import { parse } from 'yaml';
 import { initTf, tf } from '../../util/tf-backend.ts';
 import { objectiveConfig, papoLoss, groupAdvantages } from '../../algorithms/index.ts';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { saveTinyPolicy } from './tiny-run.ts';
 import { trainConfig, type TrainConfigInput } from '../../pipelines/train-config.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { assertClose, errorOf } from '../asserts.ts';
@@ -31,24 +29,12 @@ const NAMED = {
   mask_type: 'left_half',
 } as const;
 
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 32,
-  maxResponseLen: 8,
-  seed: 1,
-});
 let tmp: string;
 let weights: string;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-extensions-'));
   weights = path.join(tmp, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -9,28 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { policyConfig } from '../../models/config.ts';
-import { initParams } from '../../models/params.ts';
-import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { saveTinyPolicy } from './tiny-run.ts';
 import { defineReward } from '../../tasks/rewards/types.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 
 await initTf();
-
-// The digits task draws 28x56 images; 14-pixel patches make 8 image tokens.
-const POLICY = policyConfig({
-  imageHeight: 28,
-  imageWidth: 56,
-  patchSize: 14,
-  dModel: 16,
-  nHeads: 2,
-  nLayers: 1,
-  mlpRatio: 2,
-  maxPromptLen: 32,
-  maxResponseLen: 8,
-  seed: 1,
-});
 
 /** Share of digit characters in the response: ~10% for a uniform policy, learnable from the output head alone. */
 const digitShare = defineReward('digit-share', ({ response }) => {
@@ -43,7 +27,7 @@ let weights: string;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-train-test-'));
   weights = path.join(tmp, 'init');
-  await savePolicyWeights(weights, { config: POLICY, params: initParams(POLICY, 1) });
+  await saveTinyPolicy(weights);
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
