@@ -24,7 +24,6 @@ export interface TrainerCalls {
   forward(rows: RowsPayload): Forward;
   backward(cotangent: Float32Array): void;
   forwardBackward(a: { rows: RowsPayload; cotangent: Float32Array }): Forward;
-  step(): StepInfo;
   takeGradients(): Params | null;
   applyGradients(grads: Params): StepInfo;
   zeroGrad(): void;

@@ -20,6 +20,7 @@ import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify } from '
 import { ArrayAdamW, type AdamWConfigInput, type AdamWState, type StepInfo } from '../adamw.ts';
 import { buildTrainGraphs, COTANGENT, gradOutputName, type GradientMode, type PolicyTrainGraphs } from '../onnx/train-graphs.ts';
 import type { RowsPayload } from './types.ts';
+import { addInto, copyBlock, responseWidth } from './row-blocks.ts';
 
 export interface OrtTrainOptions {
   /**
@@ -54,23 +55,6 @@ const i64 = (a: ArrayLike<number>): BigInt64Array => {
   for (let i = 0; i < a.length; i++) out[i] = BigInt(a[i]);
   return out;
 };
-
-/** dst += src (a small function so that V8 optimises the loop). */
-function addInto(dst: Float32Array, src: Float32Array): void {
-  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
-}
-
-/** Copies a [rows, w] block into columns [0, w) of rows [r0, r0 + rows) of a [*, T] matrix (or back, with `toBlock`). */
-function copyBlock(block: Float32Array, matrix: Float32Array, r0: number, rows: number, w: number, T: number, toBlock: boolean): void {
-  for (let r = 0; r < rows; r++) {
-    const m = (r0 + r) * T;
-    const b = r * w;
-    for (let t = 0; t < w; t++) {
-      if (toBlock) block[b + t] = matrix[m + t];
-      else matrix[m + t] = block[b + t];
-    }
-  }
-}
 
 export class OrtTrainRunner {
   private readonly params: Params = {};
@@ -151,7 +135,7 @@ export class OrtTrainRunner {
     if (n === 0) throw new Error(`trainer ${what}: no rows`);
     if (rows.images.length !== n || rows.prompts.length !== n)
       throw new Error(`trainer ${what}: ${n} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
-    return { n, T: Math.max(1, ...rows.responses.map((r) => r.length)) };
+    return { n, T: responseWidth(rows.responses) };
   }
 
   /** The rows' chunks, each with its feeds. */

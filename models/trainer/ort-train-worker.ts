@@ -16,7 +16,6 @@ serveCalls<TrainerCalls>(async () => {
       forward: (rows) => runner.forward(rows),
       backward: (cotangent) => runner.backward(cotangent),
       forwardBackward: ({ rows, cotangent }) => runner.forwardBackward(rows, cotangent),
-      step: () => runner.step(),
       takeGradients: () => runner.takeGradients(),
       applyGradients: (grads) => runner.applyGradients(grads),
       zeroGrad: () => runner.zeroGrad(),

@@ -27,9 +27,10 @@ import { buildPromptBatch, buildResponseBatch } from '../batch.ts';
 import { PAD_ID } from '../tokenizer.ts';
 import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo, adamWConfig } from '../adamw.ts';
 import type { OrtTrainOptions } from './ort-train-runner.ts';
-import type { Forward, TrainerCalls, TrainerInit } from './ort-train-protocol.ts';
+import type { TrainerCalls, TrainerInit } from './ort-train-protocol.ts';
+import { addInto, copyBlock, responseWidth } from './row-blocks.ts';
 import { affineMismatch, lossCotangent, lossValue } from './loss-gradient.ts';
-import type { LossFn, MicroBatchResult, RowsPayload, Trainer, TrainRows } from './types.ts';
+import { checkTrainRows, type LossFn, type MicroBatchResult, type RowsPayload, type Trainer, type TrainRows } from './types.ts';
 
 /** dL/dlogprobs and, with the masked view, dL/dmaskedLogprobs as one [2B, T] cotangent (the masked rows follow). */
 function joined(cotangent: Float32Array, maskedCotangent: Float32Array | undefined): Float32Array {
@@ -75,17 +76,15 @@ const rowsOf = (p: RowsPayload, [start, end]: [number, number]): RowsPayload => 
 /** The [rows, Ts] block of rows [start, end) of a [*, T] matrix (Ts <= T: a share's longest response). */
 function block(m: Float32Array, T: number, [start, end]: [number, number], Ts: number): Float32Array {
   const out = new Float32Array((end - start) * Ts);
-  for (let r = start; r < end; r++) out.set(m.subarray(r * T, r * T + Ts), (r - start) * Ts);
+  copyBlock(out, m, start, end - start, Ts, T, true);
   return out;
 }
 
-/** A share's log-probs [rows, Ts] laid into rows [start, end) of a [*, T] matrix (zeros beyond Ts). */
-function place(m: Float32Array, T: number, [start, end]: [number, number], f: Forward): void {
-  for (let r = start; r < end; r++) m.set(f.logprobs.subarray((r - start) * f.T, (r - start + 1) * f.T), r * T);
+/** The replicas' gradients summed in replica order (into the first one's arrays). */
+function sumInOrder(parts: Params[]): Params {
+  for (const g of parts.slice(1)) for (const [name, a] of Object.entries(parts[0])) addInto(a, g[name]);
+  return parts[0];
 }
-
-/** A share's longest response, as the worker computes its T (at least 1). */
-const shareT = (p: RowsPayload, [start, end]: [number, number]) => Math.max(1, ...p.responses.slice(start, end).map((r) => r.length));
 
 /** The results of calls on every replica, once all have settled; the first failure is thrown. */
 async function all<R>(calls: Promise<R>[]): Promise<R[]> {
@@ -140,10 +139,7 @@ export class OrtTrainer implements Trainer {
   }
 
   async accumulate<M>(rows: TrainRows, loss: LossFn<M>): Promise<MicroBatchResult<M>> {
-    const B = rows.responses.length;
-    if (rows.images.length !== B || rows.prompts.length !== B)
-      throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
-    if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
+    const B = checkTrainRows(rows);
     const { rows: responses, mask, T } = responseRows(this.config, rows.responses);
     const prompts = rows.prompts.map((p) => (typeof p === 'string' ? p : Array.from(p)));
     buildPromptBatch(prompts, this.config); // checked here, where errors can name the row of the whole batch
@@ -156,7 +152,7 @@ export class OrtTrainer implements Trainer {
     if (loss.linear) return this.accumulateLinear(payload, parts, mask, B, T, !!rows.maskedImages, loss);
     const forwards = await all(parts.map((part, r) => this.replicas[r].call('forward', rowsOf(payload, part))));
     const logprobs = new Float32Array(payload.responses.length * T);
-    parts.forEach((part, r) => place(logprobs, T, part, forwards[r]));
+    parts.forEach(([start, end], r) => copyBlock(forwards[r].logprobs, logprobs, start, end - start, forwards[r].T, T, false));
     const masked = rows.maskedImages ? logprobs.subarray(n, 2 * n) : undefined;
     const r = lossCotangent(logprobs.subarray(0, n), masked, mask, B, T, loss);
     const cotangent = joined(r.cotangent, r.maskedCotangent);
@@ -189,12 +185,12 @@ export class OrtTrainer implements Trainer {
     const cotangent = joined(atZero.cotangent, atZero.maskedCotangent);
     const runs = await all(
       parts.map((part, k) => {
-        const cot = block(cotangent, T, part, shareT(payload, part));
+        const cot = block(cotangent, T, part, responseWidth(payload.responses.slice(...part)));
         return this.replicas[k].call('forwardBackward', { rows: rowsOf(payload, part), cotangent: cot }, { transfer: [cot.buffer as ArrayBuffer] });
       }),
     );
     const logprobs = new Float32Array(payload.responses.length * T);
-    parts.forEach((part, k) => place(logprobs, T, part, runs[k]));
+    parts.forEach(([start, end], k) => copyBlock(runs[k].logprobs, logprobs, start, end - start, runs[k].T, T, false));
     const r = lossValue(logprobs.subarray(0, n), withMasked ? logprobs.subarray(n, 2 * n) : undefined, mask, B, T, loss);
     const wrong = affineMismatch(r.loss, atZero.loss, cotangent, logprobs);
     if (wrong) {
@@ -206,15 +202,9 @@ export class OrtTrainer implements Trainer {
 
   /** Sums the replicas' gradients in replica order and applies the same AdamW step on every replica. */
   async step(): Promise<StepInfo> {
-    if (this.replicas.length === 1) {
-      const info = await this.replicas[0].call('step');
-      this.steps = info.step;
-      return info;
-    }
     const parts = (await all(this.replicas.map((c) => c.call('takeGradients')))).filter((g): g is Params => g !== null);
     if (parts.length === 0) throw new Error('trainer step: no gradients accumulated since the last step');
-    const sum = parts[0];
-    for (const g of parts.slice(1)) for (const [name, a] of Object.entries(sum)) addInto(a, g[name]);
+    const sum = sumInOrder(parts);
     const infos = await all(this.replicas.map((c) => c.call('applyGradients', sum)));
     this.steps = infos[0].step;
     return infos[0];
@@ -241,9 +231,7 @@ export class OrtTrainer implements Trainer {
 
   /** The accumulated gradients summed over the replicas (zeros if none), for tests and diagnostics. */
   async gradients(): Promise<Params> {
-    const parts = await all(this.replicas.map((c) => c.call('gradients')));
-    for (const g of parts.slice(1)) for (const [name, a] of Object.entries(parts[0])) addInto(a, g[name]);
-    return parts[0];
+    return sumInOrder(await all(this.replicas.map((c) => c.call('gradients'))));
   }
 
   /** Arrays the workers hold between calls (flat across steps). */
@@ -278,9 +266,4 @@ export class OrtTrainer implements Trainer {
   async close(): Promise<void> {
     await all(this.replicas.map((c) => c.close()));
   }
-}
-
-/** dst += src. */
-function addInto(dst: Float32Array, src: Float32Array): void {
-  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
 }

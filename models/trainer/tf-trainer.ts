@@ -13,7 +13,7 @@ import type { Params } from '../params.ts';
 import { TfPolicy } from '../policy-tf.ts';
 import { AdamW, lossGradients } from '../optimizer.ts';
 import type { AdamWConfig, AdamWConfigInput, AdamWState, StepInfo } from '../adamw.ts';
-import type { LossFn, MicroBatchResult, Trainer, TrainRows } from './types.ts';
+import { checkTrainRows, type LossFn, type MicroBatchResult, type Trainer, type TrainRows } from './types.ts';
 
 export class TfTrainer implements Trainer {
   readonly engine = 'tfjs' as const;
@@ -44,10 +44,7 @@ export class TfTrainer implements Trainer {
   }
 
   async accumulate<M>(rows: TrainRows, loss: LossFn<M>): Promise<MicroBatchResult<M>> {
-    const B = rows.responses.length;
-    if (rows.images.length !== B || rows.prompts.length !== B)
-      throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
-    if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
+    checkTrainRows(rows);
     let metrics: M | undefined;
     const r = lossGradients(this.policy.vars, () => {
       const { logprobs, mask } = this.policy.logProbs({ images: rows.images, promptIds: rows.prompts, responseIds: rows.responses });

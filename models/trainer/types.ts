@@ -39,6 +39,15 @@ export interface TrainRows {
   maskedImages?: readonly RgbImage[];
 }
 
+/** The number of rows of a micro-batch, after checking that its images, prompts and masked images agree. */
+export function checkTrainRows(rows: TrainRows): number {
+  const B = rows.responses.length;
+  if (rows.images.length !== B || rows.prompts.length !== B)
+    throw new Error(`trainer: ${B} responses but ${rows.images.length} images and ${rows.prompts.length} prompts`);
+  if (rows.maskedImages && rows.maskedImages.length !== B) throw new Error(`trainer: ${B} rows but ${rows.maskedImages.length} masked images`);
+  return B;
+}
+
 /** What a loss sees: [B, T] tensors, T the longest response of the micro-batch. */
 export interface LossInputs {
   /** log pi(response token | image, prompt, earlier tokens); 0 at PAD; carries the gradient */
