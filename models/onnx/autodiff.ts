@@ -103,6 +103,14 @@ export function appendGradients(g: GraphBuilder, spec: GradientSpec): AppendedGr
     contributions.set(v, [sum]);
     return sum;
   };
+  /** Records the gradients `dx` a rule gave for the `inputs` that need one. */
+  const contribute = (inputs: readonly string[], needs: readonly boolean[], dx: readonly (string | undefined)[]) =>
+    inputs.forEach((input, i) => {
+      const d = dx[i];
+      if (!needs[i] || !d) return;
+      info.set(d, { ...info.get(input) });
+      contributions.set(input, [...(contributions.get(input) ?? []), d]);
+    });
 
   // Subgraphs with their own VJP (e.g. Layers.gelu): the gradient reaching their output goes straight to
   // their inputs; their inner nodes then only carry gradient reaching them from outside the subgraph.
@@ -116,13 +124,7 @@ export function appendGradients(g: GraphBuilder, spec: GradientSpec): AppendedGr
     if (vjp) {
       const needsIn = vjp.inputs.map((i) => active.has(i) && needed.has(i));
       const where = `gradient of graph '${g.graphName}', custom VJP ${vjp.op} of '${vjp.output}'`;
-      const dx = CUSTOM_VJP_RULES[vjp.op]({ g, node, dy, needs: needsIn, info: (name) => info.get(name) ?? {}, where }, vjp);
-      vjp.inputs.forEach((input, i) => {
-        const d = dx[i];
-        if (!needsIn[i] || !d) return;
-        info.set(d, { ...info.get(input) });
-        contributions.set(input, [...(contributions.get(input) ?? []), d]);
-      });
+      contribute(vjp.inputs, needsIn, CUSTOM_VJP_RULES[vjp.op]({ g, node, dy, needs: needsIn, info: (name) => info.get(name) ?? {}, where }, vjp));
       continue;
     }
     const needs = node.inputs.map((i) => i !== '' && active.has(i) && needed.has(i));
@@ -137,15 +139,7 @@ export function appendGradients(g: GraphBuilder, spec: GradientSpec): AppendedGr
           .join(', ')}... and '${spec.output}')`,
       );
     const ctx: RuleContext = { g, node, dy, needs, info: (name) => info.get(name) ?? {}, where };
-    const dx = rule(ctx);
-    node.inputs.forEach((input, i) => {
-      const d = dx[i];
-      if (!needs[i] || !d) return;
-      info.set(d, { ...info.get(input) });
-      const list = contributions.get(input) ?? [];
-      list.push(d);
-      contributions.set(input, list);
-    });
+    contribute(node.inputs, needs, rule(ctx));
   }
 
   const grads: Record<string, string> = {};
