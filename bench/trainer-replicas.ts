@@ -9,29 +9,14 @@
  */
 import { parseArgs } from 'node:util';
 import { initTf } from '../util/tf-backend.ts';
-import { policyConfig, type PolicyConfig } from '../models/config.ts';
+import { policyConfig } from '../models/config.ts';
 import { initParams } from '../models/params.ts';
-import { encodePrompt, EOS_ID } from '../models/tokenizer.ts';
 import { OrtTrainer } from '../models/trainer/ort-trainer.ts';
 import { tokenMeanNll } from '../models/trainer/losses.ts';
-import type { TrainRows } from '../models/trainer/types.ts';
-import { Rng } from '../util/rng.ts';
+import { benchRows } from './bench-rows.ts';
 
 const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '16,64' }, rounds: { type: 'string', default: '12' } } });
 const ROUNDS = Number(args.rounds);
-
-function rowsOf(cfg: PolicyConfig, from: number, to: number): TrainRows {
-  const image = (seed: number) => {
-    const rng = Rng.seeded(seed);
-    return { height: cfg.imageHeight, width: cfg.imageWidth, data: Uint8Array.from({ length: cfg.imageHeight * cfg.imageWidth * 3 }, () => rng.int(256)) };
-  };
-  const ids = Array.from({ length: to - from }, (_, i) => from + i);
-  return {
-    images: ids.map(image),
-    prompts: ids.map((i) => encodePrompt(`Add the two digits in the image. #${10 + (i % 90)}`)),
-    responses: ids.map((i) => [...Array.from({ length: 47 }, (_, t) => 7 + ((i * 7 + t) % 90)), EOS_ID]),
-  };
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
@@ -42,8 +27,8 @@ const one = await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 2 }
 const halves = [await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 1 }), await OrtTrainer.create(cfg, params, {}, { replicas: 1, threads: 1 })];
 console.log('accumulate of one micro-batch (NLL), default policy, R rows x 117 tokens: median / best ms');
 for (const R of args.rows.split(',').map(Number)) {
-  const all = rowsOf(cfg, 0, R);
-  const parts = [rowsOf(cfg, 0, R >> 1), rowsOf(cfg, R >> 1, R)];
+  const all = benchRows(cfg, 0, R);
+  const parts = [benchRows(cfg, 0, R >> 1), benchRows(cfg, R >> 1, R)];
   const t1: number[] = [];
   const t2: number[] = [];
   for (let k = 0; k < ROUNDS + 2; k++) {

@@ -29,14 +29,13 @@ import { fileURLToPath } from 'node:url';
 import { initTf, tf } from '../util/tf-backend.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
 import { objectiveConfig } from '../algorithms/config.ts';
-import { policyConfig, policyDims, type PolicyConfig } from '../models/config.ts';
+import { policyConfig, policyDims } from '../models/config.ts';
 import { initParams } from '../models/params.ts';
-import { encodePrompt, EOS_ID } from '../models/tokenizer.ts';
 import { OrtTrainer } from '../models/trainer/ort-trainer.ts';
 import { TfTrainer } from '../models/trainer/tf-trainer.ts';
-import type { LossFn, Trainer, TrainRows } from '../models/trainer/types.ts';
+import type { LossFn, Trainer } from '../models/trainer/types.ts';
 import { tokenMeanNll } from '../models/trainer/losses.ts';
-import type { RgbImage } from '../util/image.ts';
+import { benchRows, PROMPT_TOKENS, RESPONSE_TOKENS } from './bench-rows.ts';
 import { Rng } from '../util/rng.ts';
 
 const { values: args } = parseArgs({
@@ -53,29 +52,9 @@ const ORT = 'onnxruntime trainer (default)';
 const ORT_RL = 'onnxruntime, RL loss';
 const STEPS = Number(args.steps);
 const ROWS = args.rows.split(',').map(Number);
-const PROMPT_TOKENS = 37;
-const RESPONSE_TOKENS = 48;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const fmt = (x: number, d = 0) => x.toFixed(d);
-
-function image(cfg: PolicyConfig, seed: number): RgbImage {
-  const rng = Rng.seeded(seed);
-  const data = new Uint8Array(cfg.imageHeight * cfg.imageWidth * 3);
-  for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
-  return { height: cfg.imageHeight, width: cfg.imageWidth, data };
-}
-
-/** R rows of exactly 37 prompt and 48 response tokens. */
-function rowsOf(cfg: PolicyConfig, R: number): TrainRows {
-  const prompts = Array.from({ length: R }, (_, i) => encodePrompt(`Add the two digits in the image. #${10 + (i % 90)}`));
-  if (prompts.some((p) => p.length !== PROMPT_TOKENS)) throw new Error('bench prompts must be 37 tokens');
-  return {
-    images: Array.from({ length: R }, (_, i) => image(cfg, i)),
-    prompts,
-    responses: Array.from({ length: R }, (_, i) => [...Array.from({ length: RESPONSE_TOKENS - 1 }, (_, t) => 7 + ((i * 7 + t) % 90)), EOS_ID]),
-  };
-}
 
 /** PAPO-G's loss on R rows, as the update sink builds it: fixed old, reference and masked-view log-probs and advantages. */
 function rlLoss(R: number): LossFn<unknown> {
@@ -139,7 +118,7 @@ async function main() {
   const cfg = policyConfig({ seed: 1 });
   const params = initParams(cfg);
   const opt = { lr: 1e-4 };
-  const batches = ROWS.map((R) => rowsOf(cfg, R));
+  const batches = ROWS.map((R) => benchRows(cfg, 0, R));
   const seq = policyDims(cfg).nPatch + PROMPT_TOKENS + RESPONSE_TOKENS;
 
   const ort = await OrtTrainer.create(cfg, params, opt);
