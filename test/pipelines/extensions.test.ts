@@ -8,12 +8,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { parse } from 'yaml';
 import { initTf, tf } from '../../util/tf-backend.ts';
 import { objectiveConfig, papoLoss, groupAdvantages } from '../../algorithms/index.ts';
-import { saveTinyPolicy } from './tiny-run.ts';
+import { tinyPolicyInTmp } from './tiny-run.ts';
 import { trainConfig, type TrainConfigInput } from '../../pipelines/train-config.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { assertClose, errorOf } from '../asserts.ts';
@@ -32,9 +30,7 @@ const NAMED = {
 let tmp: string;
 let weights: string;
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-extensions-'));
-  weights = path.join(tmp, 'init');
-  await saveTinyPolicy(weights);
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-extensions-'));
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -7,13 +7,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTf } from '../../util/tf-backend.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import { replayRun } from '../../pipelines/replay.ts';
-import { saveTinyPolicy, TINY_POLICY } from './tiny-run.ts';
+import { tinyPolicyInTmp, TINY_POLICY } from './tiny-run.ts';
 import { savePolicyWeights } from '../../storage/policy-weights.ts';
 import { initParams } from '../../models/params.ts';
 
@@ -25,9 +24,8 @@ let trained: TrainResult;
 const batches = new Map<number, { responses: Int32Array[]; advantages: Float32Array; ids: string[] }>();
 
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-replay-test-'));
-  const weights = path.join(tmp, 'init');
-  await saveTinyPolicy(weights);
+  let weights: string;
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-replay-test-'));
   run = path.join(tmp, 'run');
   trained = await runTrain(
     {

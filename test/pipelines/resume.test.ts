@@ -6,7 +6,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTf } from '../../util/tf-backend.ts';
 import { CheckpointStore } from '../../storage/checkpoints.ts';
@@ -14,16 +13,14 @@ import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
-import { algorithmicMetrics, saveTinyPolicy } from './tiny-run.ts';
+import { algorithmicMetrics, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
 let tmp: string;
 let weights: string;
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-resume-test-'));
-  weights = path.join(tmp, 'init');
-  await saveTinyPolicy(weights);
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-resume-test-'));
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

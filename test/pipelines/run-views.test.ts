@@ -7,13 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { initTf } from '../../util/tf-backend.ts';
 import { chartSvg } from '../../util/charts.ts';
-import { saveTinyPolicy } from './tiny-run.ts';
+import { tinyPolicyInTmp } from './tiny-run.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { readMetrics, type MetricsLine } from '../../pipelines/run-dir.ts';
 import { writeReport, type ChartRow } from '../../pipelines/report.ts';
@@ -31,9 +30,8 @@ let tmp: string;
 let papoRun: string;
 let grpoRun: string;
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-views-'));
-  const weights = path.join(tmp, 'init');
-  await saveTinyPolicy(weights);
+  let weights: string;
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-views-'));
   const config = (run: string, preset: 'papo_g' | 'grpo', steps: number): TrainConfigInput => ({
     data: { task: 'digits', families: ['read', 'count', 'text-sum'], rollout_batch_size: PROMPTS, max_response_length: 6, seed: 2 },
     algorithm: { preset },

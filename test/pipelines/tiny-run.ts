@@ -4,6 +4,8 @@
  * not depend on the clock.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { policyConfig } from '../../models/config.ts';
 import { initParams } from '../../models/params.ts';
 import { savePolicyWeights } from '../../storage/policy-weights.ts';
@@ -20,6 +22,14 @@ export const TINY_POLICY = policyConfig({
   maxResponseLen: 8,
   seed: 1,
 });
+
+/** A new temporary directory with the tiny policy saved in its `init/`. */
+export async function tinyPolicyInTmp(prefix: string): Promise<{ tmp: string; weights: string }> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const weights = path.join(tmp, 'init');
+  await saveTinyPolicy(weights);
+  return { tmp, weights };
+}
 
 /** Saves the tiny policy's seed-1 weights to `dir` (a new path). */
 export function saveTinyPolicy(dir: string): Promise<void> {

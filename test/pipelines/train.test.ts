@@ -6,10 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { saveTinyPolicy } from './tiny-run.ts';
+import { tinyPolicyInTmp } from './tiny-run.ts';
 import { defineReward } from '../../tasks/rewards/types.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
@@ -25,9 +23,7 @@ const digitShare = defineReward('digit-share', ({ response }) => {
 let tmp: string;
 let weights: string;
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-train-test-'));
-  weights = path.join(tmp, 'init');
-  await saveTinyPolicy(weights);
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-train-test-'));
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
