@@ -19,6 +19,7 @@ interface EvalFlags extends ManifestFileFlags {
   seed: number;
   json?: string;
   threads: number;
+  errors?: boolean;
 }
 
 /** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
@@ -54,6 +55,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--seed <n>', 'sampling seed', intOption('--seed'), 0)
     .option('--threads <n>', 'onnxruntime intra-op threads', intAtLeastOption('--threads', 1), 2)
     .option('--json <file>', 'also write the full report as JSON')
+    .option('--errors', 'classify each greedy failure (format, perception, reasoning, calculation, inconsistency) and print the table')
     .action(async (f: EvalFlags, cmd: Command) => {
       // everything the flags alone can get wrong is refused before the weights load
       const split = checkSplit(f.split);
@@ -83,7 +85,14 @@ export function registerEvalCommand(program: Command): void {
       const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });
       try {
         await engine.setWeights(saved.params, Number(saved.meta.step ?? 0));
-        const report = await evaluate(engine, task, { split, limit: f.limit, k: f.k, temperature: f.temperature, seed: f.seed });
+        const report = await evaluate(engine, task, {
+          split,
+          limit: f.limit,
+          k: f.k,
+          temperature: f.temperature,
+          seed: f.seed,
+          errors: f.errors,
+        });
         console.log(formatEvalReport(report));
         if (f.json) fs.writeFileSync(f.json, JSON.stringify(report, null, 2));
       } finally {

@@ -3,7 +3,8 @@
  * temperature 1 (what RL will see). Scores with the task's reward function and reports accuracy, format
  * rate and mean response length overall, per vision-dependency group (general vs vision-dependent, as the
  * paper reports) and per family, plus the fraction of prompts whose k samples are neither all right nor
- * all wrong: the groups that carry signal for GRPO.
+ * all wrong: the groups that carry signal for GRPO. With `errors`, each greedy failure is classified as
+ * format / perception / reasoning / calculation / inconsistency / unclassified (tasks/error-taxonomy.ts).
  */
 import { lastValueFrom, map, tap, type Observable } from 'rxjs';
 import { CreditGate } from '../operators/credit-gate.ts';
@@ -12,11 +13,12 @@ import { sampleGroups } from '../operators/sample-groups.ts';
 import { scoreRewards } from '../operators/score-rewards.ts';
 import type { PromptBatch, RolloutEngine, SampledGroups, ScoredBatch, ScoredGroups } from '../operators/types.ts';
 import { accuracyReport, sumByGroup, type AccuracyReport, type GroupSums } from '../tasks/accuracy-report.ts';
+import { classifyFailure, ERROR_CLASSES, errorTable, type ErrorClass, type ErrorTable } from '../tasks/error-taxonomy.ts';
 import { compositeReward } from '../tasks/rewards/composite.ts';
 import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { RecordStream } from '../tasks/stream.ts';
-import type { Split, Task, TaskRecord } from '../tasks/types.ts';
+import type { Split, Task, TaskRecord, VisionDependency } from '../tasks/types.ts';
 import { createProgress } from '../util/progress.ts';
 
 export interface EvalOptions {
@@ -31,6 +33,25 @@ export interface EvalOptions {
   seed?: number;
   reward?: RewardFunction;
   quiet?: boolean;
+  /** Classify every greedy failure (accuracy < 1 from `reward`) by the task's `classifyError`: the report's `errors`. */
+  errors?: boolean;
+}
+
+/** A greedy failure shown as an example of its class. */
+export interface ErrorExample {
+  id: string;
+  question: string;
+  answer: string;
+  response: string;
+  detail?: string;
+}
+
+/** The error taxonomy of the greedy responses: failures by class per group, with examples. */
+export interface ErrorReport extends ErrorTable {
+  /** each record's class in record order, null for a right response: to compare two policies on the same prompts */
+  perRecord: (ErrorClass | null)[];
+  /** up to three failures per class, the first in record order */
+  examples: Record<ErrorClass, ErrorExample[]>;
 }
 
 export interface GroupStats {
@@ -54,6 +75,8 @@ export interface DecodingReport {
 export interface EvalReport {
   task: string;
   split: Split;
+  /** each evaluated family's vision dependency ('high': the answer needs the image) */
+  familyDependency: Record<string, VisionDependency>;
   records: number;
   policyVersion: number | undefined;
   greedy: DecodingReport & {
@@ -72,6 +95,8 @@ export interface EvalReport {
   seconds: number;
   /** Three example responses (greedy), for a person to look at. */
   examples: { id: string; question: string; answer: string; response: string }[];
+  /** With `errors`: why the greedy responses that failed failed (tasks/error-taxonomy.ts). */
+  errors?: ErrorReport;
 }
 
 interface Scored {
@@ -196,6 +221,8 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
   const perPromptRight: number[] = [];
   const failures: RewardFailure[] = [];
   const examples: EvalReport['examples'] = [];
+  const errorClasses: (ErrorClass | null)[] = [];
+  const errorExamples = Object.fromEntries(ERROR_CLASSES.map((c) => [c, []])) as unknown as ErrorReport['examples'];
   const scored = (records: readonly TaskRecord[], p: Pass): Scored[] =>
     p.texts.map((_, i) => ({
       record: records[Math.floor(i / p.groupSize)],
@@ -211,6 +238,16 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
     failures.push(...b.greedy.rewardFailures);
     for (let i = 0; i < records.length && examples.length < 3; i++) {
       examples.push({ id: records[i].id, question: records[i].question, answer: records[i].answer, response: b.greedy.texts[i] });
+    }
+    if (opts.errors) {
+      // greedy is one response per prompt; failure is the reward's accuracy, the one the report gives
+      records.forEach((r, i) => {
+        const c = classifyFailure(task, r, b.greedy.texts[i], b.greedy.accuracy[i]);
+        errorClasses.push(c?.class ?? null);
+        if (c && errorExamples[c.class].length < 3) {
+          errorExamples[c.class].push({ id: r.id, question: r.question, answer: r.answer, response: b.greedy.texts[i], detail: c.detail });
+        }
+      });
     }
     if (b.sampled) {
       sampled.push(...scored(records, b.sampled));
@@ -230,6 +267,7 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
   const report: EvalReport = {
     task: task.name,
     split,
+    familyDependency: Object.fromEntries(greedy.map((g) => [g.record.family, g.record.visionDependency])),
     records: total,
     policyVersion: engine.version,
     greedy: { ...summarise(greedy), perRecord: greedy.map((g) => g.accuracy) },
@@ -237,6 +275,10 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
     seconds: (performance.now() - t0) / 1000,
     examples,
   };
+  if (opts.errors) {
+    const table = errorTable(greedy.map((g, i) => ({ family: g.record.family, visionDependency: g.record.visionDependency, errorClass: errorClasses[i] })));
+    report.errors = { ...table, perRecord: errorClasses, examples: errorExamples };
+  }
   if (k > 0) {
     report.sampled = {
       ...summarise(sampled),
@@ -277,5 +319,25 @@ export function formatEvalReport(r: EvalReport): string {
   }
   if (r.rewardFailures.length) lines.push(`reward failures: ${r.rewardFailures.length} (first: ${r.rewardFailures[0].id}: ${r.rewardFailures[0].reason})`);
   for (const e of r.examples) lines.push(`example ${e.id}: "${e.question}" -> ${JSON.stringify(e.response)} (answer ${e.answer})`);
+  if (r.errors) lines.push(formatErrorReport(r.errors));
+  return lines.join('\n');
+}
+
+/** The error taxonomy as a table: class x overall / vision-dependent / general, count and share of failures; one example per class. */
+export function formatErrorReport(e: ErrorReport): string {
+  const groups: [string, ErrorReport['overall']][] = [
+    ['overall', e.overall],
+    ['vision-dependent', e.visionDependent],
+    ['general', e.general],
+  ];
+  const lines = [`greedy failures by class (share of the group's failures):`];
+  lines.push(`${'class'.padEnd(14)}${groups.map(([name]) => name.padStart(20)).join('')}`);
+  const cell = (n: number, share: number | null) => `${String(n).padStart(6)} ${pct(share)}`.padStart(20);
+  for (const c of ERROR_CLASSES) lines.push(`${c.padEnd(14)}${groups.map(([, g]) => cell(g.counts[c], g.shares[c])).join('')}`);
+  lines.push(`${'failures'.padEnd(14)}${groups.map(([, g]) => `${g.failures} of ${g.n}`.padStart(20)).join('')}`);
+  for (const c of ERROR_CLASSES) {
+    const x = e.examples[c][0];
+    if (x) lines.push(`  ${c} ${x.id}: "${x.question}" -> ${JSON.stringify(x.response)} (answer ${x.answer})${x.detail ? `: ${x.detail}` : ''}`);
+  }
   return lines.join('\n');
 }

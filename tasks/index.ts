@@ -19,5 +19,17 @@ export { resizeImage, resizeToFit, type ResizeMethod } from './loader/resize.ts'
 export { decodeImage } from './loader/decode.ts';
 export { renderContactSheet, writeContactSheet, encodePng } from './preview/contact-sheet.ts';
 export { accuracyReport, type AccuracyReport } from './accuracy-report.ts';
+export {
+  ERROR_CLASSES,
+  classifyFailure,
+  errorTable,
+  grammarClassifier,
+  type ErrorCell,
+  type ErrorClass,
+  type ErrorClassification,
+  type ErrorClassifier,
+  type ErrorTable,
+  type TraceGrammar,
+} from './error-taxonomy.ts';
 export { sampleRecords, splitStats, type SplitStats } from './inspect.ts';
 export { MixtureTask } from './mixture.ts';

@@ -4,6 +4,7 @@
  * is k times the smallest member's split. Ids keep their task prefix, so records stay distinguishable.
  */
 import { checkIndex, type FamilyInfo, type Split, type Task, type TaskRecord } from './types.ts';
+import type { ErrorClassification } from './error-taxonomy.ts';
 
 export class MixtureTask implements Task {
   readonly name: string;
@@ -37,5 +38,12 @@ export class MixtureTask implements Task {
     checkIndex(this, split, index);
     const k = this.members.length;
     return this.members[index % k].recordAt(split, Math.floor(index / k));
+  }
+
+  /** The classifier of the first member that declares the record's family; `unclassified` if it has none. */
+  classifyError(record: TaskRecord, response: string): ErrorClassification {
+    const member = this.members.find((t) => t.families.some((f) => f.name === record.family));
+    if (!member?.classifyError) return { class: 'unclassified', detail: `no member of ${this.name} classifies family ${record.family}` };
+    return member.classifyError(record, response);
   }
 }

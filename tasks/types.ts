@@ -3,6 +3,7 @@
  * and user manifests all expose the same `Task`, so streams, evaluation and the preview treat them alike.
  */
 import type { RgbImage } from '../util/image.ts';
+import type { ErrorClassification } from './error-taxonomy.ts';
 
 export type Split = 'train' | 'validation' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validation', 'test'];
@@ -59,6 +60,12 @@ export interface Task {
   size(split: Split): number;
   /** Record `index` (0 <= index < size(split)) of a split. */
   recordAt(split: Split, index: number): TaskRecord;
+  /**
+   * Optional: why `response`, a failure of one of this task's records (accuracy < 1), failed: format,
+   * perception, reasoning, calculation or inconsistency, from the record's ground truth (error-taxonomy.ts).
+   * Evaluation calls it through `classifyFailure`, which reports `unclassified` for a task without one.
+   */
+  classifyError?(record: TaskRecord, response: string): ErrorClassification;
 }
 
 export function checkSplit(split: string): Split {

@@ -13,6 +13,8 @@ import { checkIndex, type FamilyInfo, type Split, type Task, type TaskRecord } f
 import { checkQuestion, demonstration } from '../text.ts';
 import { checkSizes, selectFamilies, type SplitSizes } from '../config-checks.ts';
 import { DIGIT_FAMILIES, type DigitFamily } from './families.ts';
+import { classifyDigitsError } from './error-grammar.ts';
+import type { ErrorClassification } from '../error-taxonomy.ts';
 import { DIGIT_SIZE, digitPixels, mnistPool, type MnistPool } from './mnist-pool.ts';
 
 export interface DigitsOptions {
@@ -92,6 +94,11 @@ export class DigitsTask implements Task {
         ...q.params,
       },
     };
+  }
+
+  /** Why a failed response failed, from the digits drawn and the family's trace grammar (error-grammar.ts). */
+  classifyError(record: TaskRecord, response: string): ErrorClassification {
+    return classifyDigitsError(record, response);
   }
 
   /** Digit k occupies columns [28k, 28k + 28); MNIST ink is white on black, copied to all channels. */

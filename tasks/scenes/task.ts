@@ -13,6 +13,8 @@ import { checkIndex, type FamilyInfo, type Split, type Task, type TaskRecord } f
 import { checkQuestion, demonstration } from '../text.ts';
 import { checkSizes, selectFamilies, type SplitSizes } from '../config-checks.ts';
 import { SCENE_FAMILIES, type SceneFamily } from './families.ts';
+import { classifyScenesError } from './error-grammar.ts';
+import type { ErrorClassification } from '../error-taxonomy.ts';
 import { CELL, randomScene, renderScene, type SceneObject } from './render.ts';
 
 export interface ScenesOptions {
@@ -97,6 +99,11 @@ export class ScenesTask implements Task {
       };
     }
     throw new Error(`scenes: family ${family.name} found no suitable scene in ${MAX_TRIES} tries (record ${split}/${index})`);
+  }
+
+  /** Why a failed response failed, from the objects drawn and the family's trace grammar (error-grammar.ts). */
+  classifyError(record: TaskRecord, response: string): ErrorClassification {
+    return classifyScenesError(record, response);
   }
 }
 

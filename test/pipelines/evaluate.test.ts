@@ -4,6 +4,8 @@ import { evaluate } from '../../pipelines/evaluate.ts';
 import { encode, encodeResponse } from '../../models/tokenizer.ts';
 import type { SampleRequest, SampleResult, SampledResponse } from '../../models/engine/types.ts';
 import type { Task, TaskRecord } from '../../tasks/types.ts';
+import { DigitsTask } from '../../tasks/digits/task.ts';
+import { ERROR_CLASSES } from '../../tasks/error-taxonomy.ts';
 import { makeImage } from '../../util/image.ts';
 
 // Seven test records; evaluation is limited to the first five, in batches of 2, 2 and 1.
@@ -164,4 +166,94 @@ test('evaluate: a split with no records, a negative or fractional k and a limit 
   for (const k of [-1, 1.5, NaN]) await assert.rejects(evaluate(engine, task, { k, quiet: true }), /evaluate: k must be an integer >= 0 \(0: greedy only\)/);
   for (const limit of [0, -3, 2.5]) await assert.rejects(evaluate(engine, task, { limit, quiet: true }), /evaluate: limit must be a positive integer/);
   assert.equal(calls.length, 0, 'refused before sampling');
+});
+
+test('evaluate with errors: greedy failures by class; the other report fields unchanged; a task without a classifier is unclassified', async () => {
+  const opts = { split: 'test' as const, limit: 5, k: 2, batchSize: 2, seed: 10, temperature: 0.7, quiet: true };
+  const plain = await evaluate(fakeEngine().engine, task, opts);
+  const report = await evaluate(fakeEngine().engine, task, { ...opts, errors: true });
+  const { seconds: _a, errors, ...rest } = report;
+  const { seconds: _b, ...plainRest } = plain;
+  assert.deepEqual(rest, plainRest);
+  assert.equal(plain.errors, undefined);
+  const e = errors!;
+  // greedy: records 1 (wrong answer) and 4 (cut off) failed
+  assert.deepEqual(e.perRecord, [null, 'unclassified', null, null, 'unclassified']);
+  assert.equal(e.overall.n, 5);
+  assert.equal(e.overall.failures, 2);
+  assert.equal(e.overall.counts.unclassified, 2);
+  assert.equal(e.overall.shares.unclassified, 1);
+  assert.deepEqual([e.visionDependent.failures, e.general.failures], [1, 1]);
+  assert.deepEqual(
+    e.examples.unclassified.map((x) => [x.id, x.detail]),
+    [
+      ['toy/test/1', 'task toy declares no error classifier'],
+      ['toy/test/4', 'task toy declares no error classifier'],
+    ],
+  );
+  assert.deepEqual(e.examples.perception, []);
+});
+
+test('evaluate with errors on digits: scripted greedy responses get their classes, and the counts add up to the failures', async () => {
+  const digits = new DigitsTask({ seed: 2 });
+  const n = 28;
+  const records = Array.from({ length: n }, (_, i) => digits.recordAt('test', i));
+  const say = (trace: string, answer: string) => `<think>${trace}</think><answer>${answer}</answer>`;
+  const wrong = (r: TaskRecord) => (r.answer === 'yes' ? 'no' : r.answer === 'no' ? 'yes' : String(Number(r.answer) + 1));
+  // record i: right (i % 4 = 0), its demonstration's trace with another answer (1: inconsistency), no think block (2: format),
+  // and (3) a misread first digit for sum (perception), else right
+  const script = (i: number): string => {
+    const r = records[i];
+    const trace = /<think>(.*)<\/think>/.exec(r.demonstration!)![1];
+    if (i % 4 === 1) return say(trace, wrong(r));
+    if (i % 4 === 2) return `<answer>${wrong(r)}</answer>`;
+    if (i % 4 === 3 && r.family === 'sum') {
+      const d = r.meta.digits as number[];
+      const read = [(d[0] + 1) % 10, ...d.slice(1)];
+      const s = read.reduce((a, b) => a + b, 0);
+      return say(`${read.join('+')}=${s}`, String(s));
+    }
+    return r.demonstration!;
+  };
+  const engine = {
+    version: 1,
+    async sample(request: SampleRequest): Promise<SampleResult> {
+      const responses: SampledResponse[] = [];
+      request.images.forEach((img, p) => {
+        const i = records.findIndex((r) => Buffer.compare(Buffer.from(r.image.data), Buffer.from(img.data)) === 0 && r.question === request.prompts[p]);
+        assert.ok(i >= 0);
+        const tokens = Int32Array.from(encodeResponse(script(i)));
+        const z = new Float32Array(tokens.length);
+        for (let g = 0; g < (request.n ?? 1); g++) {
+          responses.push({ promptIndex: p, sampleIndex: g, tokens, logprobs: z, samplingLogprobs: z, length: tokens.length, finished: true, version: 1 });
+        }
+      });
+      return { responses, version: 1, tokens: 0, stepRows: 0 };
+    },
+  };
+  const report = await evaluate(engine, digits, { limit: n, k: 1, batchSize: 8, quiet: true, errors: true });
+  const e = report.errors!;
+  const expected = records.map((r, i) => (i % 4 === 1 ? 'inconsistency' : i % 4 === 2 ? 'format' : i % 4 === 3 && r.family === 'sum' ? 'perception' : null));
+  assert.deepEqual(e.perRecord, expected);
+  assert.ok(expected.includes('perception'));
+  for (const [g, acc] of [
+    [e.overall, report.greedy.accuracy.overall],
+    [e.visionDependent, report.greedy.accuracy.visionDependent],
+    [e.general, report.greedy.accuracy.general],
+    ...Object.entries(e.byFamily).map(([f, c]) => [c, report.greedy.accuracy.byFamily[f]] as const),
+  ] as const) {
+    assert.equal(g.n, acc.n);
+    assert.equal(g.failures, Math.round(acc.n * (1 - acc.accuracy!)), 'failures = accuracy < 1');
+    assert.equal(
+      ERROR_CLASSES.reduce((a, c) => a + g.counts[c], 0),
+      g.failures,
+    );
+  }
+  assert.equal(e.overall.failures, expected.filter((c) => c !== null).length);
+  assert.deepEqual(
+    e.examples.format.map((x) => x.id),
+    ['digits/test/2', 'digits/test/6', 'digits/test/10'],
+  );
+  assert.match(e.examples.inconsistency[0].detail!, /the trace gives .*, the answer is/);
+  assert.equal(e.overall.counts.unclassified, 0);
 });
