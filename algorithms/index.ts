@@ -1,10 +1,19 @@
 /**
  * Public entry point of the objective: its config, the loss, advantages, masking, and the registries that
  * user code extends by name (`registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
- * `registerLossAggMode`, `registerMaskType`), with `tf`, the tensor library their signatures use.
+ * `registerLossAggMode`, `registerMaskType`, `registerTokenWeighting`), with `tf`, the tensor library their
+ * signatures use.
  */
 export { tf } from '../util/tf-backend.ts';
-export { objectiveConfig, ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from './config.ts';
+export {
+  objectiveConfig,
+  needsMaskedLogprobs,
+  ObjectiveConfigSchema,
+  PRESETS,
+  type ObjectiveConfig,
+  type ObjectiveConfigInput,
+  type PresetName,
+} from './config.ts';
 export { papoLoss, type PapoLossInputs, type PapoLossOptions, type PapoLossResult, type PapoMetricName } from './papo-loss.ts';
 export {
   groupAdvantages,
@@ -25,6 +34,19 @@ export {
   type ClipConfig,
 } from './policy-loss.ts';
 export { klEstimate, registerKlEstimator, klEstimators, type KlEstimator } from './kl.ts';
+export {
+  registerTokenWeighting,
+  tokenWeightings,
+  tokenWeightingStats,
+  vppoDependency,
+  type TokenWeighting,
+  type TokenWeightingFn,
+  type TokenWeightingInputs,
+  type TokenWeightingOptions,
+  type TokenWeightingStats,
+  type TokenWeightingStatsInputs,
+  type TokenWeights,
+} from './token-weighting.ts';
 export { aggregate, maskedMean, registerLossAggMode, lossAggModes, type LossAggregation, type AggregationOptions } from './aggregate.ts';
 export {
   drawPatchGrid,

@@ -8,7 +8,7 @@ export function registerTrainCommand(program: Command): void {
     .description('RL training (PAPO by default) from the shipped warm start; prints held-out accuracy before and after')
     .argument('[overrides...]', 'dotted overrides, e.g. worker.rollout.n=4 trainer.max_steps=10 algorithm.kl_coef=0')
     .option('--config <file>', 'YAML/JSON run config (data, algorithm, worker.actor, worker.rollout, worker.reward, trainer)')
-    .option('--preset <name>', 'objective preset: grpo | dapo | papo_g | papo_d (= algorithm.preset)')
+    .option('--preset <name>', 'objective preset: grpo | dapo | papo_g | papo_d | vppo (= algorithm.preset)')
     .option('--print-config', 'print the merged, validated config and exit')
     .option('--resume [run_dir]', 'continue the run in run_dir (default trainer.save_checkpoint_path) from its latest checkpoint, with its saved config')
     .option('--from-rollouts <run_dir>', "train offline on another run's rollout log instead of sampling (= data.rollouts_path)")

@@ -7,7 +7,8 @@
  *      gradients accumulate (the loss of each is divided by their count),
  *   3. computes the loss with `papoLoss` from algorithms/ (the only place the objective is written) on
  *      the current policy's log-probs, the sampler's behaviour log-probs (PPO's `old_log_prob`), and the
- *      batch's reference and masked-view log-probs,
+ *      batch's reference and masked-view log-probs; a token weighting's statistics over the whole
+ *      mini-batch (VPPO's dependency range) are computed once per mini-batch and given to each micro-batch,
  *   4. applies AdamW; a non-finite input at a valid token, loss or gradient skips that optimizer step
  *      (logged and counted) and never reaches the weights,
  *   5. publishes the new weights to the engine as version v + 1 (the backward edge to the sampler),
@@ -25,7 +26,8 @@ import { PAD_ID } from '../models/tokenizer.ts';
 import type { Trainer, LossFn } from '../models/trainer/types.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
 import { klEstimate } from '../algorithms/kl.ts';
-import type { ObjectiveConfig } from '../algorithms/config.ts';
+import { needsMaskedLogprobs, type ObjectiveConfig } from '../algorithms/config.ts';
+import { tokenWeightings, tokenWeightingStats, type TokenWeightingStats } from '../algorithms/token-weighting.ts';
 import { Rng } from '../util/rng.ts';
 import type { Logger } from '../util/logger.ts';
 import { selectGroups } from './groups.ts';
@@ -72,6 +74,13 @@ export interface TrainedStep {
   batch: RolloutBatch;
 }
 
+/** 1 on a response's tokens up to its first PAD (the trainers' response mask), 0 after. */
+function realTokens(response: ArrayLike<number>): Float32Array {
+  const m = new Float32Array(response.length);
+  for (let t = 0; t < response.length && response[t] !== PAD_ID; t++) m[t] = 1;
+  return m;
+}
+
 /** Rows of per-token values right-padded with 0 into a [rows, T] matrix. */
 function padRows(rows: readonly ArrayLike<number>[], T: number): Float32Array {
   const out = new Float32Array(rows.length * T);
@@ -98,10 +107,11 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     throw new Error(`papoUpdate: microBatchSize must be a positive integer, got ${opts.microBatchSize}`);
   if (!(Number.isInteger(opts.ppoEpochs) && opts.ppoEpochs >= 1)) throw new Error(`papoUpdate: ppoEpochs must be a positive integer, got ${opts.ppoEpochs}`);
   const needRef = objective.kl_coef > 0;
-  const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
+  const needMasked = needsMaskedLogprobs(objective);
+  const weightingStats = tokenWeightings.get(objective.token_weighting).miniBatchStats !== undefined;
 
   /** Loss and metrics of one micro-batch (rows of `b`); its gradients accumulate in the trainer. */
-  const microStep = async (b: RolloutBatch, rows: number[], accumSteps: number) => {
+  const microStep = async (b: RolloutBatch, rows: number[], accumSteps: number, stats: TokenWeightingStats | undefined) => {
     const G = b.groupSize;
     const records = rows.map((i) => b.records[Math.floor(i / G)]);
     const responses = rows.map((i) => b.responses[i]);
@@ -129,7 +139,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
           responseMask: mask,
         },
         objective,
-        { gradAccumSteps: accumSteps },
+        { gradAccumSteps: accumSteps, tokenWeightingStats: stats },
       );
       return { loss: out.loss, metrics: out.metrics as Metrics };
     };
@@ -170,6 +180,24 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     return undefined;
   };
 
+  /** The token weighting's statistics over all the rows of a mini-batch (from constants: before any forward). */
+  const miniBatchStats = (b: RolloutBatch, rows: number[]): TokenWeightingStats => {
+    const responses = rows.map((i) => b.responses[i]);
+    const T = Math.max(1, ...responses.map((r) => r.length));
+    const mat = (src: readonly ArrayLike<number>[]) => tf.tensor2d(padRows(src, T), [rows.length, T]);
+    const inputs = {
+      oldLogprobs: mat(rows.map((i) => b.oldLogprobs[i])),
+      maskedLogprobs: b.maskedLogprobs ? mat(rows.map((i) => b.maskedLogprobs![i])) : undefined,
+      advantages: mat(rows.map((i) => new Float32Array(b.responses[i].length).fill(b.advantages[i]))),
+      responseMask: mat(responses.map(realTokens)),
+    };
+    try {
+      return tokenWeightingStats(objective, inputs);
+    } finally {
+      tf.dispose(Object.values(inputs).filter((t) => t !== undefined));
+    }
+  };
+
   /** One optimizer step over the rows of a mini-batch; null when skipped for a non-finite input, loss or gradient. */
   const miniBatchStep = async (b: RolloutBatch, rows: number[], where: string): Promise<{ metrics: Metrics; gradNorm: number; lr: number } | null> => {
     const bad = nonFiniteInput(b, rows);
@@ -182,8 +210,9 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     const metrics: Metrics[] = [];
     let finite = true;
     try {
+      const stats = weightingStats ? miniBatchStats(b, rows) : undefined;
       for (let c = 0; c < chunks; c++) {
-        const r = await microStep(b, rows.slice(c * micro, (c + 1) * micro), chunks);
+        const r = await microStep(b, rows.slice(c * micro, (c + 1) * micro), chunks, stats);
         metrics.push(r.metrics);
         if (!Number.isFinite(r.loss)) finite = false;
       }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { objectiveConfig, PRESETS } from '../../algorithms/config.ts';
-import { advantageEstimators, klEstimators, lossAggModes, policyLosses } from '../../algorithms/index.ts';
+import { advantageEstimators, klEstimators, lossAggModes, policyLosses, tokenWeightings } from '../../algorithms/index.ts';
 import { FLOAT64_REFERENCE } from '../../algorithms/float64-reference.ts';
 
 test('defaults are those of the spec', () => {
@@ -21,7 +21,7 @@ test('defaults are those of the spec', () => {
   assert.equal(c.perception_loss_weight, 0);
 });
 
-test('presets: GRPO, DAPO, PAPO-G, PAPO-D', () => {
+test('presets: GRPO, DAPO, PAPO-G, PAPO-D, VPPO', () => {
   const g = objectiveConfig({}, 'papo_g');
   assert.equal(g.perception_loss_weight, 0.02);
   assert.equal(g.kl_coef, 0.01);
@@ -35,7 +35,20 @@ test('presets: GRPO, DAPO, PAPO-G, PAPO-D', () => {
   assert.equal(objectiveConfig({}, 'grpo').entropy_coef_masked, 0);
   // Explicit values win over the preset.
   assert.equal(objectiveConfig({ perception_loss_weight: 0.04 }, 'papo_g').perception_loss_weight, 0.04);
-  assert.deepEqual(Object.keys(PRESETS).sort(), ['dapo', 'grpo', 'papo_d', 'papo_g']);
+  // VPPO: its reference run's settings (GRPO advantages, KL 0.01, clip high 0.28, online filtering, mask 0.5, entropy 0.06).
+  const v = objectiveConfig({}, 'vppo');
+  assert.equal(v.token_weighting, 'vppo');
+  assert.equal(v.vppo_top_token_ratio, 0.4);
+  assert.equal(v.vppo_adv_floor, 0.9);
+  assert.equal(v.perception_loss_weight, 0);
+  assert.equal(v.entropy_coef_masked, 0);
+  assert.equal(v.entropy_coef_original, 0.06);
+  assert.equal(v.kl_coef, 0.01);
+  assert.equal(v.clip_ratio_high, 0.28);
+  assert.equal(v.dynamic_sampling, true);
+  assert.equal(v.mask_ratio, 0.5);
+  assert.equal(objectiveConfig({}, 'papo_g').token_weighting, 'none');
+  assert.deepEqual(Object.keys(PRESETS).sort(), ['dapo', 'grpo', 'papo_d', 'papo_g', 'vppo']);
 });
 
 test('verl spellings of the KL estimator and the policy loss are accepted', () => {
@@ -50,6 +63,7 @@ test('the built-in names are exactly those the float64 reference implements', ()
   assert.deepEqual(policyLosses.names(), FLOAT64_REFERENCE.policyLosses);
   assert.deepEqual(klEstimators.names(), FLOAT64_REFERENCE.klEstimators);
   assert.deepEqual(lossAggModes.names(), FLOAT64_REFERENCE.lossAggModes);
+  assert.deepEqual(tokenWeightings.names(), FLOAT64_REFERENCE.tokenWeightings);
 });
 
 test('invalid values are rejected with a message naming the key', () => {

@@ -6,5 +6,5 @@ test('papo selfcheck (the README main job) passes and reports every preset x mod
   const r = spawnSync(process.execPath, ['bin/papo.js', 'selfcheck'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^OK: worst relative difference/m);
-  assert.equal(r.stdout.split('\n').filter((l) => /^(grpo|dapo|papo_g|papo_d) /.test(l)).length, 16);
+  assert.equal(r.stdout.split('\n').filter((l) => /^(grpo|dapo|papo_g|papo_d|vppo) /.test(l)).length, 20);
 });
