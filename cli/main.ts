@@ -10,7 +10,15 @@ import { registerTrainCommand } from './train.ts';
 import { registerReplayCommand } from './replay.ts';
 import { registerReportCommand } from './report.ts';
 import { registerRolloutsCommand } from './rollouts.ts';
+import { registerStudyCommand } from './study.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
+
+// Started by a parent over an IPC channel (papo study): stop as on SIGTERM when the parent goes away, so a
+// killed parent leaves no run training on its own.
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}
 
 const program = new Command('papo')
   .description('PAPO / GRPO / DAPO training for vision-language policies')
@@ -40,6 +48,7 @@ registerReportCommand(program);
 registerRolloutsCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
+registerStudyCommand(program);
 registerDataCommands(program);
 
 try {

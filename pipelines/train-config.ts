@@ -119,6 +119,14 @@ const TrainerSchema = z
     val_limit: nonNegInt().default(250).describe('records of the in-training evaluation (0 = the whole split)'),
     test_before_and_after: z.boolean().default(true).describe('greedy accuracy on the held-out test split before and after training'),
     test_limit: nonNegInt().default(0).describe('records of the before/after test (0 = the whole split)'),
+    test_k: nonNegInt()
+      .default(0)
+      .describe('also sample k responses per test prompt at test_temperature and report their mean accuracy, avg@k (the paper: avg@8 at 1.0); 0 = greedy only'),
+    test_temperature: z.number().finite().nonnegative().default(1).describe('sampling temperature of the avg@k test'),
+    test_errors: z
+      .boolean()
+      .default(false)
+      .describe('classify the greedy failures of the before/after test: perception, reasoning, calculation, inconsistency, format (papo eval --errors)'),
     save_freq: nonNegInt().default(5).describe('write a checkpoint every n steps, as well as at the end (0 = at the end only)'),
     save_limit: nonNegInt().default(3).describe('checkpoints kept: the newest n, plus the best by save_best_metric (0 = keep all)'),
     save_best_metric: z.string().optional().describe("metric whose best checkpoint is always kept, e.g. 'val-core/accuracy/overall'"),
@@ -147,7 +155,7 @@ const AlgorithmSchema = z
     preset: z
       .enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]])
       .default('papo_g')
-      .describe('grpo | dapo | papo_g | papo_d; other keys override it'),
+      .describe('grpo | dapo | papo_g | papo_d | vppo; other keys override it'),
   })
   .catchall(z.unknown());
 
@@ -231,6 +239,9 @@ export const RESUME_SAFE_KEYS = [
   'trainer.val_limit',
   'trainer.test_before_and_after',
   'trainer.test_limit',
+  'trainer.test_k',
+  'trainer.test_temperature',
+  'trainer.test_errors',
   'trainer.save_freq',
   'trainer.save_limit',
   'trainer.save_best_metric',
@@ -261,14 +272,30 @@ export function flattenConfig(cfg: unknown, prefix = ''): Map<string, string> {
   return out;
 }
 
-/** The keys whose values differ between two configs, split into those a resume may change and the rest. */
-export function configChanges(saved: unknown, now: unknown, safeKeys: readonly string[] = RESUME_SAFE_KEYS): { safe: string[]; unsafe: string[] } {
+/**
+ * The keys whose values differ between two configs, split into those a resume may change and the rest. With
+ * `defaults` (a config of this version's defaults), a key the saved config lacks (one added since it was
+ * saved) is unchanged when its value now is its default, which by construction computes what the run did.
+ */
+export function configChanges(
+  saved: unknown,
+  now: unknown,
+  safeKeys: readonly string[] = RESUME_SAFE_KEYS,
+  defaults?: unknown,
+): { safe: string[]; unsafe: string[] } {
   const a = flattenConfig(saved);
   const b = flattenConfig(now);
-  const changed = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
+  const d = defaults === undefined ? undefined : flattenConfig(defaults);
+  const changed = [...new Set([...a.keys(), ...b.keys()])]
+    .filter((k) => a.get(k) !== b.get(k))
+    .filter((k) => !(d && !a.has(k) && b.has(k) && d.get(k) === b.get(k)))
+    .sort();
   const describe = (k: string) => `${k}: ${a.get(k) ?? '(unset)'} -> ${b.get(k) ?? '(unset)'}`;
   return {
     safe: changed.filter((k) => safeKeys.includes(k)).map(describe),
     unsafe: changed.filter((k) => !safeKeys.includes(k)).map(describe),
   };
 }
+
+/** What `configChanges` takes as `defaults` for a run config: this version's defaults with the run's preset. */
+export const defaultsLike = (cfg: TrainConfig): TrainConfig => trainConfig({ algorithm: { preset: cfg.algorithm.preset } });

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import { initTf } from '../util/tf-backend.ts';
+import { needsMaskedLogprobs } from '../algorithms/config.ts';
 import { createTrainer } from '../models/trainer/create.ts';
 import type { AdamWConfigInput } from '../models/adamw.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
@@ -30,6 +31,7 @@ import { TensorBoardWriter } from '../storage/tensorboard.ts';
 import { createTask } from '../tasks/registry.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
+import type { AccuracyReport } from '../tasks/accuracy-report.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
@@ -60,7 +62,7 @@ import type { StreamCursor } from '../tasks/stream.ts';
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
 import { evaluate, type EvalReport } from './evaluate.ts';
 import { loadRewardFunction } from './reward-function.ts';
-import { configChanges, flattenConfig, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, defaultsLike, flattenConfig, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { prepareFreshRunDir, truncateMetrics, type MetricsLine } from './run-dir.ts';
 
 export interface TrainHooks {
@@ -103,6 +105,14 @@ export interface TrainResult {
   checkpoint?: string;
 }
 
+type TestAccuracies = { overall: number | null; vision_dependent: number | null; general: number | null };
+
+const testAccuracies = (a: AccuracyReport): TestAccuracies => ({
+  overall: a.overall.accuracy,
+  vision_dependent: a.visionDependent.accuracy,
+  general: a.general.accuracy,
+});
+
 /** The JSON part of a training checkpoint: everything but the arrays. */
 interface TrainState {
   /** policy version after the checkpoint's step */
@@ -116,8 +126,8 @@ interface TrainState {
   config_hash: string;
   /** identifies the starting (and reference) weights */
   reference: { model_path: string; fingerprint: string };
-  /** greedy test accuracy before training, for the final comparison */
-  test_before: { overall: number | null; vision_dependent: number | null; general: number | null } | null;
+  /** greedy test accuracy before training (and avg@k with trainer.test_k), for the final comparison */
+  test_before: (TestAccuracies & { sampled?: TestAccuracies & { k: number } }) | null;
   /** the step's metrics (best-checkpoint retention) */
   metrics: Record<string, number>;
 }
@@ -210,7 +220,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     if (name) {
       resumed = await store.load(name);
       resumedState = resumed.state as unknown as TrainState;
-      const { safe, unsafe } = configChanges(resumedState.config, cfg);
+      const { safe, unsafe } = configChanges(resumedState.config, cfg, RESUME_SAFE_KEYS, defaultsLike(cfg));
       if (unsafe.length) {
         throw new Error(
           `cannot resume ${runDir}: the config differs from its checkpoint's (${name}) in keys that change what the run computes:\n  ${unsafe.join('\n  ')}\n` +
@@ -226,7 +236,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       // Killed before its first checkpoint: the run starts again from step 0, in place, if it is this config's run.
       const savedConfig = path.join(runDir, 'config.json');
       if (fs.existsSync(savedConfig)) {
-        const { unsafe } = configChanges(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg);
+        const { unsafe } = configChanges(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg, RESUME_SAFE_KEYS, defaultsLike(cfg));
         if (unsafe.length)
           throw new Error(
             `cannot resume ${runDir}: it has no checkpoint, and its config.json differs in:\n  ${unsafe.join('\n  ')}\nstart over with --force (its files are moved to previous-<time>/)`,
@@ -284,7 +294,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policyCfg.maxResponseLen}`);
   }
   const reward = opts.reward ?? (await loadRewardFunction(cfg.worker.reward.score_function));
-  const needMasked = objective.perception_loss_weight > 0 || objective.entropy_coef_masked > 0;
+  const needMasked = needsMaskedLogprobs(objective); // PAPO's terms, or a token weighting that reads the masked view (VPPO)
   const needRef = objective.kl_coef > 0;
   const S = trainer.max_staleness;
   const firstStep = (resumed?.step ?? 0) + 1;
@@ -314,11 +324,43 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     if (needRef) await engine.setReferenceWeights(start.params);
 
     const testEval = async (label: string) => {
-      const r = await evaluate(engine, task, { split: 'test', k: 0, limit: trainer.test_limit || undefined, reward, quiet: opts.quiet });
+      // avg@k samples with a seed of their own, the same before and after: only the weights differ
+      const r = await evaluate(engine, task, {
+        split: 'test',
+        k: trainer.test_k,
+        temperature: trainer.test_temperature,
+        seed: 0,
+        limit: trainer.test_limit || undefined,
+        reward,
+        quiet: opts.quiet,
+        errors: trainer.test_errors,
+      });
       say(
         `${label}: held-out test greedy accuracy ${pct(r.greedy.accuracy.overall.accuracy)} overall, ${pct(r.greedy.accuracy.visionDependent.accuracy)} vision-dependent, ${pct(r.greedy.accuracy.general.accuracy)} general (${r.records} prompts)`,
       );
-      logger.info({ event: `test_${label}`, accuracy: r.greedy.accuracy, formatRate: r.greedy.formatRate }, `test ${label}`);
+      if (r.errors) {
+        const e = r.errors.visionDependent;
+        const classes = Object.entries(e.counts).filter(([, n]) => n > 0);
+        say(
+          `${label}: greedy failures on vision-dependent questions: ${classes.map(([c, n]) => `${c} ${n} (${pct(e.shares[c as keyof typeof e.shares])})`).join(', ') || 'none'}`,
+        );
+      }
+      if (r.sampled)
+        say(
+          `${label}: held-out test avg@${r.sampled.k} (temperature ${r.sampled.temperature}) ${pct(r.sampled.accuracy.overall.accuracy)} overall, ${pct(r.sampled.accuracy.visionDependent.accuracy)} vision-dependent, ${pct(r.sampled.accuracy.general.accuracy)} general`,
+        );
+      logger.info(
+        {
+          event: `test_${label}`,
+          accuracy: r.greedy.accuracy,
+          formatRate: r.greedy.formatRate,
+          ...(r.sampled ? { sampled: { k: r.sampled.k, temperature: r.sampled.temperature, accuracy: r.sampled.accuracy } } : {}),
+          ...(r.errors
+            ? { errors: { overall: r.errors.overall.counts, vision_dependent: r.errors.visionDependent.counts, general: r.errors.general.counts } }
+            : {}),
+        },
+        `test ${label}`,
+      );
       return r;
     };
     const valMetrics = async (): Promise<Record<string, number>> => {
@@ -340,9 +382,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     const before = trainer.test_before_and_after && !resumed ? await testEval('before') : undefined;
     const testBefore: TrainState['test_before'] = before
       ? {
-          overall: before.greedy.accuracy.overall.accuracy,
-          vision_dependent: before.greedy.accuracy.visionDependent.accuracy,
-          general: before.greedy.accuracy.general.accuracy,
+          ...testAccuracies(before.greedy.accuracy),
+          ...(before.sampled ? { sampled: { k: before.sampled.k, ...testAccuracies(before.sampled.accuracy) } } : {}),
         }
       : (resumedState?.test_before ?? null);
     if (trainer.val_before_train && !resumed) logger.info({ event: 'val_before_train', metrics: await valMetrics() }, 'validation before training');
@@ -612,10 +653,11 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     const seconds = (performance.now() - t0) / 1000;
     if (testBefore && after) {
       const d = (a: number | null, b: number | null) => (a === null || b === null ? '-' : `${a >= b ? '+' : ''}${(100 * (a - b)).toFixed(1)}`);
-      const acc = after.greedy.accuracy;
-      say(
-        `change: ${d(acc.overall.accuracy, testBefore.overall)} points overall, ${d(acc.visionDependent.accuracy, testBefore.vision_dependent)} vision-dependent, ${d(acc.general.accuracy, testBefore.general)} general`,
-      );
+      const change = (now: TestAccuracies, then: TestAccuracies) =>
+        `${d(now.overall, then.overall)} points overall, ${d(now.vision_dependent, then.vision_dependent)} vision-dependent, ${d(now.general, then.general)} general`;
+      say(`change: ${change(testAccuracies(after.greedy.accuracy), testBefore)}`);
+      if (after.sampled && testBefore.sampled?.k === after.sampled.k)
+        say(`change of avg@${after.sampled.k}: ${change(testAccuracies(after.sampled.accuracy), testBefore.sampled)}`);
     }
     say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${opts.noSave ? '' : `; metrics in ${path.join(runDir, 'metrics.jsonl')}`}`);
     if ((outcome as TrainOutcome) === 'interrupted' && lastCheckpoint) say(`continue with: papo train --resume ${runDir}`);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { trainConfig, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { configChanges, defaultsLike, trainConfig, RESUME_SAFE_KEYS, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
 import { applyOverrides } from '../../util/overrides.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { errorOf } from '../asserts.ts';
@@ -228,4 +228,18 @@ test('data: a manifest implies the manifest task; a manifest with another task, 
     errorOf(() => trainConfig(trainInputFromArgs({}, ['trainer.max_steps=1e400']))).message,
     'invalid run config: trainer.max_steps: Invalid input: expected number, received Infinity',
   );
+});
+
+test('a key added since a run was saved is no change when it holds its default; any other value is', () => {
+  const now = trainConfig({ algorithm: { preset: 'papo_g' } });
+  const saved = structuredClone(now) as unknown as { algorithm: Record<string, unknown>; trainer: Record<string, unknown> };
+  // a run saved by a version without these keys
+  delete saved.algorithm.token_weighting;
+  delete saved.trainer.test_k;
+  assert.deepEqual(configChanges(saved, now, RESUME_SAFE_KEYS, defaultsLike(now)), { safe: [], unsafe: [] });
+  // without defaults every missing key counts
+  assert.ok(configChanges(saved, now).unsafe.some((c) => c.startsWith('algorithm.token_weighting: (unset) -> "none"')));
+  // a non-default value of a new key changes what the run computes
+  const vppo = trainConfig({ algorithm: { preset: 'papo_g', token_weighting: 'vppo' } });
+  assert.deepEqual(configChanges(saved, vppo, RESUME_SAFE_KEYS, defaultsLike(vppo)).unsafe, ['algorithm.token_weighting: (unset) -> "vppo"']);
 });

@@ -1,0 +1,67 @@
+/** `papo study STUDY.yaml`: arms x seeds of papo train runs, evaluated alike and compared (pipelines/study*.ts). */
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { intAtLeastOption, readConfigFile } from './config-file.ts';
+
+interface StudyFlags {
+  out?: string;
+  jobs: number;
+  analyze?: boolean;
+  dryRun?: boolean;
+  png: boolean;
+}
+
+export function registerStudyCommand(program: Command): void {
+  program
+    .command('study')
+    .description(
+      'train every arm x seed of a study file from the same weights (each a normal run directory), evaluate each the same way (greedy, avg@k, error classes) and compare the arms: paired differences, bootstrap intervals, IQM, probability of improvement, Holm correction; writes study.json and a report',
+    )
+    .argument('<study_file>', 'YAML/JSON study: arms (preset + overrides), seeds, compare, eval, stats (see the README, "Studies")')
+    .option('--out <dir>', 'the study directory (default runs/study-<study file name>)')
+    .option('--jobs <n>', 'runs at once, each a papo train process (results do not depend on it)', intAtLeastOption('--jobs', 1), 1)
+    .option('--analyze', 'train nothing: analyse the results already in the study directory')
+    .option('--dry-run', 'print the runs and their commands, train nothing')
+    .option('--no-png', 'write the report page only')
+    .action(async (file: string, flags: StudyFlags) => {
+      const [{ parseStudy }, study] = await Promise.all([import('../pipelines/study-config.ts'), import('../pipelines/study.ts')]);
+      const s = parseStudy(readConfigFile(file), file);
+      const out = flags.out ?? path.join('runs', `study-${path.basename(file).replace(/\.(ya?ml|json)$/i, '')}`);
+      if (flags.dryRun) {
+        for (const r of study.studyRuns(s, out)) process.stdout.write(`${r.arm.name} seed ${r.seed}: papo ${study.trainArgs(r).join(' ')}\n`);
+        return;
+      }
+      let interrupted = false;
+      if (!flags.analyze) {
+        const ac = new AbortController();
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (signals === 1) process.stdout.write(`study: ${sig}: stopping the runs in flight (each writes a checkpoint); papo study ${file} continues them\n`);
+          ac.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        try {
+          const r = await study.runStudy(s, out, { jobs: flags.jobs, signal: ac.signal });
+          interrupted = r.interrupted;
+          const failed = r.failed.length ? `, ${r.failed.length} failed (${r.failed.map((f) => `${f.arm} seed ${f.seed}`).join(', ')})` : '';
+          process.stdout.write(`study: ${r.done} runs done, ${r.skipped} were done already${failed}${interrupted ? ', interrupted' : ''}\n`);
+          if (r.failed.length) process.exitCode = 3;
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }
+      const { analyzeStudy, formatStudy } = await import('../pipelines/study-analysis.ts');
+      const { writeStudyReport } = await import('../pipelines/study-report.ts');
+      const analysis = analyzeStudy(s, out);
+      process.stdout.write(`${formatStudy(analysis)}\n`);
+      const rep = await writeStudyReport(s, out, analysis, { png: flags.png });
+      process.stdout.write(`study: ${rep.json}, ${rep.html}${rep.pngs.length ? ` and ${rep.pngs.length} PNG charts` : ''}\n`);
+      if (interrupted) {
+        process.stdout.write(`study: interrupted; continue with: papo study ${file}${flags.out ? ` --out ${flags.out}` : ''}\n`);
+        process.exitCode = 130;
+      }
+    });
+}

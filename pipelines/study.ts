@@ -1,0 +1,273 @@
+/**
+ * `papo study`: every arm x seed of a study file trained as a normal `papo train` run from the same starting
+ * weights, each run's final weights evaluated the same way (`papo eval`: greedy, avg@k, error classes), then
+ * the comparisons (pipelines/study-analysis.ts) and a report (pipelines/study-report.ts).
+ *
+ * Layout of a study directory:
+ *   runs/<arm>/seed_<seed>/      a run directory (papo report, replay, rollouts, eval and --resume work on it)
+ *   results/start.json           the evaluation of the starting weights
+ *   results/<arm>/seed_<seed>.json  the evaluation of the run's final weights
+ *   logs/<arm>-seed_<seed>.log   what the run's train and eval commands printed
+ *   study.json, study.html, study-*.png   the analysis and its report
+ *
+ * Runs go in seed-major order (every arm of seed 1, then of seed 2, ...), so a study stopped early still has
+ * paired seeds. A finished run (its result file there, for the same evaluation) is skipped; a run killed at
+ * any point is resumed from its latest checkpoint by `papo train` itself (`trainer.resume_mode=auto`), so a
+ * killed study goes on where it stopped. Each run is a child process: `--jobs` runs several at once, and a
+ * run that fails is reported with its log and does not stop the others.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../storage/atomic.ts';
+import type { EvalReport } from './evaluate.ts';
+import { type Study, type StudyArm, toOverrides } from './study-config.ts';
+
+const PAPO_BIN = fileURLToPath(new URL('../bin/papo.js', import.meta.url));
+
+/** What a result file holds: the evaluation, and the options it was made with (a change re-evaluates). */
+export interface RunResult {
+  arm: string;
+  seed: number;
+  evalKey: string;
+  /** seconds the training command took in the launch that finished it (absent for the starting weights) */
+  trainSeconds?: number;
+  report: EvalReport;
+}
+
+export interface StudyRun {
+  arm: StudyArm;
+  seed: number;
+  dir: string;
+  resultFile: string;
+  logFile: string;
+}
+
+export interface StudyRunOptions {
+  /** runs at once (each a `papo train` process); default 1 */
+  jobs?: number;
+  /** called with a line for a person (progress, failures) */
+  say?: (line: string) => void;
+  /** abort: no new run starts; running ones are asked to stop (SIGTERM: they write a checkpoint) */
+  signal?: AbortSignal;
+  /** the command that runs `papo` (tests); default this package's bin/papo.js with this node */
+  papo?: { command: string; args: string[] };
+}
+
+export interface StudyRunSummary {
+  done: number;
+  skipped: number;
+  failed: { arm: string; seed: number; message: string; log: string }[];
+  interrupted: boolean;
+  seconds: number;
+}
+
+export const studyPaths = (dir: string) => ({
+  runs: path.join(dir, 'runs'),
+  results: path.join(dir, 'results'),
+  logs: path.join(dir, 'logs'),
+  start: path.join(dir, 'results', 'start.json'),
+  json: path.join(dir, 'study.json'),
+});
+
+/** The runs of a study in the order they are trained: seed-major. */
+export function studyRuns(study: Study, dir: string): StudyRun[] {
+  const p = studyPaths(dir);
+  return study.seeds.flatMap((seed) =>
+    study.arms.map((arm) => ({
+      arm,
+      seed,
+      dir: path.join(p.runs, arm.name, `seed_${seed}`),
+      resultFile: path.join(p.results, arm.name, `seed_${seed}.json`),
+      logFile: path.join(p.logs, `${arm.name}-seed_${seed}.log`),
+    })),
+  );
+}
+
+/** The task flags of `papo eval` that make it evaluate on the arms' task, whatever the weights say. */
+function taskFlags(arm: StudyArm): string[] {
+  const d = arm.config.data;
+  const flags = ['--task', d.task];
+  if (d.families?.length) flags.push('--families', d.families.join(','));
+  if (d.manifest) flags.push('--manifest', d.manifest);
+  if (d.allow_outside_manifest_dir) flags.push('--allow-outside-manifest-dir');
+  return flags;
+}
+
+/** Everything an evaluation depends on besides the weights: a result made otherwise is made again. */
+export function evalKey(study: Study, arm: StudyArm): string {
+  return JSON.stringify({ eval: study.config.eval, task: taskFlags(arm) });
+}
+
+function evalArgs(study: Study, arm: StudyArm, weights: string, json: string): string[] {
+  const e = study.config.eval;
+  const args = ['eval', '--weights', weights, '--split', e.split, '--k', String(e.k), '--temperature', String(e.temperature), '--seed', String(e.seed)];
+  if (e.limit > 0) args.push('--limit', String(e.limit));
+  if (e.errors) args.push('--errors');
+  return [...args, ...taskFlags(arm), '--json', json];
+}
+
+/** The `papo train` overrides of one run: the arm's config, its seed and directory; the study evaluates. */
+export function trainArgs(run: StudyRun): string[] {
+  return [
+    'train',
+    '--force', // only ever moves aside the files of a run killed before it saved its config (resume_mode=auto resumes anything else)
+    ...toOverrides(run.arm.input),
+    `data.seed=${run.seed}`,
+    `trainer.save_checkpoint_path=${JSON.stringify(run.dir)}`,
+    'trainer.resume_mode=auto',
+    'trainer.test_before_and_after=false',
+  ];
+}
+
+export function readResult(file: string): RunResult | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunResult;
+  } catch (err) {
+    throw new Error(`${file}: unreadable study result (${(err as Error).message}); delete it to evaluate that run again`);
+  }
+}
+
+const fmt = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${s.toFixed(0)} s`);
+const pct = (x: number | null | undefined) => (x == null ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/** Runs a `papo` command, its output appended to `log`; resolves with its exit code (or signal). */
+function runPapo(
+  papo: { command: string; args: string[] },
+  args: string[],
+  log: string,
+  children: Set<ChildProcess>,
+): Promise<{ code: number | null; signal: string | null }> {
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  const fd = fs.openSync(log, 'a');
+  fs.writeSync(fd, `\n$ papo ${args.map((a) => (/[\s"'[\]{}]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
+  return new Promise((resolve, reject) => {
+    // an IPC channel: a papo command whose parent goes away stops as on SIGTERM (cli/main.ts)
+    const child = spawn(papo.command, [...papo.args, ...args], { stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, PAPO_PARENT: 'study' } });
+    children.add(child);
+    child.on('error', (err) => {
+      children.delete(child);
+      fs.closeSync(fd);
+      reject(err);
+    });
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      fs.closeSync(fd);
+      resolve({ code, signal });
+    });
+  });
+}
+
+function lastLines(file: string, n = 3): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
+/** Trains and evaluates every run of the study that has no result yet. */
+export async function runStudy(study: Study, dir: string, opts: StudyRunOptions = {}): Promise<StudyRunSummary> {
+  const say = opts.say ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const papo = opts.papo ?? { command: process.execPath, args: [PAPO_BIN, ...study.config.import.flatMap((m) => ['--import', path.resolve(m)])] };
+  const jobs = Math.max(1, opts.jobs ?? 1);
+  const p = studyPaths(dir);
+  for (const d of [p.runs, p.results, p.logs]) fs.mkdirSync(d, { recursive: true });
+  const t0 = performance.now();
+  const children = new Set<ChildProcess>();
+  const stop = () => {
+    for (const c of children) c.kill('SIGTERM');
+  };
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  const summary: StudyRunSummary = { done: 0, skipped: 0, failed: [], interrupted: false, seconds: 0 };
+  try {
+    // The starting weights, evaluated once: the "before" of every run.
+    const first = study.arms[0];
+    const startKey = evalKey(study, first);
+    if (readResult(p.start)?.evalKey !== startKey) {
+      say(`study: evaluating the starting weights (${first.config.worker.actor.model.model_path})`);
+      const tmp = `${p.start}.tmp-${process.pid}`;
+      const log = path.join(p.logs, 'start.log');
+      const r = await runPapo(papo, evalArgs(study, first, first.config.worker.actor.model.model_path, tmp), log, children);
+      if (r.code !== 0) {
+        if (opts.signal?.aborted) return { ...summary, interrupted: true, seconds: (performance.now() - t0) / 1000 };
+        throw new Error(`evaluating the starting weights failed (exit ${r.code ?? r.signal}): ${lastLines(log)} (log: ${log})`);
+      }
+      const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
+      await writeFileAtomic(p.start, JSON.stringify({ arm: 'start', seed: -1, evalKey: startKey, report } satisfies RunResult));
+      fs.rmSync(tmp, { force: true });
+    }
+
+    const runs = studyRuns(study, dir);
+    const todo = runs.filter((r) => readResult(r.resultFile)?.evalKey !== evalKey(study, r.arm));
+    summary.skipped = runs.length - todo.length;
+    say(
+      `study: ${runs.length} runs (${study.arms.length} arms x ${study.seeds.length} seeds), ${summary.skipped} already done, ${todo.length} to go, ${jobs} at a time`,
+    );
+    let next = 0;
+    const durations: number[] = [];
+    const worker = async () => {
+      while (next < todo.length && !opts.signal?.aborted) {
+        const run = todo[next++];
+        const label = `${run.arm.name} seed ${run.seed}`;
+        const index = runs.indexOf(run) + 1;
+        const resumed = fs.existsSync(path.join(run.dir, 'config.json'));
+        say(`study: [${index}/${runs.length}] ${label}: ${resumed ? 'resuming' : 'training'} in ${run.dir}`);
+        const t = performance.now();
+        const tr = await runPapo(papo, trainArgs(run), run.logFile, children);
+        if (tr.code !== 0) {
+          if (opts.signal?.aborted) break;
+          const message = `papo train exited with ${tr.code ?? tr.signal}: ${lastLines(run.logFile)}`;
+          summary.failed.push({ arm: run.arm.name, seed: run.seed, message, log: run.logFile });
+          say(`study: [${index}/${runs.length}] ${label} FAILED: ${message} (log: ${run.logFile})`);
+          continue;
+        }
+        const trainSeconds = (performance.now() - t) / 1000;
+        fs.mkdirSync(path.dirname(run.resultFile), { recursive: true });
+        const tmp = `${run.resultFile}.tmp-${process.pid}`;
+        const ev = await runPapo(papo, evalArgs(study, run.arm, run.dir, tmp), run.logFile, children);
+        if (ev.code !== 0) {
+          if (opts.signal?.aborted) break;
+          const message = `papo eval exited with ${ev.code ?? ev.signal}: ${lastLines(run.logFile)}`;
+          summary.failed.push({ arm: run.arm.name, seed: run.seed, message, log: run.logFile });
+          say(`study: [${index}/${runs.length}] ${label} FAILED: ${message} (log: ${run.logFile})`);
+          continue;
+        }
+        const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
+        const result: RunResult = { arm: run.arm.name, seed: run.seed, evalKey: evalKey(study, run.arm), trainSeconds, report };
+        await writeFileAtomic(run.resultFile, JSON.stringify(result));
+        fs.rmSync(tmp, { force: true });
+        summary.done++;
+        const seconds = (performance.now() - t) / 1000;
+        durations.push(seconds);
+        const left = todo.length - summary.done - summary.failed.length;
+        const eta = left > 0 ? `; about ${fmt(((durations.reduce((a, b) => a + b, 0) / durations.length) * left) / jobs)} to go` : '';
+        const a = report.greedy.accuracy;
+        say(
+          `study: [${index}/${runs.length}] ${label} done in ${fmt(seconds)}: greedy ${pct(a.overall.accuracy)} overall, ${pct(a.visionDependent.accuracy)} vision-dependent` +
+            `${report.sampled ? `; avg@${report.sampled.k} ${pct(report.sampled.accuracy.overall.accuracy)}` : ''}${eta}`,
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
+    summary.interrupted = opts.signal?.aborted ?? false;
+  } finally {
+    opts.signal?.removeEventListener('abort', stop);
+    summary.seconds = (performance.now() - t0) / 1000;
+  }
+  return summary;
+}
+
+/** The results of a study directory: the start, and every run's (missing runs are absent). */
+export function loadStudyResults(study: Study, dir: string): { start: RunResult | undefined; runs: Map<string, Map<number, RunResult>> } {
+  const runs = new Map<string, Map<number, RunResult>>();
+  for (const r of studyRuns(study, dir)) {
+    const res = readResult(r.resultFile);
+    if (!res || res.evalKey !== evalKey(study, r.arm)) continue;
+    if (!runs.has(r.arm.name)) runs.set(r.arm.name, new Map());
+    runs.get(r.arm.name)!.set(r.seed, res);
+  }
+  return { start: readResult(studyPaths(dir).start), runs };
+}
