@@ -19,12 +19,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../storage/atomic.ts';
+import { packageFile } from '../util/package-files.ts';
 import type { EvalReport } from './evaluate.ts';
 import { type Study, type StudyArm, toOverrides } from './study-config.ts';
 
-const PAPO_BIN = fileURLToPath(new URL('../bin/papo.js', import.meta.url));
+const PAPO_BIN = packageFile('bin/papo.js'); // the package's launcher, from the sources or built (dist/)
 
 /** What a result file holds: the evaluation, and the options it was made with (a change re-evaluates). */
 export interface RunResult {
@@ -121,6 +121,11 @@ export function trainArgs(run: StudyRun): string[] {
   ];
 }
 
+/** A result made with these evaluation options by a `papo eval` that reports what the analysis reads. */
+export function isCurrent(res: RunResult | undefined, key: string): res is RunResult {
+  return res !== undefined && res.evalKey === key && res.report?.familyDependency !== undefined;
+}
+
 export function readResult(file: string): RunResult | undefined {
   if (!fs.existsSync(file)) return undefined;
   try {
@@ -186,7 +191,7 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
     // The starting weights, evaluated once: the "before" of every run.
     const first = study.arms[0];
     const startKey = evalKey(study, first);
-    if (readResult(p.start)?.evalKey !== startKey) {
+    if (!isCurrent(readResult(p.start), startKey)) {
       say(`study: evaluating the starting weights (${first.config.worker.actor.model.model_path})`);
       const tmp = `${p.start}.tmp-${process.pid}`;
       const log = path.join(p.logs, 'start.log');
@@ -201,7 +206,7 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
     }
 
     const runs = studyRuns(study, dir);
-    const todo = runs.filter((r) => readResult(r.resultFile)?.evalKey !== evalKey(study, r.arm));
+    const todo = runs.filter((r) => !isCurrent(readResult(r.resultFile), evalKey(study, r.arm)));
     summary.skipped = runs.length - todo.length;
     say(
       `study: ${runs.length} runs (${study.arms.length} arms x ${study.seeds.length} seeds), ${summary.skipped} already done, ${todo.length} to go, ${jobs} at a time`,
@@ -265,9 +270,35 @@ export function loadStudyResults(study: Study, dir: string): { start: RunResult 
   const runs = new Map<string, Map<number, RunResult>>();
   for (const r of studyRuns(study, dir)) {
     const res = readResult(r.resultFile);
-    if (!res || res.evalKey !== evalKey(study, r.arm)) continue;
+    if (!isCurrent(res, evalKey(study, r.arm))) continue;
     if (!runs.has(r.arm.name)) runs.set(r.arm.name, new Map());
     runs.get(r.arm.name)!.set(r.seed, res);
   }
-  return { start: readResult(studyPaths(dir).start), runs };
+  const start = readResult(studyPaths(dir).start);
+  return { start: isCurrent(start, evalKey(study, study.arms[0])) ? start : undefined, runs };
+}
+
+/**
+ * Copies what a study's figures are made from, without checkpoints or rollout logs, to `dest`: the study
+ * file (as study.yaml), study.json, study.html and its charts, results/ and each run's config.json and
+ * metrics.jsonl. `papo study DEST/study.yaml --out DEST --analyze` then remakes every figure from the copy.
+ */
+export function publishStudy(study: Study, dir: string, studyFile: string, dest: string): string[] {
+  const copied: string[] = [];
+  const copy = (from: string, to: string) => {
+    if (!fs.existsSync(from)) return;
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.rmSync(to, { force: true }); // a link planted at the destination is replaced, not followed
+    fs.copyFileSync(from, to);
+    copied.push(to);
+  };
+  copy(studyFile, path.join(dest, 'study.yaml'));
+  for (const f of fs.readdirSync(dir)) if (f === 'study.json' || f === 'study.html' || /^study-[a-z]+\.png$/.test(f)) copy(path.join(dir, f), path.join(dest, f));
+  copy(studyPaths(dir).start, path.join(dest, 'results', 'start.json'));
+  for (const r of studyRuns(study, dir)) {
+    const rel = path.relative(dir, r.dir);
+    copy(r.resultFile, path.join(dest, path.relative(dir, r.resultFile)));
+    for (const f of ['config.json', 'metrics.jsonl']) copy(path.join(r.dir, f), path.join(dest, rel, f));
+  }
+  return copied;
 }

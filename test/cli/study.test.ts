@@ -52,6 +52,14 @@ test('papo study trains every arm x seed, evaluates them alike, compares; a seco
   assert.deepEqual(a.missing, []);
   assert.deepEqual(a.comparisons[0].metrics.greedy.overall.seeds, [1, 2]);
   assert.ok(fs.existsSync(path.join(out, 'study.html')));
+  // published without checkpoints, the copy remakes the same figures
+  const pub = path.join(dir, 'published');
+  const published = papo(['study', file, '--out', out, '--analyze', '--no-png', '--publish', pub]);
+  assert.equal(published.status, 0, published.stderr);
+  assert.ok(!fs.existsSync(path.join(pub, 'runs', 'grpo', 'seed_1', 'checkpoints')));
+  const remade = papo(['study', path.join(pub, 'study.yaml'), '--out', pub, '--analyze', '--no-png']);
+  assert.equal(remade.status, 0, remade.stderr);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(pub, 'study.json'), 'utf8')).comparisons, a.comparisons);
   const metricsBefore = fs.readFileSync(path.join(out, 'runs', 'grpo', 'seed_1', 'metrics.jsonl'), 'utf8');
 
   const again = papo(['study', file, '--out', out, '--no-png']);
