@@ -5,19 +5,19 @@
  * objective's keys (algorithms/config.ts) plus `preset`. Every key is declared once here, with its
  * default and a help string; `papo train --print-config` shows the merged, validated result.
  */
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import { taskFactories } from '../tasks/registry.ts';
 import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
 import { scoreFunctionProblem } from './reward-function.ts';
 import { parseConfig } from '../util/schema.ts';
+import { warmStartPath } from '../storage/warm-start.ts';
 
 /**
  * The warm-start checkpoint shipped with the package (made by `papo sft` with its defaults), as an absolute
- * path: `papo train` finds it from any working directory.
+ * path: `papo train` finds it from any working directory (`warmStartPath` of storage/warm-start.ts).
  */
-export const SHIPPED_WARM_START = fileURLToPath(new URL('../assets/warm-start', import.meta.url));
+export const SHIPPED_WARM_START = warmStartPath;
 
 const posInt = () => z.number().int().positive();
 const nonNegInt = () => z.number().int().nonnegative();
@@ -147,6 +147,12 @@ const TrainerSchema = z
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
     loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
     loss_hacking_window: posInt().default(5).describe('steps averaged by the watch'),
+    loss_hacking_entropy_rise: z
+      .number()
+      .finite()
+      .nonnegative()
+      .default(1.5)
+      .describe('... or while the entropy of the sampled tokens is this many times its lowest (0 = not watched)'),
   })
   .strict();
 
@@ -254,6 +260,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.loss_hacking_kl_prcp',
   'trainer.loss_hacking_accuracy_drop',
   'trainer.loss_hacking_window',
+  'trainer.loss_hacking_entropy_rise',
   'worker.rollout.threads',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',

@@ -5,7 +5,8 @@
  *
  * A folder imports only from itself and the folders its row allows; `algorithms` never imports `models`,
  * `operators` or rxjs; `models` and `tasks` never import each other; nothing imports `cli`, `bench` or
- * `test` except tests and benches; only `cli` uses commander. Imports are read with TypeScript's own
+ * `test` except tests and benches; only `cli` uses commander. The package's root entry (`index.ts`, what
+ * `import 'papo-stream'` loads) re-exports the layers below `cli`. Imports are read with TypeScript's own
  * scanner (static, type-only, re-exports and literal dynamic imports alike).
  */
 import { test } from 'node:test';
@@ -27,6 +28,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   operators: ['util', 'algorithms', 'models', 'tasks', 'storage'],
   pipelines: ['util', 'algorithms', 'models', 'tasks', 'storage', 'operators'],
   cli: ['util', 'algorithms', 'models', 'tasks', 'storage', 'operators', 'pipelines'],
+  'index.ts': ['util', 'algorithms', 'models', 'tasks', 'storage', 'operators', 'pipelines'],
   scripts: ['util', 'algorithms', 'models', 'tasks', 'storage', 'operators', 'pipelines'],
   bench: [...LAYERS, 'test'],
   test: [...LAYERS, 'bench', 'scripts'],
@@ -41,6 +43,7 @@ const MUST_NOT_USE: Record<string, readonly string[]> = {
   storage: ['commander'],
   operators: ['commander'],
   pipelines: ['commander'],
+  'index.ts': ['commander'],
   scripts: ['commander'],
 };
 
@@ -87,6 +90,7 @@ export function violations(imports: readonly Import[]): string[] {
 }
 
 function sourceFiles(dir: string): string[] {
+  if (fs.statSync(path.join(ROOT, dir)).isFile()) return [dir];
   const files: string[] = [];
   for (const entry of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
     const rel = path.posix.join(dir, entry.name);
@@ -128,6 +132,7 @@ test('the rule catches each kind of breach', () => {
     [{ from: 'cli/x.ts', specifier: '../bench/policy.ts' }, /cli may not import bench/],
     [{ from: 'scripts/x.ts', specifier: '../cli/sft.ts' }, /scripts may not import cli/],
     [{ from: 'util/x.ts', specifier: '../tasks/types.ts' }, /util may not import tasks/],
+    [{ from: 'index.ts', specifier: './cli/main.ts' }, /index.ts may not import cli/],
     [{ from: 'newdir/x.ts', specifier: '../util/rng.ts' }, /no row/],
   ];
   for (const [imp, why] of cases) {
@@ -143,6 +148,7 @@ test('the rule catches each kind of breach', () => {
     { from: 'cli/x.ts', specifier: 'commander' },
     { from: 'cli/x.ts', specifier: 'node:fs' },
     { from: 'test/x.test.ts', specifier: '../cli/main.ts' },
+    { from: 'index.ts', specifier: './pipelines/index.ts' },
     { from: 'bench/x.ts', specifier: '../test/fixtures/my-reward.ts' },
   ];
   assert.deepEqual(violations(fine), []);

@@ -1,27 +1,29 @@
-// The README's examples, run as they are printed: "Compose your own pipeline" (a custom stage between two
-// built-in ones, two training steps from the shipped warm start) and "Extending by name" (a module that
-// registers an estimator and a reward, loaded with `papo --import`).
+// The README's examples, run as they are printed, against the sources of this checkout: "Compose your own
+// pipeline" (a custom stage between two built-in ones, two training steps from the shipped warm start) and
+// "Extending by name" (a module that registers an estimator and a reward, loaded with `papo --import`).
+// Their `papo-stream/...` imports lead to the source each entry of package.json's `exports` is built from
+// (test/readme-examples.ts); test/package/packed-install.test.ts runs them from the packed, installed package.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { commandOf, readmeBlocks, ROOT, withSourceImports } from './readme-examples.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** A fresh directory in the repository's (ignored) tmp/, so that the example's own imports (rxjs) resolve. */
+const tmpDir = () => {
+  fs.mkdirSync(path.join(ROOT, 'tmp'), { recursive: true });
+  return fs.mkdtempSync(path.join(ROOT, 'tmp', 'readme-'));
+};
 
 test("README's compose-your-own-pipeline example trains two steps", async () => {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const m = /<!-- example: compose -->\s*```ts\n([\s\S]*?)```/.exec(readme);
-  assert.ok(m, 'README has the compose example');
-  // Imports in the README are relative to the repository root; so is the weights path. The file lives in
-  // the repository's (ignored) tmp/ so that its packages resolve.
-  const code = m[1].replaceAll("from './", "from '../../").replace("'assets/warm-start'", JSON.stringify(path.join(root, 'assets/warm-start')));
-  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
-  const dir = fs.mkdtempSync(path.join(root, 'tmp', 'readme-'));
+  const [code] = readmeBlocks('compose');
+  assert.match(code, /from 'papo-stream\/operators'/, 'the example imports the package, as a user does');
+  const dir = tmpDir();
   const file = path.join(dir, 'example.ts');
-  fs.writeFileSync(file, code);
+  fs.writeFileSync(file, withSourceImports(code, dir));
   const log = console.log;
   const lines: string[] = [];
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
@@ -41,6 +43,7 @@ test("README's compose-your-own-pipeline example trains two steps", async () => 
       assert.ok(s.metrics['critic/score/max'] < 1);
     }
     assert.equal(lines.length, 2);
+    assert.match(lines[0], /^step 1: reward -?\d\.\d{3}, kl_prcp -?\d\.\d{4}$/);
   } finally {
     console.log = log;
     fs.rmSync(dir, { recursive: true, force: true });
@@ -48,18 +51,20 @@ test("README's compose-your-own-pipeline example trains two steps", async () => 
 });
 
 test("README's extending-by-name example: the registered names pass validation after papo --import", () => {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const m = /<!-- example: extend -->\s*```ts\n([\s\S]*?)```\s*```bash\n([\s\S]*?)```/.exec(readme);
-  assert.ok(m, 'README has the extend example');
-  const command = m[2].trim().split(/\s+/);
-  assert.deepEqual(command.slice(0, 5), ['npx', 'papo', '--import', './my_ext.ts', 'train']);
-  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
-  const dir = fs.mkdtempSync(path.join(root, 'tmp', 'readme-'));
+  const [code, bash] = readmeBlocks('extend');
+  const command = commandOf(bash);
+  const train = command.indexOf('train');
+  // as printed: papo run through tsx (the installed package has no TypeScript loader of its own)
+  assert.deepEqual(command.slice(0, train + 1), ['node', '--import', 'tsx', 'node_modules/.bin/papo', '--import', './my_ext.ts', 'train']);
+  const dir = tmpDir();
   try {
     const file = path.join(dir, 'my_ext.ts');
-    fs.writeFileSync(file, m[1].replaceAll("from './", "from '../../"));
-    const overrides = command.slice(5);
-    const r = spawnSync(process.execPath, ['bin/papo.js', '--import', file, 'train', '--print-config', ...overrides], { cwd: root, encoding: 'utf8' });
+    fs.writeFileSync(file, withSourceImports(code, dir));
+    // in this checkout bin/papo.js is the command, and it runs through tsx already
+    const r = spawnSync(process.execPath, ['bin/papo.js', '--import', file, 'train', '--print-config', ...command.slice(train + 1)], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     const cfg = parse(r.stdout);
     assert.equal(cfg.algorithm.adv_estimator, 'max_baseline');

@@ -25,11 +25,15 @@ export async function importUserModule(file: string, baseDir: string, what: stri
   try {
     return { where, exports: (await import(pathToFileURL(where).href)) as Record<string, unknown> };
   } catch (err) {
+    const code = (err as { code?: string }).code;
     // Node 20 + tsx: a .ts/.js file with `export` outside any "type": "module" package fails with this cryptic code
     const hint =
-      (err as { code?: string }).code === 'ERR_REQUIRE_CYCLE_MODULE'
+      code === 'ERR_REQUIRE_CYCLE_MODULE'
         ? `it is an ES module in a CommonJS scope; rename it to .mts (or .mjs), or put a package.json with {"type": "module"} in its directory`
-        : (err as Error).message;
+        : code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(where)
+          ? `Node ${process.version} does not load TypeScript by itself: install tsx (npm install --save-dev tsx) and run papo through it, ` +
+            '`node --import tsx node_modules/.bin/papo ...` (or write the module in JavaScript)'
+          : (err as Error).message;
     throw new Error(`${what}: cannot load ${where}: ${hint}`);
   }
 }
