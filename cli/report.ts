@@ -20,7 +20,7 @@ export function registerReportCommand(program: Command): void {
       const out = flags.out ?? (runDirs.length === 1 ? path.join(runDirs[0], 'report.html') : 'report.html');
       if (flags.out) checkWritableFile('--out', flags.out);
       const { writeReport } = await import('../pipelines/report.ts');
-      const r = await writeReport(runDirs, { out, png: flags.png, scale: flags.scale });
+      const r = await writeReport(runDirs, { out, png: flags.png, scale: flags.scale, followOut: flags.out !== undefined });
       const lines = [`report: ${r.html}`];
       if (r.pngs.length) lines.push(`charts: ${r.pngs[0]} (all), ${r.pngs.length - 1} more beside it`);
       for (const run of r.runs)

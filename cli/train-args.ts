@@ -45,9 +45,12 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
     const dir =
       typeof flags.resume === 'string' ? flags.resume : String(trainConfig(applyOverrides(input, overrides, parseOverrideValue)).trainer.save_checkpoint_path);
     // A run directory named on the command line must exist (a typo would otherwise start a new run there);
-    // the configured one may not yet, as after a kill before the run's first write (resume_mode auto).
+    // the one a --config file configures may not yet, as after a kill before the run's first write.
     if (typeof flags.resume === 'string' && !fs.existsSync(dir))
       throw new Error(`--resume ${dir}: no such run directory (a new run there: papo train trainer.save_checkpoint_path=${dir})`);
+    // Without a config file, the saved config is the run's: no directory, no run to continue (never a default run).
+    if (!flags.config && !fs.existsSync(dir))
+      throw new Error(`--resume: no run directory at ${dir} (trainer.save_checkpoint_path); name the run: papo train --resume RUN_DIR`);
     const saved = path.join(dir, 'config.json');
     let base: Record<string, unknown> = {};
     if (fs.existsSync(saved)) {

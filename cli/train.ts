@@ -27,7 +27,8 @@ export function registerTrainCommand(program: Command): void {
         return;
       }
       const { runTrain } = await import('../pipelines/train.ts');
-      const r = await runTrain(input, { handleSignals: true, force: flags.force });
+      // --resume without a config of its own continues a run or refuses: never a new run with a default config
+      const r = await runTrain(input, { handleSignals: true, force: flags.force, resumeOnly: Boolean(flags.resume) && !flags.config });
       if (r.outcome !== 'completed') process.exitCode = r.outcome === 'interrupted' ? 130 : 3;
     });
 }

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { from } from 'rxjs';
 import { renderChart, type ChartSpec } from '../util/charts.ts';
+import { writeFileAtomic } from '../storage/atomic.ts';
 import { watchLossHacking, type LossHackingAlarm } from '../operators/index.ts';
 import { readMetrics, type MetricsLine } from './run-dir.ts';
 import { TrainConfigSchema } from './train-config.ts';
@@ -166,12 +167,18 @@ export function loadRun(dir: string, name = path.basename(path.resolve(dir))): R
     loss_hacking_kl_prcp: number;
     loss_hacking_accuracy_drop: number;
     loss_hacking_window: number;
+    loss_hacking_entropy_rise: number;
   };
   const alarms: LossHackingAlarm[] = [];
   from(metrics.map((m) => ({ step: m.step, metrics: m })))
     .pipe(
       watchLossHacking(
-        { klPrcpThreshold: trainer.loss_hacking_kl_prcp, accuracyDrop: trainer.loss_hacking_accuracy_drop, window: trainer.loss_hacking_window },
+        {
+          klPrcpThreshold: trainer.loss_hacking_kl_prcp,
+          accuracyDrop: trainer.loss_hacking_accuracy_drop,
+          window: trainer.loss_hacking_window,
+          entropyRise: trainer.loss_hacking_entropy_rise,
+        },
         (a) => alarms.push(a),
       ),
     )
@@ -269,6 +276,11 @@ export interface ReportOptions {
   png?: boolean;
   /** PNG scale factor (default 2) */
   scale?: number;
+  /**
+   * `out` was named by the user (`--out`): written as named, through a link there. Otherwise, and always for
+   * the PNGs beside it, each file is created fresh (temporary + rename): a link planted there is replaced.
+   */
+  followOut?: boolean;
 }
 
 export interface ReportResult {
@@ -338,11 +350,11 @@ export async function writeReport(dirs: readonly string[], opts: ReportOptions):
   const stem = out.replace(/\.html?$/i, '');
   const pngs: string[] = [];
   if (opts.png ?? true) {
-    drawn.forEach((c, i) => {
+    for (const [i, c] of drawn.entries()) {
       const file = `${stem}-${c.def.id}.png`;
-      fs.writeFileSync(file, rendered[i].png);
+      await writeFileAtomic(file, rendered[i].png);
       pngs.push(file);
-    });
+    }
     // Every chart on one picture, two to a row.
     const overview = await renderChart(
       {
@@ -353,7 +365,7 @@ export async function writeReport(dirs: readonly string[], opts: ReportOptions):
       } as unknown as ChartSpec,
       opts.scale ?? 2,
     );
-    fs.writeFileSync(`${stem}.png`, overview.png);
+    await writeFileAtomic(`${stem}.png`, overview.png);
     pngs.unshift(`${stem}.png`);
   }
 
@@ -385,6 +397,7 @@ ${missing.length ? `<h2>Not shown</h2><ul>${missing.join('')}</ul>` : ''}
 <p><small>Charts: Vega-Lite specs (embedded after each picture, with their data) rendered to SVG by Vega. Made by papo report.</small></p>
 </body></html>
 `;
-  fs.writeFileSync(out, html);
+  if (opts.followOut) fs.writeFileSync(out, html);
+  else await writeFileAtomic(out, html);
   return { html: out, pngs, runs, charts };
 }

@@ -19,11 +19,15 @@ import { encodePng } from '../tasks/preview/contact-sheet.ts';
 import { renderRolloutSheet, type SheetPrompt } from '../tasks/preview/rollout-sheet.ts';
 import { batchFromLog } from '../operators/index.ts';
 import { stepDirName } from '../storage/step-dirs.ts';
+import { writeFileAtomic } from '../storage/atomic.ts';
 import { trainConfig } from './train-config.ts';
 
 export interface RolloutSheetRequest {
   step: number;
-  /** the PNG (default `<run>/rollouts-step_<N>.png`) */
+  /**
+   * the PNG (default `<run>/rollouts-step_<N>.png`, created fresh: a link planted there is replaced, never
+   * followed); a path given here is written as named, through a link the caller made
+   */
   out?: string;
   /** draw the first n prompts only (default all) */
   prompts?: number;
@@ -103,6 +107,7 @@ export async function writeRolloutSheet(
   const sheet = renderRolloutSheet(prompts, { header, scale: req.scale });
   const out = path.resolve(req.out ?? path.join(runDir, `rollouts-${stepDirName(req.step)}.png`));
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, encodePng(sheet));
+  if (req.out !== undefined) fs.writeFileSync(out, encodePng(sheet));
+  else await writeFileAtomic(out, encodePng(sheet));
   return { out, prompts, width: sheet.width, height: sheet.height };
 }

@@ -13,6 +13,25 @@ export const RUN_FILES = ['checkpoints', 'rollouts', 'metrics.jsonl', 'log.jsonl
 /** Those that hold results: a directory with any of them holds a run (config.json and log.jsonl alone are a start that failed). */
 const RUN_RESULTS = ['checkpoints', 'rollouts', 'metrics.jsonl', 'weights', 'tensorboard'];
 
+/**
+ * Refuses a run directory whose own files or directories are symbolic links: a run writes only files it
+ * creates, never through a link that could lead anywhere (`--force` refuses them too: nothing is followed).
+ */
+export function refuseLinkedRunFiles(dir: string): void {
+  for (const f of RUN_FILES) {
+    const p = path.join(dir, f);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if (st.isSymbolicLink())
+      throw new Error(`${p} is a symbolic link: a run writes only files of its own in its directory, never through a link; remove it (nothing was changed)`);
+  }
+}
+
 /** The run files present in `dir`. */
 export function runFilesIn(dir: string, which = RUN_FILES): string[] {
   return which.filter((f) => fs.existsSync(path.join(dir, f)));

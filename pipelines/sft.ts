@@ -6,8 +6,11 @@
  * Writes `<out>/checkpoints/step_N/` (training checkpoints: weights, optimizer, data cursor; every `saveEvery`
  * steps and at the end), `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record
  * per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
- * `handleSignals`) finish the current step, save a checkpoint and stop.
+ * `handleSignals`) finish the current step, save a checkpoint and stop. `<out>/config.json` is written before
+ * anything else, so `resume` of a run stopped before its first checkpoint starts it again from step 0; the
+ * run directory is locked against a second writer (storage/run-lock.ts).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { initTf } from '../util/tf-backend.ts';
@@ -23,8 +26,10 @@ import { ManifestTask } from '../tasks/loader/manifest-task.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
 import { CheckpointStore } from '../storage/checkpoints.ts';
+import { writeFileAtomic } from '../storage/atomic.ts';
+import { acquireRunLock } from '../storage/run-lock.ts';
 import { configChanges } from './train-config.ts';
-import { prepareFreshRunDir } from './run-dir.ts';
+import { prepareFreshRunDir, refuseLinkedRunFiles } from './run-dir.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import { parseConfig } from '../util/schema.ts';
@@ -143,27 +148,69 @@ function demonstrationOf(r: TaskRecord): number[] {
 }
 
 export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Promise<SftResult> {
+  if (opts.noSave) return sft(input, opts);
+  // One writer per run directory, from before anything is swept or written until the end.
+  const lock = acquireRunLock(sftConfig(input).out, { command: 'papo sft' });
+  try {
+    return await sft(input, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function sft(input: SftConfigInput, opts: SftOptions): Promise<SftResult> {
   const say = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
   };
   const out = sftConfig(input).out;
   const store = opts.noSave ? undefined : new CheckpointStore(out);
+  if (store) refuseLinkedRunFiles(out);
   if (store && opts.resume) await store.sweep();
   const resumedName = store && opts.resume ? await store.latest() : undefined;
-  if (store && opts.resume && !resumedName) throw new Error(`cannot resume ${out}: it has no complete checkpoint`);
   const resumed = resumedName ? await store!.load(resumedName) : undefined;
+  // Stopped before its first checkpoint (even during its first save): the saved config starts it again from step 0.
+  const savedFile = path.join(out, 'config.json');
+  let saved: SftConfigInput | undefined;
+  if (store && opts.resume && !resumed) {
+    if (!fs.existsSync(savedFile))
+      throw new Error(
+        `cannot resume ${out}: it has no complete checkpoint and no config.json, so there is no run to continue; start it anew: the same command without --resume${fs.existsSync(path.join(out, 'checkpoints')) ? ' and with --force (the files there are moved to previous-<time>/)' : ''}`,
+      );
+    saved = JSON.parse(fs.readFileSync(savedFile, 'utf8')) as SftConfigInput;
+    say(`no complete checkpoint in ${out}: starting its run again from step 0`);
+  }
   // A resumed run keeps the settings it was saved with; those given again must agree with them.
-  const cfg = sftConfig(resumed ? { ...(resumed.state.config as SftConfigInput), ...input } : input);
+  const base = (resumed?.state.config ?? saved) as SftConfigInput | undefined;
+  const cfg = sftConfig(base ? { ...base, ...input, out } : input);
   const task = createTask(cfg.task);
   checkDemonstrations(task);
-  if (resumed) {
-    if (resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
-    const { unsafe } = configChanges(resumed.state.config, cfg, SFT_RESUME_SAFE);
-    if (unsafe.length) throw new Error(`cannot resume ${cfg.out}: the config differs from its checkpoint's (${resumedName}):\n  ${unsafe.join('\n  ')}`);
+  const weightsDir = path.join(cfg.out, 'weights');
+  if (base) {
+    if (resumed && resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
+    const { unsafe } = configChanges(base, cfg, SFT_RESUME_SAFE);
+    const against = resumed ? `its checkpoint's (${resumedName})` : 'its config.json';
+    if (unsafe.length) throw new Error(`cannot resume ${cfg.out}: the config differs from ${against}:\n  ${unsafe.join('\n  ')}`);
   } else if (!opts.noSave) {
     const aside = prepareFreshRunDir(cfg.out, opts.force ?? false);
     if (aside) say(`moved the earlier run's files to ${aside}`);
   }
+  if (resumed && resumed.step >= cfg.steps && fs.existsSync(weightsDir)) {
+    say(
+      `${cfg.out} is already finished (${resumed.step} of ${cfg.steps} steps; weights in ${weightsDir}); to train longer, start a new warm start from its weights: papo sft --init ${cfg.out} --out NEW_DIR --steps N`,
+    );
+    return {
+      params: resumed.policy.params,
+      config: resumed.policy.config,
+      task,
+      history: [],
+      seconds: 0,
+      weightsDir,
+      outcome: 'completed',
+      resumedFrom: resumed.step,
+    };
+  }
+  // The config first: a run stopped at any later instant can be resumed.
+  if (store) await writeFileAtomic(savedFile, JSON.stringify(cfg, null, 2));
   const backend = await initTf();
   const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(cfg.out, 'log.jsonl'));
 
@@ -207,7 +254,6 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
   );
   if (resumed) say(`resuming ${cfg.out} from checkpoint step ${resumed.step}`);
 
-  const weightsDir = path.join(cfg.out, 'weights');
   let lastSaved = resumed?.step ?? 0;
   const saveCheckpoint = async (step: number) => {
     if (!store || lastSaved === step) return;

@@ -26,6 +26,7 @@ import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { BackgroundWriter } from '../storage/background-writer.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
+import { acquireRunLock } from '../storage/run-lock.ts';
 import { RolloutLog, type RolloutStepRecord } from '../storage/rollout-log.ts';
 import { TensorBoardWriter } from '../storage/tensorboard.ts';
 import { createTask } from '../tasks/registry.ts';
@@ -34,6 +35,7 @@ import type { Task } from '../tasks/types.ts';
 import type { AccuracyReport } from '../tasks/accuracy-report.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
+import { openAppendNoFollow } from '../util/append-file.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import {
   CreditGate,
@@ -63,7 +65,7 @@ type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
 import { evaluate, type EvalReport } from './evaluate.ts';
 import { loadRewardFunction } from './reward-function.ts';
 import { configChanges, defaultsLike, flattenConfig, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
-import { prepareFreshRunDir, truncateMetrics, type MetricsLine } from './run-dir.ts';
+import { prepareFreshRunDir, refuseLinkedRunFiles, truncateMetrics, type MetricsLine } from './run-dir.ts';
 
 export interface TrainHooks {
   /** After every rollout step (its metrics and the batch as trained); awaited before the next record. */
@@ -85,6 +87,11 @@ export interface TrainOptions {
   noSave?: boolean;
   /** A directory holding another run: move its files to previous-<time>/ and start over (`--force`). */
   force?: boolean;
+  /**
+   * `papo train --resume` without a config of its own: a directory with neither a checkpoint nor a saved
+   * config.json is refused (there is no run to continue), never started anew with a default config.
+   */
+  resumeOnly?: boolean;
 }
 
 export type TrainOutcome = 'completed' | 'interrupted' | 'loss_hacking';
@@ -196,6 +203,17 @@ const pct = (x: number | null | undefined) => (x === null || x === undefined ? '
 
 export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise<TrainResult> {
   const cfg = trainConfig(input);
+  if (opts.noSave) return train(cfg, opts);
+  // One writer per run directory, from before anything is swept or written until the end (storage/run-lock.ts).
+  const lock = acquireRunLock(cfg.trainer.save_checkpoint_path, { command: 'papo train' });
+  try {
+    return await train(cfg, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const { data, algorithm: objective, trainer } = cfg;
   const { actor, rollout } = cfg.worker;
@@ -213,6 +231,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   let history: MetricsLine[] = [];
   const notes: string[] = [];
   let restartInPlace = false;
+  if (!opts.noSave) refuseLinkedRunFiles(runDir);
   if (store && trainer.resume_mode === 'auto') {
     const swept = await store.sweep();
     if (swept.length) notes.push(`removed ${swept.length} unfinished checkpoint write(s): ${swept.join(', ')}`);
@@ -245,6 +264,11 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         await new RolloutLog(runDir).truncateAfter(0);
         restartInPlace = true;
         notes.push(`no complete checkpoint in ${runDir}: starting its run again from step 0`);
+      } else if (opts.resumeOnly) {
+        throw new Error(
+          `cannot resume ${runDir}: it holds no checkpoint and no config.json, so there is no run to continue (a start stopped before it saved its config leaves this); ` +
+            `start the run anew with its config: the same command without --resume (with --config FILE, or its overrides), trainer.save_checkpoint_path=${runDir}`,
+        );
       } else notes.push(`no run in ${runDir}: starting a new run`);
     }
   }
@@ -252,6 +276,8 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     const aside = prepareFreshRunDir(runDir, opts.force ?? false);
     if (aside) notes.push(`moved the earlier run's files to ${aside}`);
   }
+  // The config first: a run stopped at any later instant continues with --resume (its config.json says what it is).
+  if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
   const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(runDir, 'log.jsonl'));
   for (const n of notes) {
     say(n);
@@ -302,7 +328,6 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     { event: 'train_start', backend, trainer: actor.engine, config: cfg, policy: policyCfg, reward: reward.name, resumed_from: resumed?.step },
     'train start',
   );
-  if (!opts.noSave) await writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2));
 
   const actorTrainer = await createTrainer({
     engine: actor.engine,
@@ -315,6 +340,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
   let subscription: Subscription | undefined;
   let closeWriter: () => Promise<void> | undefined = () => undefined;
+  let metricsFd: number | undefined;
   try {
     // The engine holds the current weights and the older versions the next steps still sample with.
     const initialVersion = resumedState?.version ?? 0;
@@ -586,7 +612,12 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         return s;
       }),
       watchLossHacking(
-        { klPrcpThreshold: trainer.loss_hacking_kl_prcp, accuracyDrop: trainer.loss_hacking_accuracy_drop, window: trainer.loss_hacking_window },
+        {
+          klPrcpThreshold: trainer.loss_hacking_kl_prcp,
+          accuracyDrop: trainer.loss_hacking_accuracy_drop,
+          window: trainer.loss_hacking_window,
+          entropyRise: trainer.loss_hacking_entropy_rise,
+        },
         (alarm) => {
           alarms.push(alarm);
           logger.warn({ event: 'loss_hacking', ...alarm }, alarm.message);
@@ -602,7 +633,10 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
         await io;
         m['timing_s/save_wait'] = (performance.now() - tWait) / 1000;
         logger.info({ event: 'step', step: s.step, version: s.version, metrics: m }, 'step');
-        if (metricsFile) fs.appendFileSync(metricsFile, `${JSON.stringify({ step: s.step, version: s.version, ...m })}\n`);
+        if (metricsFile) {
+          metricsFd ??= openAppendNoFollow(metricsFile);
+          fs.writeSync(metricsFd, `${JSON.stringify({ step: s.step, version: s.version, ...m })}\n`);
+        }
         if (trainer.logger.includes('tensorboard')) tensorboard?.scalars(s.step, m);
         progress.update(s.step, {
           reward: fmt(m['critic/score/mean']),
@@ -667,6 +701,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
     for (const [sig, h] of signalHandlers) process.off(sig, h);
     subscription?.unsubscribe();
     await closeWriter();
+    if (metricsFd !== undefined) fs.closeSync(metricsFd);
     tensorboard?.close();
     await engine.close();
     await actorTrainer.close();

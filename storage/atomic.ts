@@ -44,11 +44,14 @@ export async function fsyncTree(dir: string): Promise<void> {
   await fsyncPath(dir, true);
 }
 
-/** Replaces `file` with `data` atomically: readers see the old or the new content, never a mix. */
+/**
+ * Replaces `file` with `data` atomically: readers see the old or the new content, never a mix. The rename
+ * replaces a symbolic link at `file` too: the link's target is never written.
+ */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = tmpSibling(file);
   try {
-    await fs.writeFile(tmp, data);
+    await fs.writeFile(tmp, data, { flag: 'wx' }); // a new file: never through a link planted under that name
     await fsyncPath(tmp, false);
     await fs.rename(tmp, file);
   } catch (err) {

@@ -152,7 +152,7 @@ export function eventFiles(dir: string): string[] {
 function replaceFile(file: string, data: Uint8Array): void {
   const tmp = tmpSibling(path.join(path.dirname(file), 'rewind'));
   try {
-    fs.writeFileSync(tmp, data);
+    fs.writeFileSync(tmp, data, { flag: 'wx' });
     const fd = fs.openSync(tmp, 'r+');
     try {
       fs.fsyncSync(fd);
@@ -176,6 +176,7 @@ export function rewindEventFiles(dir: string, step: number): string[] {
   const notes: string[] = [];
   for (const n of fs.readdirSync(dir).filter(isTmpName)) fs.rmSync(path.join(dir, n), { force: true });
   for (const file of eventFiles(dir)) {
+    if (!fs.lstatSync(file).isFile()) continue; // not an event file this writer made (a link, a directory): never read or written through
     const { events, tornTail } = readEventFile(file);
     const kept = events.filter((e) => !e.scalars || e.step <= step);
     if (kept.length === events.length && !tornTail) continue;

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pino, type Logger } from 'pino';
+import { openAppendNoFollow } from './append-file.ts';
 
 export type { Logger };
 
@@ -25,7 +26,8 @@ export function logLevelFromEnv(fallback: string, env: NodeJS.ProcessEnv = proce
 export function createLogger(file?: string, level = logLevelFromEnv('info')): Logger {
   if (!file) return pino({ level: logLevelFromEnv('warn') }, pino.destination(2));
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  return pino({ level }, pino.destination({ dest: file, append: true, sync: true }));
+  // opened here, not by pino: a symbolic link planted as the log file is refused, never appended through
+  return pino({ level }, pino.destination({ fd: openAppendNoFollow(file), sync: true }));
 }
 
 /** A logger that drops everything (library calls without a run directory). */
