@@ -20,6 +20,12 @@ if (process.channel) {
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }
 
+// `papo ... | head`: a reader that goes away ends the command quietly, as for any Unix tool
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command('papo')
   .description('PAPO / GRPO / DAPO training for vision-language policies')
   .option(

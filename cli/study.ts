@@ -24,7 +24,10 @@ export function registerStudyCommand(program: Command): void {
     .option('--analyze', 'train nothing: analyse the results already in the study directory')
     .option('--dry-run', 'print the runs and their commands, train nothing')
     .option('--no-png', 'write the report page only')
-    .option('--publish <dir>', 'also copy what the figures are made from (study file, study.json, report, results, runs\' config.json and metrics.jsonl; no checkpoints) to dir')
+    .option(
+      '--publish <dir>',
+      "also copy what the figures are made from (study file, study.json, report, results, runs' config.json and metrics.jsonl; no checkpoints) to dir",
+    )
     .action(async (file: string, flags: StudyFlags) => {
       const [{ parseStudy }, study] = await Promise.all([import('../pipelines/study-config.ts'), import('../pipelines/study.ts')]);
       const s = parseStudy(readConfigFile(file), file);
@@ -57,13 +60,16 @@ export function registerStudyCommand(program: Command): void {
       }
       const { analyzeStudy, formatStudy } = await import('../pipelines/study-analysis.ts');
       const { writeStudyReport } = await import('../pipelines/study-report.ts');
-      const analysis = analyzeStudy(s, out);
+      // runs made where the starting weights lay elsewhere (a moved package) count when their weights are the same
+      const analysis = analyzeStudy(s, out, { startFingerprint: await study.startFingerprint(s).catch(() => undefined) });
       process.stdout.write(`${formatStudy(analysis)}\n`);
       const rep = await writeStudyReport(s, out, analysis, { png: flags.png });
       process.stdout.write(`study: ${rep.json}, ${rep.html}${rep.pngs.length ? ` and ${rep.pngs.length} PNG charts` : ''}\n`);
       if (flags.publish) {
         const copied = study.publishStudy(s, out, file, flags.publish);
-        process.stdout.write(`study: published ${copied.length} files to ${flags.publish} (papo study ${path.join(flags.publish, 'study.yaml')} --out ${flags.publish} --analyze remakes the figures)\n`);
+        process.stdout.write(
+          `study: published ${copied.length} files to ${flags.publish} (papo study ${path.join(flags.publish, 'study.yaml')} --out ${flags.publish} --analyze remakes the figures)\n`,
+        );
       }
       if (interrupted) {
         process.stdout.write(`study: interrupted; continue with: papo study ${file}${flags.out ? ` --out ${flags.out}` : ''}\n`);

@@ -1,9 +1,13 @@
 /**
  * The loss-hacking watch (PAPO-SPEC.md, "Loss hacking"): the perception term is unbounded and maximised,
  * so a policy can learn to make its original and masked views differ by emitting unrelated tokens. The
- * symptoms are kl_prcp climbing while accuracy collapses. Over a window of steps, the watch fires when the
- * mean kl_prcp exceeds `klPrcpThreshold` while the mean accuracy is `accuracyDrop` below its best window
- * so far; `onAlarm` gets the step and the figures (and may stop the run). Records pass through unchanged.
+ * symptoms are accuracy collapsing while kl_prcp climbs, or while the entropy of the sampled tokens rises
+ * (the policy emits unrelated tokens: on the digits task this is the collapse seen, with kl_prcp falling,
+ * not climbing; README "Loss hacking"). Over a window of steps, the watch fires when the mean accuracy is
+ * `accuracyDrop` below its best window so far and either the mean kl_prcp exceeds `klPrcpThreshold` or the
+ * mean entropy (`actor/entropy_loss`) is `entropyRise` times its lowest window (0 or absent: that symptom
+ * is not watched); `onAlarm` gets the step and the figures (and may stop the run). Records pass through
+ * unchanged.
  *
  * @example
  * trained$.pipe(watchLossHacking({ klPrcpThreshold: 0.5, accuracyDrop: 0.1, window: 5 }, (a) => logger.warn(a)))
@@ -14,6 +18,8 @@ export interface LossHackingOptions {
   klPrcpThreshold: number;
   accuracyDrop: number;
   window: number;
+  /** entropy window mean over its lowest window mean that counts as a symptom (0 / absent: not watched) */
+  entropyRise?: number;
 }
 
 export interface LossHackingAlarm {
@@ -21,6 +27,11 @@ export interface LossHackingAlarm {
   klPrcp: number;
   accuracy: number;
   bestAccuracy: number;
+  /** which symptom came with the accuracy drop */
+  symptom: 'kl_prcp' | 'entropy';
+  /** window mean of the sampled tokens' entropy, and its lowest window mean so far (when logged) */
+  entropy?: number;
+  lowestEntropy?: number;
   message: string;
 }
 
@@ -32,7 +43,9 @@ export function watchLossHacking<T extends { step: number; metrics: Record<strin
 ): MonoTypeOperatorFunction<T> {
   const kl: number[] = [];
   const acc: number[] = [];
+  const ent: number[] = [];
   let best = -Infinity;
+  let lowestEntropy = Infinity;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   let priming = true;
   const observe = (r: { step: number; metrics: Record<string, number> }) => {
@@ -41,25 +54,39 @@ export function watchLossHacking<T extends { step: number; metrics: Record<strin
     if (klLoss === undefined || a === undefined) return;
     kl.push(-klLoss);
     acc.push(a);
+    const e = r.metrics['actor/entropy_loss'];
+    ent.push(e === undefined || !Number.isFinite(e) ? Number.NaN : e);
     if (kl.length > opts.window) {
       kl.shift();
       acc.shift();
+      ent.shift();
     }
     if (kl.length < opts.window) return;
     const k = mean(kl);
     const m = mean(acc);
+    const h = mean(ent); // NaN while a step of the window lacks it
     best = Math.max(best, m);
-    if (!priming && k > opts.klPrcpThreshold && m < best - opts.accuracyDrop) {
-      onAlarm({
-        step: r.step,
-        klPrcp: k,
-        accuracy: m,
-        bestAccuracy: best,
-        message:
-          `possible loss hacking at step ${r.step}: kl_prcp ${k.toFixed(3)} (over ${opts.klPrcpThreshold}) while accuracy ${m.toFixed(3)} ` +
-          `fell from ${best.toFixed(3)} (means of the last ${opts.window} steps); try a larger entropy_coef_*, a smaller perception_loss_weight or a larger kl_coef`,
-      });
-    }
+    if (Number.isFinite(h)) lowestEntropy = Math.min(lowestEntropy, h);
+    if (priming || !(m < best - opts.accuracyDrop)) return;
+    const rise = opts.entropyRise ?? 0;
+    const entropyUp = rise > 0 && Number.isFinite(h) && lowestEntropy > 0 && h > rise * lowestEntropy;
+    if (!(k > opts.klPrcpThreshold) && !entropyUp) return;
+    const symptom = k > opts.klPrcpThreshold ? 'kl_prcp' : 'entropy';
+    const fell = `while accuracy ${m.toFixed(3)} fell from ${best.toFixed(3)} (means of the last ${opts.window} steps)`;
+    onAlarm({
+      step: r.step,
+      klPrcp: k,
+      accuracy: m,
+      bestAccuracy: best,
+      symptom,
+      ...(Number.isFinite(h) ? { entropy: h, lowestEntropy } : {}),
+      message:
+        `possible loss hacking at step ${r.step}: ` +
+        (symptom === 'kl_prcp'
+          ? `kl_prcp ${k.toFixed(3)} (over ${opts.klPrcpThreshold}) ${fell}`
+          : `entropy ${h.toFixed(3)} is ${(h / lowestEntropy).toFixed(1)}x its lowest (${lowestEntropy.toFixed(3)}; kl_prcp ${k.toFixed(3)}) ${fell}`) +
+        '; try a smaller perception_loss_weight, a larger entropy_coef_* or a larger kl_coef',
+    });
   };
   history.forEach(observe);
   priming = false;

@@ -159,8 +159,8 @@ function summariseErrors(results: RunResult[], group: 'overall' | 'vision_depend
 }
 
 /** Reads a study directory's results and computes every figure of `study.json`. */
-export function analyzeStudy(study: Study, dir: string): StudyAnalysis {
-  const { start, runs } = loadStudyResults(study, dir);
+export function analyzeStudy(study: Study, dir: string, opts: { startFingerprint?: string } = {}): StudyAnalysis {
+  const { start, runs } = loadStudyResults(study, dir, opts.startFingerprint);
   const st = study.config.stats;
   const boot = { level: st.level, reps: st.reps, method: st.method, seed: st.seed };
   const any = [...runs.values()].flatMap((m) => [...m.values()])[0] ?? start;

@@ -23,6 +23,10 @@ import { writeFileAtomic } from '../storage/atomic.ts';
 import { packageFile } from '../util/package-files.ts';
 import type { EvalReport } from './evaluate.ts';
 import { type Study, type StudyArm, toOverrides } from './study-config.ts';
+import { configChanges, defaultsLike, RESUME_SAFE_KEYS, trainConfig, type TrainConfig } from './train-config.ts';
+import { applyOverrides } from '../util/overrides.ts';
+import { parse } from 'yaml';
+import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 
 const PAPO_BIN = packageFile('bin/papo.js'); // the package's launcher, from the sources or built (dist/)
 
@@ -33,6 +37,8 @@ export interface RunResult {
   evalKey: string;
   /** seconds the training command took in the launch that finished it (absent for the starting weights) */
   trainSeconds?: number;
+  /** fingerprint of the weights the run started from, as its checkpoint recorded it */
+  startFingerprint?: string;
   report: EvalReport;
 }
 
@@ -126,6 +132,56 @@ export function isCurrent(res: RunResult | undefined, key: string): res is RunRe
   return res !== undefined && res.evalKey === key && res.report?.familyDependency !== undefined;
 }
 
+/** The validated config a run of the study trains with (what its `papo train` command line gives). */
+export function runConfig(run: StudyRun): TrainConfig {
+  return trainConfig(
+    applyOverrides(
+      {},
+      trainArgs(run).filter((a) => !a.startsWith('--') && a !== 'train'),
+      (t) => parse(t),
+    ),
+  );
+}
+
+/** The fingerprint of the weights every arm starts from (the check a resume makes of its reference weights). */
+export async function startFingerprint(study: Study): Promise<string> {
+  return paramsFingerprint((await loadPolicyWeights(study.arms[0].config.worker.actor.model.model_path)).params);
+}
+
+/** The fingerprint of the starting weights a run recorded in its latest checkpoint, if it has one. */
+function recordedFingerprint(runDir: string): string | undefined {
+  try {
+    const name = fs.readFileSync(path.join(runDir, 'checkpoints', 'latest'), 'utf8').trim();
+    const attrs = JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoints', name, 'zarr.json'), 'utf8')).attributes;
+    return attrs?.state?.reference?.fingerprint;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the run directory holds a run of another config than the arm's (a study directory shared by several
+ * study files, or an arm edited after its runs), or undefined if it holds none or the arm's. Starting weights
+ * found at another path (the package moved) are the same when the run recorded their fingerprint.
+ */
+export function foreignRun(run: StudyRun, fingerprint?: string, recorded?: string): string | undefined {
+  const file = path.join(run.dir, 'config.json');
+  if (!fs.existsSync(file)) return undefined;
+  let saved: unknown;
+  try {
+    saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    return `${file} is unreadable (${(err as Error).message})`;
+  }
+  const want = runConfig(run);
+  let { unsafe } = configChanges(saved, want, RESUME_SAFE_KEYS, defaultsLike(want));
+  if (fingerprint !== undefined && (recorded ?? recordedFingerprint(run.dir)) === fingerprint)
+    unsafe = unsafe.filter((c) => !c.startsWith('worker.actor.model.model_path:'));
+  return unsafe.length
+    ? `${run.dir} holds a run of another config (${unsafe.slice(0, 3).join('; ')}${unsafe.length > 3 ? '; ...' : ''}): name the arm otherwise or use another --out`
+    : undefined;
+}
+
 export function readResult(file: string): RunResult | undefined {
   if (!fs.existsSync(file)) return undefined;
   try {
@@ -206,8 +262,15 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
     }
 
     const runs = studyRuns(study, dir);
-    const todo = runs.filter((r) => !isCurrent(readResult(r.resultFile), evalKey(study, r.arm)));
-    summary.skipped = runs.length - todo.length;
+    // a run directory of another config is neither trained on nor counted: said once, before anything runs
+    const fingerprint = await startFingerprint(study);
+    const foreign = new Map(runs.map((r) => [r, foreignRun(r, fingerprint)] as const).filter((x): x is [StudyRun, string] => x[1] !== undefined));
+    for (const [r, why] of foreign) {
+      summary.failed.push({ arm: r.arm.name, seed: r.seed, message: why, log: r.logFile });
+      say(`study: ${r.arm.name} seed ${r.seed} skipped: ${why}`);
+    }
+    const todo = runs.filter((r) => !foreign.has(r) && !isCurrent(readResult(r.resultFile), evalKey(study, r.arm)));
+    summary.skipped = runs.length - todo.length - foreign.size;
     say(
       `study: ${runs.length} runs (${study.arms.length} arms x ${study.seeds.length} seeds), ${summary.skipped} already done, ${todo.length} to go, ${jobs} at a time`,
     );
@@ -241,7 +304,14 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
           continue;
         }
         const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
-        const result: RunResult = { arm: run.arm.name, seed: run.seed, evalKey: evalKey(study, run.arm), trainSeconds, report };
+        const result: RunResult = {
+          arm: run.arm.name,
+          seed: run.seed,
+          evalKey: evalKey(study, run.arm),
+          trainSeconds,
+          startFingerprint: recordedFingerprint(run.dir),
+          report,
+        };
         await writeFileAtomic(run.resultFile, JSON.stringify(result));
         fs.rmSync(tmp, { force: true });
         summary.done++;
@@ -266,11 +336,11 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
 }
 
 /** The results of a study directory: the start, and every run's (missing runs are absent). */
-export function loadStudyResults(study: Study, dir: string): { start: RunResult | undefined; runs: Map<string, Map<number, RunResult>> } {
+export function loadStudyResults(study: Study, dir: string, fingerprint?: string): { start: RunResult | undefined; runs: Map<string, Map<number, RunResult>> } {
   const runs = new Map<string, Map<number, RunResult>>();
   for (const r of studyRuns(study, dir)) {
     const res = readResult(r.resultFile);
-    if (!isCurrent(res, evalKey(study, r.arm))) continue;
+    if (!isCurrent(res, evalKey(study, r.arm)) || foreignRun(r, fingerprint, res.startFingerprint) !== undefined) continue;
     if (!runs.has(r.arm.name)) runs.set(r.arm.name, new Map());
     runs.get(r.arm.name)!.set(r.seed, res);
   }
@@ -293,11 +363,20 @@ export function publishStudy(study: Study, dir: string, studyFile: string, dest:
     copied.push(to);
   };
   copy(studyFile, path.join(dest, 'study.yaml'));
-  for (const f of fs.readdirSync(dir)) if (f === 'study.json' || f === 'study.html' || /^study-[a-z]+\.png$/.test(f)) copy(path.join(dir, f), path.join(dest, f));
+  for (const f of fs.readdirSync(dir))
+    if (f === 'study.json' || f === 'study.html' || /^study-[a-z]+\.png$/.test(f)) copy(path.join(dir, f), path.join(dest, f));
   copy(studyPaths(dir).start, path.join(dest, 'results', 'start.json'));
   for (const r of studyRuns(study, dir)) {
     const rel = path.relative(dir, r.dir);
-    copy(r.resultFile, path.join(dest, path.relative(dir, r.resultFile)));
+    const res = readResult(r.resultFile);
+    if (res) {
+      // the copy has no checkpoints: it carries the fingerprint they recorded
+      const to = path.join(dest, path.relative(dir, r.resultFile));
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.rmSync(to, { force: true });
+      fs.writeFileSync(to, JSON.stringify({ ...res, startFingerprint: res.startFingerprint ?? recordedFingerprint(r.dir) }), { flag: 'wx' });
+      copied.push(to);
+    }
     for (const f of ['config.json', 'metrics.jsonl']) copy(path.join(r.dir, f), path.join(dest, rel, f));
   }
   return copied;

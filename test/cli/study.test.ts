@@ -74,6 +74,14 @@ test('papo study trains every arm x seed, evaluates them alike, compares; a seco
   // the finished run is not trained again: its metrics are as they were
   assert.equal(fs.readFileSync(path.join(out, 'runs', 'grpo', 'seed_1', 'metrics.jsonl'), 'utf8'), metricsBefore);
   assert.ok(fs.existsSync(path.join(out, 'results', 'grpo', 'seed_1.json')));
+
+  // another study file in the same directory whose arm of the same name is another config: its runs are not reused
+  const other = tinyStudy(fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-other-')), { arms: { grpo: { algorithm: { preset: 'grpo', kl_coef: 0 } } } });
+  const clash = papo(['study', other, '--out', out, '--no-png']);
+  assert.equal(clash.status, 3, clash.stdout + clash.stderr);
+  assert.match(clash.stdout, /grpo seed 1 skipped: .*holds a run of another config \(algorithm\.kl_coef: 0\.01 -> 0/);
+  assert.match(clash.stdout, /missing runs: 2/);
+  assert.equal(fs.readFileSync(path.join(out, 'runs', 'grpo', 'seed_1', 'metrics.jsonl'), 'utf8'), metricsBefore);
 });
 
 test('papo study: a bad study file is refused before anything runs, naming the arm and key', () => {

@@ -69,3 +69,37 @@ test('waits for a full window, and skips steps without the figures', async () =>
   );
   assertClose(alarms[0].bestAccuracy, 0.8, 1e-9);
 });
+
+test('the second symptom: accuracy falls while the sampled tokens entropy rises, kl_prcp low (the collapse seen on digits)', async () => {
+  // window 3, entropyRise 1.5. Accuracy window means: 0.8, 0.8, 0.8, 0.7, 0.5, 0.3; entropy means 0.2, 0.2, 0.2, 0.25, 0.35, 0.45
+  const kl = [0.2, 0.2, 0.2, 0.2, 0.1, 0.05, 0.01, 0.01];
+  const acc = [0.8, 0.8, 0.8, 0.8, 0.8, 0.5, 0.2, 0.2];
+  const ent = [0.2, 0.2, 0.2, 0.2, 0.2, 0.35, 0.5, 0.5];
+  const records = kl.map((k, i) => ({ step: i + 1, metrics: { 'actor/kl_prcp_loss': -k, 'reward/accuracy/mean': acc[i], 'actor/entropy_loss': ent[i] } }));
+  const alarms: LossHackingAlarm[] = [];
+  await collect(from(records).pipe(watchLossHacking({ ...opts, entropyRise: 1.5 }, (a) => alarms.push(a))));
+  // step 6: accuracy 0.7 (not 0.1 below 0.8); step 7: accuracy 0.5, entropy 0.35 = 1.75x 0.2; step 8: 0.3, 0.45
+  assert.deepEqual(
+    alarms.map((a) => [a.step, a.symptom]),
+    [
+      [7, 'entropy'],
+      [8, 'entropy'],
+    ],
+  );
+  assertClose(alarms[0].entropy!, 0.35, 1e-9);
+  assertClose(alarms[0].lowestEntropy!, 0.2, 1e-9);
+  assert.match(
+    alarms[0].message,
+    /possible loss hacking at step 7: entropy 0\.350 is 1\.7x its lowest \(0\.200; kl_prcp 0\.053\) while accuracy 0\.500 fell from 0\.800/,
+  );
+  // off (0 or absent): the same run is silent, as kl_prcp never passes its threshold
+  const silent: LossHackingAlarm[] = [];
+  await collect(from(records).pipe(watchLossHacking(opts, (a) => silent.push(a))));
+  await collect(from(records).pipe(watchLossHacking({ ...opts, entropyRise: 0 }, (a) => silent.push(a))));
+  assert.deepEqual(silent, []);
+  // entropy rising while accuracy holds is no alarm
+  const holding = records.map((r) => ({ ...r, metrics: { ...r.metrics, 'reward/accuracy/mean': 0.8 } }));
+  const none: LossHackingAlarm[] = [];
+  await collect(from(holding).pipe(watchLossHacking({ ...opts, entropyRise: 1.5 }, (a) => none.push(a))));
+  assert.deepEqual(none, []);
+});
