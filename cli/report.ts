@@ -14,13 +14,20 @@ export function registerReportCommand(program: Command): void {
       '--out <file>',
       'the page (default <run>/report.html for one run, report.html for several); PNGs are written beside it as <name>.png (all charts) and <name>-<chart>.png',
     )
+    .option('--names <list>', 'comma-separated names of the runs, in order, for legends and tables (default: their directories)')
     .option('--no-png', 'write the page only')
     .option('--scale <n>', 'PNG pixels per chart pixel', intAtLeastOption('--scale', 1), 2)
-    .action(async (runDirs: string[], flags: { out?: string; png: boolean; scale: number }) => {
+    .action(async (runDirs: string[], flags: { out?: string; png: boolean; scale: number; names?: string }) => {
       const out = flags.out ?? (runDirs.length === 1 ? path.join(runDirs[0], 'report.html') : 'report.html');
       if (flags.out) checkWritableFile('--out', flags.out);
       const { writeReport } = await import('../pipelines/report.ts');
-      const r = await writeReport(runDirs, { out, png: flags.png, scale: flags.scale, followOut: flags.out !== undefined });
+      const r = await writeReport(runDirs, {
+        out,
+        png: flags.png,
+        scale: flags.scale,
+        followOut: flags.out !== undefined,
+        names: flags.names?.split(',').map((n) => n.trim()),
+      });
       const lines = [`report: ${r.html}`];
       if (r.pngs.length) lines.push(`charts: ${r.pngs[0]} (all), ${r.pngs.length - 1} more beside it`);
       for (const run of r.runs)

@@ -299,7 +299,7 @@ export function formatEvalReport(r: EvalReport): string {
   lines.push(`${r.task} / ${r.split}: ${r.records} prompts, policy version ${r.policyVersion ?? '-'}, ${r.seconds.toFixed(1)} s`);
   const s = r.sampled;
   lines.push(
-    `${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy: acc  format  length${s ? `   sampled (k=${s.k}, T=${s.temperature}): acc  format  length` : ''}`,
+    `${'group'.padEnd(22)} ${'n'.padStart(5)}  greedy: acc  format  length${s ? `${`   avg@${s.k} (T=${s.temperature}):`.padEnd(29)}acc  format  length` : ''}`,
   );
   const stats = (g: GroupStats | undefined) => (g ? `${pct(g.formatRate)} ${g.meanLength.toFixed(1).padStart(6)}` : '');
   const row = (name: string, key: string, g: { n: number; accuracy: number | null }, sm?: { accuracy: number | null }) =>

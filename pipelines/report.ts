@@ -168,6 +168,7 @@ export function loadRun(dir: string, name = path.basename(path.resolve(dir))): R
     loss_hacking_accuracy_drop: number;
     loss_hacking_window: number;
     loss_hacking_entropy_rise: number;
+    loss_hacking_kl_prcp_general: number;
   };
   const alarms: LossHackingAlarm[] = [];
   from(metrics.map((m) => ({ step: m.step, metrics: m })))
@@ -178,6 +179,7 @@ export function loadRun(dir: string, name = path.basename(path.resolve(dir))): R
           accuracyDrop: trainer.loss_hacking_accuracy_drop,
           window: trainer.loss_hacking_window,
           entropyRise: trainer.loss_hacking_entropy_rise,
+          generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
         },
         (a) => alarms.push(a),
       ),
@@ -281,6 +283,8 @@ export interface ReportOptions {
    * the PNGs beside it, each file is created fresh (temporary + rename): a link planted there is replaced.
    */
   followOut?: boolean;
+  /** a name per run for legends and tables (default: the directories' names) */
+  names?: string[];
 }
 
 export interface ReportResult {
@@ -337,7 +341,9 @@ function summaryTable(runs: readonly RunData[]): string {
 /** Writes the page and the PNGs; returns their paths and the data every chart was drawn from. */
 export async function writeReport(dirs: readonly string[], opts: ReportOptions): Promise<ReportResult> {
   if (dirs.length === 0) throw new Error('report: name at least one run directory');
-  const names = runNames(dirs);
+  if (opts.names && (opts.names.length !== dirs.length || new Set(opts.names).size !== dirs.length))
+    throw new Error(`report: --names needs ${dirs.length} distinct names, one per run, got ${opts.names.length}`);
+  const names = opts.names ?? runNames(dirs);
   const runs = dirs.map((d, i) => loadRun(d, names[i]));
   if (runs.every((r) => r.metrics.length === 0)) throw new Error(`report: no steps in ${dirs.join(', ')} (metrics.jsonl is empty)`);
   const charts = chartData(runs);

@@ -363,7 +363,7 @@ export function formatStudy(a: StudyAnalysis): string {
         const x = r[s];
         if (!x) continue;
         lines.push(
-          `  ${(m === 'greedy' ? 'greedy' : `avg@${a.k}`).padEnd(7)} ${s.padEnd(17)} ${pts(x.mean, true).padStart(6)} [${pts(x.ci.lo, true)}, ${pts(x.ci.hi, true)}]  IQM ${pts(x.iqm, true)}  P(improve) ${x.probabilityOfImprovement.toFixed(2)}  ahead on ${x.wins}/${x.seeds.length}  p ${x.p.toFixed(3)}  Holm p ${x.pHolm?.toFixed(3) ?? '-'}${x.significant ? '  *' : ''}`,
+          `  ${(m === 'greedy' ? 'greedy' : `avg@${a.k}`).padEnd(7)} ${s.padEnd(17)} ${pts(x.mean, true).padStart(6)} [${pts(x.ci.lo, true)}, ${pts(x.ci.hi, true)}]${x.ciT ? ` t [${pts(x.ciT.lo, true)}, ${pts(x.ciT.hi, true)}]` : ''}  IQM ${pts(x.iqm, true)}  P(improve) ${x.probabilityOfImprovement.toFixed(2)}  ahead on ${x.wins}/${x.seeds.length}  p ${x.p.toFixed(3)}  Holm p ${x.pHolm?.toFixed(3) ?? '-'}${x.significant ? '  *' : ''}`,
         );
       }
     }

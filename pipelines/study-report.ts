@@ -256,6 +256,7 @@ function tables(a: StudyAnalysis): string {
           metricName(a, m),
           s,
           `${pts(x.mean, true)} [${pts(x.ci.lo, true)}, ${pts(x.ci.hi, true)}]`,
+          x.ciT ? `[${pts(x.ciT.lo, true)}, ${pts(x.ciT.hi, true)}]` : '-',
           pts(x.iqm, true),
           x.probabilityOfImprovement.toFixed(2),
           `${x.wins}/${x.seeds.length}`,
@@ -266,7 +267,7 @@ function tables(a: StudyAnalysis): string {
       }
     parts.push(
       `<h3>${esc(c.treatment)} - ${esc(c.control)} (points, paired by seed)</h3>`,
-      table(['metric', 'split', 'mean [interval]', 'IQM', 'P(improvement)', 'ahead', 'p (sign-flip)', 'Holm p', 'per seed'], rows),
+      table(['metric', 'split', 'mean [bootstrap interval]', 't interval', 'IQM', 'P(improvement)', 'ahead', 'p (sign-flip)', 'Holm p', 'per seed'], rows),
     );
     if (c.perceptionErrors) {
       const x = c.perceptionErrors;

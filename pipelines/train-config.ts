@@ -153,6 +153,12 @@ const TrainerSchema = z
       .nonnegative()
       .default(1.5)
       .describe('... or while the entropy of the sampled tokens is this many times its lowest (0 = not watched)'),
+    loss_hacking_kl_prcp_general: z
+      .number()
+      .finite()
+      .nonnegative()
+      .default(0.02)
+      .describe('watch, alone: kl_prcp on the questions that need no image above this (healthy runs stay near 0.005; 0 = not watched)'),
   })
   .strict();
 
@@ -261,6 +267,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.loss_hacking_accuracy_drop',
   'trainer.loss_hacking_window',
   'trainer.loss_hacking_entropy_rise',
+  'trainer.loss_hacking_kl_prcp_general',
   'worker.rollout.threads',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',

@@ -617,11 +617,18 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
           accuracyDrop: trainer.loss_hacking_accuracy_drop,
           window: trainer.loss_hacking_window,
           entropyRise: trainer.loss_hacking_entropy_rise,
+          generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
         },
         (alarm) => {
+          // every alarm goes to the log; the terminal hears the first of each stretch of steps (and of each symptom)
+          const previous = alarms.at(-1);
+          const repeat = previous !== undefined && previous.step === alarm.step - 1 && previous.symptom === alarm.symptom;
           alarms.push(alarm);
           logger.warn({ event: 'loss_hacking', ...alarm }, alarm.message);
-          say(`\nwarning: ${alarm.message}${trainer.stop_on_loss_hacking ? '; stopping (trainer.stop_on_loss_hacking)' : ''}`);
+          if (!repeat || trainer.stop_on_loss_hacking)
+            say(
+              `\nwarning: ${alarm.message}${trainer.stop_on_loss_hacking ? '; stopping (trainer.stop_on_loss_hacking)' : ' (said once while it lasts; every step in log.jsonl)'}`,
+            );
           if (trainer.stop_on_loss_hacking) stop('loss_hacking');
         },
         history.map((r) => ({ step: r.step, metrics: r })),

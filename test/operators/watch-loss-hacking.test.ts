@@ -103,3 +103,29 @@ test('the second symptom: accuracy falls while the sampled tokens entropy rises,
   await collect(from(holding).pipe(watchLossHacking({ ...opts, entropyRise: 1.5 }, (a) => none.push(a))));
   assert.deepEqual(none, []);
 });
+
+test('the early symptom: kl_prcp on the questions that need no image passes its threshold, accuracy intact', async () => {
+  const general = [0.005, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05];
+  const records = general.map((g, i) => ({
+    step: i + 1,
+    metrics: { 'actor/kl_prcp_loss': -0.2, 'reward/accuracy/mean': 0.6, 'actor/entropy_loss': 0.2, 'actor/kl_prcp/general': g },
+  }));
+  const alarms: LossHackingAlarm[] = [];
+  await collect(from(records).pipe(watchLossHacking({ ...opts, generalKlPrcp: 0.02 }, (a) => alarms.push(a))));
+  // window means (3 steps): 0.00667, 0.01167, 0.02 (not over), 0.03, 0.04
+  assert.deepEqual(
+    alarms.map((a) => [a.step, a.symptom]),
+    [
+      [6, 'kl_prcp_general'],
+      [7, 'kl_prcp_general'],
+    ],
+  );
+  assertClose(alarms[0].klPrcpGeneral!, 0.03, 1e-9);
+  assert.match(alarms[0].message, /step 6: kl_prcp on the questions that need no image 0\.030 \(over 0\.02; mean of the last 3 steps\)/);
+  // off, or no general questions logged: silent
+  const silent: LossHackingAlarm[] = [];
+  await collect(from(records).pipe(watchLossHacking(opts, (a) => silent.push(a))));
+  const noGeneral = records.map((r) => ({ ...r, metrics: { ...r.metrics, 'actor/kl_prcp/general': Number.NaN } }));
+  await collect(from(noGeneral).pipe(watchLossHacking({ ...opts, generalKlPrcp: 0.02 }, (a) => silent.push(a))));
+  assert.deepEqual(silent, []);
+});
