@@ -28,9 +28,20 @@ export function registerStudyCommand(program: Command): void {
       '--publish <dir>',
       "also copy what the figures are made from (study file, study.json, report, results, runs' config.json and metrics.jsonl; no checkpoints) to dir",
     )
-    .action(async (file: string, flags: StudyFlags) => {
-      const [{ parseStudy }, study] = await Promise.all([import('../pipelines/study-config.ts'), import('../pipelines/study.ts')]);
-      const s = parseStudy(readConfigFile(file), file);
+    .action(async (file: string, flags: StudyFlags, cmd: Command) => {
+      const [{ parseStudy, studyImports }, study, { importUserModule }] = await Promise.all([
+        import('../pipelines/study-config.ts'),
+        import('../pipelines/study.ts'),
+        import('../util/user-module.ts'),
+      ]);
+      const doc = readConfigFile(file);
+      // the study's modules register names its arms use: load them here too, before the arms are checked
+      const own = Array.isArray(doc.import) && doc.import.every((m) => typeof m === 'string') ? studyImports(doc.import as string[], file) : [];
+      for (const m of own) await importUserModule(m, process.cwd(), `${file}: import`);
+      const s = parseStudy(doc, file);
+      // modules given to papo itself (papo --import x study ...) go to every run as well
+      const given = (cmd.parent?.opts<{ import?: string[] }>().import ?? []).map((m) => path.resolve(m));
+      s.config.import = [...given.filter((m) => !s.config.import.includes(m)), ...s.config.import];
       const out = flags.out ?? path.join('runs', `study-${path.basename(file).replace(/\.(ya?ml|json)$/i, '')}`);
       if (flags.dryRun) {
         for (const r of study.studyRuns(s, out)) process.stdout.write(`${r.arm.name} seed ${r.seed}: papo ${study.trainArgs(r).join(' ')}\n`);

@@ -41,7 +41,7 @@ export const StudyConfigSchema = z
     ]),
     /** Pairs [treatment, control]: the differences reported are treatment - control. Default: every arm against the first. */
     compare: z.array(z.tuple([armName, armName])).optional(),
-    /** Modules to `--import` into every run (registries: rewards, estimators, tasks). */
+    /** Modules to `--import` into every run (registries: rewards, estimators, tasks), relative to the study file. */
     import: z.array(z.string()).default([]),
     /** How each run's final weights (and the starting weights) are evaluated. */
     eval: z
@@ -125,6 +125,7 @@ function getPath(o: Record<string, unknown>, dotted: string): unknown {
 /** Validates a study document: every arm's run config is checked as `papo train` would, naming the arm. */
 export function parseStudy(doc: unknown, file = 'study'): Study {
   const config = parseConfig(StudyConfigSchema, doc, `study file ${file}`);
+  config.import = studyImports(config.import, file);
   const seeds = Array.isArray(config.seeds) ? config.seeds : Array.from({ length: config.seeds.count }, (_, i) => (config.seeds as { from: number }).from + i);
   if (new Set(seeds).size !== seeds.length) throw new Error(`invalid study file ${file}: seeds: a seed is listed twice`);
   const arms: StudyArm[] = Object.entries(config.arms).map(([name, fragment]) => {
@@ -148,6 +149,11 @@ export function parseStudy(doc: unknown, file = 'study'): Study {
   const starts = new Set(arms.map((a) => path.resolve(a.config.worker.actor.model.model_path)));
   if (starts.size > 1) throw new Error(`invalid study file ${file}: every arm must start from the same weights (worker.actor.model.model_path differs)`);
   return { config, arms, seeds, comparisons };
+}
+
+/** The study's modules as absolute paths: relative ones are relative to the study file's directory. */
+export function studyImports(modules: readonly string[], file: string): string[] {
+  return modules.map((m) => path.resolve(path.dirname(path.resolve(file)), m));
 }
 
 /** `key=value` overrides (values as JSON, which `papo train` parses as YAML) of a nested run config. */

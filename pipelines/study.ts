@@ -232,7 +232,7 @@ function lastLines(file: string, n = 3): string {
 /** Trains and evaluates every run of the study that has no result yet. */
 export async function runStudy(study: Study, dir: string, opts: StudyRunOptions = {}): Promise<StudyRunSummary> {
   const say = opts.say ?? ((l: string) => process.stdout.write(`${l}\n`));
-  const papo = opts.papo ?? { command: process.execPath, args: [PAPO_BIN, ...study.config.import.flatMap((m) => ['--import', path.resolve(m)])] };
+  const papo = opts.papo ?? { command: process.execPath, args: [PAPO_BIN, ...study.config.import.flatMap((m) => ['--import', m])] };
   const jobs = Math.max(1, opts.jobs ?? 1);
   const p = studyPaths(dir);
   for (const d of [p.runs, p.results, p.logs]) fs.mkdirSync(d, { recursive: true });

@@ -137,3 +137,32 @@ test('papo study stopped by SIGINT stops its run with a checkpoint; the same com
   );
   assert.ok(fs.existsSync(path.join(out, 'results', 'grpo', 'seed_1.json')));
 });
+
+test('papo study: the modules a study file imports (relative to it) register names its arms use, in the check and in every run', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-import-'));
+  fs.copyFileSync(path.join(ROOT, 'test/fixtures/my-extensions.ts'), path.join(dir, 'ext.ts'));
+  // the fixture imports the library by relative paths: point them at this checkout
+  const src = fs.readFileSync(path.join(dir, 'ext.ts'), 'utf8').replaceAll("'../../", `'${ROOT}/`);
+  fs.writeFileSync(path.join(dir, 'ext.ts'), src);
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+  const file = tinyStudy(dir, {
+    arms: { max_baseline: { algorithm: { preset: 'grpo', adv_estimator: 'max_baseline' } } },
+    seeds: [1],
+    compare: [],
+    eval: { limit: 10, k: 0, errors: false },
+    import: ['./ext.ts'],
+  });
+  const out = path.join(dir, 'out');
+  const r = papo(['study', file, '--out', out, '--no-png']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'runs', 'max_baseline', 'seed_1', 'config.json'), 'utf8')).algorithm.adv_estimator, 'max_baseline');
+  assert.ok(fs.existsSync(path.join(out, 'results', 'max_baseline', 'seed_1.json')));
+  // without the module the arm is refused before anything runs, naming it
+  const bare = tinyStudy(fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-noimport-')), {
+    arms: { max_baseline: { algorithm: { preset: 'grpo', adv_estimator: 'max_baseline' } } },
+    seeds: [1],
+  });
+  const refused = papo(['study', bare, '--out', path.join(dir, 'out2')]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /arms\.max_baseline: .*unknown advantage estimator "max_baseline"/);
+});
