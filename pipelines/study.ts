@@ -20,6 +20,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.ts';
+import { acquireRunLock } from '../storage/run-lock.ts';
 import { packageFile } from '../util/package-files.ts';
 import type { EvalReport } from './evaluate.ts';
 import { type Study, type StudyArm, toOverrides } from './study-config.ts';
@@ -235,15 +236,17 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
   const papo = opts.papo ?? { command: process.execPath, args: [PAPO_BIN, ...study.config.import.flatMap((m) => ['--import', m])] };
   const jobs = Math.max(1, opts.jobs ?? 1);
   const p = studyPaths(dir);
-  for (const d of [p.runs, p.results, p.logs]) fs.mkdirSync(d, { recursive: true });
   const t0 = performance.now();
   const children = new Set<ChildProcess>();
   const stop = () => {
     for (const c of children) c.kill('SIGTERM');
   };
-  opts.signal?.addEventListener('abort', stop, { once: true });
   const summary: StudyRunSummary = { done: 0, skipped: 0, failed: [], interrupted: false, seconds: 0 };
+  // one papo study per study directory at a time (each run has its own lock too, taken by papo train)
+  const lock = acquireRunLock(dir, { command: 'papo study' });
+  opts.signal?.addEventListener('abort', stop, { once: true });
   try {
+    for (const d of [p.runs, p.results, p.logs]) fs.mkdirSync(d, { recursive: true });
     // The starting weights, evaluated once: the "before" of every run.
     const first = study.arms[0];
     const startKey = evalKey(study, first);
@@ -329,6 +332,7 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
     await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
     summary.interrupted = opts.signal?.aborted ?? false;
   } finally {
+    lock.release();
     opts.signal?.removeEventListener('abort', stop);
     summary.seconds = (performance.now() - t0) / 1000;
   }

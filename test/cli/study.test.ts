@@ -116,6 +116,10 @@ test('papo study stopped by SIGINT stops its run with a checkpoint; the same com
     if (fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').split('\n').length > 4) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // a second papo study on the same directory is refused at once, naming the first
+  const second = papo(['study', file, '--out', out, '--no-png']);
+  assert.equal(second.status, 1, second.stdout + second.stderr);
+  assert.match(second.stderr, /is in use by papo study \(pid \d+ on host /);
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   assert.equal(code, 130, stdout);
