@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { objectiveConfig, type ObjectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
+import { objectiveConfig, type ObjectiveConfigInput, type PresetName } from '../../algorithms/config.ts';
 import { papoLoss, type PapoLossInputs } from '../../algorithms/papo-loss.ts';
 import { aggregate, lossAggModes } from '../../algorithms/aggregate.ts';
 import { klEstimate } from '../../algorithms/kl.ts';
 import { ppoClipLoss } from '../../algorithms/policy-loss.ts';
 import { randomInputs, refPapoLoss, type Mat, type RefInputs } from '../../algorithms/float64-reference.ts';
 import { assertClose } from '../asserts.ts';
+import { disposeInputs, fdGrad, toTf } from './loss-inputs.ts';
 
 await initTf();
 
@@ -16,21 +17,6 @@ const LOSS_AGG_MODES = lossAggModes.names();
 
 /** float32 against float64: relative, with a floor for values near zero */
 const TOL = { rel: 1e-5, abs: 1e-7 };
-
-const t2 = (m: Mat) => tf.tensor2d(m, undefined, 'float32');
-
-function toTf(r: RefInputs): PapoLossInputs {
-  return {
-    logprobs: t2(r.logprobs),
-    oldLogprobs: t2(r.oldLogprobs),
-    refLogprobs: r.refLogprobs && t2(r.refLogprobs),
-    maskedLogprobs: r.maskedLogprobs && t2(r.maskedLogprobs),
-    advantages: Array.isArray(r.advantages[0]) ? t2(r.advantages as Mat) : tf.tensor1d(r.advantages as number[]),
-    responseMask: t2(r.responseMask),
-  };
-}
-
-const disposeInputs = (x: PapoLossInputs) => Object.values(x).forEach((t) => t && (t as tf.Tensor).dispose());
 
 test('k1, k2, k3 and abs estimators: hand-computed values and the k3 clamps', () => {
   const lp = tf.tensor1d([-1, 0, -30]);
@@ -171,20 +157,6 @@ test('clamps engage on extreme log-ratios and the reference agrees', () => {
   assertClose(v, refPapoLoss(ref, cfg).loss, TOL);
   disposeInputs(x);
 });
-
-/** d loss / d logprobs by central differences on the float64 reference. */
-function fdGrad(ref: RefInputs, cfg: ObjectiveConfig, h = 1e-6): Mat {
-  return ref.logprobs.map((row, b) =>
-    row.map((_, t) => {
-      const at = (d: number) => {
-        const lp = ref.logprobs.map((r) => r.slice());
-        lp[b][t] += d;
-        return refPapoLoss({ ...ref, logprobs: lp }, cfg).loss;
-      };
-      return (at(h) - at(-h)) / (2 * h);
-    }),
-  );
-}
 
 test('gradient w.r.t. logprobs matches finite differences of the float64 reference', () => {
   let n = 0;

@@ -13,24 +13,12 @@ import { lossAggModes } from '../../algorithms/aggregate.ts';
 import { registerTokenWeighting, tokenWeightingStats } from '../../algorithms/token-weighting.ts';
 import { randomInputs, refPapoLoss, refVppoStats, type Mat, type RefInputs } from '../../algorithms/float64-reference.ts';
 import { assertClose } from '../asserts.ts';
+import { disposeInputs, fdGrad, toTf } from './loss-inputs.ts';
 
 await initTf();
 
 const TOL = { rel: 1e-5, abs: 1e-7 };
 const METRIC_TOL = { rel: 1e-5, abs: 1e-6 };
-const t2 = (m: Mat) => tf.tensor2d(m, undefined, 'float32');
-
-function toTf(r: RefInputs): PapoLossInputs {
-  return {
-    logprobs: t2(r.logprobs),
-    oldLogprobs: t2(r.oldLogprobs),
-    refLogprobs: r.refLogprobs && t2(r.refLogprobs),
-    maskedLogprobs: r.maskedLogprobs && t2(r.maskedLogprobs),
-    advantages: Array.isArray(r.advantages[0]) ? t2(r.advantages as Mat) : tf.tensor1d(r.advantages as number[]),
-    responseMask: t2(r.responseMask),
-  };
-}
-const disposeInputs = (x: PapoLossInputs) => Object.values(x).forEach((t) => t && (t as tf.Tensor).dispose());
 
 /** Loss and metrics of papoLoss against the float64 reference, with the metric names equal. */
 function checkAgainstReference(ref: RefInputs, cfg: ObjectiveConfig, what: string, stats?: Record<string, number>): void {
@@ -212,20 +200,6 @@ test('a micro-batch uses the statistics of its whole mini-batch: min and max ove
   assert.equal(papoLoss(y, cfg).metrics['actor/vppo_adv_scale_mean'], 1);
   disposeInputs(y);
 });
-
-/** d loss / d logprobs by central differences on the float64 reference. */
-function fdGrad(ref: RefInputs, cfg: ObjectiveConfig, h = 1e-6): Mat {
-  return ref.logprobs.map((row, b) =>
-    row.map((_, t) => {
-      const at = (d: number) => {
-        const lp = ref.logprobs.map((r) => r.slice());
-        lp[b][t] += d;
-        return refPapoLoss({ ...ref, logprobs: lp }, cfg).loss;
-      };
-      return (at(h) - at(-h)) / (2 * h);
-    }),
-  );
-}
 
 test('VPPO gradient w.r.t. logprobs matches finite differences of the float64 reference', () => {
   let n = 0;
