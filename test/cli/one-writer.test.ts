@@ -15,7 +15,7 @@ import { runTrain } from '../../pipelines/train.ts';
 import { runSft } from '../../pipelines/sft.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { loadPolicyWeights } from '../../storage/policy-weights.ts';
-import { tinyPolicyInTmp } from '../pipelines/tiny-run.ts';
+import { tinyPolicyInTmp, tinyRunOverrides } from '../pipelines/tiny-run.ts';
 
 const ROOT = process.cwd();
 let tmp: string;
@@ -43,20 +43,10 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const env = () => ({ ...process.env, PAPO_DEBUG: '', PAPO_TEST_GATE: gate });
 const overrides = (run: string, steps: number) => [
-  'data.task=digits',
-  'data.families=[max, count]',
-  'data.rollout_batch_size=4',
-  'data.max_response_length=6',
-  `worker.actor.model.model_path=${JSON.stringify(weights)}`,
-  'worker.actor.global_batch_size=2',
-  'worker.rollout.n=2',
-  'worker.rollout.threads=1',
+  ...tinyRunOverrides(weights, run, steps),
   `worker.reward.score_function=${JSON.stringify(`${reward}:score`)}`,
   'worker.reward.timeout_ms=300000',
-  'trainer.test_before_and_after=false',
   'trainer.save_freq=1',
-  `trainer.max_steps=${steps}`,
-  `trainer.save_checkpoint_path=${JSON.stringify(run)}`,
 ];
 const papo = (args: string[]) => spawnSync(process.execPath, ['bin/papo.js', ...args], { cwd: ROOT, encoding: 'utf8', env: env() });
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

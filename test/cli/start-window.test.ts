@@ -14,7 +14,7 @@ import { runTrain } from '../../pipelines/train.ts';
 import { runSft } from '../../pipelines/sft.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { loadPolicyWeights } from '../../storage/policy-weights.ts';
-import { tinyPolicyInTmp } from '../pipelines/tiny-run.ts';
+import { tinyPolicyInTmp, tinyRunOverrides } from '../pipelines/tiny-run.ts';
 
 const ROOT = process.cwd();
 const env = { ...process.env, PAPO_DEBUG: '' };
@@ -25,19 +25,7 @@ before(async () => {
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const overrides = (run: string) => [
-  'data.task=digits',
-  'data.families=[max, count]',
-  'data.rollout_batch_size=4',
-  'data.max_response_length=6',
-  `worker.actor.model.model_path=${JSON.stringify(weights)}`,
-  'worker.actor.global_batch_size=2',
-  'worker.rollout.n=2',
-  'worker.rollout.threads=1',
-  'trainer.test_before_and_after=false',
-  'trainer.max_steps=2',
-  `trainer.save_checkpoint_path=${JSON.stringify(run)}`,
-];
+const overrides = (run: string) => tinyRunOverrides(weights, run, 2);
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
 const plantStaleLock = (run: string) => {
   fs.mkdirSync(run, { recursive: true });

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { policyConfig } from '../../models/config.ts';
 import { initParams } from '../../models/params.ts';
 import { savePolicyWeights } from '../../storage/policy-weights.ts';
+import { defineReward } from '../../tasks/rewards/types.ts';
 
 export const TINY_POLICY = policyConfig({
   imageHeight: 28,
@@ -46,3 +47,24 @@ export function algorithmicMetrics(file: string): Record<string, number>[] {
       Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
     );
 }
+
+/** Share of digit characters in the response: ~10% for a uniform policy, learnable from the output head alone. */
+export const digitShare = defineReward('digit-share', ({ response }) => {
+  const share = response.length ? (response.match(/[0-9]/g)?.length ?? 0) / response.length : 0;
+  return { overall: share, accuracy: share, format: 0 };
+});
+
+/** `papo train` overrides of a tiny run from `weights` into `run`: 4 prompts x 2 responses of up to 6 tokens. */
+export const tinyRunOverrides = (weights: string, run: string, steps: number): string[] => [
+  'data.task=digits',
+  'data.families=[max, count]',
+  'data.rollout_batch_size=4',
+  'data.max_response_length=6',
+  `worker.actor.model.model_path=${JSON.stringify(weights)}`,
+  'worker.actor.global_batch_size=2',
+  'worker.rollout.n=2',
+  'worker.rollout.threads=1',
+  'trainer.test_before_and_after=false',
+  `trainer.max_steps=${steps}`,
+  `trainer.save_checkpoint_path=${JSON.stringify(run)}`,
+];

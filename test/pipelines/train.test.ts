@@ -7,18 +7,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { tinyPolicyInTmp } from './tiny-run.ts';
-import { defineReward } from '../../tasks/rewards/types.ts';
+import { digitShare, tinyPolicyInTmp } from './tiny-run.ts';
 import { runTrain, type TrainResult } from '../../pipelines/train.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 
 await initTf();
-
-/** Share of digit characters in the response: ~10% for a uniform policy, learnable from the output head alone. */
-const digitShare = defineReward('digit-share', ({ response }) => {
-  const share = response.length ? (response.match(/[0-9]/g)?.length ?? 0) / response.length : 0;
-  return { overall: share, accuracy: share, format: 0 };
-});
 
 let tmp: string;
 let weights: string;
