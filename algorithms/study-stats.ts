@@ -127,6 +127,15 @@ export function mean(x: readonly number[]): number {
   return s / x.length;
 }
 
+/** The sample standard deviation (divisor n - 1); 0 for fewer than two values. */
+export function sampleSd(x: readonly number[]): number {
+  if (x.length < 2) return 0;
+  const m = mean(x);
+  let ss = 0;
+  for (const v of x) ss += (v - m) * (v - m);
+  return Math.sqrt(ss / (x.length - 1));
+}
+
 /** Mean of `sorted[lo..hi)`. */
 function sliceMean(sorted: ArrayLike<number>, lo: number, hi: number): number {
   let s = 0;
@@ -540,9 +549,7 @@ export function pairedTTest(diffs: readonly number[]): TTestResult {
   const n = diffs.length;
   if (n < 2) throw new Error('pairedTTest: needs at least 2 differences');
   const m = mean(diffs);
-  let ss = 0;
-  for (const d of diffs) ss += (d - m) * (d - m);
-  const sd = Math.sqrt(ss / (n - 1));
+  const sd = sampleSd(diffs);
   const df = n - 1;
   if (sd === 0 || sd <= 1e-14 * Math.abs(m)) {
     if (m === 0) return { t: 0, df, p: 1, mean: m, sd };

@@ -17,7 +17,16 @@
  * - Holm: step-down correction over the confirmatory hypotheses, every comparison x {overall,
  *   vision-dependent, general} x {greedy, avg@k}; per-family figures and error classes are exploratory.
  */
-import { holm, interquartileMean, mean, pairedTInterval, probabilityOfImprovement, signFlipTest, stratifiedBootstrapCI } from '../algorithms/study-stats.ts';
+import {
+  holm,
+  interquartileMean,
+  mean,
+  pairedTInterval,
+  probabilityOfImprovement,
+  sampleSd,
+  signFlipTest,
+  stratifiedBootstrapCI,
+} from '../algorithms/study-stats.ts';
 import type { DecodingReport, EvalReport } from './evaluate.ts';
 import type { Study } from './study-config.ts';
 import { loadStudyResults, type RunResult } from './study.ts';
@@ -134,12 +143,6 @@ const tInterval = (d: number[], level: number): Interval | null => {
   return Number.isFinite(r.lo) ? { lo: r.lo, hi: r.hi } : { lo: r.point, hi: r.point };
 };
 
-const sd = (x: number[]) => {
-  if (x.length < 2) return 0;
-  const m = mean(x);
-  return Math.sqrt(x.reduce((a, v) => a + (v - m) ** 2, 0) / (x.length - 1));
-};
-
 /** The failures by class of one run's greedy responses (report.errors from `papo eval --errors`). */
 function errorCounts(r: EvalReport, group: 'overall' | 'vision_dependent'): Record<string, number> | undefined {
   return r.errors?.[group === 'overall' ? 'overall' : 'visionDependent']?.counts;
@@ -156,6 +159,21 @@ function summariseErrors(results: RunResult[], group: 'overall' | 'vision_depend
     out.classes[k] = { mean: mean(values), share: failures > 0 ? mean(values) / failures : 0, values };
   }
   return out;
+}
+
+/** The figures of one comparison from its per-seed paired differences, interval and probability of improvement. */
+function paired(seeds: number[], diffs: number[], ci: Interval, poi: number, wins: number, level: number): ComparisonSplit {
+  return {
+    seeds,
+    diffs,
+    mean: mean(diffs),
+    ci: { lo: ci.lo, hi: ci.hi },
+    ciT: tInterval(diffs, level),
+    iqm: interquartileMean(diffs),
+    probabilityOfImprovement: poi,
+    wins,
+    p: signFlipTest(diffs).p,
+  };
 }
 
 /** Reads a study directory's results and computes every figure of `study.json`. */
@@ -221,7 +239,7 @@ export function analyzeStudy(study: Study, dir: string, opts: { startFingerprint
           seeds: mine,
           values,
           mean: mu,
-          sd: sd(values),
+          sd: sampleSd(values),
           iqm: interquartileMean(values),
           min: Math.min(...values),
           max: Math.max(...values),
@@ -252,46 +270,27 @@ export function analyzeStudy(study: Study, dir: string, opts: { startFingerprint
           tc.map((x) => fams.map((f) => x.families.get(f)!.acc)),
           cc.map((x) => fams.map((f) => x.families.get(f)!.acc)),
         );
-        out[s] = {
-          seeds,
-          diffs,
-          mean: mean(diffs),
-          ci: { lo: ci.lo, hi: ci.hi },
-          ciT: tInterval(diffs, st.level),
-          iqm: interquartileMean(diffs),
-          probabilityOfImprovement: poi,
-          wins: diffs.filter((d) => d > 0).length,
-          p: signFlipTest(diffs).p,
-        };
+        out[s] = paired(seeds, diffs, ci, poi, diffs.filter((d) => d > 0).length, st.level);
       }
       byMetric[m] = out;
     }
     let perceptionErrors: ComparisonSplit | undefined;
     const pe = (arm: string, s: number) => errorCounts(runs.get(arm)!.get(s)!.report, 'vision_dependent');
     if (seeds.length && seeds.every((s) => pe(t, s) && pe(c, s))) {
-      const diffs = seeds.map((s) => (pe(t, s)!.perception ?? 0) - (pe(c, s)!.perception ?? 0));
+      const tv = seeds.map((s) => pe(t, s)!.perception ?? 0);
+      const cv = seeds.map((s) => pe(c, s)!.perception ?? 0);
+      const diffs = seeds.map((_, i) => tv[i] - cv[i]);
       const ci = stratifiedBootstrapCI(
         diffs.map((d) => [d]),
         (m) => mean(m.map((r) => r[0])),
         boot,
       );
-      const tv = seeds.map((s) => pe(t, s)!.perception ?? 0);
-      const cv = seeds.map((s) => pe(c, s)!.perception ?? 0);
-      perceptionErrors = {
-        seeds,
-        diffs,
-        mean: mean(diffs),
-        ci: { lo: ci.lo, hi: ci.hi },
-        ciT: tInterval(diffs, st.level),
-        iqm: interquartileMean(diffs),
-        // improvement = fewer perception errors
-        probabilityOfImprovement: probabilityOfImprovement(
-          cv.map((v) => [v]),
-          tv.map((v) => [v]),
-        ),
-        wins: diffs.filter((d) => d < 0).length,
-        p: signFlipTest(diffs).p,
-      };
+      // improvement = fewer perception errors
+      const poi = probabilityOfImprovement(
+        cv.map((v) => [v]),
+        tv.map((v) => [v]),
+      );
+      perceptionErrors = paired(seeds, diffs, ci, poi, diffs.filter((d) => d < 0).length, st.level);
     }
     return { treatment: t, control: c, metrics: byMetric, perceptionErrors };
   });
@@ -337,6 +336,19 @@ export function analyzeStudy(study: Study, dir: string, opts: { startFingerprint
 
 const pts = (x: number | null | undefined, sign = false) => (x == null ? '-' : `${sign && x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`);
 
+/** The error classes some arm has failures of on vision-dependent questions, in order of first appearance. */
+export function errorClassesSeen(a: StudyAnalysis): string[] {
+  return [
+    ...new Set(
+      Object.values(a.errors).flatMap((e) =>
+        Object.entries(e.vision_dependent?.classes ?? {})
+          .filter(([, c]) => c.mean > 0)
+          .map(([k]) => k),
+      ),
+    ),
+  ];
+}
+
 /** The study's main tables as text. */
 export function formatStudy(a: StudyAnalysis): string {
   const lines: string[] = [];
@@ -374,15 +386,7 @@ export function formatStudy(a: StudyAnalysis): string {
       );
     }
   }
-  const classes = [
-    ...new Set(
-      Object.values(a.errors).flatMap((e) =>
-        Object.entries(e.vision_dependent?.classes ?? {})
-          .filter(([, c]) => c.mean > 0)
-          .map(([k]) => k),
-      ),
-    ),
-  ];
+  const classes = errorClassesSeen(a);
   if (classes.length) {
     lines.push('', 'greedy failures on vision-dependent questions, mean per run (share of failures):');
     const row = (name: string, e: ErrorSummary | undefined) =>

@@ -10,10 +10,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mean, sampleSd } from '../algorithms/study-stats.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
 import { renderChart, type ChartSpec } from '../util/charts.ts';
 import { readMetrics } from './run-dir.ts';
-import { AGGREGATE_SPLITS, type StudyAnalysis } from './study-analysis.ts';
+import { AGGREGATE_SPLITS, errorClassesSeen, type StudyAnalysis } from './study-analysis.ts';
 import type { Study } from './study-config.ts';
 import { studyPaths, studyRuns } from './study.ts';
 
@@ -55,8 +56,8 @@ export function learningCurves(study: Study, dir: string): CurvePoint[] {
   const out: CurvePoint[] = [];
   for (const [k, xs] of acc) {
     const [arm, metric, step] = JSON.parse(k) as [string, string, number];
-    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const s = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
+    const m = mean(xs);
+    const s = sampleSd(xs);
     out.push({ arm, metric, step, mean: m, lo: m - s, hi: m + s, seeds: xs.length });
   }
   return out.sort((a, b) => a.arm.localeCompare(b.arm) || a.metric.localeCompare(b.metric) || a.step - b.step);
@@ -276,15 +277,7 @@ function tables(a: StudyAnalysis): string {
       );
     }
   }
-  const classes = [
-    ...new Set(
-      Object.values(a.errors).flatMap((e) =>
-        Object.entries(e.vision_dependent?.classes ?? {})
-          .filter(([, c]) => c.mean > 0)
-          .map(([k]) => k),
-      ),
-    ),
-  ];
+  const classes = errorClassesSeen(a);
   if (classes.length) {
     const rows: string[][] = [];
     const add = (name: string, e?: { failures: number; classes: Record<string, { mean: number; share: number }> }) =>
