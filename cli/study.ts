@@ -48,6 +48,7 @@ export function registerStudyCommand(program: Command): void {
         return;
       }
       let interrupted = false;
+      let fingerprint: string | undefined;
       if (!flags.analyze) {
         const ac = new AbortController();
         let signals = 0;
@@ -61,6 +62,7 @@ export function registerStudyCommand(program: Command): void {
         try {
           const r = await study.runStudy(s, out, { jobs: flags.jobs, signal: ac.signal });
           interrupted = r.interrupted;
+          fingerprint = r.startFingerprint;
           const failed = r.failed.length ? `, ${r.failed.length} failed (${r.failed.map((f) => `${f.arm} seed ${f.seed}`).join(', ')})` : '';
           process.stdout.write(`study: ${r.done} runs done, ${r.skipped} were done already${failed}${interrupted ? ', interrupted' : ''}\n`);
           if (r.failed.length) process.exitCode = 3;
@@ -72,7 +74,7 @@ export function registerStudyCommand(program: Command): void {
       const { analyzeStudy, formatStudy } = await import('../pipelines/study-analysis.ts');
       const { writeStudyReport } = await import('../pipelines/study-report.ts');
       // runs made where the starting weights lay elsewhere (a moved package) count when their weights are the same
-      const analysis = analyzeStudy(s, out, { startFingerprint: await study.startFingerprint(s).catch(() => undefined) });
+      const analysis = analyzeStudy(s, out, { startFingerprint: fingerprint ?? (await study.startFingerprint(s).catch(() => undefined)) });
       process.stdout.write(`${formatStudy(analysis)}\n`);
       const rep = await writeStudyReport(s, out, analysis, { png: flags.png });
       process.stdout.write(`study: ${rep.json}, ${rep.html}${rep.pngs.length ? ` and ${rep.pngs.length} PNG charts` : ''}\n`);

@@ -68,6 +68,8 @@ export interface StudyRunSummary {
   failed: { arm: string; seed: number; message: string; log: string }[];
   interrupted: boolean;
   seconds: number;
+  /** the starting weights' fingerprint, when the run list was reached (for `analyzeStudy`) */
+  startFingerprint?: string;
 }
 
 export const studyPaths = (dir: string) => ({
@@ -238,6 +240,16 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
   const p = studyPaths(dir);
   const t0 = performance.now();
   const children = new Set<ChildProcess>();
+  /** `papo eval` of `weights` as `arm` evaluates, its output in `log`: the report, or the exit code (or signal) it failed with. */
+  const evaluateInto = async (arm: StudyArm, weights: string, result: string, log: string): Promise<EvalReport | { exit: string }> => {
+    fs.mkdirSync(path.dirname(result), { recursive: true });
+    const tmp = `${result}.tmp-${process.pid}`;
+    const r = await runPapo(papo, evalArgs(study, arm, weights, tmp), log, children);
+    if (r.code !== 0) return { exit: String(r.code ?? r.signal) };
+    const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
+    fs.rmSync(tmp, { force: true });
+    return report;
+  };
   const stop = () => {
     for (const c of children) c.kill('SIGTERM');
   };
@@ -252,21 +264,19 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
     const startKey = evalKey(study, first);
     if (!isCurrent(readResult(p.start), startKey)) {
       say(`study: evaluating the starting weights (${first.config.worker.actor.model.model_path})`);
-      const tmp = `${p.start}.tmp-${process.pid}`;
       const log = path.join(p.logs, 'start.log');
-      const r = await runPapo(papo, evalArgs(study, first, first.config.worker.actor.model.model_path, tmp), log, children);
-      if (r.code !== 0) {
+      const ev = await evaluateInto(first, first.config.worker.actor.model.model_path, p.start, log);
+      if ('exit' in ev) {
         if (opts.signal?.aborted) return { ...summary, interrupted: true, seconds: (performance.now() - t0) / 1000 };
-        throw new Error(`evaluating the starting weights failed (exit ${r.code ?? r.signal}): ${lastLines(log)} (log: ${log})`);
+        throw new Error(`evaluating the starting weights failed (exit ${ev.exit}): ${lastLines(log)} (log: ${log})`);
       }
-      const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
-      await writeFileAtomic(p.start, JSON.stringify({ arm: 'start', seed: -1, evalKey: startKey, report } satisfies RunResult));
-      fs.rmSync(tmp, { force: true });
+      await writeFileAtomic(p.start, JSON.stringify({ arm: 'start', seed: -1, evalKey: startKey, report: ev } satisfies RunResult));
     }
 
     const runs = studyRuns(study, dir);
     // a run directory of another config is neither trained on nor counted: said once, before anything runs
     const fingerprint = await startFingerprint(study);
+    summary.startFingerprint = fingerprint;
     const foreign = new Map(runs.map((r) => [r, foreignRun(r, fingerprint)] as const).filter((x): x is [StudyRun, string] => x[1] !== undefined));
     for (const [r, why] of foreign) {
       summary.failed.push({ arm: r.arm.name, seed: r.seed, message: why, log: r.logFile });
@@ -287,26 +297,23 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
         const resumed = fs.existsSync(path.join(run.dir, 'config.json'));
         say(`study: [${index}/${runs.length}] ${label}: ${resumed ? 'resuming' : 'training'} in ${run.dir}`);
         const t = performance.now();
+        const fail = (message: string) => {
+          summary.failed.push({ arm: run.arm.name, seed: run.seed, message, log: run.logFile });
+          say(`study: [${index}/${runs.length}] ${label} FAILED: ${message} (log: ${run.logFile})`);
+        };
         const tr = await runPapo(papo, trainArgs(run), run.logFile, children);
         if (tr.code !== 0) {
           if (opts.signal?.aborted) break;
-          const message = `papo train exited with ${tr.code ?? tr.signal}: ${lastLines(run.logFile)}`;
-          summary.failed.push({ arm: run.arm.name, seed: run.seed, message, log: run.logFile });
-          say(`study: [${index}/${runs.length}] ${label} FAILED: ${message} (log: ${run.logFile})`);
+          fail(`papo train exited with ${tr.code ?? tr.signal}: ${lastLines(run.logFile)}`);
           continue;
         }
         const trainSeconds = (performance.now() - t) / 1000;
-        fs.mkdirSync(path.dirname(run.resultFile), { recursive: true });
-        const tmp = `${run.resultFile}.tmp-${process.pid}`;
-        const ev = await runPapo(papo, evalArgs(study, run.arm, run.dir, tmp), run.logFile, children);
-        if (ev.code !== 0) {
+        const report = await evaluateInto(run.arm, run.dir, run.resultFile, run.logFile);
+        if ('exit' in report) {
           if (opts.signal?.aborted) break;
-          const message = `papo eval exited with ${ev.code ?? ev.signal}: ${lastLines(run.logFile)}`;
-          summary.failed.push({ arm: run.arm.name, seed: run.seed, message, log: run.logFile });
-          say(`study: [${index}/${runs.length}] ${label} FAILED: ${message} (log: ${run.logFile})`);
+          fail(`papo eval exited with ${report.exit}: ${lastLines(run.logFile)}`);
           continue;
         }
-        const report = JSON.parse(fs.readFileSync(tmp, 'utf8')) as EvalReport;
         const result: RunResult = {
           arm: run.arm.name,
           seed: run.seed,
@@ -316,7 +323,6 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
           report,
         };
         await writeFileAtomic(run.resultFile, JSON.stringify(result));
-        fs.rmSync(tmp, { force: true });
         summary.done++;
         const seconds = (performance.now() - t) / 1000;
         durations.push(seconds);
