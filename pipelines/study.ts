@@ -326,7 +326,7 @@ export async function runStudy(study: Study, dir: string, opts: StudyRunOptions 
         summary.done++;
         const seconds = (performance.now() - t) / 1000;
         durations.push(seconds);
-        const left = todo.length - summary.done - summary.failed.length;
+        const left = todo.length - summary.done - (summary.failed.length - foreign.size); // runs of another config were never in todo
         const eta = left > 0 ? `; about ${fmt(((durations.reduce((a, b) => a + b, 0) / durations.length) * left) / jobs)} to go` : '';
         const a = report.greedy.accuracy;
         say(
