@@ -82,7 +82,7 @@ export const CHARTS: readonly ChartDef[] = [
       metric('actor/kl_prcp/general'),
       { label: '-actor/kl_prcp_loss (all)', value: (m) => (m['actor/kl_prcp_loss'] === undefined ? undefined : -m['actor/kl_prcp_loss']) },
     ],
-    missing: 'no masked view (perception_loss_weight and entropy_coef_masked are 0)',
+    missing: 'no masked view (perception_loss_weight and entropy_coef_masked are 0 and no token weighting reads it)',
   },
   {
     id: 'entropy',

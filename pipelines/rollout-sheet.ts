@@ -102,7 +102,7 @@ export async function writeRolloutSheet(
     `${path.basename(path.resolve(runDir))}, step ${rec.step}: ${batch.records.length} prompts x ${G} responses${P < batch.records.length ? ` (first ${P} shown)` : ''}, sampled by policy version ${Math.min(...rec.versions)}, ${algorithm.preset}`,
     rec.maskedLogprobs
       ? `masked view: ${algorithm.mask_type}, ratio ${algorithm.mask_ratio}, patch ${algorithm.mask_patch_size} px; kl_prcp = k3(log p(original), log p(masked)) per token`
-      : 'no masked view in this run (perception_loss_weight and entropy_coef_masked are 0)',
+      : 'no masked view in this run (perception_loss_weight and entropy_coef_masked are 0 and no token weighting reads it)',
   ];
   const sheet = renderRolloutSheet(prompts, { header, scale: req.scale });
   const out = path.resolve(req.out ?? path.join(runDir, `rollouts-${stepDirName(req.step)}.png`));
