@@ -283,6 +283,8 @@ export function acquireRunLock(dir: string, opts: LockOptions): RunLock {
     const claim = `${file}.takeover-${holder.token.replace(/[^A-Za-z0-9-]/g, '')}`;
     if (!createExclusive(claim, data)) {
       const claimant = readLock(claim);
+      // the claim went away between the two looks: its taker finished (or gave up); look at the lock again
+      if (claimant.kind === 'absent') continue;
       if (claimant.kind === 'lock' && holderAlive(claimant.info)) {
         throw new Error(`${dir} is being taken over by ${describeHolder(claimant.info)} (the previous holder, pid ${holder.pid}, is gone)`);
       }
