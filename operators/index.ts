@@ -8,6 +8,7 @@ export { keepInformativeGroups, type KeepInformativeOptions } from './keep-infor
 export { maskedViewLogprobs, maskedImages, type MaskedViewOptions } from './masked-view-logprobs.ts';
 export { referenceLogprobs } from './reference-logprobs.ts';
 export { groupAdvantages, type GroupAdvantageOptions } from './group-advantages.ts';
+export { PolicyVersions, type VersionListener, type VersionsCheckpoint, type RestoreOptions } from './policy-versions.ts';
 export { papoUpdate, type PapoUpdateOptions, type TrainedStep } from './papo-update.ts';
 export { selectGroups, concatGroups, groupMeans } from './groups.ts';
 export { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';

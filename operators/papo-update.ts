@@ -11,7 +11,8 @@
  *      mini-batch (VPPO's dependency range) are computed once per mini-batch and given to each micro-batch,
  *   4. applies AdamW; a non-finite input at a valid token, loss or gradient skips that optimizer step
  *      (logged and counted) and never reaches the weights,
- *   5. publishes the new weights to the engine as version v + 1 (the backward edge to the sampler),
+ *   5. publishes the new weights as version v + 1 through the run's `PolicyVersions` (to the engine: the
+ *      backward edge to the sampler),
  *   6. emits one record per rollout step with verl-named metrics, then returns the step's credit.
  * The forward, backward and AdamW run in a `Trainer` (models/trainer/: onnxruntime in a worker thread, or
  * tfjs); tensors exist only inside this stage, each micro-batch's inside the trainer's loss evaluation.
@@ -31,14 +32,20 @@ import { tokenWeightings, tokenWeightingStats, type TokenWeightingStats } from '
 import { Rng } from '../util/rng.ts';
 import type { Logger } from '../util/logger.ts';
 import { selectGroups } from './groups.ts';
+import { PolicyVersions } from './policy-versions.ts';
 import { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 import { stageError, describeBatch, type RolloutBatch, type RolloutEngine } from './types.ts';
 
 export interface PapoUpdateOptions {
   /** the policy's parameters, optimizer and gradients (`worker.actor.engine`: onnxruntime or tfjs) */
   trainer: Trainer;
-  /** receives the new weights after each step (version + 1) */
-  engine: Pick<RolloutEngine, 'setWeights'>;
+  /**
+   * The run's policy versions: the staleness guard reads the current version, and each step's new weights
+   * are published through it (to the engine and any other subscriber). Without it, `engine` receives them.
+   */
+  versions?: PolicyVersions;
+  /** receives the new weights after each step (version + 1) when no `versions` is given */
+  engine?: Pick<RolloutEngine, 'setWeights'>;
   objective: ObjectiveConfig;
   /** prompts per optimizer step (`worker.actor.global_batch_size`); default 0 = the whole batch */
   globalBatchSize?: number;
@@ -46,9 +53,9 @@ export interface PapoUpdateOptions {
   microBatchSize?: number;
   /** passes over each batch (`worker.actor.ppo_epochs`); default 1 */
   ppoEpochs?: number;
-  /** groups older than this many versions are dropped at the sink; default 0 */
+  /** groups older than this many versions are dropped at the sink; default 0 (or the versions') */
   maxStaleness?: number;
-  /** version of the weights the engine holds before the first update; default 0 */
+  /** version of the weights the engine holds before the first update, without `versions`; default 0 */
   initialVersion?: number;
   /** seeds the mini-batch order; default 0 */
   seed?: number;
@@ -69,6 +76,8 @@ export interface TrainedStep {
   step: number;
   /** policy version after this step */
   version: number;
+  /** policy version the step's update started from */
+  trainedFrom: number;
   metrics: Metrics;
   /** the batch as trained (after the staleness guard) */
   batch: RolloutBatch;
@@ -100,7 +109,13 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
     ...options,
   };
   const { trainer, objective } = opts;
-  let version = opts.initialVersion;
+  const versions = options.versions ?? PolicyVersions.untracked({ maxStaleness: opts.maxStaleness, version: opts.initialVersion });
+  if (!options.versions) {
+    const engine = options.engine;
+    if (!engine) throw new Error('papoUpdate: give `versions` (PolicyVersions) or an `engine` to publish the new weights to');
+    void versions.subscribe((v, params) => engine.setWeights(params, v), { replay: false });
+  }
+  const maxStaleness = options.versions ? options.versions.maxStaleness : opts.maxStaleness;
   let started: number | undefined;
   let lastDone: number | undefined;
   if (!(Number.isInteger(opts.microBatchSize) && opts.microBatchSize >= 1))
@@ -272,11 +287,12 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
         throw new Error('the objective uses the masked view but the batch has no maskedLogprobs (add the maskedViewLogprobs stage)');
       // 1. Staleness guard, by whole groups (advantages are relative to the group).
       const G = input.groupSize;
+      const version = versions.current;
       const fresh: number[] = [];
       for (let p = 0; p < input.records.length; p++) {
         let oldest = Infinity;
         for (let g = 0; g < G; g++) oldest = Math.min(oldest, input.versions[p * G + g]);
-        if (version - oldest <= opts.maxStaleness) fresh.push(p);
+        if (version - oldest <= maxStaleness) fresh.push(p);
       }
       const stale = input.records.length - fresh.length;
       const b = stale ? selectGroups(input, fresh) : input;
@@ -304,12 +320,10 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       // 5. Publish the new weights: the sampler's next batches use them.
       const tPublish = performance.now();
       const trainedFrom = version;
-      if (steps.length > 0) {
-        version += 1;
-        await opts.engine.setWeights(await trainer.getParams(), version);
-      }
+      const after = steps.length > 0 ? await versions.publish(await trainer.getParams()) : version;
+      versions.applied(b.step);
       const publishSeconds = (performance.now() - tPublish) / 1000;
-      await opts.onApplied?.({ step: b.step, version, batch: b, trainer });
+      await opts.onApplied?.({ step: b.step, version: after, batch: b, trainer });
 
       // 6. The step's record.
       const metrics: Metrics = {
@@ -324,7 +338,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       metrics['actor/optimizer_steps'] = steps.length;
       metrics['actor/skipped_steps'] = skipped;
       metrics['version_stats/dropped_stale_groups'] = stale;
-      metrics['version_stats/policy_version'] = version;
+      metrics['version_stats/policy_version'] = after;
       metrics['timing_s/update_actor'] = updateSeconds;
       metrics['timing_s/update_weights'] = publishSeconds;
       const tokens = b.responses.reduce((a, r) => a + r.length, 0);
@@ -335,7 +349,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       lastDone = now;
       metrics['timing_s/step'] = stepSeconds;
       metrics['perf/throughput'] = stepSeconds > 0 ? tokens / stepSeconds : 0;
-      return { step: b.step, version, metrics, batch: b };
+      return { step: b.step, version: after, trainedFrom, metrics, batch: b };
     } catch (err) {
       throw stageError('papoUpdate', input, err);
     } finally {

@@ -13,11 +13,9 @@ import { createTrainer } from '../models/trainer/create.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
-import { createTask } from '../tasks/registry.ts';
 import { loggedRollouts, papoUpdate, type Metrics } from '../operators/index.ts';
 import { readMetrics } from './run-dir.ts';
-import { actorOptimizer } from './train.ts';
-import { trainConfig, type TrainConfig } from './train-config.ts';
+import { actorOptimizer, taskOf, trainConfig, type TrainConfig } from './train-config.ts';
 
 export interface ReplayReport {
   step: number;
@@ -75,7 +73,7 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
   try {
     if (from) await actorTrainer.importOptimizerState(from.optimizer);
     const { data, algorithm: objective, trainer } = cfg;
-    const task = createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest });
+    const task = taskOf(data);
     const trained = await lastValueFrom(
       loggedRollouts(log, task, steps, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size }).pipe(
         papoUpdate({

@@ -14,13 +14,12 @@ import { initTf, tf } from '../util/tf-backend.ts';
 import { klEstimate } from '../algorithms/kl.ts';
 import { decode } from '../models/tokenizer.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
-import { createTask } from '../tasks/registry.ts';
 import { encodePng } from '../tasks/preview/contact-sheet.ts';
 import { renderRolloutSheet, type SheetPrompt } from '../tasks/preview/rollout-sheet.ts';
 import { batchFromLog } from '../operators/index.ts';
 import { stepDirName } from '../storage/step-dirs.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
-import { trainConfig } from './train-config.ts';
+import { taskOf, trainConfig } from './train-config.ts';
 
 export interface RolloutSheetRequest {
   step: number;
@@ -63,15 +62,7 @@ export async function writeRolloutSheet(
     throw new Error(`rollouts: step ${req.step} is not in the rollout log of ${runDir} (logged: ${shown || 'none; trainer.rollout_log must be on'})`);
   }
   const { data, algorithm } = cfg;
-  const task = createTask({
-    task: data.task,
-    seed: data.task_seed,
-    families: data.families,
-    manifest: data.manifest,
-    ...(data.task === 'manifest'
-      ? { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels }
-      : {}),
-  });
+  const task = taskOf(data);
   const rec = await log.read(req.step);
   const batch = batchFromLog(rec, task, { type: algorithm.mask_type, ratio: algorithm.mask_ratio, patchSize: algorithm.mask_patch_size });
 

@@ -25,12 +25,9 @@ import { RecordStream, type StreamCursor } from '../tasks/stream.ts';
 import { ManifestTask } from '../tasks/loader/manifest-task.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
-import { CheckpointStore } from '../storage/checkpoints.ts';
-import { writeFileAtomic } from '../storage/atomic.ts';
-import { acquireRunLock } from '../storage/run-lock.ts';
 import { configChanges } from './train-config.ts';
-import { prepareFreshRunDir, refuseLinkedRunFiles } from './run-dir.ts';
-import { createLogger, type Logger } from '../util/logger.ts';
+import { withRun, type Run } from './run-harness.ts';
+import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import { parseConfig } from '../util/schema.ts';
 
@@ -148,52 +145,39 @@ function demonstrationOf(r: TaskRecord): number[] {
 }
 
 export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Promise<SftResult> {
-  if (opts.noSave) return sft(input, opts);
-  // One writer per run directory, from before anything is swept or written until the end.
-  const lock = acquireRunLock(sftConfig(input).out, { command: 'papo sft' });
-  try {
-    return await sft(input, opts);
-  } finally {
-    lock.release();
-  }
+  const out = sftConfig(input).out;
+  return withRun(
+    {
+      command: 'papo sft',
+      dir: out,
+      resume: opts.resume ? 'only' : 'never',
+      force: opts.force,
+      noSave: opts.noSave,
+      // A resumed run keeps the settings it was saved with; those given again must agree with them.
+      settle: (saved) => {
+        if (!saved) return { config: sftConfig(input) };
+        if (saved.checkpoint && saved.checkpoint.kind !== 'sft')
+          throw new Error(`cannot resume ${out}: its checkpoint step_${saved.checkpoint.step} is of a ${saved.checkpoint.kind} run, not papo sft`);
+        const base = saved.config as SftConfigInput;
+        const cfg = sftConfig({ ...base, ...input, out });
+        const { unsafe } = configChanges(base, cfg, SFT_RESUME_SAFE);
+        if (unsafe.length) throw new Error(`cannot resume ${out}: the config differs from ${saved.from}:\n  ${unsafe.join('\n  ')}`);
+        return { config: cfg };
+      },
+      logger: opts.logger,
+      quiet: opts.quiet,
+      signals: opts.handleSignals ? { stopping: () => 'finishing the current step, then saving a checkpoint and stopping', abandon: false } : undefined,
+      abort: opts.signal,
+    },
+    (run) => sft(run, opts),
+  );
 }
 
-async function sft(input: SftConfigInput, opts: SftOptions): Promise<SftResult> {
-  const say = (line: string) => {
-    if (!opts.quiet) process.stderr.write(`${line}\n`);
-  };
-  const out = sftConfig(input).out;
-  const store = opts.noSave ? undefined : new CheckpointStore(out);
-  if (store) refuseLinkedRunFiles(out);
-  if (store && opts.resume) await store.sweep();
-  const resumedName = store && opts.resume ? await store.latest() : undefined;
-  const resumed = resumedName ? await store!.load(resumedName) : undefined;
-  // Stopped before its first checkpoint (even during its first save): the saved config starts it again from step 0.
-  const savedFile = path.join(out, 'config.json');
-  let saved: SftConfigInput | undefined;
-  if (store && opts.resume && !resumed) {
-    if (!fs.existsSync(savedFile))
-      throw new Error(
-        `cannot resume ${out}: it has no complete checkpoint and no config.json, so there is no run to continue; start it anew: the same command without --resume${fs.existsSync(path.join(out, 'checkpoints')) ? ' and with --force (the files there are moved to previous-<time>/)' : ''}`,
-      );
-    saved = JSON.parse(fs.readFileSync(savedFile, 'utf8')) as SftConfigInput;
-    say(`no complete checkpoint in ${out}: starting its run again from step 0`);
-  }
-  // A resumed run keeps the settings it was saved with; those given again must agree with them.
-  const base = (resumed?.state.config ?? saved) as SftConfigInput | undefined;
-  const cfg = sftConfig(base ? { ...base, ...input, out } : input);
+async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
+  const { config: cfg, store, resumed, say, logger } = run;
   const task = createTask(cfg.task);
   checkDemonstrations(task);
   const weightsDir = path.join(cfg.out, 'weights');
-  if (base) {
-    if (resumed && resumed.kind !== 'sft') throw new Error(`cannot resume ${cfg.out}: its checkpoint ${resumedName} is of a ${resumed.kind} run, not papo sft`);
-    const { unsafe } = configChanges(base, cfg, SFT_RESUME_SAFE);
-    const against = resumed ? `its checkpoint's (${resumedName})` : 'its config.json';
-    if (unsafe.length) throw new Error(`cannot resume ${cfg.out}: the config differs from ${against}:\n  ${unsafe.join('\n  ')}`);
-  } else if (!opts.noSave) {
-    const aside = prepareFreshRunDir(cfg.out, opts.force ?? false);
-    if (aside) say(`moved the earlier run's files to ${aside}`);
-  }
   if (resumed && resumed.step >= cfg.steps && fs.existsSync(weightsDir)) {
     say(
       `${cfg.out} is already finished (${resumed.step} of ${cfg.steps} steps; weights in ${weightsDir}); to train longer, start a new warm start from its weights: papo sft --init ${cfg.out} --out NEW_DIR --steps N`,
@@ -209,10 +193,7 @@ async function sft(input: SftConfigInput, opts: SftOptions): Promise<SftResult> 
       resumedFrom: resumed.step,
     };
   }
-  // The config first: a run stopped at any later instant can be resumed.
-  if (store) await writeFileAtomic(savedFile, JSON.stringify(cfg, null, 2));
   const backend = await initTf();
-  const logger = opts.logger ?? createLogger(opts.noSave ? undefined : path.join(cfg.out, 'log.jsonl'));
 
   let config: PolicyConfig;
   let params: Params;
@@ -270,30 +251,13 @@ async function sft(input: SftConfigInput, opts: SftOptions): Promise<SftResult> 
     logger.info({ event: 'checkpoint', step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds }, 'checkpoint saved');
   };
 
-  let stopping = false;
-  const stop = () => (stopping = true);
-  opts.signal?.addEventListener('abort', stop, { once: true });
-  const handlers: [NodeJS.Signals, () => void][] = [];
-  if (opts.handleSignals) {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      const h = () => {
-        if (stopping) return;
-        say(`\n${sig}: finishing the current step, then saving a checkpoint and stopping`);
-        logger.warn({ event: 'signal', signal: sig }, 'stopping after the current step');
-        stop();
-      };
-      process.on(sig, h);
-      handlers.push([sig, h]);
-    }
-  }
-
   const firstStep = (resumed?.step ?? 0) + 1;
   const progress = createProgress('sft', cfg.steps, { quiet: opts.quiet, startAt: firstStep - 1 });
   const history: SftStepRecord[] = [];
   const t0 = performance.now();
   let step = firstStep - 1;
   try {
-    while (step < cfg.steps && !stopping && !opts.signal?.aborted) {
+    while (step < cfg.steps && !run.stopping) {
       step++;
       const records = Array.from({ length: cfg.batchSize }, () => stream.next().value as TaskRecord);
       const questions = records.map((r) => r.question);
@@ -329,7 +293,6 @@ async function sft(input: SftConfigInput, opts: SftOptions): Promise<SftResult> 
     }
   } finally {
     progress.stop();
-    for (const [sig, h] of handlers) process.off(sig, h);
   }
   try {
     await saveCheckpoint(step);

@@ -7,7 +7,9 @@
  */
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
-import { taskFactories } from '../tasks/registry.ts';
+import type { AdamWConfigInput } from '../models/adamw.ts';
+import { createTask, taskFactories } from '../tasks/registry.ts';
+import type { Task } from '../tasks/types.ts';
 import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
 import { scoreFunctionProblem } from './reward-function.ts';
 import { parseConfig } from '../util/schema.ts';
@@ -313,3 +315,21 @@ export function configChanges(
 
 /** What `configChanges` takes as `defaults` for a run config: this version's defaults with the run's preset. */
 export const defaultsLike = (cfg: TrainConfig): TrainConfig => trainConfig({ algorithm: { preset: cfg.algorithm.preset } });
+
+/** The actor's AdamW as the run config declares it. */
+export function actorOptimizer(actor: TrainConfig['worker']['actor']): AdamWConfigInput {
+  return {
+    lr: actor.optim.lr,
+    beta1: actor.optim.betas[0],
+    beta2: actor.optim.betas[1],
+    weightDecay: actor.optim.weight_decay,
+    maxGradNorm: actor.max_grad_norm,
+    schedule: actor.optim.lr_warmup_steps > 0 ? { kind: 'linear-warmup', warmupSteps: actor.optim.lr_warmup_steps } : { kind: 'constant' },
+  };
+}
+
+/** The task a run config names: what `papo train` trains on, and what `papo replay` and `papo rollouts` rebuild. */
+export function taskOf(data: TrainConfig['data']): Task {
+  const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
+  return createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? images : {}) });
+}

@@ -60,7 +60,7 @@ function resumeAfterKill(run: string): 'continued' | 'refused' {
   if (r.status === 1) {
     assert.match(
       r.stderr,
-      new RegExp(`^papo: cannot resume ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: it holds no checkpoint and no config.json.*without --resume`),
+      new RegExp(`^papo: cannot resume ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: it holds no complete checkpoint and no config.json.*without --resume`),
     );
     assert.ok(!fs.existsSync(path.join(run, 'metrics.jsonl')), 'nothing trained');
     return 'refused';
@@ -92,7 +92,7 @@ test('the start-up window, deterministically: a stale lock alone is refused by -
   plantStaleLock(empty);
   await assert.rejects(
     runTrain(trainInputFromArgs({ resume: empty }, []), { quiet: true, resumeOnly: true }),
-    /cannot resume .*: it holds no checkpoint and no config.json, so there is no run to continue/,
+    /cannot resume .*: it holds no complete checkpoint and no config.json, so there is no run to continue/,
   );
   assert.deepEqual(fs.readdirSync(empty), [], 'nothing written, the stale lock taken over and released');
   // a configured directory that does not exist, without a config file: no run to continue, nothing created
@@ -177,6 +177,6 @@ test('papo sft: killed during its first save, --resume runs it again (the same w
   fs.mkdirSync(path.join(bare, 'checkpoints'), { recursive: true });
   await assert.rejects(
     runSft({ out: bare }, { quiet: true, resume: true }),
-    /cannot resume .*: it has no complete checkpoint and no config.json, so there is no run to continue; start it anew: the same command without --resume and with --force/,
+    /cannot resume .*: it holds no complete checkpoint and no config.json, so there is no run to continue.*; start the run anew with its config: the same command without --resume and with --force/,
   );
 });

@@ -1,0 +1,160 @@
+/**
+ * `PolicyVersions`: the one owner of the policy's versions in a run.
+ *
+ * - **Which version samples step k**: the one after step k - S - 1 (S = `maxStaleness`), whatever the timing
+ *   of the updates, so a run, its resumption and a distributed run sample the same responses. The credit gate
+ *   admits step k only once step k - S - 1 is trained, so the answer is always known when it is asked.
+ * - **The weights still needed**: of the current version, and (S > 0) of the versions the next S steps sample
+ *   with, fetched from the trainer once per version (`publish`).
+ * - **Publication**: every new version goes to each subscriber (the engine, a remote engine over a broker),
+ *   awaited before the next step can touch the weights; a late subscriber first receives the versions still
+ *   needed, oldest first.
+ * - **What a checkpoint records of them** (`checkpoint(step)`), and the state a resume starts from
+ *   (`PolicyVersions.restore`).
+ *
+ * @example
+ * const versions = PolicyVersions.restore({ maxStaleness: 1, start: params });
+ * await versions.subscribe((version, weights) => engine.setWeights(weights, version));
+ * prompts$.pipe(sampleGroups(engine, { ..., versionOf: versions.versionOf }), ..., papoUpdate({ ..., versions }));
+ */
+import type { Params } from '../models/params.ts';
+
+/** Receives each new version's weights; awaited before the update that made them completes. */
+export type VersionListener = (version: number, params: Params) => void | Promise<void>;
+
+/** What a checkpoint holds of the versions (storage/checkpoints.ts writes `params` and `samplers`). */
+export interface VersionsCheckpoint {
+  /** the version of `params`: the policy after the checkpoint's step */
+  version: number;
+  /** the current weights */
+  params: Params;
+  /** [step, version after it] for the steps whose versions later steps still sample with */
+  versions: [number, number][];
+  /** weights of older versions the next steps sample with */
+  samplers: { version: number; params: Params }[];
+}
+
+export interface RestoreOptions {
+  /** policy versions a batch may lag when it is trained (`trainer.max_staleness`) */
+  maxStaleness: number;
+  /** the starting weights (version 0) */
+  start: Params;
+  /** a checkpoint to continue from */
+  from?: { version: number; params: Params; versions: [number, number][]; samplers: { version: number; params: Params }[] };
+}
+
+export class PolicyVersions {
+  /** the version the trainer's weights are at */
+  private currentVersion: number;
+  /** [step -> version after it] for the last S + 1 trained steps */
+  private readonly after: Map<number, number>;
+  /** weights by version: the current one and, with S > 0, those the next S steps sample with */
+  private readonly weights = new Map<number, Params>();
+  private readonly listeners: VersionListener[] = [];
+
+  private constructor(
+    readonly maxStaleness: number,
+    version: number,
+    after: [number, number][],
+  ) {
+    if (!(Number.isInteger(maxStaleness) && maxStaleness >= 0))
+      throw new Error(`PolicyVersions: maxStaleness must be a non-negative integer, got ${maxStaleness}`);
+    this.currentVersion = version;
+    this.after = new Map(after);
+  }
+
+  /** A run's versions at its start, or at the checkpoint it continues from. */
+  static restore(opts: RestoreOptions): PolicyVersions {
+    const from = opts.from;
+    const v = new PolicyVersions(opts.maxStaleness, from?.version ?? 0, from?.versions ?? []);
+    if (opts.maxStaleness > 0 && !from) v.weights.set(0, opts.start);
+    for (const s of from?.samplers ?? []) v.weights.set(s.version, s.params);
+    v.weights.set(v.currentVersion, from ? from.params : opts.start);
+    return v;
+  }
+
+  /** The version the trainer's weights are at (the latest published). */
+  get current(): number {
+    return this.currentVersion;
+  }
+
+  /**
+   * Versions without their weights (a graph that only publishes, such as `papoUpdate` given an engine):
+   * the weights are known from the first `publish` on.
+   */
+  static untracked(opts: { maxStaleness: number; version?: number }): PolicyVersions {
+    return new PolicyVersions(opts.maxStaleness, opts.version ?? 0, []);
+  }
+
+  /** The current weights. */
+  get currentParams(): Params {
+    const p = this.weights.get(this.currentVersion);
+    if (!p) throw new Error(`PolicyVersions: the weights of version ${this.currentVersion} are not known (restore the versions with their weights)`);
+    return p;
+  }
+
+  /** The version step `step` samples with (see the header). Bound: pass it as `versionOf`. */
+  readonly versionOf = (batch: { step: number }): number => {
+    const k = batch.step - this.maxStaleness - 1;
+    if (k < 1) return 0;
+    const v = this.after.get(k);
+    if (v === undefined) throw new Error(`PolicyVersions: step ${batch.step} samples with the version after step ${k}, which is not trained yet`);
+    return v;
+  };
+
+  /**
+   * Adds a subscriber. With `replay` (the default) it first receives the versions still needed, oldest
+   * first, then the current one, and this resolves once it holds them.
+   */
+  async subscribe(listener: VersionListener, opts: { replay?: boolean } = {}): Promise<() => void> {
+    this.listeners.push(listener);
+    if (opts.replay ?? true) {
+      for (const v of [...this.weights.keys()].sort((a, b) => a - b)) if (v !== this.currentVersion) await listener(v, this.weights.get(v)!);
+      if (this.weights.has(this.currentVersion)) await listener(this.currentVersion, this.currentParams);
+    }
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** The trainer's new weights become version current + 1, published to every subscriber. */
+  async publish(params: Params): Promise<number> {
+    const version = this.currentVersion + 1;
+    this.currentVersion = version;
+    this.weights.set(version, params);
+    for (const l of this.listeners) await l(version, params);
+    return version;
+  }
+
+  /**
+   * Step `step` is trained (its update published, or skipped): the current version is the one after it.
+   * Forgets what no later step samples with.
+   */
+  applied(step: number): void {
+    const S = this.maxStaleness;
+    this.after.set(step, this.currentVersion);
+    for (const k of this.after.keys()) if (k < step - S) this.after.delete(k);
+    const live = new Set([...this.after.values(), this.currentVersion]);
+    if (S > 0 && step <= S) live.add(0);
+    for (const v of this.weights.keys()) if (!live.has(v)) this.weights.delete(v);
+  }
+
+  /** What a checkpoint after `step` (the last trained step) records: the current weights and those still needed. */
+  checkpoint(step: number): VersionsCheckpoint {
+    const S = this.maxStaleness;
+    const needed = new Set<number>();
+    for (let k = step - S; k < step; k++) needed.add(k < 1 ? 0 : this.after.get(k)!);
+    needed.delete(this.currentVersion);
+    return {
+      version: this.currentVersion,
+      params: this.currentParams,
+      versions: [...this.after.entries()].filter(([k]) => k > step - S - 1 && k <= step),
+      samplers: [...needed].map((v) => {
+        const params = this.weights.get(v);
+        if (!params) throw new Error(`PolicyVersions: the weights of version ${v} were not kept for the checkpoint of step ${step}`);
+        return { version: v, params };
+      }),
+    };
+  }
+}

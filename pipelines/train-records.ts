@@ -1,0 +1,180 @@
+/**
+ * What a `papo train` run keeps of its trained steps: the checkpoints (captured the moment a step's update
+ * is applied, written once the step's records are out) and the per-step records (metrics.jsonl,
+ * TensorBoard, the progress line, the rollout log). Writes of a step run in the background writer while the
+ * next step computes; a step's rollout is always written before its checkpoint, and at most one step's
+ * writes are pending.
+ */
+import { concatMap, type OperatorFunction } from 'rxjs';
+import type { PolicyConfig } from '../models/config.ts';
+import type { Trainer } from '../models/trainer/types.ts';
+import type { PolicyVersions, RolloutBatch, TrainedStep } from '../operators/index.ts';
+import type { Checkpoint } from '../storage/checkpoints.ts';
+import type { RolloutStepRecord } from '../storage/rollout-log.ts';
+import type { StreamCursor } from '../tasks/stream.ts';
+import type { Task } from '../tasks/types.ts';
+import type { Progress } from '../util/progress.ts';
+import type { Run } from './run-harness.ts';
+import type { TrainConfig } from './train-config.ts';
+import type { TrainState } from './train-state.ts';
+
+/** A checkpoint captured at the end of a step, written once the step's records are out. */
+interface PendingCheckpoint extends Omit<Checkpoint, 'kind' | 'policy' | 'state'> {
+  params: Checkpoint['policy']['params'];
+  state: TrainState;
+}
+
+export class TrainCheckpoints {
+  private readonly pending = new Map<number, PendingCheckpoint>();
+  /** the last checkpoint written: its directory and step */
+  last?: { dir: string; step: number };
+
+  constructor(
+    private readonly run: Run<TrainConfig>,
+    private readonly trainer: Trainer,
+    private readonly versions: PolicyVersions,
+    private readonly policy: PolicyConfig,
+    /** what every checkpoint's state holds besides the step's own */
+    private readonly base: Pick<TrainState, 'config' | 'config_hash' | 'reference' | 'test_before'>,
+  ) {}
+
+  /** Called once a step's update is applied: captures the trainer's state if a checkpoint is due. */
+  async applied(step: number, cursor: StreamCursor): Promise<void> {
+    const every = this.run.config.trainer.save_freq;
+    if (this.run.store && every > 0 && step % every === 0) this.pending.set(step, await this.capture(step, cursor));
+  }
+
+  /** The checkpoint captured at `step`, if any, with the step's metrics (for best-checkpoint retention). */
+  take(step: number, metrics: Record<string, number>): PendingCheckpoint | undefined {
+    const p = this.pending.get(step);
+    this.pending.delete(step);
+    if (p) p.state.metrics = { ...metrics };
+    return p;
+  }
+
+  /** The state after the last trained step, unless it is already saved (nothing may be in flight). */
+  async final(step: number, cursor: StreamCursor, metrics: Record<string, number>): Promise<void> {
+    if (!this.run.store || this.last?.step === step) return;
+    const p = await this.capture(step, cursor);
+    p.state.metrics = metrics;
+    await this.write(p);
+  }
+
+  async write(p: PendingCheckpoint): Promise<void> {
+    const { trainer } = this.run.config;
+    const checkpoint: Checkpoint = {
+      kind: 'train',
+      step: p.step,
+      policy: { config: this.policy, params: p.params },
+      optimizer: p.optimizer,
+      samplers: p.samplers,
+      state: p.state as unknown as Record<string, unknown>,
+    };
+    const saved = await this.run.writer().saveCheckpoint(this.run.dir, checkpoint, {
+      keepLast: trainer.save_limit,
+      metric: trainer.save_best_metric,
+      higherIsBetter: trainer.save_best_mode === 'max',
+    });
+    this.last = { dir: saved.dir, step: p.step };
+    this.run.logger.info(
+      { event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed },
+      'checkpoint saved',
+    );
+  }
+
+  private async capture(step: number, cursor: StreamCursor): Promise<PendingCheckpoint> {
+    const v = this.versions.checkpoint(step);
+    return {
+      step,
+      params: v.params,
+      optimizer: await this.trainer.exportOptimizerState(),
+      samplers: v.samplers,
+      state: { version: v.version, cursor, versions: v.versions, ...this.base, metrics: {} },
+    };
+  }
+}
+
+/** What the rollout log stores of a trained batch. */
+export function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutStepRecord {
+  return {
+    step: b.step,
+    version,
+    groupSize: b.groupSize,
+    split: 'train',
+    task: task.name,
+    taskFingerprint: task.fingerprint,
+    seed: b.seed,
+    maskSeed: b.maskSeed,
+    rounds: b.rounds,
+    recordIds: b.records.map((r) => r.id),
+    recordIndices: b.indices,
+    responses: [...b.responses],
+    oldLogprobs: [...b.oldLogprobs],
+    maskedLogprobs: b.maskedLogprobs ? [...b.maskedLogprobs] : undefined,
+    refLogprobs: b.refLogprobs ? [...b.refLogprobs] : undefined,
+    rewards: b.rewards,
+    accuracy: b.accuracy,
+    format: b.format,
+    advantages: b.advantages,
+    versions: b.versions,
+    finished: b.finished,
+    droppedGroups: b.droppedGroups ?? 0,
+    surplusGroups: b.surplusGroups ?? 0,
+    zeroVarianceGroups: b.zeroVarianceGroups,
+    rewardFailures: b.rewardFailures.map((f) => ({ ...f })),
+    cursor: b.cursor,
+  };
+}
+
+const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+
+/** One step as `runTrain` returns it. */
+export interface StepSummary {
+  step: number;
+  version: number;
+  metrics: Record<string, number>;
+}
+
+/**
+ * The tap that keeps each trained step: metrics.jsonl, TensorBoard, the progress line, then the step's
+ * rollout and checkpoint handed to the background writer; `onStep` (user hooks) is awaited last.
+ */
+export function recordSteps(
+  run: Run<TrainConfig>,
+  opts: { task: Task; checkpoints: TrainCheckpoints; progress: Progress; onStep?: (s: TrainedStep) => void | Promise<void> },
+): OperatorFunction<TrainedStep, StepSummary> & { flush(): Promise<void> } {
+  const { trainer } = run.config;
+  const logRollouts = run.store !== undefined && trainer.rollout_log;
+  let io: Promise<void> = Promise.resolve();
+  const op = concatMap(async (s: TrainedStep): Promise<StepSummary> => {
+    const m = s.metrics;
+    // The previous step's writes must be done (bounded memory); the wait is the stall saving causes.
+    const tWait = performance.now();
+    await io;
+    m['timing_s/save_wait'] = (performance.now() - tWait) / 1000;
+    run.logger.info({ event: 'step', step: s.step, version: s.version, metrics: m }, 'step');
+    run.appendMetrics({ step: s.step, version: s.version, ...m });
+    run.tensorboard?.scalars(s.step, m);
+    opts.progress.update(s.step, {
+      reward: fmt(m['critic/score/mean']),
+      acc: fmt(m['reward/accuracy/mean']),
+      kl_prcp: fmt(m['actor/kl_prcp_loss'] === undefined ? undefined : -m['actor/kl_prcp_loss'], 4),
+      entropy: fmt(m['actor/entropy_loss']),
+      len: fmt(m['response_length/mean'], 1),
+      'tok/s': fmt(m['perf/throughput'], 0),
+    });
+    const record = logRollouts ? rolloutRecord(s.batch, s.trainedFrom, opts.task) : undefined;
+    const snapshot = opts.checkpoints.take(s.step, m);
+    io = (async () => {
+      if (record) await run.writer().appendRollout(run.dir, record);
+      if (snapshot) await opts.checkpoints.write(snapshot);
+    })();
+    io.catch(() => undefined);
+    await opts.onStep?.(s);
+    return { step: s.step, version: s.version, metrics: m };
+  });
+  return Object.assign(op, {
+    /** Waits for the writes already started (a checkpoint is published whole or not at all). */
+    flush: () => io,
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * What a `papo train` run is made of, built from its config and the checkpoint it continues from: the
+ * starting weights and their fingerprint, the task, the reward, the trainer, the engine, and the policy
+ * versions (installed in the engine).
+ */
+import * as path from 'node:path';
+import type { PolicyConfig } from '../models/config.ts';
+import { PolicyEngine } from '../models/engine/engine.ts';
+import type { Params } from '../models/params.ts';
+import { createTrainer } from '../models/trainer/create.ts';
+import type { Trainer } from '../models/trainer/types.ts';
+import { PolicyVersions } from '../operators/index.ts';
+import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
+import type { RewardFunction } from '../tasks/rewards/types.ts';
+import type { Task } from '../tasks/types.ts';
+import { initTf } from '../util/tf-backend.ts';
+import { loadRewardFunction } from './reward-function.ts';
+import type { Run } from './run-harness.ts';
+import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
+import { parseTrainState, type TrainState } from './train-state.ts';
+
+export interface TrainParts {
+  backend: string;
+  policy: PolicyConfig;
+  start: Params;
+  /** identifies the starting (and reference) weights */
+  reference: TrainState['reference'];
+  task: Task;
+  reward: RewardFunction;
+  maxResponseLength: number;
+  trainer: Trainer;
+  engine: PolicyEngine;
+  versions: PolicyVersions;
+  /** the state of the checkpoint the run continues from */
+  resumed?: TrainState;
+  close(): Promise<void>;
+}
+
+export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction): Promise<TrainParts> {
+  const cfg = run.config;
+  const { data, trainer: t } = cfg;
+  const { actor, rollout } = cfg.worker;
+  const checkpoint = run.resumed;
+  const resumed = checkpoint ? parseTrainState(checkpoint.state, path.join(run.dir, 'checkpoints', `step_${checkpoint.step}`), checkpoint.step) : undefined;
+  const backend = await initTf();
+  const start = await loadPolicyWeights(actor.model.model_path);
+  // a run or checkpoint directory resolves to one checkpoint's weights: say which
+  if (start.dir !== path.resolve(actor.model.model_path)) run.say(`train: starting from the weights in ${start.dir}`);
+  const policy = start.config;
+  const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
+  if (resumed && resumed.reference.fingerprint !== reference.fingerprint) {
+    throw new Error(
+      `cannot resume ${run.dir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumed.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`,
+    );
+  }
+  const task = taskOf(data);
+  if (task.imageHeight !== policy.imageHeight || task.imageWidth !== policy.imageWidth) {
+    throw new Error(
+      `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policy.imageHeight}x${policy.imageWidth}`,
+    );
+  }
+  const maxResponseLength = data.max_response_length ?? policy.maxResponseLen;
+  if (maxResponseLength > policy.maxResponseLen) {
+    throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policy.maxResponseLen}`);
+  }
+  const rewardFn = reward ?? (await loadRewardFunction(cfg.worker.reward.score_function));
+  const S = t.max_staleness;
+  const current = checkpoint ? checkpoint.policy.params : start.params;
+  const trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
+  let engine: PolicyEngine | undefined;
+  try {
+    if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
+    engine = await PolicyEngine.create(policy, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
+    const e = engine;
+    // The engine holds the current weights and the older versions the next steps still sample with.
+    const from = checkpoint && resumed ? { version: resumed.version, params: current, versions: resumed.versions, samplers: checkpoint.samplers } : undefined;
+    const versions = PolicyVersions.restore({ maxStaleness: S, start: start.params, from });
+    await versions.subscribe((v, params) => e.setWeights(params, v));
+    if (cfg.algorithm.kl_coef > 0) await e.setReferenceWeights(start.params);
+    return {
+      backend,
+      policy,
+      start: start.params,
+      reference,
+      task,
+      reward: rewardFn,
+      maxResponseLength,
+      trainer,
+      engine: e,
+      versions,
+      resumed,
+      async close() {
+        await e.close();
+        await trainer.close();
+      },
+    };
+  } catch (err) {
+    await engine?.close();
+    await trainer.close();
+    throw err;
+  }
+}
