@@ -13,7 +13,7 @@
  *
  * @example
  * registerAdvEstimator('max_baseline', (g) => tf.sub(g, tf.max(g, 1, true)));
- * groupAdvantages([1, 0, 0, 1], 4, 'max_baseline').advantages;   // [0, -1, -1, 0]
+ * estimateGroupAdvantages([1, 0, 0, 1], 4, 'max_baseline').advantages;   // [0, -1, -1, 0]
  */
 import { tf } from '../util/tf-backend.ts';
 import { Registry } from '../util/registry.ts';
@@ -52,7 +52,7 @@ export interface AdvantageResult {
   numGroups: number;
 }
 
-export function groupAdvantages(rewards: tf.Tensor1D | ArrayLike<number>, groupSize: number, estimator: string, eps = 1e-6): AdvantageResult {
+export function estimateGroupAdvantages(rewards: tf.Tensor1D | ArrayLike<number>, groupSize: number, estimator: string, eps = 1e-6): AdvantageResult {
   const estimate = advantageEstimators.get(estimator);
   const r = rewards instanceof tf.Tensor ? rewards : tf.tensor1d(Array.from(rewards), 'float32');
   try {

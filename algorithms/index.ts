@@ -16,7 +16,7 @@ export {
 } from './config.ts';
 export { papoLoss, type PapoLossInputs, type PapoLossOptions, type PapoLossResult, type PapoMetricName } from './papo-loss.ts';
 export {
-  groupAdvantages,
+  estimateGroupAdvantages,
   broadcastAdvantages,
   registerAdvEstimator,
   advantageEstimators,

@@ -43,3 +43,38 @@ export function klEstimate(logp: tf.Tensor, logq: tf.Tensor, estimator: string):
   const estimate = klEstimators.get(estimator);
   return tf.tidy(() => estimate(logp, logq));
 }
+
+/** Rows right-padded with 0 (or cut) to T, as one [rows, T] matrix. */
+function padded(rows: readonly ArrayLike<number>[], T: number): tf.Tensor2D {
+  const out = new Float32Array(rows.length * T);
+  rows.forEach((r, i) => out.set(Array.from(r).slice(0, T), i * T));
+  return tf.tensor2d(out, [rows.length, T]);
+}
+
+/** k3(original, masked) per token: the implicit perception loss's kl_prcp, as a [R, T] matrix (T = the longest length). */
+function k3Matrix(original: readonly ArrayLike<number>[], masked: readonly ArrayLike<number>[], T: number): tf.Tensor {
+  return klEstimate(padded(original, T), padded(masked, T), 'k3');
+}
+
+/** Per-token kl_prcp of each response: k3 between its log-probs on the original and on the masked image. */
+export function tokenKlPrcp(original: readonly Float32Array[], masked: readonly Float32Array[]): Float32Array[] {
+  const T = Math.max(1, ...original.map((r) => r.length));
+  const flat = tf.tidy(() => k3Matrix(original, masked, T).dataSync() as Float32Array);
+  return original.map((r, i) => flat.slice(i * T, i * T + r.length));
+}
+
+/** Mean kl_prcp of each response over its first `lengths[i]` tokens: how much the image matters to it. */
+export function meanKlPrcp(original: readonly ArrayLike<number>[], masked: readonly ArrayLike<number>[], lengths: readonly number[]): Float32Array {
+  const T = Math.max(1, ...lengths);
+  const perRow = tf.tidy(() => {
+    const mask = padded(
+      lengths.map((n) => new Float32Array(n).fill(1)),
+      T,
+    );
+    const kl = tf.mul(k3Matrix(original, masked, T), mask);
+    return tf.div(tf.sum(kl, 1), tf.maximum(tf.sum(mask, 1), 1));
+  });
+  const values = Float32Array.from(perRow.dataSync());
+  perRow.dispose();
+  return values;
+}

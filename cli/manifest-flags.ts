@@ -33,6 +33,3 @@ export function manifestFileOptions(f: ManifestFileFlags): ManifestFileFlags {
   if (f.maxImagePixels !== undefined) out.maxImagePixels = f.maxImagePixels;
   return out;
 }
-
-/** True when any of the flags was given (they mean nothing without a manifest). */
-export const hasManifestFileFlags = (f: ManifestFileFlags): boolean => Object.keys(manifestFileOptions(f)).length > 0;

@@ -20,6 +20,24 @@
 import { z } from 'zod';
 import { parseConfig } from '../util/schema.ts';
 
+/** The `code` of a `NonFiniteGradientError` (kept when the error crosses a worker thread). */
+export const NON_FINITE_GRADIENT = 'ERR_NONFINITE_GRADIENT';
+
+/** AdamW refused a step whose gradient norm is not finite; no parameter or moment changed. */
+export class NonFiniteGradientError extends Error {
+  readonly code = NON_FINITE_GRADIENT;
+  constructor(
+    readonly norm: number,
+    readonly step: number,
+  ) {
+    super(`AdamW: gradient norm is ${norm} at step ${step}; parameters left unchanged`);
+    this.name = 'NonFiniteGradientError';
+  }
+}
+
+/** True for a `NonFiniteGradientError`, also one rethrown from a worker thread (by its code). */
+export const isNonFiniteGradient = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === NON_FINITE_GRADIENT;
+
 export const LrScheduleSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('constant') }).strict(),
   /** linear ramp from 0 to lr over warmupSteps, then constant */
@@ -214,7 +232,7 @@ export class ArrayAdamW {
       if (g.length !== this.params[n].length) throw new Error(`AdamW: gradient for '${n}' has ${g.length} values, parameter has ${this.params[n].length}`);
     }
     const norm = Math.sqrt(sumOfSquares(names.map((n) => grads[n])));
-    if (!Number.isFinite(norm)) throw new Error(`AdamW: gradient norm is ${norm} at step ${this.t + 1}; parameters left unchanged`);
+    if (!Number.isFinite(norm)) throw new NonFiniteGradientError(norm, this.t + 1);
     const { maxGradNorm, beta1: b1, beta2: b2, eps, weightDecay: wd } = this.config;
     const t = this.t + 1;
     const lr = learningRate(this.config.lr, this.config.schedule, t);

@@ -11,7 +11,16 @@
  * test/models/adamw.test.ts proves the two equal step by step.
  */
 import { tf } from '../util/tf-backend.ts';
-import { type AdamWConfig, type AdamWConfigInput, type AdamWState, type StepInfo, adamWConfig, checkAdamWState, learningRate } from './adamw.ts';
+import {
+  type AdamWConfig,
+  type AdamWConfigInput,
+  type AdamWState,
+  type StepInfo,
+  adamWConfig,
+  checkAdamWState,
+  learningRate,
+  NonFiniteGradientError,
+} from './adamw.ts';
 
 // The config, schedules and state format are shared with the plain-array AdamW (models/adamw.ts).
 export {
@@ -99,7 +108,7 @@ export class AdamW {
     );
     if (!Number.isFinite(clipped.norm)) {
       tf.dispose(clipped.grads);
-      throw new Error(`AdamW: gradient norm is ${clipped.norm} at step ${this.t + 1}; parameters left unchanged`);
+      throw new NonFiniteGradientError(clipped.norm, this.t + 1);
     }
     const t = this.t + 1;
     const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this.config;

@@ -109,10 +109,3 @@ export function validateParams(c: PolicyConfig, params: Params, what = 'params')
     }
   }
 }
-
-/** A deep copy of a parameter record. */
-export function cloneParams(params: Params): Params {
-  const out: Params = {};
-  for (const [k, v] of Object.entries(params)) out[k] = v.slice();
-  return out;
-}

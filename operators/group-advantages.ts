@@ -6,7 +6,7 @@
  * scored$.pipe(groupAdvantages({ estimator: 'grpo', eps: 1e-6 }))
  */
 import { concatMap, type OperatorFunction } from 'rxjs';
-import { groupAdvantages as estimateAdvantages } from '../algorithms/advantage.ts';
+import { estimateGroupAdvantages } from '../algorithms/advantage.ts';
 import { addTiming, stageError, type Advantaged, type ScoredBatch } from './types.ts';
 
 export interface GroupAdvantageOptions {
@@ -21,7 +21,7 @@ export function groupAdvantages<T extends ScoredBatch>(opts: GroupAdvantageOptio
     const t0 = performance.now();
     try {
       if (batch.rewards.length === 0) return { ...batch, advantages: new Float32Array(0), zeroVarianceGroups: 0 };
-      const r = estimateAdvantages(batch.rewards, batch.groupSize, opts.estimator, opts.eps);
+      const r = estimateGroupAdvantages(batch.rewards, batch.groupSize, opts.estimator, opts.eps);
       const advantages = Float32Array.from(r.advantages.dataSync());
       r.advantages.dispose();
       return { ...batch, advantages, zeroVarianceGroups: r.zeroVarianceGroups, timing: addTiming(batch.timing, 'adv', t0) };

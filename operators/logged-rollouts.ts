@@ -66,6 +66,8 @@ export function batchFromLog(rec: RolloutStepRecord, task: Task, mask?: MaskedVi
     ...(rec.refLogprobs ? { refLogprobs: rec.refLogprobs } : {}),
     advantages: rec.advantages,
     zeroVarianceGroups: rec.zeroVarianceGroups,
+    // fields of stages of one's own (storage/batch-schema.ts), as logged
+    ...rec.extra,
   } as RolloutBatch;
 }
 

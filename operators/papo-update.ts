@@ -23,10 +23,11 @@
  */
 import { concatMap, defer, type OperatorFunction } from 'rxjs';
 import { tf } from '../util/tf-backend.ts';
+import { isNonFiniteGradient } from '../models/adamw.ts';
 import { PAD_ID } from '../models/tokenizer.ts';
 import type { Trainer, LossFn } from '../models/trainer/types.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
-import { klEstimate } from '../algorithms/kl.ts';
+import { meanKlPrcp } from '../algorithms/kl.ts';
 import { needsMaskedLogprobs, type ObjectiveConfig } from '../algorithms/config.ts';
 import { tokenWeightings, tokenWeightingStats, type TokenWeightingStats } from '../algorithms/token-weighting.ts';
 import { Rng } from '../util/rng.ts';
@@ -245,7 +246,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       return { metrics: meanMetrics(metrics), gradNorm: info.gradNorm, lr: info.lr };
     } catch (err) {
       // AdamW refuses a non-finite gradient without touching any state; anything else is a real failure.
-      if (!/gradient norm is/.test((err as Error).message)) throw err;
+      if (!isNonFiniteGradient(err)) throw err;
       opts.logger?.warn({ event: 'nonfinite_grad', where, message: (err as Error).message }, 'non-finite gradient: optimizer step skipped');
       return null;
     }
@@ -254,24 +255,11 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   /** Mean k3(old, masked) per response, split by vision dependency: how much the image matters, per group. */
   const perceptionByGroup = (b: RolloutBatch): Metrics => {
     if (!b.maskedLogprobs || b.responses.length === 0) return {};
-    const T = Math.max(1, ...b.responses.map((r) => r.length));
-    const rows = b.responses.map((_, i) => i);
-    const perRow = tf.tidy(() => {
-      const mask = tf.tensor2d(
-        padRows(
-          b.responses.map((r) => new Float32Array(r.length).fill(1)),
-          T,
-        ),
-        [rows.length, T],
-      );
-      const kl = tf.mul(
-        klEstimate(tf.tensor2d(padRows(b.oldLogprobs, T), [rows.length, T]), tf.tensor2d(padRows(b.maskedLogprobs!, T), [rows.length, T]), 'k3'),
-        mask,
-      );
-      return tf.div(tf.sum(kl, 1), tf.maximum(tf.sum(mask, 1), 1));
-    });
-    const values = Float32Array.from(perRow.dataSync());
-    perRow.dispose();
+    const values = meanKlPrcp(
+      b.oldLogprobs,
+      b.maskedLogprobs,
+      b.responses.map((r) => r.length),
+    );
     const acc: Record<string, number[]> = { vision_dependent: [], general: [] };
     values.forEach((v, i) => acc[b.records[Math.floor(i / b.groupSize)].visionDependency === 'high' ? 'vision_dependent' : 'general'].push(v));
     const out: Metrics = {};

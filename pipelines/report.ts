@@ -16,7 +16,7 @@ import { renderChart, type ChartSpec } from '../util/charts.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
 import { watchLossHacking, type LossHackingAlarm } from '../operators/index.ts';
 import { readMetrics, type MetricsLine } from './run-dir.ts';
-import { TrainConfigSchema } from './train-config.ts';
+import { lossHackingOptions, TrainConfigSchema } from './train-config.ts';
 
 /** Greedy test accuracy, as the run logged it. */
 export interface TestAccuracy {
@@ -172,18 +172,7 @@ export function loadRun(dir: string, name = path.basename(path.resolve(dir))): R
   };
   const alarms: LossHackingAlarm[] = [];
   from(metrics.map((m) => ({ step: m.step, metrics: m })))
-    .pipe(
-      watchLossHacking(
-        {
-          klPrcpThreshold: trainer.loss_hacking_kl_prcp,
-          accuracyDrop: trainer.loss_hacking_accuracy_drop,
-          window: trainer.loss_hacking_window,
-          entropyRise: trainer.loss_hacking_entropy_rise,
-          generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
-        },
-        (a) => alarms.push(a),
-      ),
-    )
+    .pipe(watchLossHacking(lossHackingOptions(trainer), (a) => alarms.push(a)))
     .subscribe();
   const log = readJsonLines(path.join(dir, 'log.jsonl'));
   const last = (event: string) => log.filter((e) => e.event === event).at(-1);

@@ -10,8 +10,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initTf, tf } from '../util/tf-backend.ts';
-import { klEstimate } from '../algorithms/kl.ts';
+import { initTf } from '../util/tf-backend.ts';
+import { tokenKlPrcp } from '../algorithms/kl.ts';
 import { decode } from '../models/tokenizer.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
 import { encodePng } from '../tasks/preview/contact-sheet.ts';
@@ -32,20 +32,6 @@ export interface RolloutSheetRequest {
   prompts?: number;
   /** image upscale factor (default 3) */
   scale?: number;
-}
-
-/** Per-token k3(original, masked) of each response: the perception loss's kl_prcp, token by token. */
-export function tokenKlPrcp(original: readonly Float32Array[], masked: readonly Float32Array[]): Float32Array[] {
-  const T = Math.max(1, ...original.map((r) => r.length));
-  const pad = (rows: readonly Float32Array[]) => {
-    const out = new Float32Array(rows.length * T);
-    rows.forEach((r, i) => out.set(r, i * T));
-    return out;
-  };
-  const flat = tf.tidy(
-    () => klEstimate(tf.tensor2d(pad(original), [original.length, T]), tf.tensor2d(pad(masked), [masked.length, T]), 'k3').dataSync() as Float32Array,
-  );
-  return original.map((r, i) => flat.slice(i * T, i * T + r.length));
 }
 
 export async function writeRolloutSheet(

@@ -103,9 +103,14 @@ export interface Run<C> {
 export async function withRun<C, T>(opts: RunOptions<C>, body: (run: Run<C>) => Promise<T>): Promise<T> {
   const lock = opts.noSave ? undefined : acquireRunLock(opts.dir, { command: opts.command });
   const cleanup: (() => void | Promise<void>)[] = [];
+  let run: Run<C> | undefined;
   try {
-    const run = await open(opts, cleanup);
+    run = await open(opts, cleanup);
     return await body(run);
+  } catch (err) {
+    // a run that fails says why in its log too, not only on the terminal
+    run?.logger.error({ event: 'run_failed', message: (err as Error).message }, 'run failed');
+    throw err;
   } finally {
     for (const c of cleanup.reverse()) await c();
     lock?.release();

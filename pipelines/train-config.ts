@@ -333,3 +333,19 @@ export function taskOf(data: TrainConfig['data']): Task {
   const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
   return createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? images : {}) });
 }
+
+/** The loss-hacking watch's options (operators/watch-loss-hacking.ts) as the run config's `trainer` sets them. */
+export function lossHackingOptions(
+  trainer: Pick<
+    TrainConfig['trainer'],
+    'loss_hacking_kl_prcp' | 'loss_hacking_accuracy_drop' | 'loss_hacking_window' | 'loss_hacking_entropy_rise' | 'loss_hacking_kl_prcp_general'
+  >,
+) {
+  return {
+    klPrcpThreshold: trainer.loss_hacking_kl_prcp,
+    accuracyDrop: trainer.loss_hacking_accuracy_drop,
+    window: trainer.loss_hacking_window,
+    entropyRise: trainer.loss_hacking_entropy_rise,
+    generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
+  };
+}

@@ -8,7 +8,8 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Trainer } from '../models/trainer/types.ts';
-import type { PolicyVersions, RolloutBatch, TrainedStep } from '../operators/index.ts';
+import type { LossHackingAlarm, PolicyVersions, RolloutBatch, TrainedStep } from '../operators/index.ts';
+import { registeredBatchFields, type TypedRow } from '../storage/batch-schema.ts';
 import type { Checkpoint } from '../storage/checkpoints.ts';
 import type { RolloutStepRecord } from '../storage/rollout-log.ts';
 import type { StreamCursor } from '../tasks/stream.ts';
@@ -123,7 +124,15 @@ export function rolloutRecord(b: RolloutBatch, version: number, task: Task): Rol
     zeroVarianceGroups: b.zeroVarianceGroups,
     rewardFailures: b.rewardFailures.map((f) => ({ ...f })),
     cursor: b.cursor,
+    ...extraFields(b),
   };
+}
+
+/** The values of the registered fields (stages of one's own) a batch carries, for the rollout log. */
+function extraFields(b: RolloutBatch): Pick<RolloutStepRecord, 'extra'> {
+  const src = b as unknown as Record<string, TypedRow | TypedRow[] | undefined>;
+  const present = registeredBatchFields().filter((f) => f.log !== undefined && src[f.name] !== undefined);
+  return present.length ? { extra: Object.fromEntries(present.map((f) => [f.name, src[f.name]!])) } : {};
 }
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
@@ -177,4 +186,23 @@ export function recordSteps(
     /** Waits for the writes already started (a checkpoint is published whole or not at all). */
     flush: () => io,
   });
+}
+
+/**
+ * What a run does with the loss-hacking watch's alarms: every alarm goes to the log; the terminal hears the
+ * first of each stretch of steps (and of each symptom); with `trainer.stop_on_loss_hacking` the run stops.
+ */
+export function lossHackingAlarms(run: Run<TrainConfig>, stop: () => void): { alarms: LossHackingAlarm[]; onAlarm: (alarm: LossHackingAlarm) => void } {
+  const alarms: LossHackingAlarm[] = [];
+  const stopping = run.config.trainer.stop_on_loss_hacking;
+  const onAlarm = (alarm: LossHackingAlarm) => {
+    const previous = alarms.at(-1);
+    const repeat = previous !== undefined && previous.step === alarm.step - 1 && previous.symptom === alarm.symptom;
+    alarms.push(alarm);
+    run.logger.warn({ event: 'loss_hacking', ...alarm }, alarm.message);
+    if (!repeat || stopping)
+      run.say(`\nwarning: ${alarm.message}${stopping ? '; stopping (trainer.stop_on_loss_hacking)' : ' (said once while it lasts; every step in log.jsonl)'}`);
+    if (stopping) stop();
+  };
+  return { alarms, onAlarm };
 }

@@ -43,9 +43,9 @@ import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import type { EvalReport } from './evaluate.ts';
 import { withRun, type Run, type SavedRun } from './run-harness.ts';
-import { configChanges, defaultsLike, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, defaultsLike, lossHackingOptions, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { describeChange, testSummary, trainEvals } from './train-eval.ts';
-import { recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
+import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
 import { trainParts, type TrainParts } from './train-setup.ts';
 import { configHash } from './train-state.ts';
 
@@ -101,7 +101,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
   const t0 = performance.now();
   const cfg = trainConfig(input);
   const dir = cfg.trainer.save_checkpoint_path;
-  let inflight = () => 0;
+  let stopMessage = (sig: NodeJS.Signals) => `stopping once start-up is done (${sig} again abandons the run)`;
   return withRun(
     {
       command: 'papo train',
@@ -115,18 +115,13 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       tensorboard: cfg.trainer.logger.includes('tensorboard'),
       logger: opts.logger,
       quiet: opts.quiet,
-      signals: opts.handleSignals
-        ? {
-            stopping: (sig) => `finishing the ${inflight()} step(s) in flight, then saving a checkpoint and stopping (${sig} again abandons them)`,
-            abandon: true,
-          }
-        : undefined,
+      signals: opts.handleSignals ? { stopping: (sig) => stopMessage(sig), abandon: true } : undefined,
       abort: opts.signal,
     },
     async (run) => {
       const parts = await trainParts(run, opts.reward);
       try {
-        return await train(run, parts, opts, t0, (f) => (inflight = f));
+        return await train(run, parts, opts, t0, (f) => (stopMessage = f));
       } finally {
         await parts.close();
       }
@@ -148,7 +143,13 @@ function resumeNotes(cfg: TrainConfig, dir: string, saved: SavedRun | undefined)
   return saved.checkpoint && shown.length ? [`resuming with changed settings: ${shown.join('; ')}`] : [];
 }
 
-async function train(run: Run<TrainConfig>, parts: TrainParts, opts: TrainOptions, t0: number, showInflight: (f: () => number) => void): Promise<TrainResult> {
+async function train(
+  run: Run<TrainConfig>,
+  parts: TrainParts,
+  opts: TrainOptions,
+  t0: number,
+  stopMessage: (f: (sig: NodeJS.Signals) => string) => void,
+): Promise<TrainResult> {
   const cfg = run.config;
   const { data, algorithm: objective, trainer } = cfg;
   const { actor, rollout } = cfg.worker;
@@ -181,7 +182,6 @@ async function train(run: Run<TrainConfig>, parts: TrainParts, opts: TrainOption
     firstStep,
     sealBeforeNext: objective.dynamic_sampling && !offline,
   });
-  showInflight(() => gate.inflight);
   const stream = resumed ? RecordStream.resume(task, resumed.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
 
   // How the run ends: all steps done, a signal or abort (the steps in flight finish), or loss hacking.
@@ -193,20 +193,14 @@ async function train(run: Run<TrainConfig>, parts: TrainParts, opts: TrainOption
     gate.stop();
   };
   run.onStop(() => stop('interrupted'));
+  stopMessage((sig) =>
+    trained
+      ? 'training is done and its checkpoint saved; the held-out test after it goes on'
+      : `finishing the ${gate.inflight} step(s) in flight, then saving a checkpoint and stopping (${sig} again abandons them)`,
+  );
   let subscription: Subscription | undefined;
   run.onAbandon(() => subscription?.unsubscribe());
-  const alarms: LossHackingAlarm[] = [];
-  const onAlarm = (alarm: LossHackingAlarm) => {
-    // every alarm goes to the log; the terminal hears the first of each stretch of steps (and of each symptom)
-    const previous = alarms.at(-1);
-    const repeat = previous !== undefined && previous.step === alarm.step - 1 && previous.symptom === alarm.symptom;
-    alarms.push(alarm);
-    run.logger.warn({ event: 'loss_hacking', ...alarm }, alarm.message);
-    const stopping = trainer.stop_on_loss_hacking;
-    if (!repeat || stopping)
-      run.say(`\nwarning: ${alarm.message}${stopping ? '; stopping (trainer.stop_on_loss_hacking)' : ' (said once while it lasts; every step in log.jsonl)'}`);
-    if (stopping) stop('loss_hacking');
-  };
+  const { alarms, onAlarm } = lossHackingAlarms(run, () => stop('loss_hacking'));
 
   const checkpoints = new TrainCheckpoints(run, parts.trainer, versions, parts.policy, {
     config: cfg,
@@ -272,13 +266,7 @@ async function train(run: Run<TrainConfig>, parts: TrainParts, opts: TrainOption
       return s;
     }),
     watchLossHacking(
-      {
-        klPrcpThreshold: trainer.loss_hacking_kl_prcp,
-        accuracyDrop: trainer.loss_hacking_accuracy_drop,
-        window: trainer.loss_hacking_window,
-        entropyRise: trainer.loss_hacking_entropy_rise,
-        generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
-      },
+      lossHackingOptions(trainer),
       onAlarm,
       run.history.map((r) => ({ step: r.step, metrics: r })),
     ),
@@ -303,7 +291,12 @@ async function train(run: Run<TrainConfig>, parts: TrainParts, opts: TrainOption
   // The final checkpoint: the state after the last trained step (nothing is in flight any more).
   if (last) await checkpoints.final(last.step, last.cursor, steps.at(-1)?.metrics ?? {});
   if (checkpoints.last) run.say(`checkpoint of step ${last?.step} (policy version ${versions.current}) in ${checkpoints.last.dir}`);
-  const after = trainer.test_before_and_after ? await evals.test('after') : undefined;
+  // A second signal during the test after training ends the command; the trained run stands.
+  const abandonTest = run.abandoned.catch(() => {
+    throw new Error(`the held-out test after training was abandoned; training is complete (${run.dir}): papo eval ${run.dir} tests it`);
+  });
+  abandonTest.catch(() => undefined);
+  const after = trainer.test_before_and_after ? await Promise.race([evals.test('after'), abandonTest]) : undefined;
   const seconds = (performance.now() - t0) / 1000;
   if (testBefore && after) for (const line of describeChange(testBefore, after)) run.say(line);
   run.say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${run.store ? `; metrics in ${path.join(run.dir, 'metrics.jsonl')}` : ''}`);

@@ -17,7 +17,10 @@
  *     rewards, accuracy, format, advantages   f32 [R]
  *     versions       int32 [R]   the policy version that sampled each response
  *     finished       uint8 [R]
+ *     <log name>                 fields registered by stages of one's own (storage/batch-schema.ts), described
+ *                                in the step's `extra_fields` attribute so that any reader can read them back
  * R = P * G responses, prompt-major (response g of prompt p at p * G + g). Every chunk carries crc32c.
+ * Which fields are logged, under which names and element types, is the batch schema's (storage/batch-schema.ts).
  *
  * A step is written under a temporary name and published by one rename: a reader (even while the run
  * goes on) sees whole steps or none.
@@ -27,6 +30,7 @@ import * as path from 'node:path';
 import type { StreamCursor } from '../tasks/stream.ts';
 import { exists, isTmpName, readdirOrEmpty, tmpSibling } from './atomic.ts';
 import { stepDirName } from './step-dirs.ts';
+import { BUILTIN_BATCH_FIELDS, batchFields, registeredBatchFields, typedArray, type BatchField, type TypedRow } from './batch-schema.ts';
 import { createGroup, openGroup, readArray, writeArray } from './zarr-arrays.ts';
 
 export const ROLLOUT_LOG_FORMAT = 'papo-stream/rollout-log';
@@ -66,11 +70,25 @@ export interface RolloutStepRecord {
   rewardFailures: readonly Record<string, unknown>[];
   /** the data stream's position after the step's prompts */
   cursor: StreamCursor;
+  /** values of fields registered by stages of one's own (storage/batch-schema.ts), by field name */
+  extra?: Record<string, TypedRow | TypedRow[]>;
+}
+
+/** The key of a logged field in a RolloutStepRecord: the batch's name, but `indices` is `recordIndices`. */
+const recordKey = (f: BatchField) => (f.name === 'indices' ? 'recordIndices' : f.name);
+
+/** A logged field's value in `rec` (undefined: absent). */
+function fieldValue(rec: RolloutStepRecord, f: BatchField): TypedRow | TypedRow[] | undefined {
+  const builtin = BUILTIN_BATCH_FIELDS.includes(f);
+  return (builtin ? (rec as unknown as Record<string, unknown>)[recordKey(f)] : rec.extra?.[f.name]) as TypedRow | TypedRow[] | undefined;
 }
 
 /** Rows concatenated into one array of their type. */
-function flatten<A extends Float32Array | Int32Array>(rows: readonly A[], make: new (n: number) => A): A {
-  const out = new make(rows.reduce((a, r) => a + r.length, 0));
+function flatten(rows: readonly TypedRow[], dtype: Parameters<typeof typedArray>[0]): TypedRow {
+  const out = typedArray(
+    dtype,
+    rows.reduce((a, r) => a + r.length, 0),
+  );
   let o = 0;
   for (const r of rows) {
     out.set(r, o);
@@ -79,7 +97,7 @@ function flatten<A extends Float32Array | Int32Array>(rows: readonly A[], make: 
   return out;
 }
 
-function split<A extends Float32Array | Int32Array>(flat: A, offsets: Int32Array): A[] {
+function split<A extends TypedRow>(flat: A, offsets: Int32Array): A[] {
   return Array.from({ length: offsets.length - 1 }, (_, r) => flat.slice(offsets[r], offsets[r + 1]) as A);
 }
 
@@ -97,14 +115,15 @@ export class RolloutLog {
       await createGroup(this.dir, { format: ROLLOUT_LOG_FORMAT, format_version: ROLLOUT_LOG_FORMAT_VERSION });
     }
     const R = rec.responses.length;
-    for (const [k, n] of [
-      ['oldLogprobs', rec.oldLogprobs.length],
-      ['rewards', rec.rewards.length],
-      ['advantages', rec.advantages.length],
-      ['versions', rec.versions.length],
-    ] as const) {
-      if (n !== R) throw new Error(`rollout log, step ${rec.step}: ${k} has ${n} entries for ${R} responses`);
+    const P = rec.recordIds.length;
+    // The logged fields present, from the batch schema; registered ones are described in the step's attributes.
+    const logged = batchFields().filter((f) => f.log !== undefined && fieldValue(rec, f) !== undefined);
+    for (const f of logged) {
+      const v = fieldValue(rec, f)!;
+      const n = f.per === 'prompt' ? P : R;
+      if (v.length !== n) throw new Error(`rollout log, step ${rec.step}: ${f.name} has ${v.length} entries for ${n} ${f.per}s`);
     }
+    const extra = logged.filter((f) => registeredBatchFields().includes(f));
     const target = path.join(this.dir, stepDirName(rec.step));
     if (await exists(target)) throw new Error(`rollout log: step ${rec.step} is already logged at ${target}`);
     const tmp = tmpSibling(target);
@@ -125,36 +144,29 @@ export class RolloutLog {
         zero_variance_groups: rec.zeroVarianceGroups,
         reward_failures: rec.rewardFailures,
         cursor: rec.cursor,
+        ...(extra.length ? { extra_fields: extra.map(({ name, per, layout, dtype, log }) => ({ name, per, layout, dtype, log })) } : {}),
       });
       const offsets = new Int32Array(R + 1);
       rec.responses.forEach((r, i) => (offsets[i + 1] = offsets[i] + r.length));
-      await writeArray(g, 'record_index', rec.recordIndices);
       await writeArray(g, 'offsets', offsets);
-      await writeArray(g, 'tokens', flatten(rec.responses, Int32Array));
-      const perToken = { old_logprobs: rec.oldLogprobs, masked_logprobs: rec.maskedLogprobs, ref_logprobs: rec.refLogprobs };
-      for (const [name, rows] of Object.entries(perToken)) {
-        if (!rows) continue;
+      for (const f of logged) {
+        const v = fieldValue(rec, f)!;
+        if (f.layout !== 'tokens') {
+          await writeArray(g, f.log!, v as TypedRow);
+          continue;
+        }
+        const rows = v as TypedRow[];
         rows.forEach((row, i) => {
-          if (row.length < rec.responses[i].length) throw new Error(`rollout log, step ${rec.step}: ${name} of response ${i} is shorter than its tokens`);
+          if (row.length < rec.responses[i].length) throw new Error(`rollout log, step ${rec.step}: ${f.log} of response ${i} is shorter than its tokens`);
         });
         await writeArray(
           g,
-          name,
+          f.log!,
           flatten(
             rows.map((row, i) => row.subarray(0, rec.responses[i].length)),
-            Float32Array,
+            f.dtype!,
           ),
         );
-      }
-      for (const [name, a] of Object.entries({
-        rewards: rec.rewards,
-        accuracy: rec.accuracy,
-        format: rec.format,
-        advantages: rec.advantages,
-        versions: rec.versions,
-        finished: rec.finished,
-      })) {
-        await writeArray(g, name, a);
       }
       await fs.rename(tmp, target);
     } catch (err) {
@@ -176,14 +188,27 @@ export class RolloutLog {
     const g = await openGroup(where, 'rollout step');
     const a = g.attrs as Record<string, unknown>;
     const offsets = await readArray<Int32Array>(g, 'offsets', where, { dtype: 'int32' });
-    const tokens = await readArray<Int32Array>(g, 'tokens', where, { dtype: 'int32' });
-    const perToken = async (name: string) =>
-      (await exists(path.join(where, name)))
-        ? split(await readArray<Float32Array>(g, name, where, { dtype: 'float32', shape: [tokens.length] }), offsets)
-        : undefined;
     const R = offsets.length - 1;
-    const perResponse = async <A extends Float32Array | Int32Array | Uint8Array>(name: string, dtype: 'float32' | 'int32' | 'uint8') =>
-      readArray<A>(g, name, where, { dtype, shape: [R] });
+    const P = (a.record_ids as unknown[]).length;
+    // Every logged field of the batch schema, and those the step's attributes describe (stages of one's own).
+    const described = ((a.extra_fields ?? []) as BatchField[]).map((f) => ({ ...f, optional: true }));
+    const values: Record<string, TypedRow | TypedRow[]> = {};
+    let tokens = 0;
+    for (const f of [...BUILTIN_BATCH_FIELDS, ...described]) {
+      if (f.log === undefined) continue;
+      if (!(await exists(path.join(where, f.log)))) {
+        if (f.optional) continue;
+        throw new Error(`rollout log: ${where} has no array ${f.log}`);
+      }
+      const dtype = f.dtype!;
+      if (f.layout === 'tokens') {
+        const flat = await readArray<TypedRow>(g, f.log, where, f.name === 'responses' ? { dtype } : { dtype, shape: [tokens] });
+        if (f.name === 'responses') tokens = flat.length;
+        values[f.name] = split(flat, offsets);
+      } else values[f.name] = await readArray<TypedRow>(g, f.log, where, { dtype, shape: [f.per === 'prompt' ? P : R] });
+    }
+    const builtin = new Set(BUILTIN_BATCH_FIELDS.map((f) => f.name));
+    const extra = Object.fromEntries(Object.entries(values).filter(([k]) => !builtin.has(k)));
     return {
       step: a.step as number,
       version: a.version as number,
@@ -195,22 +220,23 @@ export class RolloutLog {
       maskSeed: (a.mask_seed ?? undefined) as number | undefined,
       rounds: a.rounds as number,
       recordIds: a.record_ids as string[],
-      recordIndices: await readArray<Int32Array>(g, 'record_index', where, { dtype: 'int32' }),
-      responses: split(tokens, offsets),
-      oldLogprobs: (await perToken('old_logprobs'))!,
-      maskedLogprobs: await perToken('masked_logprobs'),
-      refLogprobs: await perToken('ref_logprobs'),
-      rewards: await perResponse<Float32Array>('rewards', 'float32'),
-      accuracy: await perResponse<Float32Array>('accuracy', 'float32'),
-      format: await perResponse<Float32Array>('format', 'float32'),
-      advantages: await perResponse<Float32Array>('advantages', 'float32'),
-      versions: await perResponse<Int32Array>('versions', 'int32'),
-      finished: await perResponse<Uint8Array>('finished', 'uint8'),
+      recordIndices: values.indices as Int32Array,
+      responses: values.responses as Int32Array[],
+      oldLogprobs: values.oldLogprobs as Float32Array[],
+      maskedLogprobs: values.maskedLogprobs as Float32Array[] | undefined,
+      refLogprobs: values.refLogprobs as Float32Array[] | undefined,
+      rewards: values.rewards as Float32Array,
+      accuracy: values.accuracy as Float32Array,
+      format: values.format as Float32Array,
+      advantages: values.advantages as Float32Array,
+      versions: values.versions as Int32Array,
+      finished: values.finished as Uint8Array,
       droppedGroups: (a.dropped_groups ?? 0) as number,
       surplusGroups: (a.surplus_groups ?? 0) as number,
       zeroVarianceGroups: (a.zero_variance_groups ?? 0) as number,
       rewardFailures: (a.reward_failures ?? []) as Record<string, unknown>[],
       cursor: a.cursor as StreamCursor,
+      ...(Object.keys(extra).length ? { extra } : {}),
     };
   }
 

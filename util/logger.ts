@@ -29,6 +29,3 @@ export function createLogger(file?: string, level = logLevelFromEnv('info')): Lo
   // opened here, not by pino: a symbolic link planted as the log file is refused, never appended through
   return pino({ level }, pino.destination({ fd: openAppendNoFollow(file), sync: true }));
 }
-
-/** A logger that drops everything (library calls without a run directory). */
-export const silentLogger: Logger = pino({ level: 'silent' });

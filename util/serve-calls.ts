@@ -83,8 +83,10 @@ function handlerOf<C>(s: Service<C>, method: string): (arg: unknown) => unknown 
   return h;
 }
 
-function describe(err: unknown): { message: string; stack?: string } {
-  return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
+function describe(err: unknown): { message: string; stack?: string; code?: string } {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return { message: err.message, stack: err.stack, ...(typeof code === 'string' ? { code } : {}) };
 }
 
 /** The buffers of the typed arrays in a result that own their whole buffer (each once). */

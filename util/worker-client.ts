@@ -52,7 +52,7 @@ export type ReplyMessage =
   | { type: 'ready' }
   | { type: 'fatal'; message: string; stack?: string }
   | { type: 'result'; id: number; result: unknown }
-  | { type: 'error'; id: number; message: string; stack?: string };
+  | { type: 'error'; id: number; message: string; stack?: string; code?: string };
 
 export interface WorkerClientOptions {
   /** Names the worker in lifecycle errors, e.g. 'policy engine'. */
@@ -171,7 +171,7 @@ export class WorkerClient<C extends Calls<C>> {
     if (!p) return;
     this.pending.delete(m.id);
     if (m.type === 'result') p.resolve(m.result);
-    else p.reject(remoteError(p.what, m.message, m.stack));
+    else p.reject(remoteError(p.what, m.message, m.stack, m.code));
   }
 
   /** The worker is gone (or never started): every pending and later call rejects; the thread is stopped. */
@@ -186,10 +186,15 @@ export class WorkerClient<C extends Calls<C>> {
   }
 }
 
-/** `<what>: <message>` (unless the message already starts with `what`), with the worker's error as the cause. */
-function remoteError(what: string, message: string, stack: string | undefined): Error {
+/**
+ * `<what>: <message>` (unless the message already starts with `what`), with the worker's error as the
+ * cause; the worker error's `code` is kept, so a typed error stays recognisable across the thread.
+ */
+function remoteError(what: string, message: string, stack: string | undefined, code: string | undefined): Error {
   const named = message.startsWith(what) && !/^\w/.test(message.slice(what.length));
   const cause = new Error(message);
   if (stack) cause.stack = stack;
-  return new Error(named ? message : `${what}: ${message}`, { cause });
+  const err = new Error(named ? message : `${what}: ${message}`, { cause });
+  if (code !== undefined) Object.assign(err, { code });
+  return err;
 }

@@ -1,7 +1,7 @@
 /**
  * The policy engine: sampling and teacher-forced log-probs in onnxruntime-node, behind a promise API on
  * the main thread. The sessions live in a worker_thread, because onnxruntime-node computes synchronously on
- * the thread that calls `run()`: the main thread stays free for the tfjs update, and the two overlap.
+ * the thread that calls `run()`: the main thread stays free for the update (and the rest of the graph), and the two overlap.
  *
  * Weights: `setWeights` copies the parameters once into a fresh buffer and moves it to the worker (see
  * weights.ts for why copy-on-update and not a shared, overwritten buffer). Messages are ordered, so every

@@ -16,8 +16,6 @@
 import type { Rng } from '../../util/rng.ts';
 import { BOS_ID, PAD_ID } from '../tokenizer.ts';
 
-/** Token ids a response may never contain. */
-export const NEVER_SAMPLED: readonly number[] = [PAD_ID, BOS_ID];
 const banned = (j: number): boolean => j === PAD_ID || j === BOS_ID;
 
 export interface SamplingOptions {

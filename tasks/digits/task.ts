@@ -10,8 +10,7 @@
 import { makeImage, type RgbImage } from '../../util/image.ts';
 import { Rng } from '../../util/rng.ts';
 import { checkIndex, type FamilyInfo, type Split, type Task, type TaskRecord } from '../types.ts';
-import { checkQuestion, demonstration } from '../text.ts';
-import { checkSizes, selectFamilies, type SplitSizes } from '../config-checks.ts';
+import { checkSeed, checkSizes, familyInfos, familyRecord, generatedFingerprint, selectFamilies, type SplitSizes } from '../config-checks.ts';
 import { DIGIT_FAMILIES, type DigitFamily } from './families.ts';
 import { classifyDigitsError } from './error-grammar.ts';
 import type { ErrorClassification } from '../error-taxonomy.ts';
@@ -42,24 +41,16 @@ export class DigitsTask implements Task {
   private readonly pool: MnistPool;
 
   constructor(opts: DigitsOptions = {}) {
-    this.seed = opts.seed ?? 0;
-    if (!Number.isSafeInteger(this.seed)) throw new Error(`digits: seed must be a safe integer, got ${this.seed}`);
+    this.seed = checkSeed('digits', opts.seed);
     this.digits = opts.digits ?? 2;
     if (!(Number.isInteger(this.digits) && this.digits >= 2 && this.digits <= 4)) {
       throw new Error(`digits: digits per canvas must be 2, 3 or 4, got ${this.digits}`);
     }
     this.imageWidth = DIGIT_SIZE * this.digits;
     this.selected = selectFamilies('digits', DIGIT_FAMILIES, opts.families);
-    this.families = this.selected.map(({ name, visionDependency, answerType, template }) => ({
-      name,
-      visionDependency,
-      answerType,
-      template,
-    }));
+    this.families = familyInfos(this.selected);
     this.sizes = checkSizes('digits', { ...DEFAULT_DIGITS_SIZES, ...opts.sizes });
-    this.fingerprint =
-      `digits/v1/n${this.digits}/s${this.seed}/${this.selected.map((f) => f.name).join('+')}/` +
-      `${this.sizes.train},${this.sizes.validation},${this.sizes.test}`;
+    this.fingerprint = generatedFingerprint('digits', `n${this.digits}`, this.seed, this.selected, this.sizes);
     this.pool = mnistPool();
   }
 
@@ -80,20 +71,11 @@ export class DigitsTask implements Task {
       imageIds.push(ids[rng.int(ids.length)]);
     }
     const q = family.make(labels, rng);
-    return {
-      id: `digits/${split}/${index}`,
-      image: this.compose(imageIds),
-      question: checkQuestion(q.question),
-      answer: q.answer,
-      family: family.name,
-      visionDependency: family.visionDependency,
-      demonstration: demonstration(q.reasoning, q.answer),
-      meta: {
-        digits: labels,
-        mnistImages: imageIds.map((id) => `${this.pool.labels[id]}:${this.pool.sourceIndex[id]}`),
-        ...q.params,
-      },
-    };
+    return familyRecord('digits', split, index, family, q, this.compose(imageIds), {
+      digits: labels,
+      mnistImages: imageIds.map((id) => `${this.pool.labels[id]}:${this.pool.sourceIndex[id]}`),
+      ...q.params,
+    });
   }
 
   /** Why a failed response failed, from the digits drawn and the family's trace grammar (error-grammar.ts). */

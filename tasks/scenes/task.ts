@@ -10,8 +10,7 @@
  */
 import { mixSeed, Rng } from '../../util/rng.ts';
 import { checkIndex, type FamilyInfo, type Split, type Task, type TaskRecord } from '../types.ts';
-import { checkQuestion, demonstration } from '../text.ts';
-import { checkSizes, selectFamilies, type SplitSizes } from '../config-checks.ts';
+import { checkSeed, checkSizes, familyInfos, familyRecord, generatedFingerprint, selectFamilies, type SplitSizes } from '../config-checks.ts';
 import { SCENE_FAMILIES, type SceneFamily } from './families.ts';
 import { classifyScenesError } from './error-grammar.ts';
 import type { ErrorClassification } from '../error-taxonomy.ts';
@@ -45,8 +44,7 @@ export class ScenesTask implements Task {
   private readonly sizes: SplitSizes;
 
   constructor(opts: ScenesOptions = {}) {
-    this.seed = opts.seed ?? 0;
-    if (!Number.isSafeInteger(this.seed)) throw new Error(`scenes: seed must be a safe integer, got ${this.seed}`);
+    this.seed = checkSeed('scenes', opts.seed);
     this.imageHeight = opts.height ?? 28;
     this.imageWidth = opts.width ?? 56;
     for (const [k, v] of [
@@ -67,11 +65,9 @@ export class ScenesTask implements Task {
       if (tooSmall.length) throw new Error(`scenes: family ${tooSmall.join(', ')} needs at least 2 rows of cells (height >= 28)`);
     }
     this.selected = selectFamilies('scenes', usable, opts.families);
-    this.families = this.selected.map(({ name, visionDependency, answerType, template }) => ({ name, visionDependency, answerType, template }));
+    this.families = familyInfos(this.selected);
     this.sizes = checkSizes('scenes', { ...DEFAULT_SCENES_SIZES, ...opts.sizes });
-    this.fingerprint =
-      `scenes/v1/${this.imageHeight}x${this.imageWidth}/m${this.maxObjects}/s${this.seed}/` +
-      `${this.selected.map((f) => f.name).join('+')}/${this.sizes.train},${this.sizes.validation},${this.sizes.test}`;
+    this.fingerprint = generatedFingerprint('scenes', `${this.imageHeight}x${this.imageWidth}/m${this.maxObjects}`, this.seed, this.selected, this.sizes);
   }
 
   size(split: Split): number {
@@ -87,16 +83,10 @@ export class ScenesTask implements Task {
       if (sceneSplit(scene) !== split) continue;
       const q = family.make(scene, rng);
       if (!q) continue;
-      return {
-        id: `scenes/${split}/${index}`,
-        image: renderScene(scene, this.imageHeight, this.imageWidth),
-        question: checkQuestion(q.question),
-        answer: q.answer,
-        family: family.name,
-        visionDependency: family.visionDependency,
-        demonstration: demonstration(q.reasoning, q.answer),
-        meta: { objects: scene.map(describe), ...q.params },
-      };
+      return familyRecord('scenes', split, index, family, q, renderScene(scene, this.imageHeight, this.imageWidth), {
+        objects: scene.map(describe),
+        ...q.params,
+      });
     }
     throw new Error(`scenes: family ${family.name} found no suitable scene in ${MAX_TRIES} tries (record ${split}/${index})`);
   }

@@ -180,3 +180,28 @@ test('SIGINT finishes the steps in flight, saves the weights and exits with 130'
   assert.match(stderr, /checkpoint of step \d+ \(policy version \d+\) in /);
   assert.equal(latestCheckpoint(run).step, n, 'the checkpoint is that of the last logged step');
 });
+
+test('SIGINT during the held-out test after training: the run is complete, exit 0, no advice to resume', { timeout: 180_000 }, async () => {
+  const dir = tmp();
+  const run = path.join(dir, 'run');
+  const args = ['bin/papo.js', 'train', 'trainer.max_steps=1', ...TINY, 'trainer.test_before_and_after=true', 'trainer.test_limit=0', 'trainer.test_k=4'];
+  const child = spawn(process.execPath, [...args, `trainer.save_checkpoint_path=${run}`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+  try {
+    // the final checkpoint is saved: the test after training (the whole split, with avg@4) is running
+    while (!done && !/checkpoint of step 1 /.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!done, `the run ended before its test: ${stderr}`);
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+  } finally {
+    if (!done) child.kill('SIGKILL');
+  }
+  assert.match(stderr, /SIGINT: training is done and its checkpoint saved; the held-out test after it goes on/);
+  assert.match(stderr, /train: completed, 1 steps in /);
+  assert.doesNotMatch(stderr, /continue with: papo train --resume/);
+  assert.equal(latestCheckpoint(run).step, 1);
+});

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { parse } from 'yaml';
 import { initTf, tf } from '../../util/tf-backend.ts';
-import { objectiveConfig, papoLoss, groupAdvantages } from '../../algorithms/index.ts';
+import { objectiveConfig, papoLoss, estimateGroupAdvantages } from '../../algorithms/index.ts';
 import { tinyPolicyInTmp } from './tiny-run.ts';
 import { trainConfig, type TrainConfigInput } from '../../pipelines/train-config.ts';
 import { runTrain } from '../../pipelines/train.ts';
@@ -72,10 +72,10 @@ test('before the user module is imported, its names are refused, each naming its
   assert.match(run, /worker\.reward\.score_function: 'one_char' is neither a registered reward function \(composite; add one with registerReward\)/);
   const algorithm = errorOf(() => trainConfig({ algorithm: NAMED })).message;
   for (const key of Object.keys(NAMED)) assert.match(algorithm, new RegExp(`algorithm\\.${key}: unknown`));
-  assert.throws(() => groupAdvantages([1, 0], 2, 'max_baseline'), /unknown advantage estimator "max_baseline"/);
+  assert.throws(() => estimateGroupAdvantages([1, 0], 2, 'max_baseline'), /unknown advantage estimator "max_baseline"/);
 });
 
-test('registered from user code, they run by name through groupAdvantages and papoLoss', async () => {
+test('registered from user code, they run by name through estimateGroupAdvantages and papoLoss', async () => {
   const { calls } = await import('../fixtures/my-extensions.ts');
   const cfg = objectiveConfig({ ...NAMED, adv_eps: 0.25, kl_coef: 0.1 }, 'grpo');
   assert.deepEqual(
@@ -90,7 +90,7 @@ test('registered from user code, they run by name through groupAdvantages and pa
   );
 
   // max_baseline: R - max of the group; a constant group still gets 0
-  const adv = groupAdvantages([1, 0, 0.5, 0, 0.3, 0.3, 0.3, 0.3], 4, cfg.adv_estimator, cfg.adv_eps);
+  const adv = estimateGroupAdvantages([1, 0, 0.5, 0, 0.3, 0.3, 0.3, 0.3], 4, cfg.adv_estimator, cfg.adv_eps);
   assertClose(adv.advantages.dataSync(), [0, -1, -0.5, -1, 0, 0, 0, 0]);
   assert.equal(adv.zeroVarianceGroups, 1);
   assert.deepEqual(calls.estimatorEps, [0.25]);
@@ -145,7 +145,7 @@ test('a policy loss that returns the wrong shape, or an estimator that does, is 
   assert.throws(() => papoLoss(inputs, objectiveConfig({ policy_loss: 'bad_shape', kl_coef: 0 })), {
     message: /policy loss "bad_shape" returned pg of shape \[2\], expected a tensor of shape \[2,3\]/,
   });
-  assert.throws(() => groupAdvantages([1, 0, 1, 0], 2, 'bad_rows'), {
+  assert.throws(() => estimateGroupAdvantages([1, 0, 1, 0], 2, 'bad_rows'), {
     message: /advantage estimator "bad_rows" returned shape \[2\], expected a tensor of shape \[2, 2\]/,
   });
   assert.equal(tf.memory().numTensors, tensors, 'no tensor leaks on the error path');
