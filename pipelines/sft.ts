@@ -3,9 +3,9 @@
  * the policy's AdamW with clipping and schedule, seeded data order and initialisation. RL needs a policy
  * that is sometimes right: a group whose responses all fail has zero advantage and teaches nothing.
  *
- * Writes, in the run directory `<out>` (`trainer.save_checkpoint_path`), `<out>/checkpoints/step_N/` (training
- * checkpoints: weights, optimizer, data cursor; every `trainer.save_freq` steps and at the end), `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record
- * per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
+ * Writes, in the run directory `<out>` (`trainer.save_checkpoint_path`), `<out>/checkpoints/step_N/`
+ * (training checkpoints: weights, optimizer, data cursor; every `trainer.save_freq` steps and at the end),
+ * `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
  * `handleSignals`) finish the current step, save a checkpoint and stop. `<out>/config.json` is written before
  * anything else, so `resume` of a run stopped before its first checkpoint starts it again from step 0; the
  * run directory is locked against a second writer (storage/run-lock.ts).
