@@ -41,29 +41,33 @@ test('papo train --help and papo sft --help list every config key with its defau
   assert.match(help.sft, /--batch-size <n> += data\.train_batch_size/, 'a flag names the key it sets');
 });
 
-/** Markdown files of the repository (not dependencies, not run output). */
-function markdownFiles(dir = ROOT): string[] {
+/** Markdown and TypeScript files of the repository (not dependencies, not run output). */
+function sourceFiles(dir = ROOT): string[] {
   const out: string[] = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     if (['node_modules', 'dist', 'runs', 'tmp'].includes(e.name) || e.name.startsWith('.')) continue;
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...markdownFiles(p));
-    else if (e.name.endsWith('.md')) out.push(p);
+    if (e.isDirectory()) out.push(...sourceFiles(p));
+    else if (e.name.endsWith('.md') || e.name.endsWith('.ts')) out.push(p);
   }
   return out;
 }
 
-test('every relative link of the Markdown files leads to a file or folder of the repository, and no text names a file outside it', () => {
+/** Paths outside the repository, which a reader of the package does not have (joined here, so that this file is free of them too). */
+const OUTSIDE = [['..', 'shared', ''].join('/'), ['PAPO', 'SPEC.md'].join('-')];
+
+test('every relative link of the Markdown files leads to a file or folder of the repository, and no file names one outside it', () => {
   const bad: string[] = [];
-  for (const file of markdownFiles()) {
+  for (const file of sourceFiles()) {
     const text = fs.readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-      const target = m[1].split('#')[0];
-      if (!target || /^[a-z]+:/.test(target)) continue;
-      const where = path.resolve(path.dirname(file), target);
-      if (!where.startsWith(ROOT + path.sep) || !fs.existsSync(where)) bad.push(`${path.relative(ROOT, file)}: ${m[1]}`);
-    }
-    if (/\.\.\/shared\/|PAPO-SPEC/.test(text)) bad.push(`${path.relative(ROOT, file)}: names a file outside the repository`);
+    if (file.endsWith('.md'))
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1].split('#')[0];
+        if (!target || /^[a-z]+:/.test(target)) continue;
+        const where = path.resolve(path.dirname(file), target);
+        if (!where.startsWith(ROOT + path.sep) || !fs.existsSync(where)) bad.push(`${path.relative(ROOT, file)}: ${m[1]}`);
+      }
+    for (const name of OUTSIDE) if (text.includes(name)) bad.push(`${path.relative(ROOT, file)}: names ${name}, outside the repository`);
   }
   assert.deepEqual(bad, []);
 });
