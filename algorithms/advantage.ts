@@ -1,5 +1,5 @@
 /**
- * Outcome advantages from group rewards (PAPO-SPEC.md, "Advantage"), with the estimator named in config
+ * Outcome advantages from group rewards (docs/objective.md, "Advantage"), with the estimator named in config
  * (`adv_estimator`) looked up in a registry that user code can add to (`registerAdvEstimator`).
  *
  * Rewards arrive as [B] with B = numGroups * groupSize, each group's responses contiguous (the order in

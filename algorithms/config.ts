@@ -1,5 +1,5 @@
 /**
- * The objective's configuration: every knob of PAPO / GRPO / DAPO, with the defaults of PAPO-SPEC.md and the
+ * The objective's configuration: every knob of PAPO / GRPO / DAPO, with the defaults of docs/objective.md and the
  * names users of verl / EasyR1 know. Validation rejects nonsense with a message naming the key. The
  * estimator, loss and aggregation keys take the names registered when the config is parsed (built-in, or
  * added by user code with `registerAdvEstimator`, `registerPolicyLoss`, `registerKlEstimator`,
@@ -82,7 +82,7 @@ export type ObjectiveConfig = z.output<typeof ObjectiveConfigSchema>;
 export type ObjectiveConfigInput = z.input<typeof ObjectiveConfigSchema>;
 
 /**
- * Presets. GRPO and DAPO as in PAPO-SPEC.md; PAPO-G / PAPO-D add the perception loss (gamma 0.02 / 0.01)
+ * Presets. GRPO and DAPO as in docs/objective.md; PAPO-G / PAPO-D add the perception loss (gamma 0.02 / 0.01)
  * and the double entropy loss (0.03 on both branches, the low end of the paper's 0.03-0.05).
  * VPPO (arXiv 2510.09285) with the settings of its reference run (github.com/huaixuheqing/VPPO-RL,
  * examples/configs/config.yaml and train_vppo_7b.sh): GRPO advantages, k3 reference KL 0.01, clip

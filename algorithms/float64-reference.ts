@@ -1,6 +1,6 @@
 /**
  * An independent float64 plain-JS implementation of the PAPO objective, written directly from
- * PAPO-SPEC.md with loops over tokens, to check the tfjs implementation against: the oracle of the test
+ * docs/objective.md with loops over tokens, to check the tfjs implementation against: the oracle of the test
  * suite and of `papo selfcheck`. Nothing trains with it.
  */
 import type { ObjectiveConfig } from './config.ts';

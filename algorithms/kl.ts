@@ -7,7 +7,7 @@
  * - k2 (`mse`):         0.5 * (logp - logq)^2
  * - k3 (`low_var_kl`):  d = clamp(logq - logp, -20, 20); exp(d) - d - 1, clamped to [-10, 10]
  * - abs:                |logp - logq|
- * The clamps are those of PAPO-SPEC.md (and verl): they bound the estimate and zero its gradient outside.
+ * The clamps are those of docs/objective.md (and verl): they bound the estimate and zero its gradient outside.
  * The implicit perception loss always uses k3.
  *
  * @example

@@ -2,7 +2,7 @@
  * Masking of raw images for PAPO's masked view, by the name in config (`mask_type`); user code adds its
  * own with `registerMaskType`. One mask per prompt (its G responses share it), drawn from the caller's Rng.
  *
- * Built in: `random_patch` (PAPO-SPEC.md, "Masking"): a grid of square patches walks the raw pixel image
+ * Built in: `random_patch` (docs/objective.md, "Masking"): a grid of square patches walks the raw pixel image
  * (before any resize or normalisation); each patch is set to black independently with probability
  * `ratio`. Edge patches are truncated, so the masked image keeps its size and the policy's image tokens
  * are unchanged.

@@ -1,5 +1,5 @@
 /**
- * The PAPO objective, the one place it is written (PAPO-SPEC.md, "Terms" and "Aggregation"):
+ * The PAPO objective, the one place it is written (docs/objective.md, "Terms" and "Aggregation"):
  *
  *   L = [ AGG(pg) + beta * AGG(kl_ref) - gamma * AGG(kl_prcp) + eta1 * AGG(-l) + eta2 * AGG(-m) ] / accum
  *

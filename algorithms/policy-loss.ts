@@ -7,7 +7,7 @@
  * `actor/pg_clipfrac_lower` and `actor/ppo_kl`.
  *
  * Built in: `ppo_clip` (verl's `vanilla`, accepted as an alias), the PPO clipped surrogate with asymmetric
- * clip and dual clip (PAPO-SPEC.md, "Ratio"):
+ * clip and dual clip (docs/objective.md, "Ratio"):
  *
  *   r       = exp(clamp(l - l_old, -20, 20))
  *   r_clip  = exp(clamp(l - l_old, log(1 - eps_low), log(1 + eps_high)))

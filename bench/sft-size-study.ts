@@ -30,7 +30,10 @@ for (const spec of GRID) {
   const steps = Number(stepsText);
   if (!POLICY_SIZES[size] || !(steps > 0)) throw new Error(`bad run '${spec}': use size:steps with size in ${Object.keys(POLICY_SIZES).join(', ')}`);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `papo-study-${size}-${steps}-`));
-  const sft = await runSft({ policy: POLICY_SIZES[size], steps, out, saveEvery: 0 });
+  const sft = await runSft({
+    worker: { actor: { model: { override_config: POLICY_SIZES[size] } } },
+    trainer: { max_steps: steps, save_checkpoint_path: out, save_freq: 0 },
+  });
   const engine = await PolicyEngine.create(sft.config);
   await engine.setWeights(sft.params, steps);
   const report = await evaluate(engine, createTask({ task: 'digits' }), { split: 'test', limit: EVAL_LIMIT, k: 4 });

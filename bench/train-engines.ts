@@ -34,7 +34,10 @@ const put = (what: string, engine: (typeof ENGINES)[number], v: number) => {
 };
 
 for (const engine of ENGINES) {
-  const r = await runSft({ steps: SFT_STEPS, engine, saveEvery: 0, out: path.join(os.tmpdir(), 'papo-bench-sft') }, { quiet: true, noSave: true });
+  const r = await runSft(
+    { worker: { actor: { engine } }, trainer: { max_steps: SFT_STEPS, save_freq: 0, save_checkpoint_path: path.join(os.tmpdir(), 'papo-bench-sft') } },
+    { quiet: true, noSave: true },
+  );
   put(`papo sft: s/step (batch 64, ${SFT_STEPS} steps)`, engine, r.seconds / SFT_STEPS);
   put('papo sft: tokens/s (median of steps 2..)', engine, median(r.history.slice(1).map((s) => s.tokensPerSec)));
 }

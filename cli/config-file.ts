@@ -22,6 +22,15 @@ export function readConfigFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** YAML scalar / flow value of a dotted override (`4`, `1e-4`, `true`, `[sum, read]`, `./r.ts:score`). */
+export function parseOverrideValue(text: string): unknown {
+  try {
+    return parse(text);
+  } catch {
+    return text;
+  }
+}
+
 /** Integer option parser for commander that names the flag in its error. */
 export function intOption(flag: string) {
   return (v: string): number => {

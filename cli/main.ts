@@ -57,6 +57,23 @@ registerEvalCommand(program);
 registerStudyCommand(program);
 registerDataCommands(program);
 
+// `papo train --help` and `papo sft --help` end with every key of their config, its default and its help (the
+// schemas load the registries, hence TensorFlow.js: only when help is asked for)
+if (process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === 'help')) {
+  const [{ describeConfig }, { describeSftConfig }, { formatConfigHelp }] = await Promise.all([
+    import('../pipelines/train-config.ts'),
+    import('../pipelines/sft-config.ts'),
+    import('../util/schema.ts'),
+  ]);
+  for (const [name, keys] of [
+    ['train', describeConfig()],
+    ['sft', describeSftConfig()],
+  ] as const) {
+    const text = `\nConfig keys (in a --config file, or as key.path=value), with their defaults:\n${formatConfigHelp(keys)}\n`;
+    program.commands.find((c) => c.name() === name)?.addHelpText('after', text);
+  }
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

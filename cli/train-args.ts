@@ -4,11 +4,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse } from 'yaml';
 import { resolveScoreFunction } from '../pipelines/reward-function.ts';
 import { trainConfig } from '../pipelines/train-config.ts';
-import { applyOverrides } from '../util/overrides.ts';
-import { readConfigFile } from './config-file.ts';
+import { applyOverrides, deepMerge } from '../util/overrides.ts';
+import { parseOverrideValue, readConfigFile } from './config-file.ts';
 
 export interface TrainFlags {
   config?: string;
@@ -18,15 +17,6 @@ export interface TrainFlags {
   resume?: boolean | string;
   force?: boolean;
   fromRollouts?: string;
-}
-
-/** YAML scalar / flow value of an override (`4`, `1e-4`, `true`, `[sum, read]`, `./r.ts:score`). */
-function parseOverrideValue(text: string): unknown {
-  try {
-    return parse(text);
-  } catch {
-    return text;
-  }
 }
 
 /** A config file's reward file is named relative to the config file; command-line paths stay relative to the cwd. */
@@ -63,17 +53,4 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
   if (flags.preset) input = applyOverrides(input, [`algorithm.preset=${flags.preset}`], String);
   if (flags.fromRollouts) input = applyOverrides(input, [`data.rollouts_path=${JSON.stringify(flags.fromRollouts)}`], parseOverrideValue);
   return applyOverrides(input, overrides, parseOverrideValue);
-}
-
-/** `over` laid on `base`, mappings merged key by key. */
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = structuredClone(base);
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
-        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }

@@ -1,7 +1,7 @@
 /**
  * PAPO's masked view: masks each prompt's raw image once (shared by its G responses; `mask_type`, random
  * patch blackening by default), and teacher-forces the already-sampled tokens on the masked image under the
- * policy version that sampled them (PAPO-SPEC.md: m is computed once per rollout step, without gradient,
+ * policy version that sampled them (docs/objective.md: m is computed once per rollout step, without gradient,
  * with the pre-update weights). The masks come from `Rng.derive(maskSeed, 'mask', p)` with `maskSeed`
  * derived from the batch seed and recorded on the batch, so a step's masks can be redrawn exactly.
  *

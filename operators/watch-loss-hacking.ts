@@ -1,9 +1,9 @@
 /**
- * The loss-hacking watch (PAPO-SPEC.md, "Loss hacking"): the perception term is unbounded and maximised,
+ * The loss-hacking watch (docs/objective.md, "Loss hacking"): the perception term is unbounded and maximised,
  * so a policy can learn to make its original and masked views differ by emitting unrelated tokens. The
  * symptoms are accuracy collapsing while kl_prcp climbs, or while the entropy of the sampled tokens rises
  * (the policy emits unrelated tokens: on the digits task this is the collapse seen, with kl_prcp falling,
- * not climbing; README "Loss hacking"). Over a window of steps, the watch fires when the mean accuracy is
+ * not climbing; docs/does-papo-help.md). Over a window of steps, the watch fires when the mean accuracy is
  * `accuracyDrop` below its best window so far and either the mean kl_prcp exceeds `klPrcpThreshold` or the
  * mean entropy (`actor/entropy_loss`) is `entropyRise` times its lowest window (0 or absent: that symptom
  * is not watched). The earliest symptom needs no accuracy drop: on questions that need no image (the

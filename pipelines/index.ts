@@ -3,8 +3,9 @@
  * `papo train` runs), `runSft` (the warm start), `evaluate`, `replayRun`, the report and the rollout sheets.
  */
 export { runTrain, type TrainHooks, type TrainOptions, type TrainOutcome, type TrainResult } from './train.ts';
-export { trainConfig, TrainConfigSchema, type TrainConfig, type TrainConfigInput } from './train-config.ts';
-export { runSft, sftConfig, SftConfigSchema, type SftConfig, type SftConfigInput, type SftOptions, type SftResult, type SftStepRecord } from './sft.ts';
+export { describeConfig, trainConfig, TrainConfigSchema, type TrainConfig, type TrainConfigInput } from './train-config.ts';
+export { runSft, type SftOptions, type SftResult, type SftStepRecord } from './sft.ts';
+export { describeSftConfig, sftConfig, SftConfigSchema, upgradeSftConfig, type SftConfig, type SftConfigInput } from './sft-config.ts';
 export {
   evaluate,
   formatEvalReport,

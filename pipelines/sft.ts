@@ -3,16 +3,15 @@
  * the policy's AdamW with clipping and schedule, seeded data order and initialisation. RL needs a policy
  * that is sometimes right: a group whose responses all fail has zero advantage and teaches nothing.
  *
- * Writes `<out>/checkpoints/step_N/` (training checkpoints: weights, optimizer, data cursor; every `saveEvery`
- * steps and at the end), `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record
- * per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
+ * Writes, in the run directory `<out>` (`trainer.save_checkpoint_path`), `<out>/checkpoints/step_N/`
+ * (training checkpoints: weights, optimizer, data cursor; every `trainer.save_freq` steps and at the end),
+ * `<out>/weights` (the final policy, once) and `<out>/log.jsonl` (pino, one record per step). `resume` continues from the latest checkpoint, exactly; SIGINT / SIGTERM (with
  * `handleSignals`) finish the current step, save a checkpoint and stop. `<out>/config.json` is written before
  * anything else, so `resume` of a run stopped before its first checkpoint starts it again from step 0; the
  * run directory is locked against a second writer (storage/run-lock.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { z } from 'zod';
 import { initTf } from '../util/tf-backend.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { type Params, initParams, paramCount } from '../models/params.ts';
@@ -20,68 +19,16 @@ import { createTrainer } from '../models/trainer/create.ts';
 import { tokenMeanNll } from '../models/trainer/losses.ts';
 import { buildPromptBatch, buildResponseBatch } from '../models/batch.ts';
 import { encodeResponse } from '../models/tokenizer.ts';
-import { createTask, taskFactories } from '../tasks/registry.ts';
 import { RecordStream, type StreamCursor } from '../tasks/stream.ts';
 import { ManifestTask } from '../tasks/loader/manifest-task.ts';
 import type { Task, TaskRecord } from '../tasks/types.ts';
 import { savePolicyWeights, loadPolicyWeights } from '../storage/policy-weights.ts';
-import { configChanges } from './train-config.ts';
+import { configChanges, taskConfigOf, taskOf } from './train-config.ts';
+import { type SftConfig, type SftConfigInput, sftConfig, upgradeSftConfig } from './sft-config.ts';
 import { withRun, type Run } from './run-harness.ts';
 import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
-import { parseConfig } from '../util/schema.ts';
-
-export const TaskSpecSchema = z
-  .object({
-    task: taskFactories.name().default('digits'),
-    seed: z.number().int().nonnegative().default(0),
-    families: z.array(z.string()).optional(),
-    digits: z.number().int().min(2).max(4).optional(),
-    manifest: z.string().optional(),
-    allowOutsideManifestDir: z.boolean().optional(),
-    maxImageBytes: z.number().int().positive().optional(),
-    maxImagePixels: z.number().int().positive().optional(),
-  })
-  .strict();
-export type TaskSpec = z.output<typeof TaskSpecSchema>;
-
-export const SftConfigSchema = z
-  .object({
-    task: TaskSpecSchema.default({ task: 'digits', seed: 0 }),
-    /** Policy architecture (models/config.ts); ignored when `init` gives a checkpoint. */
-    policy: z.record(z.string(), z.unknown()).default({}),
-    /** Start from these weights instead of a fresh seeded initialisation (a run directory: its latest complete checkpoint). */
-    init: z.string().optional(),
-    steps: z.number().int().positive().default(300),
-    /** Update engine: ort (onnxruntime), tfjs, or auto (tfjs on tfjs-node-gpu, else ort). */
-    engine: z.enum(['auto', 'ort', 'tfjs']).default('auto'),
-    batchSize: z.number().int().positive().default(64),
-    /** Seeds the data order (and the initialisation, unless policy.seed is given). */
-    seed: z.number().int().nonnegative().default(0),
-    lr: z.number().positive().default(1e-3),
-    warmupSteps: z.number().int().nonnegative().default(20),
-    minLrRatio: z.number().min(0).max(1).default(0.1),
-    weightDecay: z.number().min(0).default(0.01),
-    maxGradNorm: z.number().min(0).default(1),
-    saveEvery: z.number().int().nonnegative().default(100),
-    out: z.string().default('runs/sft'),
-  })
-  .strict();
-export type SftConfig = z.output<typeof SftConfigSchema>;
-export type SftConfigInput = z.input<typeof SftConfigSchema>;
-
-export function sftConfig(input: SftConfigInput = {}): SftConfig {
-  const task = input.task;
-  // a manifest with no task named means the manifest task
-  if (task && task.task === undefined && task.manifest !== undefined) input = { ...input, task: { ...task, task: 'manifest' } };
-  const cfg = parseConfig(SftConfigSchema, input, 'sft config');
-  if (cfg.task.manifest !== undefined && cfg.task.task !== 'manifest') {
-    throw new Error(`invalid sft config: task.manifest is only read by task.task manifest, but task.task is ${cfg.task.task}`);
-  }
-  if (cfg.task.task === 'manifest' && cfg.task.manifest === undefined)
-    throw new Error('invalid sft config: task.manifest: task manifest needs a manifest path');
-  return cfg;
-}
+import { deepMerge } from '../util/overrides.ts';
 
 /** Every training record needs a demonstration: refuse a dataset without them before training starts. */
 function checkDemonstrations(task: Task): void {
@@ -136,7 +83,14 @@ export interface SftOptions {
 }
 
 /** Keys a resumed warm start may change. */
-const SFT_RESUME_SAFE = ['saveEvery', 'out'];
+const SFT_RESUME_SAFE = [
+  'trainer.save_freq',
+  'trainer.save_checkpoint_path',
+  // what a manifest may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
+  'data.allow_outside_manifest_dir',
+  'data.max_image_bytes',
+  'data.max_image_pixels',
+];
 
 /** Demonstration of a record, or a clear error naming it (a task without demonstrations cannot warm-start). */
 function demonstrationOf(r: TaskRecord): number[] {
@@ -145,7 +99,11 @@ function demonstrationOf(r: TaskRecord): number[] {
 }
 
 export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Promise<SftResult> {
-  const out = sftConfig(input).out;
+  const given = sftConfig(input);
+  const out = given.trainer.save_checkpoint_path;
+  // a new run's dataset without demonstrations is refused before the run directory is touched
+  const fresh = opts.resume ? undefined : taskOf(given.data);
+  if (fresh) checkDemonstrations(fresh);
   return withRun(
     {
       command: 'papo sft',
@@ -158,8 +116,9 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
         if (!saved) return { config: sftConfig(input) };
         if (saved.checkpoint && saved.checkpoint.kind !== 'sft')
           throw new Error(`cannot resume ${out}: its checkpoint step_${saved.checkpoint.step} is of a ${saved.checkpoint.kind} run, not papo sft`);
-        const base = saved.config as SftConfigInput;
-        const cfg = sftConfig({ ...base, ...input, out });
+        // a run saved with the first config format's keys is read in this one's
+        const base = sftConfig(upgradeSftConfig(saved.config));
+        const cfg = sftConfig(deepMerge(deepMerge(base, input as Record<string, unknown>), { trainer: { save_checkpoint_path: out } }));
         const { unsafe } = configChanges(base, cfg, SFT_RESUME_SAFE);
         if (unsafe.length) throw new Error(`cannot resume ${out}: the config differs from ${saved.from}:\n  ${unsafe.join('\n  ')}`);
         return { config: cfg };
@@ -169,18 +128,20 @@ export async function runSft(input: SftConfigInput, opts: SftOptions = {}): Prom
       signals: opts.handleSignals ? { stopping: () => 'finishing the current step, then saving a checkpoint and stopping', abandon: false } : undefined,
       abort: opts.signal,
     },
-    (run) => sft(run, opts),
+    (run) => sft(run, opts, fresh),
   );
 }
 
-async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
+async function sft(run: Run<SftConfig>, opts: SftOptions, fresh: Task | undefined): Promise<SftResult> {
   const { config: cfg, store, resumed, say, logger } = run;
-  const task = createTask(cfg.task);
-  checkDemonstrations(task);
-  const weightsDir = path.join(cfg.out, 'weights');
-  if (resumed && resumed.step >= cfg.steps && fs.existsSync(weightsDir)) {
+  const task = fresh ?? taskOf(cfg.data);
+  const { actor } = cfg.worker;
+  const { max_steps: maxSteps, save_freq: saveFreq, save_checkpoint_path: out } = cfg.trainer;
+  if (!fresh) checkDemonstrations(task);
+  const weightsDir = path.join(out, 'weights');
+  if (resumed && resumed.step >= maxSteps && fs.existsSync(weightsDir)) {
     say(
-      `${cfg.out} is already finished (${resumed.step} of ${cfg.steps} steps; weights in ${weightsDir}); to train longer, start a new warm start from its weights: papo sft --init ${cfg.out} --out NEW_DIR --steps N`,
+      `${out} is already finished (${resumed.step} of ${maxSteps} steps; weights in ${weightsDir}); to train longer, start a new warm start from its weights: papo sft --init ${out} --out NEW_DIR --steps N`,
     );
     return {
       params: resumed.policy.params,
@@ -200,40 +161,42 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
   if (resumed) {
     config = resumed.policy.config;
     params = resumed.policy.params;
-  } else if (cfg.init) {
-    const saved = await loadPolicyWeights(cfg.init);
+  } else if (actor.model.model_path !== undefined) {
+    const saved = await loadPolicyWeights(actor.model.model_path);
     // a run or checkpoint directory resolves to one checkpoint's weights: say which
-    if (saved.dir !== path.resolve(cfg.init)) say(`sft: starting from the weights in ${saved.dir}`);
+    if (saved.dir !== path.resolve(actor.model.model_path)) say(`sft: starting from the weights in ${saved.dir}`);
     config = saved.config;
     params = saved.params;
   } else {
-    config = policyConfig({ seed: cfg.seed, ...(cfg.policy as PolicyConfigInput) });
+    config = policyConfig({ seed: cfg.data.seed, ...(actor.model.override_config as PolicyConfigInput) });
     params = initParams(config);
   }
   if (task.imageHeight !== config.imageHeight || task.imageWidth !== config.imageWidth) {
     throw new Error(
-      `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy expects ${config.imageHeight}x${config.imageWidth}: set policy.imageHeight/imageWidth`,
+      `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy expects ${config.imageHeight}x${config.imageWidth}: set worker.actor.model.override_config.imageHeight/imageWidth`,
     );
   }
   const trainer = await createTrainer({
-    engine: cfg.engine,
+    engine: actor.engine,
     config,
     params,
     optimizer: {
-      lr: cfg.lr,
-      weightDecay: cfg.weightDecay,
-      maxGradNorm: cfg.maxGradNorm,
-      schedule: { kind: 'cosine', warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minLrRatio: cfg.minLrRatio },
+      lr: actor.optim.lr,
+      beta1: actor.optim.betas[0],
+      beta2: actor.optim.betas[1],
+      weightDecay: actor.optim.weight_decay,
+      maxGradNorm: actor.max_grad_norm,
+      schedule: { kind: 'cosine', warmupSteps: actor.optim.lr_warmup_steps, totalSteps: maxSteps, minLrRatio: actor.optim.min_lr_ratio },
     },
   });
   if (resumed) await trainer.importOptimizerState(resumed.optimizer);
-  const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.seed });
+  const stream = resumed ? RecordStream.resume(task, resumed.state.cursor as StreamCursor) : RecordStream.open(task, { split: 'train', seed: cfg.data.seed });
   const { nPatch } = policyDims(config);
   logger.info(
     { event: 'sft_start', backend, trainer: trainer.engine, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step },
     'sft start',
   );
-  if (resumed) say(`resuming ${cfg.out} from checkpoint step ${resumed.step}`);
+  if (resumed) say(`resuming ${out} from checkpoint step ${resumed.step}`);
 
   let lastSaved = resumed?.step ?? 0;
   const saveCheckpoint = async (step: number) => {
@@ -244,7 +207,7 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
       policy: { config, params: await trainer.getParams() },
       optimizer: await trainer.exportOptimizerState(),
       samplers: [],
-      state: { cursor: stream.cursor(), config: cfg, task: cfg.task },
+      state: { cursor: stream.cursor(), config: cfg, task: taskConfigOf(cfg.data) },
     });
     lastSaved = step;
     await store.retain({ keepLast: 2 });
@@ -252,14 +215,14 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
   };
 
   const firstStep = (resumed?.step ?? 0) + 1;
-  const progress = createProgress('sft', cfg.steps, { quiet: opts.quiet, startAt: firstStep - 1 });
+  const progress = createProgress('sft', maxSteps, { quiet: opts.quiet, startAt: firstStep - 1 });
   const history: SftStepRecord[] = [];
   const t0 = performance.now();
   let step = firstStep - 1;
   try {
-    while (step < cfg.steps && !run.stopping) {
+    while (step < maxSteps && !run.stopping) {
       step++;
-      const records = Array.from({ length: cfg.batchSize }, () => stream.next().value as TaskRecord);
+      const records = Array.from({ length: cfg.data.train_batch_size }, () => stream.next().value as TaskRecord);
       const questions = records.map((r) => r.question);
       const demonstrations = records.map(demonstrationOf);
       const prompts = buildPromptBatch(questions, config);
@@ -275,7 +238,7 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
         throw new Error(`sft: ${where}: ${(err as Error).message}`);
       }
       if (!Number.isFinite(info.loss)) throw new Error(`sft: loss is ${info.loss} at ${where}; the last checkpoint is kept`);
-      const tokens = cfg.batchSize * (nPatch + prompts.length + responses.length);
+      const tokens = cfg.data.train_batch_size * (nPatch + prompts.length + responses.length);
       const rec: SftStepRecord = {
         step,
         loss: info.loss,
@@ -287,7 +250,7 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
       logger.info({ event: 'sft_step', ...rec }, 'sft step');
       opts.onStep?.(rec);
       progress.update(step, { loss: rec.loss.toFixed(4), 'tok/s': rec.tokensPerSec.toFixed(0) });
-      if (cfg.saveEvery > 0 && step % cfg.saveEvery === 0) await saveCheckpoint(step);
+      if (saveFreq > 0 && step % saveFreq === 0) await saveCheckpoint(step);
       // Let a signal be handled between steps.
       await new Promise((r) => setImmediate(r));
     }
@@ -296,18 +259,21 @@ async function sft(run: Run<SftConfig>, opts: SftOptions): Promise<SftResult> {
   }
   try {
     await saveCheckpoint(step);
-    const outcome = step >= cfg.steps ? 'completed' : 'interrupted';
+    const outcome = step >= maxSteps ? 'completed' : 'interrupted';
     const trained = await trainer.getParams();
     if (store && outcome === 'completed') {
-      await savePolicyWeights(weightsDir, { config, params: trained, meta: { kind: 'sft', step, task: cfg.task, seed: cfg.seed, cursor: stream.cursor() } });
+      await savePolicyWeights(weightsDir, {
+        config,
+        params: trained,
+        meta: { kind: 'sft', step, task: taskConfigOf(cfg.data), seed: cfg.data.seed, cursor: stream.cursor() },
+      });
     }
     const seconds = (performance.now() - t0) / 1000;
     logger.info({ event: 'sft_end', seconds, outcome, finalLoss: history.at(-1)?.loss }, 'sft end');
-    if (outcome === 'interrupted')
-      say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${cfg.out}`);
+    if (outcome === 'interrupted') say(`sft: interrupted after step ${step}; checkpoint in ${store?.dir ?? '-'}; continue with papo sft --resume --out ${out}`);
     else
       say(
-        `sft: ${cfg.steps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`,
+        `sft: ${maxSteps} steps in ${formatDuration(seconds)}, final loss ${history.at(-1)?.loss.toFixed(4)}${opts.noSave ? '' : `, weights in ${weightsDir}`}`,
       );
     return { params: trained, config, task, history, seconds, weightsDir, outcome, resumedFrom: resumed?.step };
   } finally {

@@ -8,11 +8,11 @@
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import type { AdamWConfigInput } from '../models/adamw.ts';
-import { createTask, taskFactories } from '../tasks/registry.ts';
+import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
 import type { Task } from '../tasks/types.ts';
 import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
 import { scoreFunctionProblem } from './reward-function.ts';
-import { parseConfig } from '../util/schema.ts';
+import { type ConfigKey, describeSchema, parseConfig } from '../util/schema.ts';
 import { warmStartPath } from '../storage/warm-start.ts';
 
 /**
@@ -24,18 +24,30 @@ export const SHIPPED_WARM_START = warmStartPath;
 const posInt = () => z.number().int().positive();
 const nonNegInt = () => z.number().int().nonnegative();
 
+/**
+ * The task a run trains on and what a manifest may read: the same keys in `papo train`'s and `papo sft`'s
+ * `data` (`taskOf` builds the task from them).
+ */
+export const TASK_DATA_KEYS = {
+  task: taskFactories.name().default('digits').describe('a registered task: digits, scenes, manifest (a JSONL dataset) or your own'),
+  families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
+  manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
+  allow_outside_manifest_dir: z
+    .boolean()
+    .default(false)
+    .describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
+  max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest image file may have (checked before reading)'),
+  max_image_pixels: posInt().default(DEFAULT_MAX_IMAGE_PIXELS).describe('pixels one manifest image may have (from its header, checked before decoding)'),
+  task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
+};
+
+const TaskDataSchema = z.object(TASK_DATA_KEYS);
+/** The `data` keys `taskOf` reads (`digits`: `papo sft`'s digits per canvas). */
+export type TaskData = z.output<typeof TaskDataSchema> & { digits?: number };
+
 const DataSchema = z
   .object({
-    task: taskFactories.name().default('digits').describe('a registered task: digits, scenes, manifest (a JSONL dataset) or your own'),
-    families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
-    manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
-    allow_outside_manifest_dir: z
-      .boolean()
-      .default(false)
-      .describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
-    max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest image file may have (checked before reading)'),
-    max_image_pixels: posInt().default(DEFAULT_MAX_IMAGE_PIXELS).describe('pixels one manifest image may have (from its header, checked before decoding)'),
-    task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
+    ...TASK_DATA_KEYS,
     rollout_batch_size: posInt().default(32).describe('prompts per rollout step'),
     seed: nonNegInt().default(1).describe('seed of data order, sampling, masks and mini-batch order'),
     shuffle: z.boolean().default(true).describe('shuffle the training records each epoch'),
@@ -49,17 +61,19 @@ const ActorSchema = z
   .object({
     model: z
       .object({
-        model_path: z
-          .string()
-          .default(SHIPPED_WARM_START)
-          .describe('policy weights to start from (a papo sft weights directory, a checkpoint, or a run directory: its latest complete checkpoint)'),
+        model_path: z.string().default(SHIPPED_WARM_START).meta({
+          description: 'policy weights to start from (a papo sft weights directory, a checkpoint, or a run directory: its latest complete checkpoint)',
+          defaultText: 'the shipped warm start (warmStartPath)',
+        }),
       })
       .strict()
       .default({ model_path: SHIPPED_WARM_START }),
     engine: z
       .enum(['auto', 'ort', 'tfjs'])
       .default('auto')
-      .describe('update engine: ort (onnxruntime, gradients from the ONNX graph), tfjs (the reference), or auto: tfjs on tfjs-node-gpu, else ort'),
+      .describe(
+        "update engine: ort (onnxruntime, gradients generated from the policy's ONNX graph, in two worker threads that each take half of a micro-batch's rows), tfjs (the reference), or auto: tfjs on tfjs-node-gpu, else ort",
+      ),
     global_batch_size: nonNegInt().default(16).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
     micro_batch_size_per_device_for_update: posInt().default(64).describe('responses per forward/backward pass; gradients accumulate over them'),
     ppo_epochs: posInt().default(1).describe('passes over each rollout batch'),
@@ -83,7 +97,12 @@ const ActorSchema = z
 const RolloutSchema = z
   .object({
     n: posInt().default(8).describe('responses per prompt (the group size G)'),
-    temperature: z.number().finite().nonnegative().default(0.7).describe('sampling temperature (the paper: 1.0; 0.7 measured better here, see the README)'),
+    temperature: z
+      .number()
+      .finite()
+      .nonnegative()
+      .default(0.7)
+      .describe('sampling temperature (the paper: 1.0; 0.7 measured better here, see docs/benchmarks.md)'),
     top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
     top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
     threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),
@@ -114,7 +133,7 @@ const RewardSchema = z
 const TrainerSchema = z
   .object({
     max_steps: posInt().default(80).describe('rollout steps'),
-    max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy)'),
+    max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy; 1 overlaps sampling with the update)'),
     max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
     val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),
     val_before_train: z.boolean().default(false).describe('evaluate on data.val_split before training'),
@@ -142,7 +161,7 @@ const TrainerSchema = z
       .array(z.enum(['console', 'tensorboard']))
       .default(['console', 'tensorboard'])
       .describe(
-        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/",
+        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/ (verl's key; other verl loggers are refused by name)",
       ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
@@ -211,34 +230,18 @@ export function trainConfig(input: unknown = {}): TrainConfig {
 }
 
 /** `data.manifest` with no `data.task` means the manifest task. */
-function impliedTask(input: unknown): unknown {
+export function impliedTask(input: unknown): unknown {
   const data = (input as { data?: unknown }).data;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return input;
   const d = data as Record<string, unknown>;
   return d.task === undefined && d.manifest !== undefined ? { ...(input as object), data: { ...d, task: 'manifest' } } : input;
 }
 
-/** Every key with its default and help, for the README and `--help`. */
-export function describeConfig(): { key: string; default: unknown; help: string }[] {
-  const rows: { key: string; default: unknown; help: string }[] = [];
-  const walk = (schema: z.ZodType, prefix: string): void => {
-    let s: z.ZodType = schema;
-    let dflt: unknown;
-    for (;;) {
-      if (s instanceof z.ZodDefault) {
-        dflt = (s.def as { defaultValue: unknown }).defaultValue;
-        s = s.def.innerType as z.ZodType;
-      } else if (s instanceof z.ZodOptional) s = s.def.innerType as z.ZodType;
-      else break;
-    }
-    if (s instanceof z.ZodObject && prefix !== 'algorithm') {
-      for (const [k, v] of Object.entries(s.shape)) walk(v as z.ZodType, prefix ? `${prefix}.${k}` : k);
-      return;
-    }
-    rows.push({ key: prefix, default: dflt, help: schema.description ?? s.description ?? '' });
-  };
-  walk(TrainConfigSchema, '');
-  return rows;
+/** Every key of the run config with its default and help: the README's reference and `papo train --help`. */
+export function describeConfig(): ConfigKey[] {
+  return describeSchema(TrainConfigSchema).map((k) =>
+    k.key === 'algorithm.preset' ? { ...k, help: `${k.help} (algorithm.kl_coef, algorithm.mask_ratio, ...: the objective's keys)` } : k,
+  );
 }
 
 /**
@@ -328,10 +331,22 @@ export function actorOptimizer(actor: TrainConfig['worker']['actor']): AdamWConf
   };
 }
 
-/** The task a run config names: what `papo train` trains on, and what `papo replay` and `papo rollouts` rebuild. */
-export function taskOf(data: TrainConfig['data']): Task {
+/** The task options the `data` keys name (what `taskOf` builds; a weights directory's meta records them). */
+export function taskConfigOf(data: TaskData): TaskConfig {
   const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
-  return createTask({ task: data.task, seed: data.task_seed, families: data.families, manifest: data.manifest, ...(data.task === 'manifest' ? images : {}) });
+  return {
+    task: data.task,
+    seed: data.task_seed,
+    families: data.families,
+    manifest: data.manifest,
+    ...(data.digits === undefined ? {} : { digits: data.digits }),
+    ...(data.task === 'manifest' ? images : {}),
+  };
+}
+
+/** The task a run config names: what `papo train` and `papo sft` train on, and what `papo replay` and `papo rollouts` rebuild. */
+export function taskOf(data: TaskData): Task {
+  return createTask(taskConfigOf(data));
 }
 
 /** The loss-hacking watch's options (operators/watch-loss-hacking.ts) as the run config's `trainer` sets them. */

@@ -18,7 +18,7 @@ const write = process.argv.includes('--write');
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-warm-start-'));
 try {
   // The shipped checkpoint was trained by the tfjs trainer (wasm backend): regenerate it the same way.
-  const { weightsDir } = await runSft({ out, engine: 'tfjs' });
+  const { weightsDir } = await runSft({ worker: { actor: { engine: 'tfjs' } }, trainer: { save_checkpoint_path: out } });
   const fresh = await loadPolicyWeights(weightsDir);
   let differences: string[] = [];
   if (fs.existsSync(SHIPPED_WARM_START)) {

@@ -26,3 +26,16 @@ export function applyOverrides(base: Record<string, unknown>, overrides: readonl
   }
   return out;
 }
+
+/** `over` laid on `base`, mappings merged key by key (a value of `over` wins; arrays are values). */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = structuredClone(base);
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}

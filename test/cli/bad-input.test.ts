@@ -126,7 +126,7 @@ test('papo sft: a manifest without demonstrations, or with another task, is refu
   assert.ok(!fs.existsSync(path.join(dir, 'sft')), 'nothing written');
   const t = papo(['sft', '--task', 'scenes', '--manifest', manifest]);
   assert.equal(t.status, 1);
-  assert.match(t.stderr, /^papo: invalid sft config: task\.manifest is only read by task\.task manifest, but task\.task is scenes$/m);
+  assert.match(t.stderr, /^papo: invalid sft config: data\.manifest is only read by data\.task manifest, but data\.task is scenes$/m);
 });
 
 test('an invalid PAPO_LOG_LEVEL is an error naming the variable, before the command runs', () => {

@@ -94,7 +94,7 @@ test('papo train new, then --resume: every second writer is refused naming the h
     await refused(() => runTrain(trainInputFromArgs({}, [...overrides(run, 3), 'trainer.resume_mode=auto']), { quiet: true }), pid);
     await refused(() => runTrain(trainInputFromArgs({ resume: run }, []), { quiet: true, resumeOnly: true }), pid);
     await refused(() => runTrain(trainInputFromArgs({}, overrides(run, 2)), { quiet: true, force: true }), pid);
-    await refused(() => runSft({ out: run, steps: 1 }, { quiet: true }), pid);
+    await refused(() => runSft({ trainer: { save_checkpoint_path: run, max_steps: 1 } }, { quiet: true }), pid);
     // ... and from the command line: a one-line error, exit 1
     const second = papo(['train', '--resume', run]);
     assert.equal(second.status, 1);
@@ -138,21 +138,18 @@ test('papo train new, then --resume: every second writer is refused naming the h
 test('papo sft + papo sft, new and resumed: the second is refused naming the first, which finishes unharmed', async () => {
   const out = path.join(tmp, 'sft');
   const cfg = {
-    task: { task: 'digits' as const, families: ['text-compare'] },
-    policy: { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 },
-    steps: 4,
-    batchSize: 8,
-    saveEvery: 2,
-    out,
+    data: { task: 'digits', families: ['text-compare'], train_batch_size: 8 },
+    worker: { actor: { model: { override_config: { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 } } } },
+    trainer: { max_steps: 4, save_freq: 2, save_checkpoint_path: out },
   };
   const stop = new AbortController();
   const first = runSft(cfg, { quiet: true, signal: stop.signal, onStep: (r) => r.step === 2 && stop.abort() });
   await refused(() => runSft(cfg, { quiet: true }), process.pid, 'papo sft');
-  await refused(() => runSft({ out }, { quiet: true, resume: true }), process.pid, 'papo sft');
+  await refused(() => runSft({ trainer: { save_checkpoint_path: out } }, { quiet: true, resume: true }), process.pid, 'papo sft');
   await refused(() => runTrain(trainInputFromArgs({}, overrides(out, 1)), { quiet: true }), process.pid, 'papo sft');
   assert.equal((await first).outcome, 'interrupted');
-  const rest = runSft({ out }, { quiet: true, resume: true });
-  await refused(() => runSft({ out }, { quiet: true, resume: true }), process.pid, 'papo sft');
+  const rest = runSft({ trainer: { save_checkpoint_path: out } }, { quiet: true, resume: true });
+  await refused(() => runSft({ trainer: { save_checkpoint_path: out } }, { quiet: true, resume: true }), process.pid, 'papo sft');
   await refused(() => runSft(cfg, { quiet: true, force: true }), process.pid, 'papo sft');
   const r = await rest;
   assert.equal(r.outcome, 'completed');

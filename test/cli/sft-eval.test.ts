@@ -10,7 +10,10 @@ const papo = (args: string[]) => spawnSync(process.execPath, ['bin/papo.js', ...
 test('papo sft then papo eval: a config file, flags, weights on disk, a per-family report', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-cli-'));
   const cfg = path.join(dir, 'sft.yaml');
-  fs.writeFileSync(cfg, 'policy:\n  dModel: 16\n  nHeads: 2\n  nLayers: 1\nbatchSize: 4\nlr: 0.002\n');
+  fs.writeFileSync(
+    cfg,
+    'data:\n  train_batch_size: 4\nworker:\n  actor:\n    model:\n      override_config: { dModel: 16, nHeads: 2, nLayers: 1 }\n    optim:\n      lr: 0.002\n',
+  );
   const out = path.join(dir, 'run');
   const sft = papo(['sft', '--config', cfg, '--steps', '3', '--out', out, '--families', 'sum,text-sum', '--engine', 'tfjs']);
   assert.equal(sft.status, 0, sft.stderr);
@@ -38,10 +41,10 @@ test('papo sft then papo eval: a config file, flags, weights on disk, a per-fami
 test('bad flags and bad files are one-line errors with exit code 1', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-cli-'));
   const bad = path.join(dir, 'bad.yaml');
-  fs.writeFileSync(bad, 'steps: -3\n');
+  fs.writeFileSync(bad, 'trainer:\n  max_steps: -3\n');
   const r1 = papo(['sft', '--config', bad]);
   assert.equal(r1.status, 1);
-  assert.match(r1.stderr, /papo: invalid sft config: steps: /);
+  assert.match(r1.stderr, /papo: invalid sft config: trainer\.max_steps: /);
   const r2 = papo(['sft', '--size', 'huge']);
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /--size must be one of small, base, large/);

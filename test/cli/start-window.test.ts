@@ -125,12 +125,9 @@ test('the start-up window, deterministically: a stale lock alone is refused by -
 });
 
 const sftCfg = (out: string) => ({
-  task: { task: 'digits' as const, families: ['text-compare'] },
-  policy: { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 },
-  steps: 2,
-  batchSize: 8,
-  saveEvery: 2,
-  out,
+  data: { task: 'digits', families: ['text-compare'], train_batch_size: 8 },
+  worker: { actor: { model: { override_config: { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 } } } },
+  trainer: { max_steps: 2, save_freq: 2, save_checkpoint_path: out },
 });
 
 test('papo sft: killed during its first save, --resume runs it again (the same weights); finished, --resume says so', async () => {
@@ -146,7 +143,7 @@ test('papo sft: killed during its first save, --resume runs it again (the same w
   fs.mkdirSync(path.join(killed, 'checkpoints', 'step_000002.tmp-99999-abcdef12', 'policy'), { recursive: true });
   fs.writeFileSync(path.join(killed, 'checkpoints', 'step_000002.tmp-99999-abcdef12', 'zarr.json'), '{');
   await assert.rejects(runSft(sftCfg(killed), { quiet: true }), /already holds a run .*continue it with --resume/);
-  const again = await runSft({ out: killed }, { quiet: true, resume: true });
+  const again = await runSft({ trainer: { save_checkpoint_path: killed } }, { quiet: true, resume: true });
   assert.equal(again.outcome, 'completed');
   assert.deepEqual(
     again.history.map((h) => h.step),
@@ -161,7 +158,7 @@ test('papo sft: killed during its first save, --resume runs it again (the same w
   process.stderr.write = ((s: string) => said.push(String(s)) > 0) as typeof process.stderr.write;
   let done: Awaited<ReturnType<typeof runSft>>;
   try {
-    done = await runSft({ out: killed }, { resume: true });
+    done = await runSft({ trainer: { save_checkpoint_path: killed } }, { resume: true });
   } finally {
     process.stderr.write = write;
   }
@@ -176,7 +173,7 @@ test('papo sft: killed during its first save, --resume runs it again (the same w
   const bare = path.join(tmp, 'sft-bare');
   fs.mkdirSync(path.join(bare, 'checkpoints'), { recursive: true });
   await assert.rejects(
-    runSft({ out: bare }, { quiet: true, resume: true }),
+    runSft({ trainer: { save_checkpoint_path: bare } }, { quiet: true, resume: true }),
     /cannot resume .*: it holds no complete checkpoint and no config.json, so there is no run to continue.*; start the run anew with its config: the same command without --resume and with --force/,
   );
 });

@@ -20,7 +20,7 @@ import { OrtTrainer } from '../../models/trainer/ort-trainer.ts';
 import { TfTrainer } from '../../models/trainer/tf-trainer.ts';
 import { autoEngine, createTrainer } from '../../models/trainer/create.ts';
 import { trainConfig } from '../../pipelines/train-config.ts';
-import { sftConfig } from '../../pipelines/sft.ts';
+import { sftConfig } from '../../pipelines/sft-config.ts';
 import type { LossFn, LossInputs, Trainer, TrainRows } from '../../models/trainer/types.ts';
 import { linearLoss, tokenMeanNll } from '../../models/trainer/losses.ts';
 import { OrtTrainRunner } from '../../models/trainer/ort-train-runner.ts';
@@ -443,6 +443,6 @@ test("engine choice: 'auto' is tfjs on tfjs-node (the GPU path), onnxruntime oth
   assert.equal(trainConfig({}).worker.actor.engine, 'auto');
   assert.equal(trainConfig({ worker: { actor: { engine: 'tfjs' } } }).worker.actor.engine, 'tfjs');
   assert.throws(() => trainConfig({ worker: { actor: { engine: 'gpu' } } }), /worker\.actor\.engine/);
-  assert.equal(sftConfig({}).engine, 'auto');
-  assert.throws(() => sftConfig({ engine: 'gpu' as never }), /engine/);
+  assert.equal(sftConfig({}).worker.actor.engine, 'auto');
+  assert.throws(() => sftConfig({ worker: { actor: { engine: 'gpu' as never } } }), /worker\.actor\.engine/);
 });

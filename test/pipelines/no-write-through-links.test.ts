@@ -69,7 +69,7 @@ test('a new run (with or without --force), a resume_mode=auto start and papo sft
       await assert.rejects(runTrain(config(run, 1, resume), { quiet: true, force }), new RegExp(`${f.replace('.', '\\.')} is a symbolic link: .*remove it`));
       v.intact();
     }
-    await assert.rejects(runSft({ out: run, steps: 1 }, { quiet: true }), /is a symbolic link/);
+    await assert.rejects(runSft({ trainer: { save_checkpoint_path: run, max_steps: 1 } }, { quiet: true }), /is a symbolic link/);
     v.intact();
     assert.ok(!fs.existsSync(path.join(run, '.lock')));
   }

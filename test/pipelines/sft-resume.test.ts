@@ -12,15 +12,10 @@ import { loadPolicyWeights } from '../../storage/policy-weights.ts';
 import { CheckpointStore } from '../../storage/checkpoints.ts';
 
 const TINY = { dModel: 16, nHeads: 2, nLayers: 1, maxPromptLen: 48, maxResponseLen: 16, seed: 1 };
-const cfg = (out: string) => ({
-  task: { task: 'digits' as const, families: ['text-compare'] },
-  policy: TINY,
-  steps: 6,
-  batchSize: 8,
-  lr: 5e-3,
-  warmupSteps: 2,
-  saveEvery: 2,
-  out,
+const cfg = (out: string, steps = 6, lr = 5e-3) => ({
+  data: { task: 'digits', families: ['text-compare'], train_batch_size: 8 },
+  worker: { actor: { model: { override_config: TINY }, optim: { lr, lr_warmup_steps: 2 } } },
+  trainer: { max_steps: steps, save_freq: 2, save_checkpoint_path: out },
 });
 
 test('stopped after step 3 and resumed, the warm start ends bit-identical to an uninterrupted one', async () => {
@@ -33,7 +28,7 @@ test('stopped after step 3 and resumed, the warm start ends bit-identical to an 
   assert.equal(part.history.length, 3);
   assert.equal(await new CheckpointStore(path.join(dir, 'part')).latest(), 'step_000003', 'a checkpoint of the last step on stopping');
   assert.ok(!fs.existsSync(path.join(dir, 'part', 'weights')), 'final weights only once finished');
-  const rest = await runSft({ out: path.join(dir, 'part') }, { quiet: true, resume: true });
+  const rest = await runSft({ trainer: { save_checkpoint_path: path.join(dir, 'part') } }, { quiet: true, resume: true });
   assert.equal(rest.resumedFrom, 3);
   assert.deepEqual(
     rest.history.map((h) => h.step),
@@ -52,13 +47,13 @@ test("an --out holding a run is refused (nothing deleted) unless --force, which 
   const out = path.join(dir, 'run');
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
-  await runSft({ ...cfg(out), steps: 2 }, { quiet: true });
+  await runSft(cfg(out, 2), { quiet: true });
   const before = fs.readFileSync(path.join(out, 'weights', 'zarr.json'), 'utf8');
-  await assert.rejects(runSft({ ...cfg(out), steps: 2 }, { quiet: true }), /already holds a run .*--resume.*--force/);
+  await assert.rejects(runSft(cfg(out, 2), { quiet: true }), /already holds a run .*--resume.*--force/);
   assert.equal(fs.readFileSync(path.join(out, 'weights', 'zarr.json'), 'utf8'), before);
-  await runSft({ ...cfg(out), steps: 2, lr: 1e-3 }, { quiet: true, force: true });
+  await runSft(cfg(out, 2, 1e-3), { quiet: true, force: true });
   const aside = fs.readdirSync(out).find((n) => n.startsWith('previous-'))!;
   assert.equal(fs.readFileSync(path.join(out, aside, 'weights', 'zarr.json'), 'utf8'), before, 'the earlier run moved, intact');
   assert.equal(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'mine');
-  await assert.rejects(runSft({ ...cfg(out), steps: 4, lr: 0.5 }, { quiet: true, resume: true }), /config differs .*lr: 0.001 -> 0.5/s);
+  await assert.rejects(runSft(cfg(out, 4, 0.5), { quiet: true, resume: true }), /config differs .*worker\.actor\.optim\.lr: 0\.001 -> 0\.5/s);
 });

@@ -14,13 +14,17 @@ import { createTask } from '../../tasks/registry.ts';
 
 // A tiny policy on an easy family: "Ignore the image. Is 8 larger than 5?" (yes/no, chance 50%).
 const TINY = { dModel: 32, nHeads: 4, nLayers: 2, maxPromptLen: 48, maxResponseLen: 16, seed: 1 };
-const TASK = { task: 'digits' as const, families: ['text-compare'] };
+const DATA = { task: 'digits', families: ['text-compare'] };
 
 test('a few seconds of supervised warm start beat chance, and saved weights give the same log-probs in tfjs and onnxruntime', async () => {
   const out = await fs.mkdtemp(path.join(os.tmpdir(), 'papo-sft-'));
   const tensorsAt: number[] = [];
   const sft = await runSft(
-    { task: TASK, policy: TINY, steps: 300, batchSize: 16, lr: 5e-3, warmupSteps: 10, out, saveEvery: 0 },
+    {
+      data: { ...DATA, train_batch_size: 16 },
+      worker: { actor: { model: { override_config: TINY }, optim: { lr: 5e-3, lr_warmup_steps: 10 } } },
+      trainer: { max_steps: 300, save_checkpoint_path: out, save_freq: 0 },
+    },
     { quiet: true, onStep: () => tensorsAt.push(tf.memory().numTensors) },
   );
   assert.equal(tensorsAt.at(-1), tensorsAt[1], 'tensor count is flat across training steps');
@@ -37,7 +41,7 @@ test('a few seconds of supervised warm start beat chance, and saved weights give
     // Round trip: the trained weights are the saved ones, and a tfjs policy rebuilt from the checkpoint
     // and onnxruntime agree.
     assert.deepEqual(saved.params, sft.params);
-    const task = createTask(TASK);
+    const task = createTask(DATA);
     const recs = Array.from({ length: 8 }, (_, i) => task.recordAt('test', i));
     const inputs = { images: recs.map((r) => r.image), promptIds: recs.map((r) => r.question), responseIds: recs.map((r) => encodeResponse(r.demonstration!)) };
     const reloaded = new TfPolicy(saved.config, saved.params);
