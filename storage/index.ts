@@ -7,6 +7,7 @@ export { loadPolicyWeights, savePolicyWeights, paramsFingerprint, type SavedPoli
 export { warmStartPath, loadWarmStart } from './warm-start.ts';
 export { CheckpointStore, type Checkpoint, type SavedCheckpoint } from './checkpoints.ts';
 export { RolloutLog, type RolloutStepRecord } from './rollout-log.ts';
+export { registerBatchField, batchFields, type BatchField } from './batch-schema.ts';
 export {
   TensorBoardWriter,
   readEventFile,
