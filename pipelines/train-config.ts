@@ -104,8 +104,16 @@ const RewardSchema = z
       .positive()
       .max(2 ** 31 - 1)
       .default(10_000)
-      .describe('per call; a call over it scores 0 and is counted'),
+      .describe('per call; a call over it scores 0 and is counted (a call that blocks its reward worker stops it)'),
     concurrency: posInt().default(32).describe('reward calls in flight at once'),
+    num_workers: posInt()
+      .max(64)
+      .default(2)
+      .describe('worker threads that run a reward of your own (a file, or one an --import module registers); built-in rewards run in the main thread'),
+    max_memory_mb: posInt()
+      .min(16)
+      .default(512)
+      .describe("each reward worker's cap of JS heap and of buffers; past it the worker is replaced and its calls fail"),
   })
   .strict();
 
@@ -143,6 +151,11 @@ const TrainerSchema = z
         "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/",
       ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
+    max_consecutive_skipped_steps: nonNegInt()
+      .default(3)
+      .describe(
+        'stop the run with an error after this many steps in a row whose every update was skipped (every reward failed, or non-finite losses); 0 = never',
+      ),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
     loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
@@ -240,9 +253,9 @@ export function describeConfig(): { key: string; default: unknown; help: string 
 }
 
 /**
- * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms`
- * could, if calls time out; it is listed so a slow machine can resume). Everything else must match the
- * checkpoint's config.
+ * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms` and
+ * `max_memory_mb` could, if calls time out or run out of memory; they are listed so a slow or small machine
+ * can resume). Everything else must match the checkpoint's config.
  */
 export const RESUME_SAFE_KEYS = [
   'trainer.max_steps',
@@ -271,6 +284,9 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.threads',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
+  'worker.reward.num_workers',
+  'worker.reward.max_memory_mb',
+  'trainer.max_consecutive_skipped_steps',
   // what a manifest may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
   'data.allow_outside_manifest_dir',
   'data.max_image_bytes',

@@ -34,6 +34,7 @@ import { RecordStream } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
 import type { AccuracyReport } from '../tasks/accuracy-report.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
+import { inThreadScorer, type RewardFailure } from '../tasks/rewards/runner.ts';
 import { createLogger, type Logger } from '../util/logger.ts';
 import { openAppendNoFollow } from '../util/append-file.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
@@ -63,7 +64,7 @@ import type { StreamCursor } from '../tasks/stream.ts';
 /** What the masked-view stage receives, sampled online or read from a rollout log. */
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
 import { evaluate, type EvalReport } from './evaluate.ts';
-import { loadRewardFunction } from './reward-function.ts';
+import { openReward } from './reward-function.ts';
 import { configChanges, defaultsLike, flattenConfig, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { prepareFreshRunDir, refuseLinkedRunFiles, truncateMetrics, type MetricsLine } from './run-dir.ts';
 
@@ -77,7 +78,7 @@ export interface TrainOptions {
   /** No terminal output (tests). */
   quiet?: boolean;
   hooks?: TrainHooks;
-  /** A reward function object instead of `worker.reward.score_function`. */
+  /** A reward function object instead of `worker.reward.score_function` (it runs in this thread). */
   reward?: RewardFunction;
   /** Stop admitting steps when aborted; the steps in flight finish (as with SIGINT). */
   signal?: AbortSignal;
@@ -178,6 +179,19 @@ function rolloutRecord(b: RolloutBatch, version: number, task: Task): RolloutSte
     rewardFailures: b.rewardFailures.map((f) => ({ ...f })),
     cursor: b.cursor,
   };
+}
+
+/** Why a run stops after `limit` steps in a row whose every optimizer step was skipped. */
+function skippedStepsError(step: number, limit: number, failures: readonly RewardFailure[], calls: number): string {
+  const first = failures[0];
+  const cause =
+    calls > 0 && failures.length >= calls
+      ? `every reward call failed (step ${step}: all ${calls}; first: record ${first.id}: ${first.reason})`
+      : `non-finite inputs, losses or gradients (the nonfinite_* events in log.jsonl)${first ? `; ${failures.length} of ${calls} reward calls failed too (first: record ${first.id}: ${first.reason})` : ''}`;
+  return (
+    `stopping: the last ${limit} steps (to step ${step}) trained nothing, every optimizer step skipped: ${cause}. ` +
+    `trainer.max_consecutive_skipped_steps=${limit} allows that many in a row (0: no limit); the last checkpoint stands: fix the cause and continue with --resume`
+  );
 }
 
 /** SHA-256 over the config's keys that change what a run computes (those a resume may change left out). */
@@ -319,7 +333,15 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
   if (maxResponseLength > policyCfg.maxResponseLen) {
     throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policyCfg.maxResponseLen}`);
   }
-  const reward = opts.reward ?? (await loadRewardFunction(cfg.worker.reward.score_function));
+  // A reward of the user's runs in the reward workers (tasks/rewards/pool.ts); the built-in one here.
+  let strays = 0;
+  const onStray = (line: string) => {
+    strays++;
+    logger.warn({ event: 'reward_stray', message: line }, line);
+    if (strays <= 3) say(`\nwarning: ${line}${strays === 3 ? ' (further ones in log.jsonl only)' : ''}`);
+  };
+  const { num_workers: workers, max_memory_mb: maxMemoryMb } = cfg.worker.reward;
+  const reward = opts.reward ? inThreadScorer(opts.reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray });
   const needMasked = needsMaskedLogprobs(objective); // PAPO's terms, or a token weighting that reads the masked view (VPPO)
   const needRef = objective.kl_coef > 0;
   const S = trainer.max_staleness;
@@ -329,14 +351,21 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
     'train start',
   );
 
-  const actorTrainer = await createTrainer({
-    engine: actor.engine,
-    config: policyCfg,
-    params: resumed ? resumed.policy.params : start.params,
-    optimizer: actorOptimizer(actor),
-  });
-  if (resumed) await actorTrainer.importOptimizerState(resumed.optimizer);
-  const engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
+  let actorTrainer: Awaited<ReturnType<typeof createTrainer>>;
+  let engine: PolicyEngine;
+  try {
+    actorTrainer = await createTrainer({
+      engine: actor.engine,
+      config: policyCfg,
+      params: resumed ? resumed.policy.params : start.params,
+      optimizer: actorOptimizer(actor),
+    });
+    if (resumed) await actorTrainer.importOptimizerState(resumed.optimizer);
+    engine = await PolicyEngine.create(policyCfg, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
+  } catch (err) {
+    await reward.close();
+    throw err;
+  }
   const signalHandlers: [NodeJS.Signals, () => void][] = [];
   let subscription: Subscription | undefined;
   let closeWriter: () => Promise<void> | undefined = () => undefined;
@@ -558,6 +587,24 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
       );
     };
 
+    // Reward failures: every step's in log.jsonl; the terminal hears the first step with each kind.
+    const kindsSaid = new Set<string>();
+    const noteRewardFailures = (step: number, failures: readonly RewardFailure[], calls: number) => {
+      if (failures.length === 0) return;
+      const kinds: Record<string, number> = {};
+      for (const f of failures) kinds[f.kind] = (kinds[f.kind] ?? 0) + 1;
+      logger.warn({ event: 'reward_failures', step, calls, failures: failures.length, kinds, first: failures[0] }, 'reward failures');
+      for (const [kind, n] of Object.entries(kinds)) {
+        if (kindsSaid.has(kind)) continue;
+        kindsSaid.add(kind);
+        const f = failures.find((x) => x.kind === kind)!;
+        say(
+          `\nreward ${f.reward}: step ${step}: ${n} of ${calls} calls failed (${kind}; first: record ${f.id}: ${f.reason}); each scores 0 and counts in reward/failures (every step's in log.jsonl)`,
+        );
+      }
+    };
+    let skippedInARow = 0;
+
     const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
     const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
@@ -663,6 +710,10 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
           if (snapshot) await writeCheckpoint(snapshot);
         })();
         io.catch(() => undefined);
+        noteRewardFailures(s.step, s.batch.rewardFailures, s.batch.rewards.length);
+        const limit = trainer.max_consecutive_skipped_steps;
+        skippedInARow = m['actor/optimizer_steps'] === 0 && m['actor/skipped_steps'] > 0 ? skippedInARow + 1 : 0;
+        if (limit > 0 && skippedInARow >= limit) throw new Error(skippedStepsError(s.step, limit, s.batch.rewardFailures, s.batch.rewards.length));
         await opts.hooks?.onStep?.(s);
         return { step: s.step, version: s.version, metrics: m };
       }),
@@ -707,6 +758,7 @@ async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult>
   } finally {
     for (const [sig, h] of signalHandlers) process.off(sig, h);
     subscription?.unsubscribe();
+    await reward.close();
     await closeWriter();
     if (metricsFd !== undefined) fs.closeSync(metricsFd);
     tensorboard?.close();
