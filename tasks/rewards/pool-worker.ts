@@ -1,13 +1,13 @@
 /**
  * A reward worker of the pool (pool.ts): imports the extension modules and the user's reward once, then
  * scores the chunks of inputs it is sent with runReward (so a throw, a bad value or a late call is a failure
- * here already). Through the chunk's shared array it shows, without a message, which call runs and which
- * inputs have their outcome: the pool stops a worker whose thread is blocked (`while (true) {}`) and knows
- * which record blocked it.
+ * here already). Through the chunk's shared arrays it shows, without a message, which call runs and which
+ * inputs have their outcome (and what it is, in the journal): the pool stops a worker whose thread is
+ * blocked (`while (true) {}`), knows which record blocked it, and keeps what the worker had scored.
  *
  * Memory: the V8 heap is capped by the worker's resourceLimits (set by the pool). Buffers live outside the
- * heap: after every call the worker checks how much of them it holds, and past the cap it ends itself,
- * naming the call that went over.
+ * heap: after a call the worker checks how much of them it holds (after every call that took 2 ms or more,
+ * and every 2 ms among quicker ones), and past the cap it ends itself, naming the call that went over.
  *
  * Stray errors of the user's code (a rejected promise nobody awaits, an exception thrown from a timer) are
  * caught here, posted to the pool as one line naming the record whose call they came from (each call runs
@@ -93,6 +93,7 @@ serveCalls<PoolCalls>(async () => {
   let journal: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
   let indexOf = new Map<RewardInput, number>();
   const encoder = new TextEncoder();
+  let lastLook = -Infinity;
   const started = (i: number) => {
     Atomics.store(state, STATE.running, i + 1);
     Atomics.store(state, STATE.last, i + 1);
@@ -103,7 +104,11 @@ serveCalls<PoolCalls>(async () => {
   const settled = (i: number, outcome: { result: RewardResult } | { failure: RewardFailure }) => {
     Atomics.store(state, STATE.inputs + i, INPUT_SETTLED);
     Atomics.add(state, STATE.events, 1);
-    if (getHeapStatistics().external_memory > init.maxBufferBytes) {
+    // (a look costs ~3 us: not more often than every 2 ms; a call that allocates much takes longer than that)
+    const now = performance.now();
+    const look = now - lastLook >= 2;
+    if (look) lastLook = now;
+    if (look && getHeapStatistics().external_memory > init.maxBufferBytes) {
       Atomics.store(state, STATE.cause, CAUSE_BUFFERS);
       Atomics.store(state, STATE.running, mode === 'batch' ? RUNNING_BATCH : i + 1);
       process.exit(1);
