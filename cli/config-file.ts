@@ -4,18 +4,43 @@ import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { parse } from 'yaml';
 
+/** The largest config file read (a run config is a few KB; a larger file is not one). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * A run config from a YAML or JSON file: a regular file (not a FIFO or device, which could block or never
+ * end) of at most MAX_CONFIG_BYTES, holding a mapping. Errors name the file, never its contents.
+ */
 export function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below refuses it
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Error(st.isDirectory() ? 'it is a directory' : 'it is not a regular file');
+    if (st.size > MAX_CONFIG_BYTES) throw new Error(`it has ${st.size} bytes, more than a config file's ${MAX_CONFIG_BYTES}`);
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    text = buf.subarray(0, n).toString('utf8');
   } catch (err) {
     throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
   let value: unknown;
   try {
-    value = parse(text);
+    value = parse(text, { maxAliasCount: 100 });
   } catch (err) {
-    throw new Error(`config file ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+    // the parser's message quotes the offending text: say where only
+    const e = err as { linePos?: { line: number; col: number }[] };
+    const at = e.linePos?.[0] ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
+    throw new Error(`config file ${file} is not valid YAML/JSON${at}`);
   }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`config file ${file} must hold a mapping of options`);

@@ -2,7 +2,7 @@
  * The `papo` command line.
  */
 import { Command } from 'commander';
-import { importUserModule } from '../util/user-module.ts';
+import { importExtension } from '../util/user-module.ts';
 import { registerDataCommands } from './data.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
@@ -37,7 +37,7 @@ const program = new Command('papo')
   .hook('preAction', async () => {
     // environment errors before any command starts work
     logLevelFromEnv('info');
-    for (const file of program.opts<{ import: string[] }>().import) await importUserModule(file, process.cwd(), '--import');
+    for (const file of program.opts<{ import: string[] }>().import) await importExtension(file, process.cwd());
   });
 
 program

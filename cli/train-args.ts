@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveScoreFunction } from '../pipelines/reward-function.ts';
-import { trainConfig } from '../pipelines/train-config.ts';
+import { readRunConfig, trainConfig } from '../pipelines/train-config.ts';
 import { applyOverrides, deepMerge } from '../util/overrides.ts';
 import { parseOverrideValue, readConfigFile } from './config-file.ts';
 
@@ -41,10 +41,9 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
     // Without a config file, the saved config is the run's: no directory, no run to continue (never a default run).
     if (!flags.config && !fs.existsSync(dir))
       throw new Error(`--resume: no run directory at ${dir} (trainer.save_checkpoint_path); name the run: papo train --resume RUN_DIR`);
-    const saved = path.join(dir, 'config.json');
     let base: Record<string, unknown> = {};
-    if (fs.existsSync(saved)) {
-      base = JSON.parse(fs.readFileSync(saved, 'utf8')) as Record<string, unknown>;
+    if (fs.existsSync(path.join(dir, 'config.json'))) {
+      base = readRunConfig(dir, '--resume');
       // A preset's objective keys were expanded when saved: keep them, so the run goes on with the same objective.
     }
     input = deepMerge(base, input);

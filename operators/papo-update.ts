@@ -10,7 +10,8 @@
  *      batch's reference and masked-view log-probs; a token weighting's statistics over the whole
  *      mini-batch (VPPO's dependency range) are computed once per mini-batch and given to each micro-batch,
  *   4. applies AdamW; a non-finite input at a valid token, loss or gradient skips that optimizer step
- *      (logged and counted) and never reaches the weights,
+ *      (logged and counted) and never reaches the weights; so does every optimizer step of a batch whose
+ *      every reward call failed (its rewards are placeholders, not scores),
  *   5. publishes the new weights as version v + 1 through the run's `PolicyVersions` (to the engine: the
  *      backward edge to the sampler),
  *   6. emits one record per rollout step with verl-named metrics, then returns the step's credit.
@@ -292,11 +293,21 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       const perMini = opts.globalBatchSize > 0 ? Math.min(opts.globalBatchSize, P) : P;
       const steps: { metrics: Metrics; gradNorm: number; lr: number }[] = [];
       let skipped = 0;
+      const noRewards = b.rewards.length > 0 && b.rewardFailures.length >= b.rewards.length;
+      if (noRewards)
+        opts.logger?.warn(
+          { event: 'all_rewards_failed', step: b.step, failures: b.rewardFailures.length, first: b.rewardFailures[0] },
+          'every reward call of the batch failed: its optimizer steps are skipped',
+        );
       for (let epoch = 0; epoch < opts.ppoEpochs && P > 0; epoch++) {
         const order = Array.from({ length: P }, (_, p) => p);
         if (opts.shuffle) Rng.derive(opts.seed, 'minibatch', b.step, epoch).shuffle(order);
         for (let s = 0; s < P; s += perMini) {
           const groups = order.slice(s, s + perMini);
+          if (noRewards) {
+            skipped++;
+            continue;
+          }
           const rows = groups.flatMap((p) => Array.from({ length: G }, (_, g) => p * G + g));
           const r = await miniBatchStep(b, rows, `${describeBatch(b)}, epoch ${epoch + 1}, mini-batch ${s / perMini + 1}`);
           if (r) steps.push(r);

@@ -15,7 +15,7 @@ import type { PromptBatch, RolloutEngine, SampledGroups, ScoredBatch, ScoredGrou
 import { accuracyReport, sumByGroup, type AccuracyReport, type GroupSums } from '../tasks/accuracy-report.ts';
 import { classifyFailure, ERROR_CLASSES, errorTable, type ErrorClass, type ErrorTable } from '../tasks/error-taxonomy.ts';
 import { compositeReward } from '../tasks/rewards/composite.ts';
-import type { RewardFailure } from '../tasks/rewards/runner.ts';
+import type { RewardFailure, RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Split, Task, TaskRecord, VisionDependency } from '../tasks/types.ts';
@@ -31,7 +31,8 @@ export interface EvalOptions {
   /** Prompts per engine call. Default 64. */
   batchSize?: number;
   seed?: number;
-  reward?: RewardFunction;
+  /** Default the paper's composite reward; a scorer is the reward workers of a run (tasks/rewards/pool.ts). */
+  reward?: RewardFunction | RewardScorer;
   quiet?: boolean;
   /** Classify every greedy failure (accuracy < 1 from `reward`) by the task's `classifyError`: the report's `errors`. */
   errors?: boolean;

@@ -20,4 +20,4 @@ export {
 export { replayRun, type ReplayReport } from './replay.ts';
 export { loadRun, writeReport, type ReportOptions, type ReportResult, type RunData } from './report.ts';
 export { writeRolloutSheet, type RolloutSheetRequest } from './rollout-sheet.ts';
-export { loadRewardFunction } from './reward-function.ts';
+export { loadRewardFunction, openReward, type OpenRewardOptions } from './reward-function.ts';

@@ -15,7 +15,7 @@ import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
 import { loggedRollouts, papoUpdate, type Metrics } from '../operators/index.ts';
 import { readMetrics } from './run-dir.ts';
-import { actorOptimizer, taskOf, trainConfig, type TrainConfig } from './train-config.ts';
+import { actorOptimizer, readRunConfig, taskOf, type TrainConfig } from './train-config.ts';
 
 export interface ReplayReport {
   step: number;
@@ -35,9 +35,7 @@ const untimed = (k: string) => !k.startsWith('timing_s/') && k !== 'perf/through
 
 export async function replayRun(runDir: string, step: number): Promise<ReplayReport> {
   if (!(Number.isInteger(step) && step >= 1)) throw new Error(`replay: --step must be a positive integer, got ${step}`);
-  const configFile = path.join(runDir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new Error(`replay: ${runDir} is not a papo train run (no config.json)`);
-  const cfg: TrainConfig = trainConfig(JSON.parse(fs.readFileSync(configFile, 'utf8')));
+  const cfg: TrainConfig = readRunConfig(runDir, 'replay', true);
   const log = new RolloutLog(runDir);
   const logged = new Set(await log.steps());
   if (!logged.has(step))

@@ -1,24 +1,22 @@
 /**
- * Resolving `worker.reward.score_function` to a reward function, the way EasyR1 names one: a registered
- * name (`composite`, the paper's 0.9 accuracy + 0.1 format, or one added with `registerReward`), or
+ * Resolving `worker.reward.score_function` to a reward, the way EasyR1 names one: a registered name
+ * (`composite`, the paper's 0.9 accuracy + 0.1 format, or one added with `registerReward`), or
  * `path/to/file.ts:exportName` (default export when the name is omitted) of the user's own. The export may
  * be a `RewardFunction` (from `defineReward` / `defineBatchReward`) or a plain function
  * `(input) => { overall, accuracy, format }`, sync or async.
+ *
+ * `openReward` is what a run uses: the built-in rewards run in the calling thread; user reward code (a
+ * reward file, or a reward registered by a module given with `--import`) runs in the worker pool of
+ * tasks/rewards/pool.ts, and the calling thread never imports or calls it. `loadRewardFunction` imports a
+ * reward into the calling thread, for a program that wants it there.
  */
 import * as path from 'node:path';
-import { rewardFunctions } from '../tasks/rewards/registry.ts';
-import { defineReward, isRewardFunction, type RewardFunction, type SingleRewardFunction } from '../tasks/rewards/types.ts';
-import { importUserModule } from '../util/user-module.ts';
-
-/** `file.ts:name` split into its file and export name (`default` when omitted); undefined unless a .ts/.js file. */
-function splitSpec(spec: string): { file: string; name: string } | undefined {
-  const colon = spec.lastIndexOf(':');
-  // `C:\x.ts` has a colon at 1: only a colon after the file's extension separates the export name.
-  const hasName = colon > 1 && /\.[cm]?[jt]s$/.test(spec.slice(0, colon));
-  const file = hasName ? spec.slice(0, colon) : spec;
-  const name = hasName ? spec.slice(colon + 1) : 'default';
-  return /\.[cm]?[jt]s$/.test(file) ? { file, name } : undefined;
-}
+import { importRewardFile, SCORE_FUNCTION_KEY, splitRewardSpec } from '../tasks/rewards/load.ts';
+import { RewardPool } from '../tasks/rewards/pool.ts';
+import { BUILT_IN_REWARDS, rewardFunctions } from '../tasks/rewards/registry.ts';
+import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
+import type { RewardFunction } from '../tasks/rewards/types.ts';
+import { extensionModules } from '../util/user-module.ts';
 
 /**
  * The spec with its file made absolute against `baseDir`; anything else is returned unchanged for
@@ -26,7 +24,7 @@ function splitSpec(spec: string): { file: string; name: string } | undefined {
  * file's directory this way, so the reward file can sit next to the config.
  */
 export function resolveScoreFunction(spec: string, baseDir: string): string {
-  const s = rewardFunctions.has(spec) ? undefined : splitSpec(spec);
+  const s = rewardFunctions.has(spec) ? undefined : splitRewardSpec(spec);
   if (!s) return spec;
   const file = path.resolve(baseDir, s.file);
   return spec.length > s.file.length ? `${file}:${s.name}` : file;
@@ -34,23 +32,38 @@ export function resolveScoreFunction(spec: string, baseDir: string): string {
 
 /** What is wrong with a `score_function` value, or undefined: a registered name or a .ts/.js file spec is fine. */
 export function scoreFunctionProblem(spec: string): string | undefined {
-  if (rewardFunctions.has(spec) || splitSpec(spec)) return undefined;
+  if (rewardFunctions.has(spec) || splitRewardSpec(spec)) return undefined;
   return `'${spec}' is neither a registered reward function (${rewardFunctions.names().join(', ')}; add one with registerReward) nor a .ts/.js file with :export`;
 }
 
-/** Relative file paths resolve against `baseDir` (default: the current directory). */
+/** The reward in the calling thread. Relative file paths resolve against `baseDir` (default: the current directory). */
 export async function loadRewardFunction(spec: string, baseDir = process.cwd()): Promise<RewardFunction> {
-  const key = 'worker.reward.score_function';
   if (rewardFunctions.has(spec)) return rewardFunctions.get(spec);
-  const s = splitSpec(spec);
-  if (!s) throw new Error(`${key}: ${scoreFunctionProblem(spec)}`);
-  const { file, name } = s;
-  const { where, exports } = await importUserModule(file, baseDir, key);
-  const fn = exports[name];
-  if (fn === undefined) {
-    throw new Error(`${key}: ${where} has no export '${name}' (exports: ${Object.keys(exports).join(', ') || 'none'})`);
-  }
-  if (typeof fn === 'function') return defineReward(name === 'default' ? path.basename(file) : name, fn as SingleRewardFunction['score']);
-  if (isRewardFunction(fn)) return fn;
-  throw new Error(`${key}: export '${name}' of ${where} is neither a function nor a reward from defineReward / defineBatchReward`);
+  const s = splitRewardSpec(spec);
+  if (!s) throw new Error(`${SCORE_FUNCTION_KEY}: ${scoreFunctionProblem(spec)}`);
+  return importRewardFile(s, baseDir);
+}
+
+export interface OpenRewardOptions {
+  /** Relative reward files resolve against it (default: the current directory). */
+  baseDir?: string;
+  /** Reward worker threads (`worker.reward.num_workers`). */
+  workers?: number;
+  /** Each reward worker's cap of heap and of buffers, MB (`worker.reward.max_memory_mb`). */
+  maxMemoryMb?: number;
+  /** Receives a stray error of the reward's code, in one line naming the reward and the record. */
+  onStray?: (line: string) => void;
+}
+
+/**
+ * The reward of `spec`, ready to score: a built-in in the calling thread, user code in the reward workers.
+ * A reward registered by code papo did not import (a program that calls `registerReward` itself, with no
+ * `--import` module to load in the workers) runs in the calling thread, where that program put it.
+ * Close it when done.
+ */
+export async function openReward(spec: string, opts: OpenRewardOptions = {}): Promise<RewardScorer> {
+  const modules = extensionModules();
+  if (rewardFunctions.has(spec) && (BUILT_IN_REWARDS.includes(spec) || modules.length === 0)) return inThreadScorer(rewardFunctions.get(spec));
+  if (!rewardFunctions.has(spec) && !splitRewardSpec(spec)) throw new Error(`${SCORE_FUNCTION_KEY}: ${scoreFunctionProblem(spec)}`);
+  return RewardPool.start({ spec, baseDir: opts.baseDir, modules, workers: opts.workers, maxMemoryMb: opts.maxMemoryMb, onStray: opts.onStray });
 }

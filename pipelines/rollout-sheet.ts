@@ -19,7 +19,7 @@ import { renderRolloutSheet, type SheetPrompt } from '../tasks/preview/rollout-s
 import { batchFromLog } from '../operators/index.ts';
 import { stepDirName } from '../storage/step-dirs.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
-import { taskOf, trainConfig } from './train-config.ts';
+import { readRunConfig, taskOf } from './train-config.ts';
 
 export interface RolloutSheetRequest {
   step: number;
@@ -38,9 +38,7 @@ export async function writeRolloutSheet(
   runDir: string,
   req: RolloutSheetRequest,
 ): Promise<{ out: string; prompts: SheetPrompt[]; width: number; height: number }> {
-  const configFile = path.join(runDir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new Error(`rollouts: ${runDir} is not a papo train run (no config.json)`);
-  const cfg = trainConfig(JSON.parse(fs.readFileSync(configFile, 'utf8')));
+  const cfg = readRunConfig(runDir, 'rollouts', true);
   const log = new RolloutLog(runDir);
   const logged = await log.steps();
   if (!logged.includes(req.step)) {

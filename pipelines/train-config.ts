@@ -5,6 +5,8 @@
  * objective's keys (algorithms/config.ts) plus `preset`. Every key is declared once here, with its
  * default and a help string; `papo train --print-config` shows the merged, validated result.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName } from '../algorithms/config.ts';
 import type { AdamWConfigInput } from '../models/adamw.ts';
@@ -125,8 +127,16 @@ const RewardSchema = z
       .positive()
       .max(2 ** 31 - 1)
       .default(10_000)
-      .describe('per call; a call over it scores 0 and is counted'),
+      .describe('per call; a call over it scores 0 and is counted (a call that blocks its reward worker stops it)'),
     concurrency: posInt().default(32).describe('reward calls in flight at once'),
+    num_workers: posInt()
+      .max(64)
+      .default(2)
+      .describe('worker threads that run a reward of your own (a file, or one an --import module registers); built-in rewards run in the main thread'),
+    max_memory_mb: posInt()
+      .min(16)
+      .default(512)
+      .describe("each reward worker's cap of JS heap and of buffers; past it the worker is replaced and its calls fail"),
   })
   .strict();
 
@@ -164,6 +174,11 @@ const TrainerSchema = z
         "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/ (verl's key; other verl loggers are refused by name)",
       ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
+    max_consecutive_skipped_steps: nonNegInt()
+      .default(3)
+      .describe(
+        'stop the run with an error after this many steps in a row whose every update was skipped (every reward failed, or non-finite losses); 0 = never',
+      ),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
     loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
@@ -245,9 +260,9 @@ export function describeConfig(): ConfigKey[] {
 }
 
 /**
- * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms`
- * could, if calls time out; it is listed so a slow machine can resume). Everything else must match the
- * checkpoint's config.
+ * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms` and
+ * `max_memory_mb` could, if calls time out or run out of memory; they are listed so a slow or small machine
+ * can resume). Everything else must match the checkpoint's config.
  */
 export const RESUME_SAFE_KEYS = [
   'trainer.max_steps',
@@ -276,6 +291,9 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.threads',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
+  'worker.reward.num_workers',
+  'worker.reward.max_memory_mb',
+  'trainer.max_consecutive_skipped_steps',
   // what a manifest may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
   'data.allow_outside_manifest_dir',
   'data.max_image_bytes',
@@ -363,4 +381,35 @@ export function lossHackingOptions(
     entropyRise: trainer.loss_hacking_entropy_rise,
     generalKlPrcp: trainer.loss_hacking_kl_prcp_general,
   };
+}
+
+/**
+ * The saved config of the `papo train` run in `runDir` (its config.json), for a command that reads the run
+ * (`replay`, `rollouts`, `train --resume`): errors name the file, and with `validate` the key.
+ */
+export function readRunConfig(runDir: string, command: string): Record<string, unknown>;
+export function readRunConfig(runDir: string, command: string, validate: true): TrainConfig;
+export function readRunConfig(runDir: string, command: string, validate = false): Record<string, unknown> | TrainConfig {
+  const file = path.join(runDir, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${command}: ${runDir} is not a papo train run (no config.json)`);
+    throw new Error(`${command}: cannot read ${file}: ${code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`${command}: ${file} is not valid JSON (cut short, or edited): it is the run's saved config`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${command}: ${file} does not hold a run config (a JSON object)`);
+  if (!validate) return value as Record<string, unknown>;
+  try {
+    return trainConfig(value);
+  } catch (err) {
+    throw new Error(`${command}: ${file}: ${(err as Error).message}`);
+  }
 }

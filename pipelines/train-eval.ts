@@ -4,6 +4,7 @@
  * `trainer.val_freq` steps, and the closing comparison of the two tests.
  */
 import type { RolloutEngine } from '../operators/index.ts';
+import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import type { Logger } from '../util/logger.ts';
@@ -23,7 +24,7 @@ export interface TrainEvals {
 export function trainEvals(
   engine: Pick<RolloutEngine, 'sample' | 'version'>,
   task: Task,
-  reward: RewardFunction,
+  reward: RewardFunction | RewardScorer,
   cfg: TrainConfig,
   io: { say: (line: string) => void; logger: Logger; quiet?: boolean },
 ): TrainEvals {

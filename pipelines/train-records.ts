@@ -12,6 +12,7 @@ import type { LossHackingAlarm, PolicyVersions, RolloutBatch, TrainedStep } from
 import { registeredBatchFields, type TypedRow } from '../storage/batch-schema.ts';
 import type { Checkpoint } from '../storage/checkpoints.ts';
 import type { RolloutStepRecord } from '../storage/rollout-log.ts';
+import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import type { StreamCursor } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
 import type { Progress } from '../util/progress.ts';
@@ -146,7 +147,9 @@ export interface StepSummary {
 
 /**
  * The tap that keeps each trained step: metrics.jsonl, TensorBoard, the progress line, then the step's
- * rollout and checkpoint handed to the background writer; `onStep` (user hooks) is awaited last.
+ * rollout and checkpoint handed to the background writer, its reward failures said, the run stopped after
+ * `trainer.max_consecutive_skipped_steps` steps in a row that trained nothing; `onStep` (user hooks) is
+ * awaited last.
  */
 export function recordSteps(
   run: Run<TrainConfig>,
@@ -155,6 +158,8 @@ export function recordSteps(
   const { trainer } = run.config;
   const logRollouts = run.store !== undefined && trainer.rollout_log;
   let io: Promise<void> = Promise.resolve();
+  const failures = rewardFailureNotes(run);
+  let skippedInARow = 0;
   const op = concatMap(async (s: TrainedStep): Promise<StepSummary> => {
     const m = s.metrics;
     // The previous step's writes must be done (bounded memory); the wait is the stall saving causes.
@@ -179,6 +184,10 @@ export function recordSteps(
       if (snapshot) await opts.checkpoints.write(snapshot);
     })();
     io.catch(() => undefined);
+    failures.note(s.step, s.batch.rewardFailures, s.batch.rewards.length);
+    const limit = trainer.max_consecutive_skipped_steps;
+    skippedInARow = m['actor/optimizer_steps'] === 0 && m['actor/skipped_steps'] > 0 ? skippedInARow + 1 : 0;
+    if (limit > 0 && skippedInARow >= limit) throw new Error(skippedStepsError(s.step, limit, s.batch.rewardFailures, s.batch.rewards.length));
     await opts.onStep?.(s);
     return { step: s.step, version: s.version, metrics: m };
   });
@@ -205,4 +214,38 @@ export function lossHackingAlarms(run: Run<TrainConfig>, stop: () => void): { al
     if (stopping) stop();
   };
   return { alarms, onAlarm };
+}
+
+/** Reward failures: every step's in log.jsonl; the terminal hears the first step with each kind. */
+function rewardFailureNotes(run: Run<TrainConfig>): { note: (step: number, failures: readonly RewardFailure[], calls: number) => void } {
+  const kindsSaid = new Set<string>();
+  return {
+    note(step, failures, calls) {
+      if (failures.length === 0) return;
+      const kinds: Record<string, number> = {};
+      for (const f of failures) kinds[f.kind] = (kinds[f.kind] ?? 0) + 1;
+      run.logger.warn({ event: 'reward_failures', step, calls, failures: failures.length, kinds, first: failures[0] }, 'reward failures');
+      for (const [kind, n] of Object.entries(kinds)) {
+        if (kindsSaid.has(kind)) continue;
+        kindsSaid.add(kind);
+        const f = failures.find((x) => x.kind === kind)!;
+        run.say(
+          `\nreward ${f.reward}: step ${step}: ${n} of ${calls} calls failed (${kind}; first: record ${f.id}: ${f.reason}); each scores 0 and counts in reward/failures (every step's in log.jsonl)`,
+        );
+      }
+    },
+  };
+}
+
+/** Why a run stops after `limit` steps in a row whose every optimizer step was skipped. */
+function skippedStepsError(step: number, limit: number, failures: readonly RewardFailure[], calls: number): string {
+  const first = failures[0];
+  const cause =
+    calls > 0 && failures.length >= calls
+      ? `every reward call failed (step ${step}: all ${calls}; first: record ${first.id}: ${first.reason})`
+      : `non-finite inputs, losses or gradients (the nonfinite_* events in log.jsonl)${first ? `; ${failures.length} of ${calls} reward calls failed too (first: record ${first.id}: ${first.reason})` : ''}`;
+  return (
+    `stopping: the last ${limit} steps (to step ${step}) trained nothing, every optimizer step skipped: ${cause}. ` +
+    `trainer.max_consecutive_skipped_steps=${limit} allows that many in a row (0: no limit); the last checkpoint stands: fix the cause and continue with --resume`
+  );
 }

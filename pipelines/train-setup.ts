@@ -11,10 +11,11 @@ import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
 import { PolicyVersions } from '../operators/index.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
+import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import { initTf } from '../util/tf-backend.ts';
-import { loadRewardFunction } from './reward-function.ts';
+import { openReward } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
 import { parseTrainState, type TrainState } from './train-state.ts';
@@ -26,7 +27,8 @@ export interface TrainParts {
   /** identifies the starting (and reference) weights */
   reference: TrainState['reference'];
   task: Task;
-  reward: RewardFunction;
+  /** the reward: user reward code in the reward workers (tasks/rewards/pool.ts), a built-in one in this thread */
+  reward: RewardScorer;
   maxResponseLength: number;
   trainer: Trainer;
   engine: PolicyEngine;
@@ -63,15 +65,25 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   if (maxResponseLength > policy.maxResponseLen) {
     throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policy.maxResponseLen}`);
   }
-  const rewardFn = reward ?? (await loadRewardFunction(cfg.worker.reward.score_function));
+  // A reward of the user's runs in the reward workers (tasks/rewards/pool.ts); a built-in one, or an object given, here.
+  let strays = 0;
+  const onStray = (line: string) => {
+    strays++;
+    run.logger.warn({ event: 'reward_stray', message: line }, line);
+    if (strays <= 3) run.say(`\nwarning: ${line}${strays === 3 ? ' (further ones in log.jsonl only)' : ''}`);
+  };
+  const { num_workers: workers, max_memory_mb: maxMemoryMb } = cfg.worker.reward;
+  const rewardFn = reward ? inThreadScorer(reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray });
   const S = t.max_staleness;
   const current = checkpoint ? checkpoint.policy.params : start.params;
-  const trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
+  let trainer: Trainer | undefined;
   let engine: PolicyEngine | undefined;
   try {
+    trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
     engine = await PolicyEngine.create(policy, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
     const e = engine;
+    const t = trainer;
     // The engine holds the current weights and the older versions the next steps still sample with.
     const from = checkpoint && resumed ? { version: resumed.version, params: current, versions: resumed.versions, samplers: checkpoint.samplers } : undefined;
     const versions = PolicyVersions.restore({ maxStaleness: S, start: start.params, from });
@@ -85,18 +97,20 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       task,
       reward: rewardFn,
       maxResponseLength,
-      trainer,
+      trainer: t,
       engine: e,
       versions,
       resumed,
       async close() {
+        await rewardFn.close();
         await e.close();
-        await trainer.close();
+        await t.close();
       },
     };
   } catch (err) {
+    await rewardFn.close();
     await engine?.close();
-    await trainer.close();
+    await trainer?.close();
     throw err;
   }
 }

@@ -62,7 +62,7 @@ export interface TrainOptions {
   /** No terminal output (tests). */
   quiet?: boolean;
   hooks?: TrainHooks;
-  /** A reward function object instead of `worker.reward.score_function`. */
+  /** A reward function object instead of `worker.reward.score_function` (it runs in this thread). */
   reward?: RewardFunction;
   /** Stop admitting steps when aborted; the steps in flight finish (as with SIGINT). */
   signal?: AbortSignal;

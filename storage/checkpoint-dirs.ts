@@ -40,7 +40,10 @@ export async function latestCompleteCheckpoint(checkpointsDir: string): Promise<
     const name = (await fs.readFile(path.join(checkpointsDir, LATEST), 'utf8')).trim();
     if (CHECKPOINT_NAME.test(name) && (await exists(path.join(checkpointsDir, name, COMPLETE)))) return name;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR')
+      throw new Error(`${path.join(checkpointsDir, LATEST)} is a directory: it should be a file naming the newest checkpoint; remove it (the checkpoints are untouched)`);
+    if (code !== 'ENOENT') throw new Error(`cannot read ${path.join(checkpointsDir, LATEST)}: ${(err as Error).message}`, { cause: err });
   }
   return (await completeCheckpoints(checkpointsDir)).at(-1)?.name;
 }

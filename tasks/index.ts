@@ -12,7 +12,17 @@ export { accuracyReward, extractAnswer, normalizeAnswer } from './rewards/accura
 export { compositeReward, scoreResponse, PAPER_WEIGHTS, type CompositeWeights } from './rewards/composite.ts';
 export * from './rewards/types.ts';
 export { registerReward, rewardFunctions } from './rewards/registry.ts';
-export { runReward, type RewardFailure, type RewardRun, type RewardRunOptions } from './rewards/runner.ts';
+export {
+  runReward,
+  inThreadScorer,
+  REWARD_BOUND,
+  type RewardFailure,
+  type RewardFailureKind,
+  type RewardRun,
+  type RewardRunOptions,
+  type RewardScorer,
+} from './rewards/runner.ts';
+export { RewardPool, type RewardPoolOptions } from './rewards/pool.ts';
 export { loadManifest, ManifestError, type ManifestOptions, type ManifestIssue, type LoadedManifest } from './loader/manifest.ts';
 export { ManifestTask, type ManifestTaskOptions } from './loader/manifest-task.ts';
 export { resizeImage, resizeToFit, type ResizeMethod } from './loader/resize.ts';

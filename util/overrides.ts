@@ -7,6 +7,9 @@
  * applyOverrides({ trainer: { max_steps: 5 } }, ['worker.rollout.n=4'], YAML.parse);
  * // { trainer: { max_steps: 5 }, worker: { rollout: { n: 4 } } }
  */
+/** Keys that would reach an object's prototype instead of naming an option: refused, never assigned. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 export function applyOverrides(base: Record<string, unknown>, overrides: readonly string[], parseValue: (text: string) => unknown): Record<string, unknown> {
   const out = structuredClone(base);
   for (const o of overrides) {
@@ -14,6 +17,8 @@ export function applyOverrides(base: Record<string, unknown>, overrides: readonl
     if (eq <= 0) throw new Error(`override '${o}' must look like key.path=value`);
     const keys = o.slice(0, eq).split('.');
     if (keys.some((k) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) throw new Error(`override '${o}': '${o.slice(0, eq)}' is not a dotted key path`);
+    const reserved = keys.find((k) => RESERVED_KEYS.has(k));
+    if (reserved) throw new Error(`override '${o.slice(0, eq)}': '${reserved}' is not a config key`);
     let node: Record<string, unknown> = out;
     keys.slice(0, -1).forEach((k, i) => {
       const next = node[k];
@@ -31,6 +36,7 @@ export function applyOverrides(base: Record<string, unknown>, overrides: readonl
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = structuredClone(base);
   for (const [k, v] of Object.entries(over)) {
+    if (RESERVED_KEYS.has(k)) throw new Error(`'${k}' is not a config key`);
     const b = out[k];
     out[k] =
       v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)

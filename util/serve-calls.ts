@@ -12,6 +12,7 @@
  * - An error thrown by a handler rejects that call only; the worker goes on.
  * - On `client.close()`, every call made before it settles, the service's `close` hook runs (release
  *   sessions, ...), the reply is posted and the port closes, so the thread can exit.
+ * - `postEvent(e)` sends `e` to the client's `onEvent`, outside any call (what happened between calls).
  *
  * @example
  * // counter-worker.ts
@@ -75,6 +76,12 @@ export function serveCalls<C extends Calls<C>>(start: () => Service<C> | Promise
       call.then(() => running.delete(call));
     } else queue = queue.then(() => answer(msg));
   });
+}
+
+/** Posts `event` (structured-cloned) to the client's `onEvent` (worker-client.ts). */
+export function postEvent(event: unknown): void {
+  if (!parentPort) throw new Error('postEvent must run in a worker thread');
+  parentPort.postMessage({ type: 'event', event } satisfies ReplyMessage);
 }
 
 function handlerOf<C>(s: Service<C>, method: string): (arg: unknown) => unknown {

@@ -2,6 +2,10 @@
  * Importing a module of the user's by its path (a reward file, a module that registers estimators), with
  * errors that name the setting it came from and say what to do.
  *
+ * Modules that extend papo by name (`papo --import`) are imported with `importExtension`, which also
+ * remembers them: a worker that runs user code (the reward pool, tasks/rewards/pool.ts) imports them too, so
+ * the names they register exist in it as well.
+ *
  * @example
  * const { exports } = await importUserModule('./my_reward.ts', process.cwd(), 'worker.reward.score_function');
  */
@@ -36,4 +40,18 @@ export async function importUserModule(file: string, baseDir: string, what: stri
           : (err as Error).message;
     throw new Error(`${what}: cannot load ${where}: ${hint}`);
   }
+}
+
+const extensions: string[] = [];
+
+/** Imports an extension module (`--import`; `what` names where it was given) and remembers its path. */
+export async function importExtension(file: string, baseDir: string, what = '--import'): Promise<UserModule> {
+  const m = await importUserModule(file, baseDir, what);
+  if (!extensions.includes(m.where)) extensions.push(m.where);
+  return m;
+}
+
+/** The absolute paths of the extension modules imported so far, in order. */
+export function extensionModules(): string[] {
+  return [...extensions];
 }

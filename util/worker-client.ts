@@ -11,7 +11,8 @@
  * - failure: a worker that crashes or exits rejects every pending and every later call with
  *   `<what>: <name> worker crashed: ...` / `<what>: <name> worker exited unexpectedly (code N)`: no hangs;
  * - close: the calls already made finish, the worker's close hook runs, and the thread is stopped (terminated
- *   if it has not exited `exitTimeoutMs` after its last reply); later calls reject with `<name> is closed`.
+ *   if it has not exited `exitTimeoutMs` after its last reply); later calls reject with `<name> is closed`;
+ * - events: what the worker posts with `postEvent` (serve-calls.ts) outside any call goes to `onEvent`.
  *
  * Calls are posted in the order they are made and the worker starts them in that order. Arguments are
  * structured-cloned; pass `transfer` to move buffers the caller gives away. The worker moves the buffers of
@@ -28,7 +29,7 @@
  * await counter.call('add', 2); // 2
  * await counter.close();
  */
-import type { Worker } from 'node:worker_threads';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { startTsWorker } from './ts-worker.ts';
 
 /** The calls a worker serves: each method takes at most one (structured-cloneable) argument. */
@@ -52,7 +53,8 @@ export type ReplyMessage =
   | { type: 'ready' }
   | { type: 'fatal'; message: string; stack?: string }
   | { type: 'result'; id: number; result: unknown }
-  | { type: 'error'; id: number; message: string; stack?: string; code?: string };
+  | { type: 'error'; id: number; message: string; stack?: string; code?: string }
+  | { type: 'event'; event: unknown };
 
 export interface WorkerClientOptions {
   /** Names the worker in lifecycle errors, e.g. 'policy engine'. */
@@ -63,6 +65,12 @@ export interface WorkerClientOptions {
   what?: (method: string) => string;
   /** How long `close` waits for the worker to exit by itself before terminating it (default 2000 ms). */
   exitTimeoutMs?: number;
+  /** Caps of the worker's V8 heap: past them the worker is stopped and its calls reject (see ts-worker.ts). */
+  resourceLimits?: ResourceLimits;
+  /** The worker imports user `.ts` files (see ts-worker.ts). */
+  userTypeScript?: boolean;
+  /** Receives what the worker posts with `postEvent`. */
+  onEvent?: (event: unknown) => void;
 }
 
 export interface CallOptions {
@@ -86,6 +94,7 @@ export class WorkerClient<C extends Calls<C>> {
   readonly name: string;
   private readonly exitTimeoutMs: number;
   private readonly what: (method: string) => string;
+  private readonly onEvent: ((event: unknown) => void) | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private started = false;
@@ -100,7 +109,8 @@ export class WorkerClient<C extends Calls<C>> {
     this.what = options.what ?? ((method) => method);
     this.ready = new Promise<void>((resolve, reject) => (this.settleReady = (err) => (err ? reject(err) : resolve())));
     this.ready.catch(() => undefined); // a caller that never awaits `ready` learns of a failed start from its calls
-    this.worker = startTsWorker(entry, options.workerData);
+    this.onEvent = options.onEvent;
+    this.worker = startTsWorker(entry, options.workerData, { resourceLimits: options.resourceLimits, userTypeScript: options.userTypeScript });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (m: ReplyMessage) => this.onMessage(m));
     this.worker.on('error', (err) => this.fail(`${this.name} worker ${this.started ? 'crashed' : 'failed to start'}: ${err.message}`));
@@ -165,6 +175,10 @@ export class WorkerClient<C extends Calls<C>> {
     }
     if (m.type === 'fatal') {
       this.fail(`${this.name} failed to start: ${m.message}`);
+      return;
+    }
+    if (m.type === 'event') {
+      this.onEvent?.(m.event);
       return;
     }
     const p = this.pending.get(m.id);

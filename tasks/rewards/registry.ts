@@ -24,3 +24,9 @@ export function registerReward(name: string, reward: RewardFunction): void {
 }
 
 registerReward('composite', compositeReward());
+
+/**
+ * The rewards this package registers itself: they run in the calling thread. Any other reward is user code,
+ * run in the reward workers (pool.ts) when papo can load it there.
+ */
+export const BUILT_IN_REWARDS: readonly string[] = ['composite'];

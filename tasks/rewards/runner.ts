@@ -1,29 +1,42 @@
 /**
  * Runs a user's reward function over a batch of responses so that no reward bug can crash a training
- * run: whatever the function throws or returns, however strange (a rejected promise, a non-numeric or
- * non-finite value, a result whose getters throw, a Proxy, a thenable that misbehaves, a sparse or
- * wrong-length batch, a timeout), becomes a recorded failure (record id + reason) and reward 0 for the
- * responses concerned. Every input ends as exactly one of: a validated result, or a failure.
+ * run: whatever the function throws or returns, however strange (a rejected promise, a non-numeric,
+ * non-finite or out-of-range value, a result whose getters throw, a Proxy, a thenable that misbehaves, a
+ * sparse or wrong-length batch, a timeout), becomes a recorded failure (record id + reason) and reward 0
+ * for the responses concerned. Every input ends as exactly one of: a validated result, or a failure.
+ *
+ * The bound: every number of a result (overall, accuracy, format and the extras) must lie within
+ * +-REWARD_BOUND (1e6). Rewards are float32 from here on: a value like 1e308 would overflow to Infinity and
+ * make every advantage of its group NaN (the whole update skipped, the failure nowhere named), and even
+ * finite values far beyond any reward scale swamp the group's statistics. A reward needing more range is
+ * one to rescale.
  *
  * Results are copied field by field into plain objects when they are checked, so a getter cannot
  * return one value to the check and another to the trainer.
  *
  * Timeouts: an asynchronous function is abandoned when its deadline passes (its promise is left to settle
  * on its own). JavaScript cannot interrupt a synchronous function; one that returns late is recorded as a
- * timeout, but one that never returns blocks the thread, so run untrusted synchronous code in a worker.
+ * timeout, but one that never returns blocks the thread: user reward code runs in the worker pool of
+ * pool.ts, which stops such a worker (and this function runs inside it).
  *
  *   const { results, failures } = await runReward(myReward, inputs, { timeoutMs: 10_000, concurrency: 8 });
  */
-import type { BatchRewardFunction, RewardFunction, RewardInput, RewardResult, SingleRewardFunction } from './types.ts';
+import { isRewardFunction, type BatchRewardFunction, type RewardFunction, type RewardInput, type RewardResult, type SingleRewardFunction } from './types.ts';
 
 export interface RewardRunOptions {
   /** Per response (single mode) or per batch (batch mode): finite, > 0 and at most 2^31 - 1 (Node's timer range). Default 10 s. */
   timeoutMs?: number;
   /** Single mode: at most this many calls in flight (e.g. for a rate-limited judge). Default unbounded. */
   concurrency?: number;
+  /** Called as soon as input `index` has its outcome (its checked result, or its failure); for the pool's workers. */
+  onSettled?: (index: number, outcome: { result: RewardResult } | { failure: RewardFailure }) => void;
 }
 
-export type RewardFailureKind = 'threw' | 'timeout' | 'invalid';
+/**
+ * `threw`, `timeout`, `invalid` (a bad value); `crashed`: the worker running the call died under it (it
+ * exited, ran out of memory, or crashed), see pool.ts.
+ */
+export type RewardFailureKind = 'threw' | 'timeout' | 'invalid' | 'crashed';
 
 export interface RewardFailure {
   readonly id: string;
@@ -40,14 +53,40 @@ export interface RewardRun {
   readonly failures: RewardFailure[];
 }
 
+/**
+ * Scores inputs with a reward function wherever it runs (this thread with `runReward`, or the worker pool of
+ * pool.ts), with runReward's contract: one result per input, failures named, never a throw for what the
+ * function did.
+ */
+export interface RewardScorer {
+  readonly name: string;
+  run(inputs: readonly RewardInput[], opts?: RewardRunOptions): Promise<RewardRun>;
+  /** Releases what the scorer holds (the pool's workers). */
+  close(): Promise<void>;
+}
+
+/** Whether `x` is a RewardScorer (rather than a RewardFunction). */
+export function isRewardScorer(x: unknown): x is RewardScorer {
+  return typeof x === 'object' && x !== null && typeof (x as { run?: unknown }).run === 'function' && !isRewardFunction(x);
+}
+
+/** A scorer that runs `fn` in this thread (registered built-in rewards, and reward objects a program passes). */
+export function inThreadScorer(fn: RewardFunction): RewardScorer {
+  return { name: describeFunction(fn).name, run: (inputs, opts) => runReward(fn, inputs, opts), close: async () => undefined };
+}
+
 /** The largest delay Node's timers accept; longer ones fire at once, with a warning. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** The largest magnitude a number of a reward result may have (see the module doc); beyond it, a failure. */
+export const REWARD_BOUND = 1e6;
 
 const REQUIRED = ['overall', 'accuracy', 'format'] as const;
 
 const ZERO = (): RewardResult => ({ overall: 0, accuracy: 0, format: 0 });
 
-export async function runReward(fn: RewardFunction, inputs: readonly RewardInput[], opts: RewardRunOptions = {}): Promise<RewardRun> {
+/** The timeout and concurrency of a run, checked (an error says which is wrong), with their defaults. */
+export function runLimits(opts: RewardRunOptions): { timeoutMs: number; concurrency: number } {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (!(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
     throw new Error(
@@ -58,17 +97,28 @@ export async function runReward(fn: RewardFunction, inputs: readonly RewardInput
   if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
     throw new Error(`reward concurrency must be an integer of at least 1, got ${safeText(concurrency)}`);
   }
+  return { timeoutMs, concurrency };
+}
+
+export async function runReward(fn: RewardFunction, inputs: readonly RewardInput[], opts: RewardRunOptions = {}): Promise<RewardRun> {
+  const { timeoutMs, concurrency } = runLimits(opts);
   const { name, mode } = describeFunction(fn);
   const results = inputs.map(ZERO);
   const failures: RewardFailure[] = [];
+  const settled = opts.onSettled ?? (() => undefined);
   const fail = (index: number, kind: RewardFailureKind, reason: string): void => {
-    failures.push({ id: inputs[index].id, index, reward: name, kind, reason });
+    const failure = { id: inputs[index].id, index, reward: name, kind, reason };
+    failures.push(failure);
     results[index] = ZERO();
+    settled(index, { failure });
   };
   const record = (index: number, value: unknown): void => {
     const checked = checkResult(value);
     if ('problem' in checked) fail(index, 'invalid', checked.problem);
-    else results[index] = checked.result;
+    else {
+      results[index] = checked.result;
+      settled(index, checked);
+    }
   };
 
   if (mode === 'single') {
@@ -138,13 +188,14 @@ function isThenable(x: unknown): boolean | string {
   }
 }
 
-type Checked = { result: RewardResult } | { problem: string };
+export type Checked = { result: RewardResult } | { problem: string };
 
 /**
  * A plain copy of `v` if it is a valid RewardResult (an object whose overall, accuracy, format and own
- * enumerable extras are finite numbers), else what is wrong with it. Never throws.
+ * enumerable extras are finite numbers within +-REWARD_BOUND), else what is wrong with it. Never throws.
+ * (The pool checks its workers' replies with it again: the user's code shared their thread.)
  */
-function checkResult(v: unknown): Checked {
+export function checkResult(v: unknown): Checked {
   try {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return { problem: `expected an object {overall, accuracy, format}, got ${describe(v)}` };
     const r = v as Record<string, unknown>;
@@ -155,6 +206,7 @@ function checkResult(v: unknown): Checked {
       const x = r[k];
       if (typeof x !== 'number') return { problem: `${k} is ${describe(x)}, not a number` };
       if (!Number.isFinite(x)) return { problem: `${k} is ${x}` };
+      if (Math.abs(x) > REWARD_BOUND) return { problem: `${k} is ${x}, beyond the bound of +-${REWARD_BOUND} (rewards are float32; rescale it)` };
       // defined, not assigned: a key named __proto__ stays a key
       Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
     }

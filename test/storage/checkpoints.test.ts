@@ -204,3 +204,13 @@ test('disk full during a save: the error names the directory and step, the previ
   assertSameCheckpoint(await store.load('step_000001'), first);
   assert.deepEqual(fs.readdirSync(store.dir).sort(), ['latest', 'step_000001']);
 });
+
+test('a `latest` that is a directory is named, with what to do; nothing is removed', async () => {
+  const run = tmp();
+  const store = new CheckpointStore(run);
+  await store.save(checkpoint(2));
+  fs.rmSync(path.join(store.dir, 'latest'));
+  fs.mkdirSync(path.join(store.dir, 'latest'));
+  await assert.rejects(store.latest(), new RegExp(`${path.join(store.dir, 'latest').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a directory: .*remove it`));
+  assert.ok(fs.existsSync(path.join(store.dir, 'step_000002', 'COMPLETE')));
+});

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { runReward, type RewardRun } from '../../tasks/rewards/runner.ts';
+import { REWARD_BOUND, runReward, type RewardRun } from '../../tasks/rewards/runner.ts';
 import { defineBatchReward, defineReward, type RewardInput, type RewardResult } from '../../tasks/rewards/types.ts';
 
 const params = { seed: Number(process.env.PAPO_FC_SEED ?? 12), numRuns: 300 };
@@ -70,13 +70,18 @@ const EXOTIC: Record<string, () => unknown> = {
 
 type Value = { exotic: string } | { plain: unknown };
 
-const finite = fc.double({ noNaN: true, noDefaultInfinity: true });
+/** Numbers a result may hold: finite and within the bound (+-1e6). */
+const finite = fc.oneof(fc.double({ min: -REWARD_BOUND, max: REWARD_BOUND, noNaN: true }), fc.constantFrom(REWARD_BOUND, -REWARD_BOUND, 0, -0));
 const validResult = fc
   .record({ overall: finite, accuracy: finite, format: finite, extra: fc.dictionary(fc.string({ maxLength: 6 }), finite, { maxKeys: 3 }) })
   .map(({ extra, ...r }) => ({ ...extra, ...r }));
-/** A valid result with one field broken: removed, non-finite, or of another type. */
+/** A valid result with one field broken: removed, non-finite, out of range, or of another type. */
 const nearlyValid = fc
-  .tuple(validResult, fc.constantFrom(...REQUIRED, 'extra'), fc.constantFrom<unknown>(undefined, NaN, Infinity, -Infinity, '1', null, [1], { n: 1 }, true))
+  .tuple(
+    validResult,
+    fc.constantFrom(...REQUIRED, 'extra'),
+    fc.constantFrom<unknown>(undefined, NaN, Infinity, -Infinity, 1e308, -1e308, REWARD_BOUND * (1 + 2 ** -40), '1', null, [1], { n: 1 }, true),
+  )
   .map(([r, k, bad]) => {
     const out: Record<string, unknown> = { ...r };
     if (bad === undefined && k !== 'extra') delete out[k];
@@ -101,7 +106,7 @@ function expected(v: Value): RewardResult | null {
   const out: Record<string, number> = {};
   for (const k of keys) {
     const n = (x as Record<string, unknown>)[k];
-    if (typeof n !== 'number' || !Number.isFinite(n)) return null;
+    if (typeof n !== 'number' || !Number.isFinite(n) || Math.abs(n) > REWARD_BOUND) return null;
     Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
   }
   return out as RewardResult;
