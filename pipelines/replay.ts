@@ -6,7 +6,6 @@
  * it. On the same update engine (`worker.actor.engine`, from the run's config) and backend everything
  * matches to the bit.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { createTrainer } from '../models/trainer/create.ts';

@@ -42,7 +42,9 @@ export async function latestCompleteCheckpoint(checkpointsDir: string): Promise<
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EISDIR')
-      throw new Error(`${path.join(checkpointsDir, LATEST)} is a directory: it should be a file naming the newest checkpoint; remove it (the checkpoints are untouched)`);
+      throw new Error(
+        `${path.join(checkpointsDir, LATEST)} is a directory: it should be a file naming the newest checkpoint; remove it (the checkpoints are untouched)`,
+      );
     if (code !== 'ENOENT') throw new Error(`cannot read ${path.join(checkpointsDir, LATEST)}: ${(err as Error).message}`, { cause: err });
   }
   return (await completeCheckpoints(checkpointsDir)).at(-1)?.name;
