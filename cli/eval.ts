@@ -73,10 +73,16 @@ export function registerEvalCommand(program: Command): void {
         import('../pipelines/evaluate.ts'),
       ]);
       if (cmd.getOptionValueSource('weights') === 'default' && !fs.existsSync(f.weights)) {
-        const { SHIPPED_WARM_START } = await import('../pipelines/train-config.ts');
-        throw new Error(
-          `no weights at ${f.weights}, the default --weights (where papo sft writes them): run papo sft first, or pass --weights DIR (weights, a checkpoint or a run directory; the shipped warm start is ${SHIPPED_WARM_START})`,
-        );
+        const { SHIPPED_WARM_START, TrainConfigSchema } = await import('../pipelines/train-config.ts');
+        // after the main job (`npx papo train`), the run it trained
+        const trained = TrainConfigSchema.parse({}).trainer.save_checkpoint_path;
+        if (fs.existsSync(path.join(trained, 'checkpoints'))) {
+          process.stderr.write(`papo eval: no ${f.weights} (papo sft's weights); evaluating the papo train run in ${trained}\n`);
+          f.weights = trained;
+        } else
+          throw new Error(
+            `no weights at ${f.weights} (where papo sft writes them) and no papo train run in ${trained}: train one, or pass --weights DIR (weights, a checkpoint or a run directory; the shipped warm start is ${SHIPPED_WARM_START})`,
+          );
       }
       const saved = await loadPolicyWeights(f.weights);
       // a run or checkpoint directory resolves to one checkpoint's weights: say which

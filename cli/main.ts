@@ -12,6 +12,7 @@ import { registerReportCommand } from './report.ts';
 import { registerRolloutsCommand } from './rollouts.ts';
 import { registerStudyCommand } from './study.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
+import { packageVersion } from '../util/package-files.ts';
 
 // Started by a parent over an IPC channel (papo study): stop as on SIGTERM when the parent goes away, so a
 // killed parent leaves no run training on its own.
@@ -28,6 +29,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const program = new Command('papo')
   .description('PAPO / GRPO / DAPO training for vision-language policies')
+  .version(packageVersion(), '-V, --version', 'print the version of papo-stream')
   .option(
     '--import <module>',
     'import a .ts/.js module of yours before the command runs (repeatable): the names it registers (registerAdvEstimator, registerPolicyLoss, registerKlEstimator, registerLossAggMode, registerMaskType, registerReward, registerTask) can then be used in configs and flags',

@@ -6,6 +6,7 @@
  * @example
  * const weights = packageFile('assets/warm-start'); // absolute path, whatever the working directory
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,4 +19,9 @@ const PACKAGE_ROOT = fileURLToPath(new URL(RUNS_BUILT ? '../../' : '../', import
 /** The absolute path of `rel`, a path relative to the package's root. */
 export function packageFile(rel: string): string {
   return path.join(PACKAGE_ROOT, rel);
+}
+
+/** The package's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;
 }

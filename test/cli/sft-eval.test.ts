@@ -55,8 +55,13 @@ test('bad flags and bad files are one-line errors with exit code 1', () => {
   assert.equal(r5.status, 1);
   assert.match(
     r5.stderr,
-    /^papo: no weights at runs\/sft\/weights, the default --weights \(where papo sft writes them\): run papo sft first, or pass --weights DIR/,
+    /^papo: no weights at runs\/sft\/weights \(where papo sft writes them\) and no papo train run in runs\/train: train one, or pass --weights DIR/,
   );
+  // after the main job: the papo train run is what a bare papo eval evaluates
+  fs.mkdirSync(path.join(dir, 'runs', 'train', 'checkpoints'), { recursive: true });
+  const r6 = spawnSync(process.execPath, [path.resolve('bin/papo.js'), 'eval'], { encoding: 'utf8', cwd: dir, env: { ...process.env, PAPO_DEBUG: '' } });
+  assert.match(r6.stderr, /^papo eval: no runs\/sft\/weights \(papo sft's weights\); evaluating the papo train run in runs\/train\n/);
+  assert.equal(r6.status, 1, 'a run directory without a complete checkpoint is still an error');
   const r3 = papo(['eval', '--weights', path.join(dir, 'none')]);
   assert.equal(r3.status, 1);
   assert.match(r3.stderr, /papo: policy weights: .* does not exist/);
@@ -102,4 +107,10 @@ test('papo sft and eval on a user JSONL manifest', async () => {
   const ev = papo(['eval', '--weights', path.join(out, 'weights'), '--k', '1']);
   assert.equal(ev.status, 0, ev.stderr);
   assert.match(ev.stdout, /manifest.* \/ test: 4 prompts/);
+});
+
+test('papo --version prints the package version', () => {
+  const r = papo(['--version']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
 });
