@@ -44,11 +44,16 @@ export function klEstimate(logp: tf.Tensor, logq: tf.Tensor, estimator: string):
   return tf.tidy(() => estimate(logp, logq));
 }
 
-/** Rows right-padded with 0 (or cut) to T, as one [rows, T] matrix. */
-function padded(rows: readonly ArrayLike<number>[], T: number): tf.Tensor2D {
+/** Rows of per-token values right-padded with 0 (or cut) to T: a row-major [rows, T] matrix. */
+export function padRows(rows: readonly ArrayLike<number>[], T: number): Float32Array {
   const out = new Float32Array(rows.length * T);
   rows.forEach((r, i) => out.set(Array.from(r).slice(0, T), i * T));
-  return tf.tensor2d(out, [rows.length, T]);
+  return out;
+}
+
+/** `padRows` as a [rows, T] tensor. */
+function padded(rows: readonly ArrayLike<number>[], T: number): tf.Tensor2D {
+  return tf.tensor2d(padRows(rows, T), [rows.length, T]);
 }
 
 /** k3(original, masked) per token: the implicit perception loss's kl_prcp, as a [R, T] matrix (T = the longest length). */

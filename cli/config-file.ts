@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { parse } from 'yaml';
+import { readRegularFile } from '../util/read-file.ts';
 
 /** The largest config file read (a run config is a few KB; a larger file is not one). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -13,25 +14,14 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
  */
 export function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
-  let fd: number | undefined;
   try {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below refuses it
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new Error(st.isDirectory() ? 'it is a directory' : 'it is not a regular file');
-    if (st.size > MAX_CONFIG_BYTES) throw new Error(`it has ${st.size} bytes, more than a config file's ${MAX_CONFIG_BYTES}`);
-    const buf = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < buf.length) {
-      const r = fs.readSync(fd, buf, n, buf.length - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    text = buf.subarray(0, n).toString('utf8');
+    text = readRegularFile(file, MAX_CONFIG_BYTES, {
+      notRegular: (st) => new Error(st.isDirectory() ? 'it is a directory' : 'it is not a regular file'),
+      tooLarge: (size) => new Error(`it has ${size} bytes, more than a config file's ${MAX_CONFIG_BYTES}`),
+      system: (e) => e as Error,
+    }).toString('utf8');
   } catch (err) {
     throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
   let value: unknown;
   try {

@@ -28,7 +28,7 @@ import { isNonFiniteGradient } from '../models/adamw.ts';
 import { PAD_ID } from '../models/tokenizer.ts';
 import type { Trainer, LossFn } from '../models/trainer/types.ts';
 import { papoLoss } from '../algorithms/papo-loss.ts';
-import { meanKlPrcp } from '../algorithms/kl.ts';
+import { meanKlPrcp, padRows } from '../algorithms/kl.ts';
 import { needsMaskedLogprobs, type ObjectiveConfig } from '../algorithms/config.ts';
 import { tokenWeightings, tokenWeightingStats, type TokenWeightingStats } from '../algorithms/token-weighting.ts';
 import { Rng } from '../util/rng.ts';
@@ -90,13 +90,6 @@ function realTokens(response: ArrayLike<number>): Float32Array {
   const m = new Float32Array(response.length);
   for (let t = 0; t < response.length && response[t] !== PAD_ID; t++) m[t] = 1;
   return m;
-}
-
-/** Rows of per-token values right-padded with 0 into a [rows, T] matrix. */
-function padRows(rows: readonly ArrayLike<number>[], T: number): Float32Array {
-  const out = new Float32Array(rows.length * T);
-  rows.forEach((r, i) => out.set(Array.from(r).slice(0, T), i * T));
-  return out;
 }
 
 export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<RolloutBatch, TrainedStep> {

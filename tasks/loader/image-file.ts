@@ -17,6 +17,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readRegularFile } from '../../util/read-file.ts';
 
 export class ImageFileError extends Error {
   override name = 'ImageFileError';
@@ -81,31 +82,11 @@ export function readImageFile(file: string, opts: { maxBytes: number }): Buffer 
   }
   if (!st.isFile()) throw notRegular(st);
   if (st.size > opts.maxBytes) throw tooLarge(st.size, opts.maxBytes);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-  } catch (e) {
-    throw new ImageFileError(errnoReason(e));
-  }
-  try {
-    const opened = fs.fstatSync(fd);
-    if (!opened.isFile()) throw notRegular(opened);
-    if (opened.size > opts.maxBytes) throw tooLarge(opened.size, opts.maxBytes);
-    // Read what the size said, no more: a file growing while it is read cannot pass the limit.
-    const buf = Buffer.allocUnsafe(opened.size);
-    let n = 0;
-    while (n < buf.length) {
-      const got = fs.readSync(fd, buf, n, buf.length - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    return buf.subarray(0, n);
-  } catch (e) {
-    if (e instanceof ImageFileError) throw e;
-    throw new ImageFileError(errnoReason(e));
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readRegularFile(file, opts.maxBytes, {
+    notRegular,
+    tooLarge: (size) => tooLarge(size, opts.maxBytes),
+    system: (e) => new ImageFileError(errnoReason(e)),
+  });
 }
 
 /** A system error as a short reason (its code and description, not the path: the caller names the file). */
