@@ -33,7 +33,7 @@ export {
   type PolicyLossTerms,
   type ClipConfig,
 } from './policy-loss.ts';
-export { klEstimate, registerKlEstimator, klEstimators, type KlEstimator } from './kl.ts';
+export { klEstimate, registerKlEstimator, klEstimators, tokenKlPrcp, meanKlPrcp, padRows, type KlEstimator } from './kl.ts';
 export {
   registerTokenWeighting,
   tokenWeightings,
