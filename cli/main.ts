@@ -11,6 +11,7 @@ import { registerReplayCommand } from './replay.ts';
 import { registerReportCommand } from './report.ts';
 import { registerRolloutsCommand } from './rollouts.ts';
 import { registerStudyCommand } from './study.ts';
+import { explainFsError } from '../util/fs-errors.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 import { packageVersion } from '../util/package-files.ts';
 
@@ -80,6 +81,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   // Errors are written for people: the message names the record, key or file; the stack only on request.
-  process.stderr.write(`papo: ${err instanceof Error ? (process.env.PAPO_DEBUG ? err.stack : err.message) : String(err)}\n`);
+  // A file-system error says what could not be written or read, where and why (util/fs-errors.ts).
+  const said = err instanceof Error ? (process.env.PAPO_DEBUG ? err.stack : (explainFsError(err) ?? err.message)) : String(err);
+  process.stderr.write(`papo: ${said}\n`);
   process.exitCode = 1;
 }

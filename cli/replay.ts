@@ -1,19 +1,19 @@
 /** `papo replay RUN --step N`: a logged step reproduced through the update sink (pipelines/replay.ts). */
 import type { Command } from 'commander';
 import { intOption } from './config-file.ts';
+import { addManifestFileFlags, type ManifestFileFlags, manifestFileOptions } from './manifest-flags.ts';
 
 const show = (x: number | undefined) => (x === undefined ? '-' : Number.isInteger(x) ? String(x) : x.toPrecision(9));
 
 export function registerReplayCommand(program: Command): void {
-  program
-    .command('replay')
+  addManifestFileFlags(program.command('replay'))
     .description("replay a logged step through the update, from the nearest checkpoint before it; compare its metrics (and weights) with the run's")
     .argument('<run_dir>', 'a papo train run directory (with its rollouts/ log)')
     .requiredOption('--step <n>', 'the step to reproduce', intOption('--step'))
     .option('--json', 'print the report as JSON')
-    .action(async (runDir: string, flags: { step: number; json?: boolean }) => {
+    .action(async (runDir: string, flags: { step: number; json?: boolean } & ManifestFileFlags) => {
       const { replayRun } = await import('../pipelines/replay.ts');
-      const r = await replayRun(runDir, flags.step);
+      const r = await replayRun(runDir, flags.step, manifestFileOptions(flags));
       const exact = r.differing.length === 0 && (r.weights?.equal ?? true);
       if (flags.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else {

@@ -44,6 +44,8 @@ export function trainInputFromArgs(flags: TrainFlags, overrides: readonly string
     let base: Record<string, unknown> = {};
     if (fs.existsSync(path.join(dir, 'config.json'))) {
       base = readRunConfig(dir, '--resume');
+      // a saved config that is not a valid one (edited, or from elsewhere) is named as the file it is
+      readRunConfig(dir, '--resume', true);
       // A preset's objective keys were expanded when saved: keep them, so the run goes on with the same objective.
     }
     input = deepMerge(base, input);

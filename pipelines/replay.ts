@@ -14,7 +14,7 @@ import { CheckpointStore, type Checkpoint } from '../storage/checkpoints.ts';
 import { RolloutLog } from '../storage/rollout-log.ts';
 import { loggedRollouts, papoUpdate, type Metrics } from '../operators/index.ts';
 import { readMetrics } from './run-dir.ts';
-import { actorOptimizer, readRunConfig, taskOf, type TrainConfig } from './train-config.ts';
+import { actorOptimizer, confinedTaskData, type ImageReadingOptions, readRunConfig, taskOf, type TrainConfig } from './train-config.ts';
 
 export interface ReplayReport {
   step: number;
@@ -32,7 +32,7 @@ export interface ReplayReport {
 /** Metrics that depend on the clock or on evaluation, not on the update. */
 const untimed = (k: string) => !k.startsWith('timing_s/') && k !== 'perf/throughput' && !k.startsWith('val-core/');
 
-export async function replayRun(runDir: string, step: number): Promise<ReplayReport> {
+export async function replayRun(runDir: string, step: number, images: ImageReadingOptions = {}): Promise<ReplayReport> {
   if (!(Number.isInteger(step) && step >= 1)) throw new Error(`replay: --step must be a positive integer, got ${step}`);
   const cfg: TrainConfig = readRunConfig(runDir, 'replay', true);
   const log = new RolloutLog(runDir);
@@ -70,7 +70,7 @@ export async function replayRun(runDir: string, step: number): Promise<ReplayRep
   try {
     if (from) await actorTrainer.importOptimizerState(from.optimizer);
     const { data, algorithm: objective, trainer } = cfg;
-    const task = taskOf(data);
+    const task = taskOf(confinedTaskData(data, images));
     const trained = await lastValueFrom(
       loggedRollouts(log, task, steps, { ratio: objective.mask_ratio, patchSize: objective.mask_patch_size }).pipe(
         papoUpdate({

@@ -19,7 +19,7 @@ import { renderRolloutSheet, type SheetPrompt } from '../tasks/preview/rollout-s
 import { batchFromLog } from '../operators/index.ts';
 import { stepDirName } from '../storage/step-dirs.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
-import { readRunConfig, taskOf } from './train-config.ts';
+import { confinedTaskData, type ImageReadingOptions, readRunConfig, taskOf } from './train-config.ts';
 
 export interface RolloutSheetRequest {
   step: number;
@@ -28,6 +28,8 @@ export interface RolloutSheetRequest {
    * followed); a path given here is written as named, through a link the caller made
    */
   out?: string;
+  /** what the run's manifest may read (default: confined to its directory, default limits; never what the run's config says) */
+  images?: ImageReadingOptions;
   /** draw the first n prompts only (default all) */
   prompts?: number;
   /** image upscale factor (default 3) */
@@ -46,7 +48,7 @@ export async function writeRolloutSheet(
     throw new Error(`rollouts: step ${req.step} is not in the rollout log of ${runDir} (logged: ${shown || 'none; trainer.rollout_log must be on'})`);
   }
   const { data, algorithm } = cfg;
-  const task = taskOf(data);
+  const task = taskOf(confinedTaskData(data, req.images));
   const rec = await log.read(req.step);
   const batch = batchFromLog(rec, task, { type: algorithm.mask_type, ratio: algorithm.mask_ratio, patchSize: algorithm.mask_patch_size });
 

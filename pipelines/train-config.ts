@@ -367,6 +367,27 @@ export function taskOf(data: TaskData): Task {
   return createTask(taskConfigOf(data));
 }
 
+/** What a reader of a saved run lets its manifest read: given on the reader's command line, never by the run. */
+export interface ImageReadingOptions {
+  allowOutsideManifestDir?: boolean;
+  maxImageBytes?: number;
+  maxImagePixels?: number;
+}
+
+/**
+ * The `data` of another run's saved config (`papo replay`, `papo rollouts`) with the image-reading keys
+ * replaced by the reader's: a config.json from elsewhere cannot opt its manifest out of the manifest's
+ * directory or raise the image limits, exactly as a checkpoint's task cannot for `papo eval`.
+ */
+export function confinedTaskData<D extends TaskData>(data: D, opts: ImageReadingOptions = {}): D {
+  return {
+    ...data,
+    allow_outside_manifest_dir: opts.allowOutsideManifestDir ?? false,
+    max_image_bytes: opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+    max_image_pixels: opts.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+  };
+}
+
 /** The loss-hacking watch's options (operators/watch-loss-hacking.ts) as the run config's `trainer` sets them. */
 export function lossHackingOptions(
   trainer: Pick<

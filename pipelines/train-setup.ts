@@ -18,7 +18,8 @@ import { initTf } from '../util/tf-backend.ts';
 import { openReward } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
-import { parseTrainState, type TrainState } from './train-state.ts';
+import { checkResumedProgress, parseTrainState, type TrainState } from './train-state.ts';
+import { stepDirName } from '../storage/step-dirs.ts';
 
 export interface TrainParts {
   backend: string;
@@ -43,7 +44,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   const { data, trainer: t } = cfg;
   const { actor, rollout } = cfg.worker;
   const checkpoint = run.resumed;
-  const resumed = checkpoint ? parseTrainState(checkpoint.state, path.join(run.dir, 'checkpoints', `step_${checkpoint.step}`), checkpoint.step) : undefined;
+  const ckptWhere = checkpoint ? path.join(run.dir, 'checkpoints', stepDirName(checkpoint.step)) : '';
+  const resumed = checkpoint ? parseTrainState(checkpoint.state, ckptWhere, checkpoint.step) : undefined;
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
   // a run or checkpoint directory resolves to one checkpoint's weights: say which
@@ -56,6 +58,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     );
   }
   const task = taskOf(data);
+  if (checkpoint && resumed) checkResumedProgress(resumed, ckptWhere, checkpoint.step, checkpoint.optimizer.step, cfg, task.size('train'));
   if (task.imageHeight !== policy.imageHeight || task.imageWidth !== policy.imageWidth) {
     throw new Error(
       `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policy.imageHeight}x${policy.imageWidth}`,

@@ -57,6 +57,30 @@ export function parseTrainState(state: unknown, where: string, step: number): Tr
   return s as unknown as TrainState;
 }
 
+/**
+ * What a checkpoint's step implies about the rest of its state, checked on resume: the data stream has
+ * consumed at least `rollout_batch_size` prompts per step (dynamic sampling and dropped stale groups only
+ * take more), and the optimizer has taken at most `ppo_epochs` x mini-batches per step (skipped updates take
+ * fewer). A state edited by hand past these bounds would resume a different run than the one saved.
+ */
+export function checkResumedProgress(state: TrainState, where: string, step: number, optimizerStep: number, cfg: TrainConfig, trainSize: number): void {
+  if (cfg.data.rollouts_path !== undefined) return; // offline: the rollout log, not the stream, feeds the steps
+  const { epoch, position } = state.cursor as unknown as { epoch: number; position: number };
+  const consumed = epoch * trainSize + position;
+  const batch = cfg.data.rollout_batch_size;
+  if (consumed < step * batch)
+    throw new Error(
+      `${where}: the checkpoint's data cursor (epoch ${epoch}, position ${position}) has consumed ${consumed} prompts, fewer than its ${step} steps of ${batch} took; refusing to resume from it`,
+    );
+  const { ppo_epochs, global_batch_size } = cfg.worker.actor;
+  const groupsPerStep = batch * (cfg.algorithm.dynamic_sampling ? cfg.algorithm.dynamic_sampling_max_tries + 1 : 1);
+  const perStep = ppo_epochs * (global_batch_size > 0 ? Math.ceil(groupsPerStep / global_batch_size) : 1);
+  if (optimizerStep > step * perStep)
+    throw new Error(
+      `${where}: the checkpoint's optimizer has taken ${optimizerStep} steps, more than ${step} rollout steps can take (${perStep} each at most); refusing to resume from it`,
+    );
+}
+
 /** SHA-256 over the config's keys that change what a run computes (those a resume may change left out). */
 export function configHash(cfg: TrainConfig): string {
   const kept = [...flattenConfig(cfg).entries()].filter(([k]) => !RESUME_SAFE_KEYS.includes(k)).sort(([a], [b]) => (a < b ? -1 : 1));

@@ -107,7 +107,16 @@ export class CheckpointStore {
   async load(name: string): Promise<Checkpoint> {
     const dir = path.join(this.dir, name);
     await checkCompleteCheckpoint(dir);
-    return readCheckpoint(dir);
+    const ckpt = await readCheckpoint(dir);
+    // A checkpoint's step is said three times (its directory's name, its attributes, its COMPLETE marker):
+    // a hand-edited or misplaced one that disagrees would resume the run at the wrong step.
+    const named = CHECKPOINT_NAME.exec(name);
+    if (!(Number.isSafeInteger(ckpt.step) && ckpt.step >= 0)) throw new Error(`${dir}: its step ${JSON.stringify(ckpt.step)} is not a non-negative integer`);
+    if (named && Number(named[1]) !== ckpt.step)
+      throw new Error(
+        `${dir}: the checkpoint says step ${ckpt.step} but its directory is of step ${Number(named[1])} (edited or moved by hand?); refusing to resume from it`,
+      );
+    return ckpt;
   }
 
   /** A checkpoint's JSON state, read from its attributes alone (no arrays); undefined if unreadable. */

@@ -7,6 +7,8 @@
  * await writeArray(g, 'w', Float32Array.of(1, 2, 3, 4), [2, 2]);
  * const w = await readArray(g, 'w', { dtype: 'float32', shape: [2, 2] });
  */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import * as zarr from 'zarrita';
 import FileSystemStore from '@zarrita/storage/fs';
 import { registerCrc32c } from './crc32c.ts';
@@ -98,12 +100,39 @@ export async function readArray<A extends StoredArray = StoredArray>(parent: Gro
     if (expect.shape && arr.shape.join() !== expect.shape.join()) throw new Error(`stored with shape [${arr.shape}], expected [${expect.shape}]`);
     const n = arr.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return new (arrayTypeOf(arr.dtype))(0) as A;
+    await checkChunk(parent, arr, n);
     return (await zarr.get(arr)).data as A;
   } catch (err) {
     const e = err as Error & { cause?: Error };
     const why = e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message;
     throw new Error(`${where}: array '${name}' is unreadable: ${why}`);
   }
+}
+
+/**
+ * Every array this project writes is one chunk of little-endian values and a 4-byte crc32c. Its file is
+ * checked against the declared shape before anything is allocated: a missing chunk (which Zarr would read
+ * as fill values), a short one, or metadata that declares more than the file holds is an error, not a
+ * silent array of zeros or an allocation of whatever size the metadata claims.
+ */
+async function checkChunk(parent: Group, arr: zarr.Array<zarr.DataType, FileSystemStore>, n: number): Promise<void> {
+  if (arr.chunks.join() !== arr.shape.join()) throw new Error(`stored in chunks [${arr.chunks}] of shape [${arr.shape}], expected one chunk`);
+  const file = path.join(parent.store.root, arr.path, 'c', ...arr.shape.map(() => '0'));
+  let size: number;
+  try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
+    throw new Error(`its chunk ${file} is missing or unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  // format version 1 of the weights kept its CRC-32 in the attributes (no crc32c codec); compressed chunks
+  // (not written here) have no size to check
+  const codecs = (JSON.parse(await fsp.readFile(path.join(parent.store.root, arr.path, 'zarr.json'), 'utf8')).codecs ?? []) as { name: string }[];
+  if (codecs.some((c) => c.name !== 'bytes' && c.name !== 'crc32c')) return;
+  const expected = n * new (arrayTypeOf(arr.dtype))(0).BYTES_PER_ELEMENT + (codecs.some((c) => c.name === 'crc32c') ? 4 : 0);
+  if (size !== expected)
+    throw new Error(`its chunk ${file} has ${size} bytes, but shape [${arr.shape}] of ${arr.dtype} needs ${expected} (cut short or replaced)`);
 }
 
 function arrayTypeOf(dtype: string): new (n: number) => StoredArray {

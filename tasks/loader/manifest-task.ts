@@ -3,6 +3,7 @@
  * as the built-in tasks. Records without a `split` field are assigned by a hash of their id (stable
  * when lines are added or reordered); records are kept in manifest order within a split.
  */
+import { createHash } from 'node:crypto';
 import { mixSeed } from '../../util/rng.ts';
 import { checkIndex, SPLITS, type FamilyInfo, type Split, type Task, type TaskRecord } from '../types.ts';
 import { loadManifest, type LoadedManifest, type ManifestOptions } from './manifest.ts';
@@ -34,6 +35,9 @@ export class ManifestTask implements Task {
     const t = opts.testFraction ?? 0.1;
     if (!(v >= 0 && t >= 0 && v + t < 1)) throw new Error(`manifest split fractions must be >= 0 and sum below 1, got ${v} and ${t}`);
     const seed = opts.splitSeed ?? 0;
+    // the fingerprint covers what the images show, not only their paths: pixels replaced between a run and
+    // its resume make a different dataset, which the resume refuses
+    const pixels = createHash('sha256');
     let hash = mixSeed(seed, `${opts.height}x${opts.width}/${opts.resize ?? 'auto'}/${opts.fit ?? 'stretch'}`);
     for (const r of loaded.records) {
       let split = r.split;
@@ -43,6 +47,7 @@ export class ManifestTask implements Task {
       }
       this.bySplit[split].push(r);
       hash = mixSeed(hash, `${r.id}\n${split}\n${r.question}\n${r.answer}\n${r.meta.image}`);
+      pixels.update(r.image.data);
     }
     const fams = new Map<string, FamilyInfo>();
     for (const r of loaded.records) {
@@ -51,7 +56,7 @@ export class ManifestTask implements Task {
       }
     }
     this.families = [...fams.values()];
-    this.fingerprint = `manifest/v1/${loaded.records.length}/${hash.toString(16)}`;
+    this.fingerprint = `manifest/v2/${loaded.records.length}/${hash.toString(16)}/${pixels.digest('hex').slice(0, 16)}`;
   }
 
   static load(path: string, opts: ManifestTaskOptions): ManifestTask {

@@ -167,7 +167,9 @@ function parseLine(
   try {
     obj = JSON.parse(raw);
   } catch (e) {
-    bad(`malformed JSON: ${(e as Error).message}`);
+    // the line is never quoted: a file given as a manifest by mistake (or by a foreign run's config) is not echoed
+    const at = /at position (\d+)/.exec((e as Error).message)?.[1];
+    bad(`malformed JSON${at === undefined ? '' : ` at column ${Number(at) + 1}`} (each line must be one JSON object)`);
     return null;
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {

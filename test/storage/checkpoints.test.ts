@@ -169,7 +169,7 @@ test('a flipped byte in any chunk of a checkpoint is detected and names the arra
   await store.load('step_000002');
   const chunk = path.join(dir, chunks[0]);
   fs.truncateSync(chunk, 3);
-  await assert.rejects(store.load('step_000002'), /too short to hold its crc32c|truncated/);
+  await assert.rejects(store.load('step_000002'), /too short to hold its crc32c|truncated|cut short/);
 });
 
 test('an unknown format version and a missing checkpoint are clear errors', async () => {

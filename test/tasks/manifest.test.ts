@@ -164,3 +164,16 @@ test('manifest task: split field honoured, the rest hashed by id, stable; stream
   );
   assert.throws(() => RecordStream.resume(t2, cur), /data configuration changed/);
 });
+
+test("manifest task: the fingerprint covers the images' pixels, so a resume after they were replaced is refused", () => {
+  mkdirSync(join(dir, 'px'));
+  writePng(join(dir, 'px/a.png'), 56, 28, () => [10, 20, 30, 255]);
+  writeFileSync(join(dir, 'px.jsonl'), lines({ image: 'px/a.png', question: 'q', answer: '1', id: 'p1', split: 'train' }));
+  const before = ManifestTask.load(join(dir, 'px.jsonl'), opts);
+  assert.equal(ManifestTask.load(join(dir, 'px.jsonl'), opts).fingerprint, before.fingerprint, 'same files, same fingerprint');
+  const cur = RecordStream.open(before, { split: 'train', seed: 1 }).cursor();
+  writePng(join(dir, 'px/a.png'), 56, 28, (x) => [10, 20, x === 3 ? 31 : 30, 255]); // one pixel, same path
+  const after = ManifestTask.load(join(dir, 'px.jsonl'), opts);
+  assert.notEqual(after.fingerprint, before.fingerprint);
+  assert.throws(() => RecordStream.resume(after, cur), /data configuration changed/);
+});
