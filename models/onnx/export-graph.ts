@@ -17,18 +17,19 @@
  * whole image.
  */
 import { type PolicyConfig, policyDims } from '../config.ts';
-import { paramSpecs, type Params } from '../params.ts';
+import { paramSpecs, type Params, validateParams } from '../params.ts';
 import { GraphBuilder, onnxDataType } from './builder.ts';
-import { Layers } from './layers.ts';
+import { Layers, SLICE_END } from './layers.ts';
 
 /** Names of the exported model's inputs and output. */
 export const EXPORT_IO = { pixels: 'pixels', inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' } as const;
 
 /**
- * The exported model's graph: `params` (validated by the caller) become initializers named as in
- * models/params.ts. Returns the builder; `toBytes(doc, metadata)` serialises it.
+ * The exported model's graph: `params` become initializers named as in models/params.ts. Returns the
+ * builder; `toBytes(doc, metadata)` serialises it.
  */
 export function exportGraphBuilder(cfg: PolicyConfig, params: Params): GraphBuilder {
+  validateParams(cfg, params, 'exporting the policy');
   const g = new GraphBuilder('papo_policy');
   const { nPatch, patchDim, gridH, gridW } = policyDims(cfg);
   const P = cfg.patchSize;
@@ -57,7 +58,7 @@ export function exportGraphBuilder(cfg: PolicyConfig, params: Params): GraphBuil
   const bias = g.op('Min', [L.causalBias(x), L.keyBias(g.op('Concat', [imageValid, keyValid], { axis: 1 }))]);
   let h = x;
   // the last layer computes only the text rows (image rows are never read)
-  for (let i = 0; i < cfg.nLayers; i++) h = L.block(`dec.${i}`, h, bias, i === cfg.nLayers - 1 ? { start: nPatch, end: 2 ** 40 } : undefined).out;
+  for (let i = 0; i < cfg.nLayers; i++) h = L.block(`dec.${i}`, h, bias, i === cfg.nLayers - 1 ? { start: nPatch, end: SLICE_END } : undefined).out;
   g.output(L.logits(h), EXPORT_IO.logits, 'float32', ['batch', 'sequence', cfg.vocabSize]);
   return g;
 }

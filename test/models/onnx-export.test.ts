@@ -168,3 +168,11 @@ test('exported model: the metadata parses and suffices to tokenize, and a greedy
     await engine.close();
   }
 });
+
+test('exported model: the same weights give the same bytes; parameters that do not fit the config are refused', () => {
+  const cfg = policyConfig(TINY);
+  const params = randomParams(cfg, 7, 0.3);
+  assert.deepEqual(exported(cfg, params).bytes, exported(cfg, randomParams(cfg, 7, 0.3)).bytes);
+  const { tok_emb: _, ...missing } = params;
+  assert.throws(() => exportGraphBuilder(cfg, missing), /exporting the policy: .*tok_emb/);
+});
