@@ -3,7 +3,7 @@
  * the graph: the tokenizer, the image preprocessing, the inputs and outputs, and how to generate. Stored
  * as JSON strings in the ONNX model's metadata_props under the keys of `EXPORT_METADATA_KEYS`.
  */
-import type { PolicyConfig } from './config.ts';
+import { type PolicyConfig, policyDims } from './config.ts';
 import { BOS_ID, decode, EOS_ID, MARKUP, PAD_ID, VOCAB_SIZE } from './tokenizer.ts';
 
 export const EXPORT_FORMAT = 'papo-stream/policy-onnx';
@@ -56,7 +56,8 @@ export function imageDescription(cfg: PolicyConfig) {
   };
 }
 
-export function ioDescription(cfg: PolicyConfig) {
+export function ioDescription(cfg: PolicyConfig, kvCache = false) {
+  if (kvCache) return cachedIoDescription(cfg);
   const maxLen = cfg.maxPromptLen + cfg.maxResponseLen;
   return {
     inputs: {
@@ -78,28 +79,66 @@ export function ioDescription(cfg: PolicyConfig) {
   };
 }
 
-export function generationDescription(cfg: PolicyConfig) {
+/** The inputs and outputs of the key/value-cache variant (models/onnx/export-graph.ts). */
+function cachedIoDescription(cfg: PolicyConfig) {
+  const { nPatch, headDim } = policyDims(cfg);
+  const cache = (what: string) => ({ dtype: 'float32', shape: ['batch', cfg.nHeads, what, headDim] });
+  const inputs: Record<string, unknown> = {
+    pixels: {
+      dtype: 'uint8',
+      shape: ['batch', cfg.imageHeight, cfg.imageWidth, cfg.channels],
+      meaning: 'one image per row, see papo.image; read on the first call only',
+    },
+    input_ids: {
+      dtype: 'int64',
+      shape: ['batch', 'new'],
+      meaning: `first call: bos + question tokens, rows left-padded with pad (${PAD_ID}); later calls: the token chosen for each row`,
+    },
+    attention_mask: { dtype: 'int64', shape: ['batch', 'text'], meaning: "every text token so far, this call's included: 1 on tokens, 0 on the left padding" },
+  };
+  const outputs: Record<string, unknown> = {
+    logits: { dtype: 'float32', shape: ['batch', 'new', cfg.vocabSize], meaning: 'at each new position: unnormalised next-token scores after it' },
+  };
+  for (let i = 0; i < cfg.nLayers; i++) {
+    inputs[`past_key.${i}`] = {
+      ...cache('past'),
+      meaning: `decoder layer ${i}: empty (past = 0) on the first call, then the previous call's present_key.${i}`,
+    };
+    inputs[`past_value.${i}`] = { ...cache('past'), meaning: `decoder layer ${i}: as past_key.${i}, for present_value.${i}` };
+    outputs[`present_key.${i}`] = {
+      ...cache('present'),
+      meaning: `past_key.${i} with this call's keys appended (the image's ${nPatch} first, on the first call)`,
+    };
+    outputs[`present_value.${i}`] = { ...cache('present'), meaning: `past_value.${i} with this call's values appended` };
+  }
+  return { inputs, outputs };
+}
+
+export function generationDescription(cfg: PolicyConfig, kvCache = false) {
   return {
     max_prompt_tokens: cfg.maxPromptLen,
     max_new_tokens: cfg.maxResponseLen,
     max_sequence_length: cfg.maxPromptLen + cfg.maxResponseLen,
     eos_token_id: EOS_ID,
     never_sample: [PAD_ID, BOS_ID],
-    loop: 'append the chosen token to input_ids (and 1 to attention_mask), run again, read logits at the last position; stop after eos or max_new_tokens',
+    loop: kvCache
+      ? 'first call: the prompt with empty past_key/past_value; then feed the chosen token as input_ids [batch, 1], attention_mask grown by a column of ones, and the previous present_key/present_value as past; read logits at the last position; stop after eos or max_new_tokens'
+      : 'append the chosen token to input_ids (and 1 to attention_mask), run again, read logits at the last position; stop after eos or max_new_tokens',
     greedy: 'argmax of the last position over tokens other than never_sample (ties: lowest id)',
     response_format: '<think>reasoning</think><answer>answer</answer>',
   };
 }
 
 /** Every metadata entry of an exported model, as the strings metadata_props holds. */
-export function exportMetadata(cfg: PolicyConfig, source: Record<string, unknown>): Record<string, string> {
+export function exportMetadata(cfg: PolicyConfig, source: Record<string, unknown>, opts: { kvCache?: boolean } = {}): Record<string, string> {
   const K = EXPORT_METADATA_KEYS;
+  const kvCache = opts.kvCache ?? false;
   return {
-    [K.format]: JSON.stringify({ format: EXPORT_FORMAT, version: EXPORT_FORMAT_VERSION }),
+    [K.format]: JSON.stringify({ format: EXPORT_FORMAT, version: EXPORT_FORMAT_VERSION, kv_cache: kvCache }),
     [K.tokenizer]: JSON.stringify(tokenizerDescription(cfg)),
     [K.image]: JSON.stringify(imageDescription(cfg)),
-    [K.io]: JSON.stringify(ioDescription(cfg)),
-    [K.generation]: JSON.stringify(generationDescription(cfg)),
+    [K.io]: JSON.stringify(ioDescription(cfg, kvCache)),
+    [K.generation]: JSON.stringify(generationDescription(cfg, kvCache)),
     [K.policyConfig]: JSON.stringify(cfg),
     [K.source]: JSON.stringify(source),
   };

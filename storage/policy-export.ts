@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { exportMetadata } from '../models/export-metadata.ts';
-import { exportGraphBuilder } from '../models/onnx/export-graph.ts';
+import { exportCachedGraphBuilder, exportGraphBuilder } from '../models/onnx/export-graph.ts';
 import { writeNewFileAtomic } from './atomic.ts';
 import { loadPolicyWeights, type SavedPolicy } from './policy-weights.ts';
 
@@ -22,18 +22,20 @@ export interface ExportResult {
 }
 
 /** The exported model's bytes for loaded weights. */
-export function policyOnnxBytes(saved: SavedPolicy): Uint8Array {
+export function policyOnnxBytes(saved: SavedPolicy, opts: { kvCache?: boolean } = {}): Uint8Array {
   const source = { weights: saved.dir, step: saved.meta.step ?? null, kind: saved.meta.kind ?? null, task: saved.meta.task ?? null };
   const doc =
     'papo-stream policy: pixels (uint8 [batch, H, W, 3], RGB) + input_ids / attention_mask (int64 [batch, sequence], left-padded) -> logits [batch, sequence, vocab]. Tokenizer, image preprocessing and generation are described in metadata_props (papo.*, JSON).';
-  return exportGraphBuilder(saved.config, saved.params).toBytes(doc, exportMetadata(saved.config, source));
+  const graph = opts.kvCache ? exportCachedGraphBuilder(saved.config, saved.params) : exportGraphBuilder(saved.config, saved.params);
+  return graph.toBytes(opts.kvCache ? `${doc} Key/value-cache variant: see papo.io.` : doc, exportMetadata(saved.config, source, opts));
 }
 
 /**
- * Exports the weights at `weights` (a weights directory, a checkpoint, or a run directory) to `out`.
- * Refuses an existing `out` (and a missing parent directory) before reading the weights, unless `force`.
+ * Exports the weights at `weights` (a weights directory, a checkpoint, or a run directory) to `out`; with
+ * `kvCache`, the key/value-cache variant. Refuses an existing `out` (and a missing parent directory)
+ * before reading the weights, unless `force`.
  */
-export async function exportPolicyOnnx(weights: string, out: string, opts: { force?: boolean } = {}): Promise<ExportResult> {
+export async function exportPolicyOnnx(weights: string, out: string, opts: { force?: boolean; kvCache?: boolean } = {}): Promise<ExportResult> {
   const file = path.resolve(out);
   const dir = path.dirname(file);
   if (!fs.existsSync(dir)) throw new Error(`cannot write ${file}: directory ${dir} does not exist`);
@@ -41,7 +43,7 @@ export async function exportPolicyOnnx(weights: string, out: string, opts: { for
   if (existing?.isDirectory()) throw new Error(`cannot write ${file}: it is a directory`);
   if (existing && !opts.force) throw new Error(`${file} already exists (nothing was changed); pass --force to replace it`);
   const saved = await loadPolicyWeights(weights);
-  const bytes = policyOnnxBytes(saved);
+  const bytes = policyOnnxBytes(saved, { kvCache: opts.kvCache });
   try {
     await writeNewFileAtomic(file, bytes, { overwrite: opts.force });
   } catch (err) {

@@ -34,7 +34,7 @@ const metadataOf = (file: string) =>
   Object.fromEntries((onnxProto.onnx.ModelProto.decode(fs.readFileSync(file)).metadataProps ?? []).map((m) => [m.key, JSON.parse(m.value ?? '')]));
 const tmpLeft = (d: string) => fs.readdirSync(d).filter((n) => n.includes('.tmp-'));
 
-test('papo export RUN writes its latest checkpoint as one ONNX model; refuses to overwrite unless --force', async () => {
+test('papo export RUN writes its latest checkpoint as one ONNX model; refuses to overwrite unless --force; --kv-cache', async () => {
   const out = path.join(dir, 'policy.onnx');
   const r = papo(['export', run, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
@@ -53,14 +53,19 @@ test('papo export RUN writes its latest checkpoint as one ONNX model; refuses to
   assert.deepEqual(logits.logits.dims, [1, L, TINY_POLICY.vocabSize]);
 
   const before = fs.readFileSync(out);
-  const again = papo(['export', path.join(dir, 'sft-weights-missing'), '--out', out]);
-  assert.equal(again.status, 1);
-  assert.equal(again.stderr, `papo: ${out} already exists (nothing was changed); pass --force to replace it\n`);
+  // refused before the weights are even looked for
+  await assert.rejects(exportPolicyOnnx(path.join(dir, 'no-weights'), out), {
+    message: `${out} already exists (nothing was changed); pass --force to replace it`,
+  });
+  assert.deepEqual(fs.readFileSync(out), before);
   await saveTinyPolicy(path.join(dir, 'weights'));
-  const forced = papo(['export', path.join(dir, 'weights'), '--out', out, '--force']);
+  const forced = papo(['export', path.join(dir, 'weights'), '--out', out, '--force', '--kv-cache']);
   assert.equal(forced.status, 0, forced.stderr);
   assert.notDeepEqual(fs.readFileSync(out), before, 'replaced by the other weights');
   assert.equal(metadataOf(out)['papo.source'].weights, path.join(dir, 'weights'));
+  assert.equal(metadataOf(out)['papo.format'].kv_cache, true);
+  const cached = await ort.InferenceSession.create(out);
+  assert.deepEqual(cached.inputNames, ['pixels', 'input_ids', 'attention_mask', 'past_key.0', 'past_value.0']);
   assert.deepEqual(tmpLeft(dir), []);
 });
 

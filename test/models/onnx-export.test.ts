@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import { policyConfig, type PolicyConfig, type PolicyConfigInput } from '../../models/config.ts';
+import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../../models/config.ts';
 import { PolicyEngine } from '../../models/engine/engine.ts';
 import { EXPORT_FORMAT, EXPORT_METADATA_KEYS } from '../../models/export-metadata.ts';
-import { exportGraphBuilder } from '../../models/onnx/export-graph.ts';
+import { exportCachedGraphBuilder, exportGraphBuilder } from '../../models/onnx/export-graph.ts';
 import { exportMetadata } from '../../models/export-metadata.ts';
 import { encode, encodePrompt, encodeResponse, EOS_ID } from '../../models/tokenizer.ts';
 import type { Params } from '../../models/params.ts';
@@ -110,7 +110,7 @@ test('exported model: the metadata parses and suffices to tokenize, and a greedy
   const params = randomParams(cfg, 5, 0.3);
   const { bytes, metadata, model } = exported(cfg, params);
   const K = EXPORT_METADATA_KEYS;
-  assert.deepEqual(metadata[K.format], { format: EXPORT_FORMAT, version: 1 });
+  assert.deepEqual(metadata[K.format], { format: EXPORT_FORMAT, version: 1, kv_cache: false });
   assert.deepEqual(metadata[K.policyConfig], cfg);
   assert.equal(metadata[K.image].height, 8);
   assert.equal(metadata[K.image].width, 12);
@@ -175,4 +175,71 @@ test('exported model: the same weights give the same bytes; parameters that do n
   assert.deepEqual(exported(cfg, params).bytes, exported(cfg, randomParams(cfg, 7, 0.3)).bytes);
   const { tok_emb: _, ...missing } = params;
   assert.throws(() => exportGraphBuilder(cfg, missing), /exporting the policy: .*tok_emb/);
+});
+
+test('key/value-cache variant: prompt then one token per call gives the full model logits, batch left-padded', async () => {
+  const cfg = policyConfig({ ...TINY, nEncoderLayers: 1 });
+  const params = randomParams(cfg, 11, 0.3);
+  const images = QUESTIONS.map((_, i) => randomImage(cfg, 60 + i));
+  const full = await ort.InferenceSession.create(exported(cfg, params).bytes);
+  const cached = await ort.InferenceSession.create(exportCachedGraphBuilder(cfg, params).toBytes());
+  const io = JSON.parse(exportMetadata(cfg, {}, { kvCache: true })[EXPORT_METADATA_KEYS.io]);
+  assert.deepEqual(cached.inputNames, Object.keys(io.inputs));
+  assert.deepEqual(cached.outputNames.toSorted(), Object.keys(io.outputs).toSorted());
+  const { headDim } = policyDims(cfg);
+  const rows = QUESTIONS.map(encodePrompt);
+  const continuation = [
+    [40, 41, 5, 12],
+    [1, 1, 1, 1],
+    [60, 3, 4, 70],
+  ]; // any tokens: teacher-forced
+  // first call: the left-padded prompts and an empty past
+  const first = feeds(cfg, images, rows);
+  const empty = new ort.Tensor('float32', new Float32Array(0), [rows.length, cfg.nHeads, 0, headDim]);
+  const past: Record<string, ort.Tensor> = {};
+  for (let i = 0; i < cfg.nLayers; i++) Object.assign(past, { [`past_key.${i}`]: empty, [`past_value.${i}`]: empty });
+  let out = await cached.run({ ...first.feeds, ...past });
+  const mask = Array.from(first.feeds.attention_mask.data as BigInt64Array);
+  const got: Float32Array[] = [out.logits.data as Float32Array];
+  let width = first.L;
+  assert.deepEqual(out['present_key.0'].dims, [3, cfg.nHeads, policyDims(cfg).nPatch + first.L, headDim]);
+  for (let t = 0; t < continuation[0].length; t++) {
+    for (let i = 0; i < cfg.nLayers; i++) Object.assign(past, { [`past_key.${i}`]: out[`present_key.${i}`], [`past_value.${i}`]: out[`present_value.${i}`] });
+    // one new token per row; the mask grows by one column of ones
+    const m = new BigInt64Array(rows.length * (width + 1));
+    for (let b = 0; b < rows.length; b++) {
+      m.set(mask.slice(b * width, (b + 1) * width), b * (width + 1));
+      m[b * (width + 1) + width] = 1n;
+    }
+    mask.splice(0, mask.length, ...m);
+    width++;
+    out = await cached.run({
+      pixels: first.feeds.pixels,
+      input_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(continuation, (c) => BigInt(c[t])),
+        [rows.length, 1],
+      ),
+      attention_mask: new ort.Tensor('int64', m, [rows.length, width]),
+      ...past,
+    });
+    got.push(out.logits.data as Float32Array);
+  }
+  // the full model over the whole sequences, left-padded the same way
+  const whole = feeds(
+    cfg,
+    images,
+    rows.map((r, b) => [...r, ...continuation[b]]),
+  );
+  const want = (await full.run(whole.feeds)).logits.data as Float32Array;
+  const V = cfg.vocabSize;
+  let worst = 0;
+  for (let b = 0; b < rows.length; b++) {
+    for (let j = 0; j < whole.L; j++) {
+      // call 0 gave positions 0..first.L-1; call t >= 1 gave position first.L + t - 1
+      const [call, at, n] = j < first.L ? [0, j, first.L] : [j - first.L + 1, 0, 1];
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(got[call][(b * n + at) * V + v] - want[(b * whole.L + j) * V + v]));
+    }
+  }
+  assert.ok(worst < 1e-5, `max |cached - full| logit difference ${worst}`);
 });
