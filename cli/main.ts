@@ -6,6 +6,8 @@ import { importExtension } from '../util/user-module.ts';
 import { registerDataCommands } from './data.ts';
 import { registerSftCommand } from './sft.ts';
 import { registerEvalCommand } from './eval.ts';
+import { registerExportCommand } from './export.ts';
+import { registerGenerateCommand } from './generate.ts';
 import { registerTrainCommand } from './train.ts';
 import { registerReplayCommand } from './replay.ts';
 import { registerReportCommand } from './report.ts';
@@ -57,6 +59,8 @@ registerReportCommand(program);
 registerRolloutsCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
+registerGenerateCommand(program);
+registerExportCommand(program);
 registerStudyCommand(program);
 registerDataCommands(program);
 

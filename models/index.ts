@@ -15,6 +15,8 @@ export {
 export { initParams, paramCount, paramSpecs, validateParams, type Params, type ParamSpec } from './params.ts';
 export { encode, decode, encodePrompt, encodeResponse, describeTokens, PAD_ID, EOS_ID, BOS_ID, VOCAB_SIZE } from './tokenizer.ts';
 export { PolicyEngine } from './engine/engine.ts';
+export { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA_KEYS, exportMetadata } from './export-metadata.ts';
+export { EXPORT_IO, exportGraphBuilder } from './onnx/export-graph.ts';
 export type {
   EngineOptions,
   LogProbRequest,

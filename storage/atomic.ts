@@ -62,6 +62,37 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
 }
 
 /**
+ * Writes a new `file` with `data`, complete or not at all: a temporary sibling, fsynced, then published by
+ * link() (which fails on an existing name, so nothing is ever replaced) or, with `overwrite`, by rename()
+ * (readers see the old or the new content; a symbolic link at `file` is replaced, never written through).
+ * Throws an error with code EEXIST when `file` exists and `overwrite` is not set.
+ */
+export async function writeNewFileAtomic(file: string, data: Uint8Array, opts: { overwrite?: boolean } = {}): Promise<void> {
+  const tmp = tmpSibling(file);
+  try {
+    await fs.writeFile(tmp, data, { flag: 'wx' });
+    await fsyncPath(tmp, false);
+    if (opts.overwrite) await fs.rename(tmp, file);
+    else await linkNew(tmp, file);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  await fsyncPath(path.dirname(file), true);
+}
+
+/** link(tmp, file); where the file system has no hard links, a check then a rename (no clobber, short of a race). */
+async function linkNew(tmp: string, file: string): Promise<void> {
+  try {
+    await fs.link(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    if (await exists(file)) throw Object.assign(new Error(`${file} exists`), { code: 'EEXIST' });
+    await fs.rename(tmp, file);
+  }
+}
+
+/**
  * Renames the finished directory `tmp` to `parent/<base>`, or `<base>-2`, `<base>-3`, ... when that name
  * is taken (another writer got there first): never replaces anything. Returns the name it got.
  */

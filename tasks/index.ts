@@ -27,6 +27,7 @@ export { loadManifest, ManifestError, type ManifestOptions, type ManifestIssue, 
 export { ManifestTask, type ManifestTaskOptions } from './loader/manifest-task.ts';
 export { resizeImage, resizeToFit, type ResizeMethod } from './loader/resize.ts';
 export { decodeImage } from './loader/decode.ts';
+export { loadImage, type LoadImageOptions } from './loader/load-image.ts';
 export { renderContactSheet, writeContactSheet, encodePng } from './preview/contact-sheet.ts';
 export { accuracyReport, type AccuracyReport } from './accuracy-report.ts';
 export {

@@ -24,7 +24,7 @@ export const OPSET = 17;
 
 /** A tensor dimension: a fixed size, or a symbolic name (dynamic at run time). */
 export type Dim = number | string;
-export type ElemType = 'float32' | 'float64' | 'int64' | 'bool';
+export type ElemType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint8';
 /** Element types a constant can have. */
 export type ConstType = 'float32' | 'float64' | 'int64';
 
@@ -81,6 +81,7 @@ const DTYPE: Record<ElemType, number> = {
   float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
 const FROM_DTYPE = new Map<number, ElemType>(Object.entries(DTYPE).map(([k, v]) => [v, k as ElemType]));
 
@@ -350,8 +351,11 @@ export class GraphBuilder {
     return [...this.constants.keys()];
   }
 
-  /** Serialises the model (IR 8, default-domain opset 17). */
-  toBytes(docString = ''): Uint8Array {
+  /**
+   * Serialises the model (IR 8, default-domain opset 17). `metadata` becomes the model's metadata_props
+   * (beside the custom VJPs, if any).
+   */
+  toBytes(docString = '', metadata: Record<string, string> = {}): Uint8Array {
     const graph = onnx.GraphProto.create({
       name: this.graphName,
       node: this.nodeList.map((n) =>
@@ -373,7 +377,10 @@ export class GraphBuilder {
       docString,
       opsetImport: [{ domain: '', version: OPSET }],
       graph,
-      metadataProps: this.vjps.length ? [{ key: CUSTOM_VJP_KEY, value: JSON.stringify(this.vjps) }] : [],
+      metadataProps: [
+        ...(this.vjps.length ? [{ key: CUSTOM_VJP_KEY, value: JSON.stringify(this.vjps) }] : []),
+        ...Object.entries(metadata).map(([key, value]) => ({ key, value })),
+      ],
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -161,6 +161,24 @@ export class Layers {
     return { out: this.mlpResidual(prefix, x1), kT, v };
   }
 
+  /**
+   * A block over new rows x [B, n, d] that also attend to a past: `pastK`, `pastV` [B, h, T, k] (keys not
+   * transposed, as exported caches usually are; T may be 0). `bias` broadcasts to [B, h, n, T + n].
+   * Returns the output and the present keys/values [B, h, T + n, k] (past and new, concatenated).
+   */
+  blockWithPast(prefix: string, x: string, pastK: string, pastV: string, bias: string): { out: string; k: string; v: string } {
+    const g = this.g;
+    const hn = this.layerNorm(x, param(`${prefix}.ln1_g`), param(`${prefix}.ln1_b`));
+    const q = this.heads(this.dense(hn, param(`${prefix}.wq`), param(`${prefix}.bq`)));
+    const k = g.op('Concat', [pastK, this.heads(this.dense(hn, param(`${prefix}.wk`), param(`${prefix}.bk`)))], { axis: 2 });
+    const v = g.op('Concat', [pastV, this.heads(this.dense(hn, param(`${prefix}.wv`), param(`${prefix}.bv`)))], { axis: 2 });
+    const kT = g.op('Transpose', [k], { perm: [0, 1, 3, 2] });
+    const s = this.add(this.mul(this.matmul(q, kT), g.scalarF(1 / Math.sqrt(this.k))), bias);
+    const o = this.merge(this.matmul(g.op('Softmax', [s], { axis: -1 }), v));
+    const x1 = this.add(x, this.dense(o, param(`${prefix}.wo`), param(`${prefix}.bo`)));
+    return { out: this.mlpResidual(prefix, x1), k, v };
+  }
+
   /** Image patches [B, nPatch, patchDim] (values in [0, 1]) -> image tokens [B, nPatch, d], encoder applied. */
   image(patches: string): string {
     let x = this.add(this.dense(patches, param('img.patch_w'), param('img.patch_b')), param('img.pos'));

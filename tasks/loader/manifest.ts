@@ -26,10 +26,11 @@ import { firstNonPrintable, MAX_QUESTION_CHARS } from '../text.ts';
 import { parseResponse } from '../rewards/format.ts';
 import { normalizeAnswer } from '../rewards/accuracy.ts';
 import type { Split, TaskRecord, VisionDependency } from '../types.ts';
-import { decodeImage, type Rgb } from './decode.ts';
-import { confineImagePath, readImageFile } from './image-file.ts';
+import type { Rgb } from './decode.ts';
+import { confineImagePath } from './image-file.ts';
 import { checkLimit, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from './limits.ts';
-import { resizeImage, resizeToFit, type ResizeMethod } from './resize.ts';
+import { loadImage } from './load-image.ts';
+import type { ResizeMethod } from './resize.ts';
 
 export interface ManifestOptions {
   /** The size every image is resized to (the model's image size). */
@@ -228,12 +229,8 @@ function parseLine(
     let file = resolve(images.root, image);
     try {
       file = confineImagePath(images.root, images.realRoot, image, images.allowOutside);
-      const bytes = readImageFile(file, { maxBytes: images.maxBytes });
-      const decoded = decodeImage(bytes, opts.background, { maxPixels: images.maxPixels });
-      pixels =
-        opts.fit === 'pad'
-          ? resizeToFit(decoded, opts.height, opts.width, opts.resize, opts.background)
-          : resizeImage(decoded, opts.height, opts.width, opts.resize);
+      const { height, width, resize, fit, background } = opts;
+      pixels = loadImage(file, { height, width, resize, fit, background, maxBytes: images.maxBytes, maxPixels: images.maxPixels });
     } catch (e) {
       bad((e as Error).message, file);
     }
