@@ -241,6 +241,10 @@ test('the papo report and papo rollouts commands', () => {
   const sheet = papo('rollouts', papoRun, '--step', '3', '--prompts', '1');
   assert.equal(sheet.status, 0, sheet.stderr);
   assert.match(sheet.stdout, /rollouts: .*rollouts-step_000003\.png \(1 prompts, \d+ x \d+ px\)/);
+  // The README and --help name the file the command writes.
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  assert.ok(readme.includes('`<run>/rollouts-step_000080.png` for `--step 80`'), 'README names the default sheet');
+  assert.match(papo('rollouts', '--help').stdout, /rollouts-step_000080\.png for --step 80/);
   const missing = papo('rollouts', papoRun, '--step', '9');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /step 9 is not in the rollout log of .* \(logged: 1, 2, 3\)/);
