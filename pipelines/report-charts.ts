@@ -83,7 +83,7 @@ export const CHARTS: readonly ChartDef[] = [
   },
   {
     id: 'losses',
-    title: 'Loss terms: policy gradient, KL to the reference, perception KL, entropies, total',
+    title: 'Loss terms of the update',
     yTitle: 'mean over the update',
     series: () => ['pg_loss', 'kl_loss', 'kl_prcp_loss', 'entropy_loss', 'aug_entropy_loss', 'loss'].map((k) => metric(`actor/${k}`)),
     facets: true,

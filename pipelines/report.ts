@@ -136,6 +136,15 @@ function tailMean(r: RunData, key: string, n = 5): number | undefined {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
 }
 
+/** Reward calls that failed over the run, and in how many steps: `0`, `12 (3 steps)`, `-` when not counted. */
+function rewardFailures(r: RunData): string {
+  const counts = r.metrics.map((m) => m['reward/failures']).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (!counts.length) return '-';
+  const total = counts.reduce((a, b) => a + b, 0);
+  const steps = counts.filter((c) => c > 0).length;
+  return total === 0 ? '0' : `${total} (${steps} step${steps === 1 ? '' : 's'})`;
+}
+
 function summaryTable(runs: readonly RunData[]): string {
   const head = [
     'run',
@@ -147,6 +156,7 @@ function summaryTable(runs: readonly RunData[]): string {
     'reward*',
     'accuracy vision / general*',
     'kl_prcp vision / general*',
+    'reward failures (steps)',
     'loss-hacking alarms',
   ];
   const rows = runs.map((r) => {
@@ -161,6 +171,7 @@ function summaryTable(runs: readonly RunData[]): string {
       num(tailMean(r, 'critic/score/mean')),
       `${num(tailMean(r, 'reward/accuracy/vision_dependent'))} / ${num(tailMean(r, 'reward/accuracy/general'))}`,
       `${num(tailMean(r, 'actor/kl_prcp/vision_dependent'), 4)} / ${num(tailMean(r, 'actor/kl_prcp/general'), 4)}`,
+      rewardFailures(r),
       r.alarms.length ? r.alarms.map((a) => `step ${a.step}`).join(', ') : 'none',
     ];
   });

@@ -183,6 +183,7 @@ test('papo report: a self-contained page whose charts are the metrics, and their
       ['smoothed', 1],
     ],
   );
+  assert.match(html, /<th>reward failures \(steps\)<\/th>[\s\S]*<td>papo<\/td>(<td>[^<]*<\/td>){8}<td>0<\/td><td>none<\/td>/, 'no reward failures');
   assert.match(html, /smoothed as TensorBoard does \(debiased EMA, weight 0\.6/);
 
   assert.equal(r.pngs.length, 1 + specs.size);
@@ -200,7 +201,7 @@ test("papo report: loss-hacking alarms (with the run's thresholds) are marked on
   const kl = [0.1, 0.1, 0.6, 0.6, 0.3, 0.7];
   fs.writeFileSync(
     path.join(hacked, 'metrics.jsonl'),
-    `${acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i] })).join('\n')}\n`,
+    `${acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i], 'reward/failures': [0, 3, 0, 0, 2, 0][i] })).join('\n')}\n`,
   );
   // window 1: fires where kl_prcp > 0.5 while accuracy < best - 0.1, i.e. at step 4 only
   fs.writeFileSync(
@@ -220,6 +221,7 @@ test("papo report: loss-hacking alarms (with the run's thresholds) are marked on
   assert.deepEqual(r.pngs, []);
   const html = fs.readFileSync(out, 'utf8');
   assert.match(html, /Loss-hacking warnings[\s\S]*<b>hacked<\/b>: possible loss hacking at step 4/);
+  assert.match(html, /<td>hacked<\/td>(<td>[^<]*<\/td>){8}<td>5 \(2 steps\)<\/td><td>step 4<\/td>/, 'reward failures: 5 in 2 steps');
   const specs = embeddedSpecs(html);
   for (const [id, spec] of specs) {
     for (const [i, panel] of panels(spec).entries()) {
