@@ -219,7 +219,7 @@ export function chartSpec(c: ChartData, runs: readonly ChartRun[], smoothing: nu
   const dashed = several && !c.def.facets && c.labels.length > 1;
   const encoding = (y: 'value' | 'smoothed', yTitle: string) => ({
     x: { field: 'step', type: 'quantitative', title: 'step', axis: { tickMinStep: 1 } },
-    y: { field: y, type: 'quantitative', title: yTitle, axis: { format: '~g' }, scale: { zero: false } },
+    y: { field: y, type: 'quantitative', title: yTitle, axis: { format: '~r' }, scale: { zero: false } },
     color,
     ...(dashed ? { strokeDash: { field: 'series', type: 'nominal', title: null, sort: c.labels, legend: legendBelow } } : {}),
     detail: { field: 'series' },
