@@ -88,8 +88,12 @@ function table(rows: readonly Row[], width: number): string[] {
   return [line((c) => c.head), ...rows.map((_, i) => line((c) => c.cells[i]))];
 }
 
+/** The display each stream shows: a new one stops the one before (left running by work that failed). */
+const active = new WeakMap<DisplayStream, TtyDisplay>();
+
 export function createTtyDisplay(opts: TtyDisplayOptions): TtyDisplay {
   const { stream, label, total } = opts;
+  active.get(stream)?.stop();
   const now = opts.now ?? (() => performance.now());
   const keep = opts.rows ?? 5;
   const start = now();
@@ -131,7 +135,7 @@ export function createTtyDisplay(opts: TtyDisplayOptions): TtyDisplay {
   timer?.unref();
   draw();
 
-  return {
+  const display: TtyDisplay = {
     update(s, fields, etaSeconds) {
       if (stopped) return;
       if (fields && Object.keys(fields).length) {
@@ -151,6 +155,9 @@ export function createTtyDisplay(opts: TtyDisplayOptions): TtyDisplay {
       if (ownWrite) stream.write = write;
       else delete (stream as Partial<DisplayStream>).write;
       put('\n');
+      if (active.get(stream) === display) active.delete(stream);
     },
   };
+  active.set(stream, display);
+  return display;
 }

@@ -154,6 +154,24 @@ test('TTY display: the elapsed time ticks between steps; updates without figures
   assert.equal(tty.chunks.length, n, 'no redraw after stop');
 });
 
+test('TTY display: a new display on the same stream stops the one left running', () => {
+  const tty = new FakeTty(80);
+  const write = tty.write;
+  const first = createTtyDisplay({ label: 'eval test', total: 10, stream: tty, tickMs: 0, now: () => 0 });
+  first.update(3, undefined, 7);
+  const second = createTtyDisplay({ label: 'train', total: 5, stream: tty, tickMs: 0, now: () => 0 });
+  second.update(1, figures(1), 4);
+  tty.write('note\n');
+  second.stop();
+  first.stop();
+  assert.equal(tty.write, write);
+  const shown = screen(tty.output);
+  assert.match(shown[0], /^eval test \[.+\] 3\/10/, 'the first display is left as it was');
+  assert.equal(shown[1], 'note');
+  assert.match(shown[2], /^train \[.+\] 1\/5/);
+  assert.equal(shown.filter((l) => l.startsWith('train')).length, 1, 'one footer');
+});
+
 test('footerLines: every line fits any width', () => {
   const rows = [1, 2, 3].map((step) => ({ step, fields: figures(step) }));
   for (let width = 1; width <= 130; width++) {
