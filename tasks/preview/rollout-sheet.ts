@@ -96,8 +96,10 @@ export function renderRolloutSheet(prompts: readonly SheetPrompt[], opts: Rollou
   const xMasked = PAD + imgW + PAD;
   const xText = xMasked + imgW + PAD;
   const xResp = xText + qChars * charW + PAD;
-  const width = xResp + respChars * charW + PAD;
   const header = [...(opts.header ?? []), `token background: per-token kl_prcp from 0 (none) to ${top.toPrecision(3)} and above (full)`];
+  // Wide enough for the responses, the header lines and the heat legend after the last of them.
+  const headerChars = Math.max(...header.slice(0, -1).map((l) => l.length), header.at(-1)!.length + 2 + 20);
+  const width = Math.max(xResp + respChars * charW, PAD + headerChars * charW) + PAD;
   const headerH = PAD + header.length * lineH + lineH + PAD;
   const blocks = prompts.map((p) => {
     const lines = [...wrapText(p.question, qChars), ...wrapText(`A: ${p.answer}`, qChars)].length + 2;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { GLYPH_DESCENT, GLYPH_HEIGHT, drawText, glyphPixel, wrapText } from '../../tasks/preview/font.ts';
 import { encodePng, renderContactSheet } from '../../tasks/preview/contact-sheet.ts';
+import { renderRolloutSheet } from '../../tasks/preview/rollout-sheet.ts';
 import { decodeImage } from '../../tasks/loader/decode.ts';
 import { ScenesTask } from '../../tasks/scenes/task.ts';
 import { registerDataCommands } from '../../cli/data.ts';
@@ -53,6 +54,24 @@ test('font: g, j, p, q and y descend below the baseline; other lower-case letter
   const rowsOf = (ch: string) => [...Array(9).keys()].filter((r) => [...Array(5).keys()].some((c) => glyphPixel(ch, c, r)));
   assert.deepEqual(rowsOf('o'), [2, 3, 4, 5, 6]);
   for (const ch of 'gpqy') assert.deepEqual(rowsOf(ch), [2, 3, 4, 5, 6, 7, 8], ch);
+});
+
+test('rollout sheet: wide enough for its header, whose last character is drawn', () => {
+  const prompt = {
+    image: makeImage(4, 8),
+    title: 'read',
+    question: 'q?',
+    answer: '1',
+    responses: [{ tokens: ['1'], reward: 1, correct: true, advantage: 0 }],
+  };
+  const header = `run, step 3: ${'x'.repeat(150)}|`;
+  const sheet = renderRolloutSheet([prompt], { header: [header], scale: 1, textScale: 1 });
+  // '|' is the middle column of its 6-pixel cell, from x = 10 (the margin) + 6 per character before it.
+  const x = 10 + 6 * (header.length - 1) + 2;
+  assert.ok(sheet.width >= x + 10, `sheet ${sheet.width} px wide`);
+  let ink = 0;
+  for (let y = 10; y < 17; y++) if (sheet.data[(y * sheet.width + x) * 3] > 200) ink++;
+  assert.equal(ink, 7, 'the whole stem of the last character');
 });
 
 test('contact sheet: images upscaled in a grid with labels under them; PNG round-trips', () => {
