@@ -1,13 +1,26 @@
 /** `papo report RUN [RUN ...]`: a run's curves as one self-contained HTML page and PNG charts (pipelines/report.ts). */
 import * as path from 'node:path';
-import type { Command } from 'commander';
-import { checkWritableFile, intAtLeastOption } from './config-file.ts';
+import { type Command, InvalidArgumentError } from 'commander';
+import { checkSmoothing, DEFAULT_SMOOTHING } from '../util/smoothing.ts';
+import { checkWritableFile, intAtLeastOption, numberOption } from './config-file.ts';
+
+/** A smoothing weight in [0, 1), refused by the flag's name otherwise. */
+function smoothingOption(flag: string) {
+  const parse = numberOption(flag);
+  return (v: string): number => {
+    try {
+      return checkSmoothing(parse(v), flag);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  };
+}
 
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
     .description(
-      'the curves of one or more papo train runs (reward and accuracy, kl_prcp per group, entropy, clipping, length, time per stage, loss-hacking warnings) as an HTML page and PNG charts',
+      'the curves of one or more papo train runs (reward and accuracy, kl_prcp per group, entropy, loss terms, grad norm, lr, clipping, length, reward failures, throughput, time per stage, loss-hacking warnings) as an HTML page and PNG charts',
     )
     .argument('<run_dirs...>', 'papo train run directories; several are overlaid (e.g. a GRPO and a PAPO run)')
     .option(
@@ -17,7 +30,13 @@ export function registerReportCommand(program: Command): void {
     .option('--names <list>', 'comma-separated names of the runs, in order, for legends and tables (default: their directories)')
     .option('--no-png', 'write the page only')
     .option('--scale <n>', 'PNG pixels per chart pixel', intAtLeastOption('--scale', 1), 2)
-    .action(async (runDirs: string[], flags: { out?: string; png: boolean; scale: number; names?: string }) => {
+    .option(
+      '--smoothing <w>',
+      "TensorBoard's smoothing weight, 0 (none) to below 1: each curve is its debiased EMA, the raw values faint behind it",
+      smoothingOption('--smoothing'),
+      DEFAULT_SMOOTHING,
+    )
+    .action(async (runDirs: string[], flags: { out?: string; png: boolean; scale: number; names?: string; smoothing: number }) => {
       const out = flags.out ?? (runDirs.length === 1 ? path.join(runDirs[0], 'report.html') : 'report.html');
       if (flags.out) checkWritableFile('--out', flags.out);
       const { writeReport } = await import('../pipelines/report.ts');
@@ -27,6 +46,7 @@ export function registerReportCommand(program: Command): void {
         scale: flags.scale,
         followOut: flags.out !== undefined,
         names: flags.names?.split(',').map((n) => n.trim()),
+        smoothing: flags.smoothing,
       });
       const lines = [`report: ${r.html}`];
       if (r.pngs.length) lines.push(`charts: ${r.pngs[0]} (all), ${r.pngs.length - 1} more beside it`);

@@ -10,7 +10,7 @@ export function registerRolloutsCommand(program: Command): void {
     )
     .argument('<run_dir>', 'a papo train run directory (with its rollouts/ log)')
     .requiredOption('--step <n>', 'the logged step to draw', intAtLeastOption('--step', 1))
-    .option('--out <file>', 'the PNG (default <run>/rollouts-step_<N>.png)')
+    .option('--out <file>', 'the PNG (default <run>/rollouts-step_<N>.png, N zero-padded to six digits: rollouts-step_000080.png for --step 80)')
     .option('--prompts <n>', 'draw the first n prompts only (default all)', intAtLeastOption('--prompts', 1))
     .option('--scale <n>', 'image upscale factor', intAtLeastOption('--scale', 1), 3)
     .action(async (runDir: string, flags: { step: number; out?: string; prompts?: number; scale: number } & ManifestFileFlags) => {

@@ -1,10 +1,12 @@
 /**
  * `papo report RUN [RUN ...]`: the curves that tell a PAPO run's story, as one self-contained HTML page
  * (inline SVG, no script, nothing fetched) and PNG charts. Reward and accuracy split by vision dependency,
- * kl_prcp per family group, entropy on the original and masked view, clip fractions, response length and
- * time per stage, with the steps where the loss-hacking watch fires marked on every curve; several runs
- * are overlaid (colour = run, dash = series). Charts are Vega-Lite specs (util/charts.ts) whose data is
- * the runs' metrics.jsonl as written; each spec is embedded in the page beside its picture.
+ * kl_prcp per family group, entropy on the original and masked view, the loss terms, gradient norm,
+ * learning rate, clip fractions, response length, reward failures, throughput and time per stage, with the
+ * steps where the loss-hacking watch fires marked on every curve; curves smoothed as TensorBoard does;
+ * several runs are overlaid, a colour per run (pipelines/report-charts.ts). Charts are Vega-Lite specs
+ * (util/charts.ts) whose data is the runs' metrics.jsonl as written; each spec is embedded in the page
+ * beside its picture.
  *
  * @example
  * await writeReport(['runs/grpo', 'runs/papo'], { out: 'report.html' });
@@ -13,10 +15,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { from } from 'rxjs';
 import { renderChart, type ChartSpec } from '../util/charts.ts';
+import { checkSmoothing, DEFAULT_SMOOTHING } from '../util/smoothing.ts';
 import { writeFileAtomic } from '../storage/atomic.ts';
 import { watchLossHacking, type LossHackingAlarm } from '../operators/index.ts';
-import { readMetrics, type MetricsLine } from './run-dir.ts';
+import { readMetrics } from './run-dir.ts';
 import { lossHackingOptions, TrainConfigSchema } from './train-config.ts';
+import { chartData, chartSpec, type ChartData, type ChartRun } from './report-charts.ts';
+
+export { CHARTS, chartData, chartSpec, RUN_COLOURS, type ChartData, type ChartDef, type ChartRow } from './report-charts.ts';
 
 /** Greedy test accuracy, as the run logged it. */
 export interface TestAccuracy {
@@ -25,114 +31,12 @@ export interface TestAccuracy {
   general: number | null;
 }
 
-export interface RunData {
-  name: string;
+export interface RunData extends ChartRun {
   dir: string;
-  metrics: MetricsLine[];
-  /** the loss-hacking watch over the run's metrics, with the run's thresholds */
-  alarms: LossHackingAlarm[];
   preset?: string;
   outcome?: string;
   testBefore?: TestAccuracy;
   testAfter?: TestAccuracy;
-}
-
-interface Series {
-  /** legend label: the verl metric name, or what the value is */
-  label: string;
-  value: (m: MetricsLine) => number | undefined;
-}
-
-export interface ChartDef {
-  id: string;
-  title: string;
-  yTitle: string;
-  /** series of every run; `stages` charts take theirs from the metrics' keys */
-  series: (runs: readonly RunData[]) => Series[];
-  /** stacked areas (one run) rather than lines */
-  stacked?: boolean;
-  /** why a run may lack the chart's metrics */
-  missing: string;
-}
-
-const metric = (key: string, label = key): Series => ({ label, value: (m) => m[key] });
-
-/** The charts of a report, in page order. */
-export const CHARTS: readonly ChartDef[] = [
-  {
-    id: 'reward',
-    title: 'Reward and accuracy of the sampled responses',
-    yTitle: 'mean over the rollout batch',
-    series: () => [metric('critic/score/mean'), metric('reward/accuracy/vision_dependent'), metric('reward/accuracy/general')],
-    missing: 'no reward metrics',
-  },
-  {
-    id: 'validation',
-    title: 'Greedy accuracy on the validation split',
-    yTitle: 'accuracy',
-    series: () => [metric('val-core/accuracy/overall'), metric('val-core/accuracy/vision_dependent'), metric('val-core/accuracy/general')],
-    missing: 'no in-training evaluation (trainer.val_freq = 0)',
-  },
-  {
-    id: 'kl_prcp',
-    title: 'kl_prcp: k3 between the original and masked view, per family group',
-    yTitle: 'mean per-token k3',
-    series: () => [
-      metric('actor/kl_prcp/vision_dependent'),
-      metric('actor/kl_prcp/general'),
-      { label: '-actor/kl_prcp_loss (all)', value: (m) => (m['actor/kl_prcp_loss'] === undefined ? undefined : -m['actor/kl_prcp_loss']) },
-    ],
-    missing: 'no masked view (perception_loss_weight and entropy_coef_masked are 0 and no token weighting reads it)',
-  },
-  {
-    id: 'entropy',
-    title: 'Entropy of the sampled tokens: original vs masked image',
-    yTitle: 'token-mean -log p',
-    series: () => [metric('actor/entropy_loss', 'actor/entropy_loss (original)'), metric('actor/aug_entropy_loss', 'actor/aug_entropy_loss (masked)')],
-    missing: 'no entropy metrics',
-  },
-  {
-    id: 'clipping',
-    title: 'PPO clip fractions',
-    yTitle: 'share of tokens',
-    series: () => [metric('actor/pg_clipfrac'), metric('actor/pg_clipfrac_lower')],
-    missing: 'no clip metrics',
-  },
-  {
-    id: 'length',
-    title: 'Response length',
-    yTitle: 'tokens',
-    series: () => [metric('response_length/mean'), metric('response_length/max'), metric('response_length/min')],
-    missing: 'no length metrics',
-  },
-  {
-    id: 'time',
-    title: 'Time per stage',
-    yTitle: 'seconds per step',
-    stacked: true,
-    series: (runs) => {
-      const keys = new Set<string>();
-      for (const r of runs) for (const m of r.metrics) for (const k of Object.keys(m)) if (k.startsWith('timing_s/') && k !== 'timing_s/step') keys.add(k);
-      return [...keys].map((k) => metric(k, k.slice('timing_s/'.length)));
-    },
-    missing: 'no timings',
-  },
-];
-
-/** One point of a chart's data. */
-export interface ChartRow {
-  run: string;
-  series: string;
-  step: number;
-  value: number;
-}
-
-export interface ChartData {
-  def: ChartDef;
-  rows: ChartRow[];
-  /** series labels in legend order */
-  labels: string[];
-  spec?: ChartSpec;
 }
 
 function readJsonLines(file: string): Record<string, unknown>[] {
@@ -194,72 +98,6 @@ export function runNames(dirs: readonly string[]): string[] {
   return dirs.map((d, i) => (base.filter((b) => b === base[i]).length > 1 ? path.relative(process.cwd(), path.resolve(d)) || '.' : base[i]));
 }
 
-/** The data of each chart: one row per run, series and step with a finite value. */
-export function chartData(runs: readonly RunData[]): ChartData[] {
-  return CHARTS.map((def) => {
-    const series = def.series(runs);
-    const rows: ChartRow[] = [];
-    for (const r of runs) {
-      for (const m of r.metrics) {
-        for (const s of series) {
-          const v = s.value(m);
-          if (typeof v === 'number' && Number.isFinite(v)) rows.push({ run: r.name, series: s.label, step: m.step, value: v });
-        }
-      }
-    }
-    return { def, rows, labels: series.map((s) => s.label) };
-  });
-}
-
-const WIDTH = 440;
-const HEIGHT = 220;
-
-/** The Vega-Lite spec of one chart: its curves and a red rule at every loss-hacking alarm. */
-export function chartSpec(c: ChartData, runs: readonly RunData[]): ChartSpec {
-  const several = runs.length > 1;
-  const stacked = c.def.stacked && !several;
-  const seriesScale = { field: 'series', type: 'nominal', title: null, sort: c.labels, legend: { orient: 'bottom', columns: 2, labelLimit: 260 } } as const;
-  const encoding = {
-    x: { field: 'step', type: 'quantitative', title: 'step', axis: { tickMinStep: 1 } },
-    y: { field: 'value', type: 'quantitative', title: c.def.yTitle, axis: { format: '~g' }, ...(stacked ? { stack: 'zero' } : { stack: null }) },
-    ...(several
-      ? {
-          color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs.map((r) => r.name) }, legend: { orient: 'bottom' } },
-          ...(c.labels.length > 1 ? { strokeDash: seriesScale } : {}),
-          detail: { field: 'series' },
-        }
-      : { color: seriesScale }),
-    tooltip: [{ field: 'run' }, { field: 'series' }, { field: 'step' }, { field: 'value', format: '.4g' }],
-  };
-  const alarms = runs.flatMap((r) => r.alarms.map((a) => ({ run: r.name, step: a.step, message: a.message })));
-  // One label per stretch of consecutive alarms of a run (the watch fires on every step while it holds).
-  const labels = alarms
-    .filter((a, i) => !(i > 0 && alarms[i - 1].run === a.run && alarms[i - 1].step === a.step - 1))
-    .map((a) => ({ ...a, label: several ? `loss hacking? (${a.run})` : 'loss hacking?' }));
-  const layers: object[] = [{ mark: stacked ? { type: 'area', opacity: 0.85 } : { type: 'line', strokeWidth: 1.6 }, encoding }];
-  if (alarms.length) {
-    layers.push(
-      {
-        data: { values: alarms },
-        mark: { type: 'rule', color: '#d62728', strokeDash: [4, 3], strokeWidth: 1.2 },
-        encoding: { x: { field: 'step', type: 'quantitative' }, tooltip: [{ field: 'run' }, { field: 'message' }] },
-      },
-      {
-        data: { values: labels },
-        mark: { type: 'text', color: '#d62728', align: 'right', baseline: 'top', dx: -3, y: 2, fontSize: 10 },
-        encoding: { x: { field: 'step', type: 'quantitative' }, text: { field: 'label' } },
-      },
-    );
-  }
-  return {
-    title: { text: c.def.title, anchor: 'start', fontSize: 13 },
-    width: WIDTH,
-    height: HEIGHT,
-    data: { values: c.rows },
-    layer: layers,
-  } as unknown as ChartSpec;
-}
-
 export interface ReportOptions {
   /** the page; PNGs go beside it as `<stem>.png` (every chart) and `<stem>-<chart>.png` */
   out: string;
@@ -274,6 +112,8 @@ export interface ReportOptions {
   followOut?: boolean;
   /** a name per run for legends and tables (default: the directories' names) */
   names?: string[];
+  /** TensorBoard's smoothing weight in [0, 1) for the curves, the raw values faint behind (default 0.6; 0: none) */
+  smoothing?: number;
 }
 
 export interface ReportResult {
@@ -296,6 +136,15 @@ function tailMean(r: RunData, key: string, n = 5): number | undefined {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
 }
 
+/** Reward calls that failed over the run, and in how many steps: `0`, `12 (3 steps)`, `-` when not counted. */
+function rewardFailures(r: RunData): string {
+  const counts = r.metrics.map((m) => m['reward/failures']).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (!counts.length) return '-';
+  const total = counts.reduce((a, b) => a + b, 0);
+  const steps = counts.filter((c) => c > 0).length;
+  return total === 0 ? '0' : `${total} (${steps} step${steps === 1 ? '' : 's'})`;
+}
+
 function summaryTable(runs: readonly RunData[]): string {
   const head = [
     'run',
@@ -307,6 +156,7 @@ function summaryTable(runs: readonly RunData[]): string {
     'reward*',
     'accuracy vision / general*',
     'kl_prcp vision / general*',
+    'reward failures (steps)',
     'loss-hacking alarms',
   ];
   const rows = runs.map((r) => {
@@ -321,6 +171,7 @@ function summaryTable(runs: readonly RunData[]): string {
       num(tailMean(r, 'critic/score/mean')),
       `${num(tailMean(r, 'reward/accuracy/vision_dependent'))} / ${num(tailMean(r, 'reward/accuracy/general'))}`,
       `${num(tailMean(r, 'actor/kl_prcp/vision_dependent'), 4)} / ${num(tailMean(r, 'actor/kl_prcp/general'), 4)}`,
+      rewardFailures(r),
       r.alarms.length ? r.alarms.map((a) => `step ${a.step}`).join(', ') : 'none',
     ];
   });
@@ -335,9 +186,10 @@ export async function writeReport(dirs: readonly string[], opts: ReportOptions):
   const names = opts.names ?? runNames(dirs);
   const runs = dirs.map((d, i) => loadRun(d, names[i]));
   if (runs.every((r) => r.metrics.length === 0)) throw new Error(`report: no steps in ${dirs.join(', ')} (metrics.jsonl is empty)`);
-  const charts = chartData(runs);
+  const smoothing = checkSmoothing(opts.smoothing ?? DEFAULT_SMOOTHING, 'report: smoothing');
+  const charts = chartData(runs, smoothing);
   const drawn = charts.filter((c) => c.rows.length > 0);
-  for (const c of drawn) c.spec = chartSpec(c, runs);
+  for (const c of drawn) c.spec = chartSpec(c, runs, smoothing);
   const rendered = await Promise.all(drawn.map((c) => renderChart(c.spec!, opts.scale ?? 2)));
 
   const out = path.resolve(opts.out);
@@ -389,7 +241,8 @@ ${alarms.length ? `<h2 class="alarm">Loss-hacking warnings</h2><ul class="alarm"
 ${drawn.map((c, i) => `<figure id="${c.def.id}">${rendered[i].svg}<script type="application/vnd.vegalite+json" data-chart="${c.def.id}">${json(c.spec)}</script></figure>`).join('\n')}
 </div>
 ${missing.length ? `<h2>Not shown</h2><ul>${missing.join('')}</ul>` : ''}
-<p><small>Charts: Vega-Lite specs (embedded after each picture, with their data) rendered to SVG by Vega. Made by papo report.</small></p>
+<p><small>Curves: ${smoothing > 0 ? `smoothed as TensorBoard does (debiased EMA, weight ${smoothing}; --smoothing), the values as logged faint behind them; the learning rate as logged` : 'the values as logged (--smoothing 0)'}; a colour per run on every chart.
+Charts: Vega-Lite specs (embedded after each picture, with their data) rendered to SVG by Vega. Made by papo report.</small></p>
 </body></html>
 `;
   if (opts.followOut) fs.writeFileSync(out, html);

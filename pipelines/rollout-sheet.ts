@@ -24,7 +24,7 @@ import { confinedTaskData, type ImageReadingOptions, readRunConfig, taskOf } fro
 export interface RolloutSheetRequest {
   step: number;
   /**
-   * the PNG (default `<run>/rollouts-step_<N>.png`, created fresh: a link planted there is replaced, never
+   * the PNG (default `<run>/rollouts-step_000080.png` for step 80, the step padded as the run's step directories; created fresh: a link planted there is replaced, never
    * followed); a path given here is written as named, through a link the caller made
    */
   out?: string;

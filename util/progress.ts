@@ -1,21 +1,17 @@
 /**
- * Progress of long work on the terminal: a cli-progress bar when stderr is a TTY, otherwise (CI, logs
- * piped to a file) one plain line every `every` steps, so long runs always show step, rate and ETA.
+ * Progress of long work on the terminal: a footer of a few lines when stderr is a TTY (the bar, elapsed
+ * time, ETA and the last steps' figures; util/progress-display.ts), otherwise (CI, logs piped to a file)
+ * one plain line every `every` steps, so long runs always show step, rate and ETA.
  */
-import { SingleBar, Presets } from 'cli-progress';
+import { formatDuration } from './duration.ts';
+import { createTtyDisplay } from './progress-display.ts';
+
+export { formatDuration };
 
 export interface Progress {
-  /** `fields` are shown after the bar, e.g. { loss: '0.812', 'tok/s': '5400' }. */
+  /** `fields` are the step's figures, e.g. { loss: '0.812', 'tok/s': '5400' }. */
   update(step: number, fields?: Record<string, string>): void;
   stop(): void;
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
 /** `startAt`: steps already done (a resumed run), so rate and ETA count only this run's steps. */
@@ -23,28 +19,24 @@ export function createProgress(label: string, total: number, opts: { every?: num
   const done0 = opts.startAt ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const start = performance.now();
+  const elapsedSeconds = () => (performance.now() - start) / 1000;
+  const etaSeconds = (step: number) => (elapsedSeconds() / Math.max(step - done0, 1)) * (total - step);
   const fmt = (f: Record<string, string> = {}) =>
     Object.entries(f)
       .map(([k, v]) => `${k} ${v}`)
       .join('  ');
   if (process.stderr.isTTY) {
-    const bar = new SingleBar(
-      { format: `${label} [{bar}] {value}/{total}  {fields}  eta {eta_formatted}`, stream: process.stderr, etaBuffer: 20 },
-      Presets.shades_classic,
-    );
-    bar.start(total, done0, { fields: '' });
+    const display = createTtyDisplay({ label, total, startAt: done0, stream: process.stderr });
     return {
-      update: (step, fields) => bar.update(step, { fields: fmt(fields) }),
-      stop: () => bar.stop(),
+      update: (step, fields) => display.update(step, fields, etaSeconds(step)),
+      stop: () => display.stop(),
     };
   }
   const every = opts.every ?? Math.max(1, Math.round(total / 20));
   return {
     update(step, fields) {
       if (step % every !== 0 && step !== total) return;
-      const elapsed = (performance.now() - start) / 1000;
-      const eta = (elapsed / Math.max(step - done0, 1)) * (total - step);
-      process.stderr.write(`${label} ${step}/${total}  ${fmt(fields)}  elapsed ${formatDuration(elapsed)}  eta ${formatDuration(eta)}\n`);
+      process.stderr.write(`${label} ${step}/${total}  ${fmt(fields)}  elapsed ${formatDuration(elapsedSeconds())}  eta ${formatDuration(etaSeconds(step))}\n`);
     },
     stop() {},
   };

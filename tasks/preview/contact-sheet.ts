@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { PNG } from 'pngjs';
 import { makeImage, type RgbImage } from '../../util/image.ts';
 import type { TaskRecord } from '../types.ts';
-import { ADVANCE, GLYPH_HEIGHT, drawText, wrapText } from './font.ts';
+import { ADVANCE, GLYPH_DESCENT, GLYPH_HEIGHT, drawText, wrapText } from './font.ts';
 
 export interface ContactSheetOptions {
   /** Image upscale factor. Default 4. */
@@ -41,7 +41,7 @@ export function renderContactSheet(records: readonly TaskRecord[], opts: Contact
   const cellW = Math.max(...records.map((r) => r.image.width)) * scale;
   const imgH = Math.max(...records.map((r) => r.image.height)) * scale;
   const charsPerLine = Math.max(8, Math.floor(cellW / (ADVANCE * ts)));
-  const lineH = (GLYPH_HEIGHT + 3) * ts;
+  const lineH = (GLYPH_HEIGHT + GLYPH_DESCENT + 1) * ts;
   const labels = records.map((r) => labelsFor(r, charsPerLine, opts.showReasoning ?? false));
   const textH = Math.max(...labels.map((l) => l.length)) * lineH;
   const cellH = imgH + PAD / 2 + textH;

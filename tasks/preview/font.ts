@@ -1,6 +1,8 @@
 /**
  * A 5 x 7 bitmap font for printable ASCII (32..126), the classic HD44780-style glyph set: five column
- * bytes per glyph, bit 0 = top row. Enough to label contact sheets without any font file.
+ * bytes per glyph, bit 0 = top row, row 6 on the baseline. g, j, p, q and y are redrawn with descenders,
+ * two rows below the baseline (the 5 x 7 set squeezes them above it, so "image" read "ima9e"). Enough to
+ * label contact sheets without any font file.
  */
 import type { RgbImage } from '../../util/image.ts';
 
@@ -18,13 +20,31 @@ const GLYPHS =
 
 const TABLE: number[][] = GLYPHS.split(' ').map((g) => Array.from({ length: 5 }, (_, i) => parseInt(g.slice(2 * i, 2 * i + 2), 16)));
 
+/**
+ * Descenders: rows 7 and 8, below the baseline; '#' is ink. Rows 0..6 keep the x-height of the other
+ * lower-case letters (rows 2..6).
+ */
+const DESCENDERS: Record<string, readonly string[]> = {
+  g: ['.....', '.....', '.###.', '#...#', '#...#', '#...#', '.####', '....#', '.###.'],
+  j: ['...#.', '.....', '..##.', '...#.', '...#.', '...#.', '...#.', '#..#.', '.##..'],
+  p: ['.....', '.....', '####.', '#...#', '#...#', '#...#', '####.', '#....', '#....'],
+  q: ['.....', '.....', '.####', '#...#', '#...#', '#...#', '.####', '....#', '....#'],
+  y: ['.....', '.....', '#...#', '#...#', '#...#', '#...#', '.####', '....#', '.###.'],
+};
+
 export const GLYPH_WIDTH = 5;
+/** Rows from the top of a capital to the baseline (rows 0..6). */
 export const GLYPH_HEIGHT = 7;
+/** Rows below the baseline that descenders use (7 and 8); line spacing must leave room for them. */
+export const GLYPH_DESCENT = 2;
 /** Horizontal advance in font pixels (one blank column between glyphs). */
 export const ADVANCE = 6;
 
-/** Whether font pixel (col, row) of character `ch` is ink; characters outside the table draw as '?'. */
+/** Whether font pixel (col, row) of character `ch` is ink (rows 0..8, 7 and 8 below the baseline); characters outside the table draw as '?'. */
 export function glyphPixel(ch: string, col: number, row: number): boolean {
+  const drawn = DESCENDERS[ch];
+  if (drawn) return drawn[row]?.[col] === '#';
+  if (row >= GLYPH_HEIGHT) return false;
   const code = ch.charCodeAt(0);
   const g = TABLE[code >= 32 && code <= 126 ? code - 32 : 31];
   return ((g[col] >> row) & 1) === 1;
@@ -34,7 +54,7 @@ export function glyphPixel(ch: string, col: number, row: number): boolean {
 export function drawText(img: RgbImage, text: string, x: number, y: number, color: readonly [number, number, number], scale = 1): void {
   for (let k = 0; k < text.length; k++) {
     for (let col = 0; col < GLYPH_WIDTH; col++) {
-      for (let row = 0; row < GLYPH_HEIGHT; row++) {
+      for (let row = 0; row < GLYPH_HEIGHT + GLYPH_DESCENT; row++) {
         if (!glyphPixel(text[k], col, row)) continue;
         for (let dy = 0; dy < scale; dy++) {
           for (let dx = 0; dx < scale; dx++) {

@@ -6,7 +6,7 @@
  * perception loss pushes. Plain data in (pipelines/rollout-sheet.ts gathers it from a run), RGB image out.
  */
 import { makeImage, type RgbImage } from '../../util/image.ts';
-import { ADVANCE, GLYPH_HEIGHT, drawText, wrapText } from './font.ts';
+import { ADVANCE, GLYPH_DESCENT, GLYPH_HEIGHT, drawText, wrapText } from './font.ts';
 import { blitScaled, frame } from './contact-sheet.ts';
 
 type Rgb = readonly [number, number, number];
@@ -85,7 +85,7 @@ export function renderRolloutSheet(prompts: readonly SheetPrompt[], opts: Rollou
   const s = opts.scale ?? 3;
   const ts = opts.textScale ?? 2;
   const charW = ADVANCE * ts;
-  const lineH = (GLYPH_HEIGHT + 4) * ts;
+  const lineH = (GLYPH_HEIGHT + GLYPH_DESCENT + 2) * ts;
   const qChars = opts.questionChars ?? 26;
   const imgW = Math.max(...prompts.map((p) => p.image.width)) * s;
   const imgH = Math.max(...prompts.map((p) => p.image.height)) * s;
@@ -96,8 +96,10 @@ export function renderRolloutSheet(prompts: readonly SheetPrompt[], opts: Rollou
   const xMasked = PAD + imgW + PAD;
   const xText = xMasked + imgW + PAD;
   const xResp = xText + qChars * charW + PAD;
-  const width = xResp + respChars * charW + PAD;
   const header = [...(opts.header ?? []), `token background: per-token kl_prcp from 0 (none) to ${top.toPrecision(3)} and above (full)`];
+  // Wide enough for the responses, the header lines and the heat legend after the last of them.
+  const headerChars = Math.max(...header.slice(0, -1).map((l) => l.length), header.at(-1)!.length + 2 + 20);
+  const width = Math.max(xResp + respChars * charW, PAD + headerChars * charW) + PAD;
   const headerH = PAD + header.length * lineH + lineH + PAD;
   const blocks = prompts.map((p) => {
     const lines = [...wrapText(p.question, qChars), ...wrapText(`A: ${p.answer}`, qChars)].length + 2;
@@ -143,7 +145,7 @@ export function renderRolloutSheet(prompts: readonly SheetPrompt[], opts: Rollou
       drawText(sheet, r.klPrcp === undefined ? '  -' : r.klPrcp.toFixed(3), xResp + 11 * charW, ry, AMBER, ts);
       let x = xResp + PREFIX_CHARS * charW;
       r.tokens.forEach((t, i) => {
-        if (r.tokenKl) fillRect(sheet, x, ry - ts, t.length * charW, lineH - 2 * ts, heatColor(r.tokenKl[i], top));
+        if (r.tokenKl) fillRect(sheet, x, ry - ts, t.length * charW, lineH - ts, heatColor(r.tokenKl[i], top));
         drawText(sheet, t, x, ry, WHITE, ts);
         x += t.length * charW;
       });

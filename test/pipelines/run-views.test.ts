@@ -12,10 +12,11 @@ import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { initTf } from '../../util/tf-backend.ts';
 import { chartSvg } from '../../util/charts.ts';
+import { emaSmooth } from '../../util/smoothing.ts';
 import { tinyPolicyInTmp } from './tiny-run.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { readMetrics, type MetricsLine } from '../../pipelines/run-dir.ts';
-import { writeReport, type ChartRow } from '../../pipelines/report.ts';
+import { RUN_COLOURS, writeReport, type ChartRow } from '../../pipelines/report.ts';
 import { writeRolloutSheet } from '../../pipelines/rollout-sheet.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
@@ -71,20 +72,42 @@ test('trainer.logger: without tensorboard no event file is written; a logger thi
   );
 });
 
+interface Layer {
+  data?: { values: { step: number }[] };
+  mark: { type: string; opacity?: number };
+  encoding?: { y?: { field: string }; color?: { field: string; scale?: { domain: string[]; range: string[] } }; strokeDash?: unknown };
+}
+interface Panel {
+  title?: { text: string };
+  data: { values: ChartRow[] };
+  layer: Layer[];
+}
+/** A chart's spec: one panel (layers) or small multiples (`concat`, a panel per series). */
+type Spec = Panel & { concat?: Panel[] };
+
 /** The Vega-Lite specs embedded in a report page, by chart id. */
-function embeddedSpecs(
-  html: string,
-): Map<string, { data: { values: ChartRow[] }; layer: { data?: { values: { step: number }[] }; mark: { type: string } }[] }> {
+function embeddedSpecs(html: string): Map<string, Spec> {
   const out = new Map();
   for (const m of html.matchAll(/<script type="application\/vnd\.vegalite\+json" data-chart="([^"]+)">([\s\S]*?)<\/script>/g)) out.set(m[1], JSON.parse(m[2]));
   return out;
 }
 
-/** What a chart must show: one row per step with a finite value, value as logged. */
-function expectedRows(run: string, metrics: MetricsLine[], series: Record<string, (m: MetricsLine) => number | undefined>): ChartRow[] {
+/** The panels of a chart: itself, or each of its small multiples. */
+const panels = (spec: Spec): Panel[] => spec.concat ?? [spec];
+/** Every row a chart draws. */
+const rowsOf = (spec: Spec): ChartRow[] => panels(spec).flatMap((p) => p.data.values);
+
+/** What a chart must show: one row per step with a finite value, value as logged, smoothed by TensorBoard's EMA. */
+function expectedRows(run: string, metrics: MetricsLine[], series: Record<string, (m: MetricsLine) => number | undefined>, smoothing = 0.6): ChartRow[] {
   const rows: ChartRow[] = [];
-  for (const m of metrics)
-    for (const [label, f] of Object.entries(series)) if (f(m) !== undefined) rows.push({ run, series: label, step: m.step, value: f(m)! });
+  for (const [label, f] of Object.entries(series)) {
+    const logged = metrics.filter((m) => f(m) !== undefined);
+    const smoothed = emaSmooth(
+      logged.map((m) => f(m)!),
+      smoothing,
+    );
+    logged.forEach((m, i) => rows.push({ run, series: label, step: m.step, value: f(m)!, smoothed: smoothed[i] }));
+  }
   return rows;
 }
 
@@ -95,7 +118,10 @@ test('papo report: a self-contained page whose charts are the metrics, and their
   assert.doesNotMatch(html, /<script(?![^>]*application\/vnd\.vegalite\+json)/, 'no executable script');
   assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'nothing fetched');
   const specs = embeddedSpecs(html);
-  assert.deepEqual([...specs.keys()], ['reward', 'validation', 'kl_prcp', 'entropy', 'clipping', 'length', 'time']);
+  assert.deepEqual(
+    [...specs.keys()],
+    ['reward', 'validation', 'kl_prcp', 'entropy', 'losses', 'grad_norm', 'lr', 'clipping', 'length', 'reward_failures', 'throughput', 'time'],
+  );
   assert.equal(html.match(/<svg/g)?.length, specs.size, 'one picture per chart');
 
   const metrics = metricsOf(papoRun);
@@ -126,9 +152,39 @@ test('papo report: a self-contained page whose charts are the metrics, and their
     [2, 2, 2],
     'validation at step 2 (val_freq 2)',
   );
-  const stages = new Set(specs.get('time')!.data.values.map((r) => r.series));
-  for (const s of ['gen', 'reward', 'masked_log_prob', 'ref', 'adv', 'update_actor']) assert.ok(stages.has(s), `time of stage ${s}`);
-  assert.equal(specs.get('time')!.data.values.find((r) => r.series === 'gen' && r.step === 1)!.value, metrics[0]['timing_s/gen']);
+  for (const [id, key] of [
+    ['grad_norm', 'actor/grad_norm'],
+    ['reward_failures', 'reward/failures'],
+    ['throughput', 'perf/throughput'],
+  ])
+    assert.deepEqual(specs.get(id)!.data.values, expectedRows('papo', metrics, { [key]: by(key) }), id);
+  // The learning rate is a schedule: drawn as logged, never smoothed.
+  assert.deepEqual(
+    specs.get('lr')!.data.values.map((r) => [r.step, r.value, r.smoothed]),
+    metrics.map((m) => [m.step, m['actor/lr'], m['actor/lr']]),
+  );
+  // The loss terms, one panel each, with its own y scale.
+  const losses = specs.get('losses')!;
+  assert.deepEqual(
+    panels(losses).map((p) => p.title?.text),
+    ['actor/pg_loss', 'actor/kl_loss', 'actor/kl_prcp_loss', 'actor/entropy_loss', 'actor/aug_entropy_loss', 'actor/loss'],
+  );
+  for (const p of panels(losses)) assert.deepEqual(p.data.values, expectedRows('papo', metrics, { [p.title!.text]: by(p.title!.text) }));
+  const stages = panels(specs.get('time')!).map((p) => p.title?.text);
+  assert.equal(stages[0], 'step (total)');
+  for (const s of ['gen', 'reward', 'masked_log_prob', 'ref', 'adv', 'update_actor']) assert.ok(stages.includes(s), `a panel for stage ${s}`);
+  assert.equal(rowsOf(specs.get('time')!).find((r) => r.series === 'gen' && r.step === 1)!.value, metrics[0]['timing_s/gen']);
+  // Smoothed curves over faint raw ones.
+  const reward = specs.get('reward')!;
+  assert.deepEqual(
+    reward.layer.filter((l) => l.mark.type === 'line').map((l) => [l.encoding?.y?.field, l.mark.opacity ?? 1]),
+    [
+      ['value', 0.25],
+      ['smoothed', 1],
+    ],
+  );
+  assert.match(html, /<th>reward failures \(steps\)<\/th>[\s\S]*<td>papo<\/td>(<td>[^<]*<\/td>){8}<td>0<\/td><td>none<\/td>/, 'no reward failures');
+  assert.match(html, /smoothed as TensorBoard does \(debiased EMA, weight 0\.6/);
 
   assert.equal(r.pngs.length, 1 + specs.size);
   for (const file of r.pngs) {
@@ -145,7 +201,7 @@ test("papo report: loss-hacking alarms (with the run's thresholds) are marked on
   const kl = [0.1, 0.1, 0.6, 0.6, 0.3, 0.7];
   fs.writeFileSync(
     path.join(hacked, 'metrics.jsonl'),
-    `${acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i] })).join('\n')}\n`,
+    `${acc.map((a, i) => JSON.stringify({ step: i + 1, version: i + 1, 'reward/accuracy/mean': a, 'critic/score/mean': a, 'actor/kl_prcp_loss': -kl[i], 'reward/failures': [0, 3, 0, 0, 2, 0][i] })).join('\n')}\n`,
   );
   // window 1: fires where kl_prcp > 0.5 while accuracy < best - 0.1, i.e. at step 4 only
   fs.writeFileSync(
@@ -165,19 +221,52 @@ test("papo report: loss-hacking alarms (with the run's thresholds) are marked on
   assert.deepEqual(r.pngs, []);
   const html = fs.readFileSync(out, 'utf8');
   assert.match(html, /Loss-hacking warnings[\s\S]*<b>hacked<\/b>: possible loss hacking at step 4/);
+  assert.match(html, /<td>hacked<\/td>(<td>[^<]*<\/td>){8}<td>5 \(2 steps\)<\/td><td>step 4<\/td>/, 'reward failures: 5 in 2 steps');
   const specs = embeddedSpecs(html);
   for (const [id, spec] of specs) {
-    const rule = spec.layer.find((l) => l.mark.type === 'rule');
-    assert.deepEqual(
-      rule?.data?.values.map((v) => v.step),
-      [4],
-      `chart ${id} marks the alarm`,
-    );
+    for (const [i, panel] of panels(spec).entries()) {
+      const rule = panel.layer.find((l) => l.mark.type === 'rule');
+      assert.deepEqual(
+        rule?.data?.values.map((v) => v.step),
+        [4],
+        `chart ${id} panel ${i} marks the alarm`,
+      );
+    }
+    // A colour per run, the same on every chart, with a legend; series told apart by dash or by panel.
+    for (const panel of panels(spec))
+      for (const l of panel.layer.filter((x) => x.mark.type === 'line')) {
+        assert.equal(l.encoding?.color?.field, 'run', `chart ${id}: colour is the run`);
+        assert.deepEqual(l.encoding?.color?.scale, { domain: ['papo', 'grpo', 'hacked'], range: RUN_COLOURS.slice(0, 3) }, `chart ${id}`);
+      }
   }
-  const runsIn = (id: string) => [...new Set(specs.get(id)!.data.values.map((v) => v.run))];
+  const runsIn = (id: string) => [...new Set(rowsOf(specs.get(id)!).map((v) => v.run))];
   assert.deepEqual(runsIn('reward'), ['papo', 'grpo', 'hacked']);
   assert.deepEqual(runsIn('kl_prcp'), ['papo', 'hacked'], 'GRPO has no masked view');
   assert.deepEqual(runsIn('entropy'), ['papo', 'grpo']);
+  // Time per stage: a panel per stage with every run in it, no dash styles.
+  const time = specs.get('time')!;
+  assert.ok(time.concat && time.concat.length >= 7, 'one panel per stage');
+  for (const p of time.concat) {
+    const runs = [...new Set(p.data.values.map((v) => v.run))];
+    if (p.title?.text === 'masked_log_prob') assert.deepEqual(runs, ['papo'], 'GRPO has no masked view');
+    else assert.deepEqual(runs, ['papo', 'grpo'], `${p.title?.text}: both runs`);
+    assert.ok(
+      p.layer.every((l) => l.encoding?.strokeDash === undefined),
+      `${p.title?.text}: no dash`,
+    );
+  }
+
+  // --smoothing 0: the values as logged, one curve per series.
+  const raw = embeddedSpecs(
+    fs.readFileSync((await writeReport([papoRun], { out: path.join(tmp, 'report', 'raw.html'), png: false, smoothing: 0 })).html, 'utf8'),
+  );
+  const reward = raw.get('reward')!;
+  assert.ok(reward.data.values.every((r) => r.smoothed === r.value));
+  assert.deepEqual(
+    reward.layer.filter((l) => l.mark.type === 'line').map((l) => l.encoding?.y?.field),
+    ['value'],
+  );
+  await assert.rejects(writeReport([papoRun], { out: path.join(tmp, 'report', 'bad.html'), smoothing: 1 }), /smoothing must be at least 0 and below 1, got 1/);
 });
 
 test('charts load nothing from outside their spec', async () => {
@@ -241,9 +330,16 @@ test('the papo report and papo rollouts commands', () => {
   const sheet = papo('rollouts', papoRun, '--step', '3', '--prompts', '1');
   assert.equal(sheet.status, 0, sheet.stderr);
   assert.match(sheet.stdout, /rollouts: .*rollouts-step_000003\.png \(1 prompts, \d+ x \d+ px\)/);
+  // The README and --help name the file the command writes.
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  assert.ok(readme.includes('`<run>/rollouts-step_000080.png` for `--step 80`'), 'README names the default sheet');
+  assert.match(papo('rollouts', '--help').stdout, /rollouts-step_000080\.png for --step 80/);
   const missing = papo('rollouts', papoRun, '--step', '9');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /step 9 is not in the rollout log of .* \(logged: 1, 2, 3\)/);
+  const smooth = papo('report', papoRun, '--smoothing', '1.5');
+  assert.equal(smooth.status, 1);
+  assert.match(smooth.stderr, /--smoothing must be at least 0 and below 1, got 1\.5/);
   const notRun = papo('report', path.join(tmp, 'init'));
   assert.equal(notRun.status, 1);
   assert.match(notRun.stderr, /has no metrics\.jsonl/);

@@ -4,8 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { drawText, glyphPixel, wrapText } from '../../tasks/preview/font.ts';
+import { GLYPH_DESCENT, GLYPH_HEIGHT, drawText, glyphPixel, wrapText } from '../../tasks/preview/font.ts';
 import { encodePng, renderContactSheet } from '../../tasks/preview/contact-sheet.ts';
+import { renderRolloutSheet } from '../../tasks/preview/rollout-sheet.ts';
 import { decodeImage } from '../../tasks/loader/decode.ts';
 import { ScenesTask } from '../../tasks/scenes/task.ts';
 import { registerDataCommands } from '../../cli/data.ts';
@@ -14,7 +15,7 @@ import { makeImage } from '../../util/image.ts';
 
 const glyphBits = (ch: string): string => {
   let s = '';
-  for (let c = 0; c < 5; c++) for (let r = 0; r < 7; r++) s += glyphPixel(ch, c, r) ? '1' : '0';
+  for (let c = 0; c < 5; c++) for (let r = 0; r < 9; r++) s += glyphPixel(ch, c, r) ? '1' : '0';
   return s;
 };
 
@@ -35,6 +36,42 @@ test('font: every printable ASCII character has its own glyph; text draws and wr
   assert.equal(img.data[(3 * 12 + 0) * 3], 0);
   assert.deepEqual(wrapText('What is the sum of the digits?', 12), ['What is the', 'sum of the', 'digits?']);
   assert.deepEqual(wrapText('abcdefghij', 4), ['abcd', 'efgh', 'ij']);
+});
+
+test('font: g, j, p, q and y descend below the baseline; other lower-case letters do not', () => {
+  const scale = 2;
+  // Ink drawn in the rows under the baseline (font rows 7 and 8) when `ch` is drawn at the top-left.
+  const below = (ch: string) => {
+    const img = makeImage((GLYPH_HEIGHT + GLYPH_DESCENT + 1) * scale, 6 * scale);
+    drawText(img, ch, 0, 0, [255, 255, 255], scale);
+    let ink = 0;
+    for (let y = GLYPH_HEIGHT * scale; y < img.height; y++) for (let x = 0; x < img.width; x++) if (img.data[(y * img.width + x) * 3] > 0) ink++;
+    return ink;
+  };
+  for (const ch of 'gjpqy') assert.ok(below(ch) >= 2 * scale * scale, `${ch} has a descender (${below(ch)} px below the baseline)`);
+  for (const ch of 'abcdefhiklmnorstuvwxzA0') assert.equal(below(ch), 0, `${ch} sits on the baseline`);
+  // The bowls of g, p, q and y share the x-height of a, o and u (rows 2..6).
+  const rowsOf = (ch: string) => [...Array(9).keys()].filter((r) => [...Array(5).keys()].some((c) => glyphPixel(ch, c, r)));
+  assert.deepEqual(rowsOf('o'), [2, 3, 4, 5, 6]);
+  for (const ch of 'gpqy') assert.deepEqual(rowsOf(ch), [2, 3, 4, 5, 6, 7, 8], ch);
+});
+
+test('rollout sheet: wide enough for its header, whose last character is drawn', () => {
+  const prompt = {
+    image: makeImage(4, 8),
+    title: 'read',
+    question: 'q?',
+    answer: '1',
+    responses: [{ tokens: ['1'], reward: 1, correct: true, advantage: 0 }],
+  };
+  const header = `run, step 3: ${'x'.repeat(150)}|`;
+  const sheet = renderRolloutSheet([prompt], { header: [header], scale: 1, textScale: 1 });
+  // '|' is the middle column of its 6-pixel cell, from x = 10 (the margin) + 6 per character before it.
+  const x = 10 + 6 * (header.length - 1) + 2;
+  assert.ok(sheet.width >= x + 10, `sheet ${sheet.width} px wide`);
+  let ink = 0;
+  for (let y = 10; y < 17; y++) if (sheet.data[(y * sheet.width + x) * 3] > 200) ink++;
+  assert.equal(ink, 7, 'the whole stem of the last character');
 });
 
 test('contact sheet: images upscaled in a grid with labels under them; PNG round-trips', () => {
