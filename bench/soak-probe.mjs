@@ -6,7 +6,11 @@ import { isMainThread } from 'node:worker_threads';
 const file = process.env.PAPO_SOAK_PROBE;
 if (isMainThread && file) {
   const every = Number(process.env.PAPO_SOAK_EVERY_MS ?? 2000);
+  // PAPO_SOAK_GC=1 (with node --expose-gc): a full collection before each sample, so that growth seen is
+  // memory still reachable, not garbage a lazy collector has not yet reclaimed
+  const collect = process.env.PAPO_SOAK_GC === '1' && typeof globalThis.gc === 'function' ? globalThis.gc : () => {};
   const sample = () => {
+    collect();
     const m = process.memoryUsage();
     let fds = -1;
     try {

@@ -6,7 +6,9 @@
  * last values and its least-squares slope per 1,000 steps (flat: memory and descriptors do not grow, the
  * checkpoint count stays at the retention).
  *
- *   node --import tsx bench/soak.ts [--steps 10000] [--every 500] [--dir /tmp/papo-soak] [--staleness 0]
+ *   node --import tsx bench/soak.ts [--steps 10000] [--every 500] [--dir /tmp/papo-soak] [--staleness 0] [--gc]
+ *
+ * `--gc` runs a full garbage collection before each sample (node --expose-gc): what stays is reachable memory.
  *
  * Memory and descriptors are sampled inside the run by bench/soak-probe.mjs (preloaded with --import), so the
  * run is the real CLI, unchanged.
@@ -26,6 +28,7 @@ const { values: opt } = parseArgs({
     every: { type: 'string', default: '500' },
     dir: { type: 'string' },
     staleness: { type: 'string', default: '0' },
+    gc: { type: 'boolean', default: false },
   },
 });
 const steps = Number(opt.steps);
@@ -70,6 +73,7 @@ const overrides = [
   `trainer.save_checkpoint_path=${JSON.stringify(run)}`,
 ];
 const args = [
+  ...(opt.gc ? ['--expose-gc'] : []),
   '--import',
   path.resolve('bench/soak-probe.mjs'),
   'bin/papo.js',
@@ -84,7 +88,10 @@ console.log(
 );
 const logFile = path.join(dir, 'train.log');
 const logFd = fs.openSync(logFile, 'a');
-const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: { ...process.env, PAPO_SOAK_PROBE: probe } });
+const child = spawn(process.execPath, args, {
+  stdio: ['ignore', logFd, logFd],
+  env: { ...process.env, PAPO_SOAK_PROBE: probe, PAPO_SOAK_GC: opt.gc ? '1' : '' },
+});
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 
 interface Row {
