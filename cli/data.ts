@@ -5,13 +5,15 @@
  *   papo data sheets --out-dir sheets/          (one sheet per family of digits and scenes)
  *   papo data stats --task scenes --split test
  *   papo data check-manifest data/train.jsonl --height 28 --width 56
+ *   papo data export --format parquet --out data/digits --task digits --split train test
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
 import { selectFamilies } from '../tasks/config-checks.ts';
 import { sampleRecords, splitStats, type SplitStats } from '../tasks/inspect.ts';
-import { checkSplit, type Task } from '../tasks/types.ts';
+import { checkSplit, type Split, type Task } from '../tasks/types.ts';
+import { exportDataset, type ExportFormat } from '../tasks/loader/dataset-export.ts';
 import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
 import { loadManifest } from '../tasks/loader/manifest.ts';
 import { intOption } from './config-file.ts';
@@ -25,27 +27,41 @@ interface TaskFlags extends ManifestFileFlags {
   height?: number;
   width?: number;
   manifest?: string;
+  trainFiles?: string[];
+  valFiles?: string[];
   split: string;
 }
 
-function taskOptions(cmd: Command): Command {
+function taskOptions(cmd: Command, oneSplit = true): Command {
+  if (oneSplit) cmd.option('--split <split>', 'train, validation or test', 'train');
   return addManifestFileFlags(cmd)
     .option(
       '--task <name>',
       `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`,
     )
     .option('--family <name...>', 'only these families (default all)')
-    .option('--split <split>', 'train, validation or test', 'train')
     .option('--seed <n>', 'task and order seed', intOption('--seed'), 0)
     .option('--digits <n>', 'digits task: digits per canvas (2-4)', intOption('--digits'))
     .option('--height <px>', 'scenes/manifest image height', intOption('--height'))
     .option('--width <px>', 'scenes/manifest image width', intOption('--width'))
-    .option('--manifest <file>', 'manifest task: the JSONL manifest');
+    .option('--manifest <file>', 'manifest task: the JSONL manifest')
+    .option('--train-files <file...>', 'dataset task: training .parquet / .jsonl / .json files (= data.train_files)')
+    .option('--val-files <file...>', 'dataset task: evaluation files (= data.val_files)');
 }
 
 function buildTask(f: TaskFlags): Task {
-  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : 'digits');
-  const c: TaskConfig = { task: name, seed: f.seed, digits: f.digits, height: f.height, width: f.width, manifest: f.manifest, ...manifestFileOptions(f) };
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : f.trainFiles !== undefined ? 'dataset' : 'digits');
+  const c: TaskConfig = {
+    task: name,
+    seed: f.seed,
+    digits: f.digits,
+    height: f.height,
+    width: f.width,
+    manifest: f.manifest,
+    ...(f.trainFiles === undefined ? {} : { trainFiles: f.trainFiles }),
+    ...(f.valFiles === undefined ? {} : { valFiles: f.valFiles }),
+    ...manifestFileOptions(f),
+  };
   // Family filtering happens when sampling, so family names are validated against the whole task.
   const task = createTask(c);
   selectFamilies(task.name, task.families, f.family);
@@ -120,6 +136,22 @@ export function registerDataCommands(program: Command): Command {
       }
       if (m.records.length === 0) console.log(m.lines === 0 ? `no records: ${m.path} is empty` : `no records: every line of ${m.path} has a problem`);
       if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;
+    });
+  taskOptions(
+    data.command('export').description('write a task as a dataset EasyR1 reads: <out>/<split>.parquet (PNG bytes embedded) or .jsonl (+ PNG files)'),
+    false,
+  )
+    .requiredOption('--out <dir>', 'folder to write')
+    .option('--format <format>', 'parquet or jsonl', 'parquet')
+    .option('--split <split...>', 'splits to write', ['train', 'validation', 'test'])
+    .option('--limit <n>', 'at most n records per split (default: the whole split)', intOption('--limit'))
+    .action((f: Omit<TaskFlags, 'split'> & { out: string; format: string; split: string[]; limit?: number }) => {
+      if (f.format !== 'parquet' && f.format !== 'jsonl') throw new Error(`--format must be parquet or jsonl, got ${JSON.stringify(f.format)}`);
+      const splits: Split[] = f.split.map(checkSplit);
+      const task = buildTask({ ...f, split: 'train' });
+      for (const w of exportDataset(task, { format: f.format as ExportFormat, out: f.out, splits, limit: f.limit })) {
+        console.log(`wrote ${w.file}: ${w.records} ${task.name} records (${w.split})`);
+      }
     });
   return data;
 }

@@ -19,3 +19,15 @@ export function checkLimit(name: string, value: number | undefined, fallback: nu
   }
   return value;
 }
+
+/** Rows all the files of a dataset may have together (a million). */
+export const DEFAULT_MAX_ROWS = 1_000_000;
+
+/** Bytes all the files of a dataset may have together, from their sizes, before reading (16 GiB). */
+export const DEFAULT_MAX_DATASET_BYTES = 16 * 2 ** 30;
+
+/** Bytes one row of a dataset file may have: a JSON line, or a parquet row's values (80 MiB: one image at the byte limit and its text). */
+export const DEFAULT_MAX_ROW_BYTES = 80 * 2 ** 20;
+
+/** Bytes of a parquet file's footer (its metadata), read before any row. */
+export const MAX_PARQUET_FOOTER_BYTES = 64 * 2 ** 20;

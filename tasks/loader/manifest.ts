@@ -22,24 +22,16 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { RgbImage } from '../../util/image.ts';
-import { firstNonPrintable, MAX_QUESTION_CHARS } from '../text.ts';
-import { parseResponse } from '../rewards/format.ts';
-import { normalizeAnswer } from '../rewards/accuracy.ts';
-import type { Split, TaskRecord, VisionDependency } from '../types.ts';
-import { decodeImage, type Rgb } from './decode.ts';
+import { MAX_QUESTION_CHARS } from '../text.ts';
+import type { Split, TaskRecord } from '../types.ts';
 import { confineImagePath, readImageFile } from './image-file.ts';
 import { checkLimit, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from './limits.ts';
-import { resizeImage, resizeToFit, type ResizeMethod } from './resize.ts';
+import { toModelImage, type ImageFitOptions } from './model-image.ts';
+import { describeValue, extraFields, recordFields } from './record-fields.ts';
 
-export interface ManifestOptions {
-  /** The size every image is resized to (the model's image size). */
-  height: number;
-  width: number;
-  resize?: ResizeMethod;
-  /** 'stretch' (default) or 'pad' (keep the aspect ratio, letterbox on `background`). */
-  fit?: 'stretch' | 'pad';
-  /** Composited under transparent pixels and used for padding. Default black. */
-  background?: Rgb;
+export { describeValue } from './record-fields.ts';
+
+export interface ManifestOptions extends ImageFitOptions {
   onError?: 'fail' | 'skip';
   /** Longer questions are an error. Default 60, the policy's prompt budget. */
   maxQuestionChars?: number;
@@ -141,18 +133,6 @@ interface ImageReading {
   maxPixels: number;
 }
 
-/** A value for an error message: short, and non-finite numbers as themselves (JSON would say null). */
-export function describeValue(v: unknown): string {
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === undefined) return String(v);
-  let text: string;
-  try {
-    text = JSON.stringify(v) ?? typeof v;
-  } catch {
-    text = Array.isArray(v) ? 'an array' : typeof v; // too deep to print
-  }
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 function parseLine(
   raw: string,
   line: number,
@@ -175,81 +155,21 @@ function parseLine(
     return null;
   }
   const o = obj as Record<string, unknown>;
-  const str = (field: string, required: boolean): string | undefined => {
-    const v = o[field];
-    if (v === undefined) {
-      if (required) bad(`missing field "${field}"`);
-      return undefined;
-    }
-    if (typeof v !== 'string' || v.trim() === '') {
-      bad(`field "${field}" must be a non-empty string, got ${describeValue(v)}`);
-      return undefined;
-    }
-    return v;
-  };
-  const image = str('image', true);
-  const question = str('question', true);
-  let answer: string | undefined;
-  if (o.answer === undefined) bad('missing field "answer"');
-  else if (typeof o.answer === 'number' && Number.isFinite(o.answer)) answer = String(o.answer);
-  else if (typeof o.answer === 'string' && o.answer.trim() !== '') answer = o.answer.trim();
-  else bad(`field "answer" must be a non-empty string or a finite number, got ${describeValue(o.answer)}`);
-  const id = o.id === undefined ? `${basename(manifest)}:${line}` : str('id', false);
-  const family = o.family === undefined ? 'manifest' : str('family', false);
-  const vd = o.visionDependency ?? 'high';
-  if (vd !== 'high' && vd !== 'low') bad(`field "visionDependency" must be "high" or "low", got ${describeValue(vd)}`);
-  const split = o.split ?? null;
-  if (split !== null && split !== 'train' && split !== 'validation' && split !== 'test') {
-    bad(`field "split" must be train, validation or test, got ${describeValue(split)}`);
-  }
-  const demonstration = o.demonstration === undefined ? undefined : str('demonstration', false);
-  for (const [field, v] of [
-    ['question', question],
-    ['answer', answer],
-    ['id', id],
-    ['demonstration', demonstration],
-  ] as const) {
-    if (v === undefined) continue;
-    const at = firstNonPrintable(v);
-    if (at >= 0) bad(`field "${field}" has a character outside printable ASCII at position ${at} (code ${v.charCodeAt(at)}); the tokenizer cannot encode it`);
-  }
-  if (question !== undefined && question.length > maxQ) bad(`field "question" has ${question.length} characters, over the limit of ${maxQ}`);
-  if (demonstration !== undefined && answer !== undefined) {
-    const parsed = parseResponse(demonstration);
-    if (!parsed) bad('field "demonstration" is not <think>...</think><answer>...</answer>');
-    else if (normalizeAnswer(parsed.answer) !== normalizeAnswer(answer))
-      bad(`field "demonstration" answers ${JSON.stringify(parsed.answer)}, not the ground truth ${JSON.stringify(answer)}`);
-  }
-  if (id !== undefined && ids.has(id)) bad(`duplicate id ${JSON.stringify(id)} (first on line ${ids.get(id)})`);
+  let image: string | undefined;
+  if (o.image === undefined) bad('missing field "image"');
+  else if (typeof o.image !== 'string' || o.image.trim() === '') bad(`field "image" must be a non-empty string, got ${describeValue(o.image)}`);
+  else image = o.image;
+  const fields = recordFields(o, { question: 'question', answer: 'answer' }, { defaultId: `${basename(manifest)}:${line}`, maxQuestionChars: maxQ, ids }, bad);
   let pixels: RgbImage | undefined;
   if (image !== undefined) {
     let file = resolve(images.root, image);
     try {
       file = confineImagePath(images.root, images.realRoot, image, images.allowOutside);
-      const bytes = readImageFile(file, { maxBytes: images.maxBytes });
-      const decoded = decodeImage(bytes, opts.background, { maxPixels: images.maxPixels });
-      pixels =
-        opts.fit === 'pad'
-          ? resizeToFit(decoded, opts.height, opts.width, opts.resize, opts.background)
-          : resizeImage(decoded, opts.height, opts.width, opts.resize);
+      pixels = toModelImage(readImageFile(file, { maxBytes: images.maxBytes }), opts, images.maxPixels);
     } catch (e) {
       bad((e as Error).message, file);
     }
   }
-  if (!(image && question && answer && id && family && pixels) || (vd !== 'high' && vd !== 'low')) return null;
-  const meta: Record<string, unknown> = { image };
-  // defined, not assigned: a "__proto__" field stays an ordinary key instead of becoming meta's prototype
-  for (const [k, v] of Object.entries(o)) if (!KNOWN.has(k)) Object.defineProperty(meta, k, { value: v, enumerable: true, writable: true, configurable: true });
-  return {
-    id,
-    image: pixels,
-    question,
-    answer,
-    family,
-    visionDependency: vd as VisionDependency,
-    ...(demonstration !== undefined ? { demonstration } : {}),
-    meta,
-    split: split as Split | null,
-    line,
-  };
+  if (!(image && fields && pixels)) return null;
+  return { ...fields, image: pixels, meta: extraFields(o, KNOWN, { image }), line };
 }
