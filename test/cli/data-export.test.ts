@@ -1,0 +1,39 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { registerDataCommands } from '../../cli/data.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-data-export-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `papo data ...` in this process: its printed lines. */
+async function data(args: string[]): Promise<string> {
+  const program = new Command('papo').exitOverride();
+  registerDataCommands(program);
+  for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.configureOutput({ writeErr: () => {} });
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => void lines.push(s);
+  try {
+    await program.parseAsync(['data', ...args], { from: 'user' });
+    return lines.join('\n');
+  } finally {
+    console.log = log;
+  }
+}
+
+test('papo data export writes the splits asked for; stats and preview read them back with --train-files / --val-files', async () => {
+  const out = path.join(dir, 'scenes');
+  const said = await data(['export', '--task', 'scenes', '--format', 'jsonl', '--out', out, '--split', 'train', 'test', '--limit', '5']);
+  assert.match(said, /wrote .*train\.jsonl: 5 scenes records \(train\)\nwrote .*test\.jsonl: 5 scenes records \(test\)/);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['images', 'test.jsonl', 'train.jsonl']);
+  const stats = await data(['stats', '--train-files', path.join(out, 'train.jsonl'), '--val-files', path.join(out, 'test.jsonl'), '--split', 'test', '--json']);
+  assert.equal(JSON.parse(stats).size, 5);
+  await data(['preview', '--train-files', path.join(out, 'train.jsonl'), '--n', '4', '--out', path.join(dir, 'sheet.png')]);
+  assert.ok(fs.statSync(path.join(dir, 'sheet.png')).size > 0);
+  await assert.rejects(data(['export', '--format', 'csv', '--out', out]), /--format must be parquet or jsonl, got "csv"/);
+  await assert.rejects(data(['export', '--out', out, '--split', 'dev']), /dev/);
+});
