@@ -10,6 +10,7 @@ import { DigitsTask } from './digits/task.ts';
 import { ScenesTask } from './scenes/task.ts';
 import { ManifestTask } from './loader/manifest-task.ts';
 import { DatasetTask } from './loader/dataset-task.ts';
+import { DATASET_ONLY } from './loader/dataset-options.ts';
 import type { ResizeMethod } from './loader/resize.ts';
 import type { Task } from './types.ts';
 import { Registry } from '../util/registry.ts';
@@ -46,22 +47,6 @@ export interface TaskOptions {
   maxDatasetBytes?: number;
   maxRowBytes?: number;
 }
-
-/** Options only the dataset task reads. */
-const DATASET_ONLY = [
-  'trainFiles',
-  'valFiles',
-  'promptKey',
-  'answerKey',
-  'imageKey',
-  'imageDir',
-  'formatPrompt',
-  'maxPromptLength',
-  'filterOverlongPrompts',
-  'maxRows',
-  'maxDatasetBytes',
-  'maxRowBytes',
-] as const;
 
 export interface TaskConfig extends TaskOptions {
   /** a registered task name */
