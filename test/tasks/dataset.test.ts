@@ -166,6 +166,9 @@ test('parquet: binary and path image columns; a codec hyparquet cannot decode is
   assert.ok(Buffer.from(raw.records[0].image.data).equals(Buffer.from(r.image.data)));
   assert.equal(raw.issues.length, 1);
   assert.equal(raw.issues[0].row, 2);
+  const tiny = loadDataset({ trainFiles: [path.join(d, 'raw.parquet')], height: 28, width: 56, onError: 'skip', maxRowBytes: 20 });
+  assert.deepEqual([tiny.records.length, tiny.skipped, tiny.rows], [0, 2, 2]);
+  assert.match(tiny.issues[0].reason, /^row group 0 \(rows 1-2\) declares \d+ uncompressed bytes, over 2 rows x max_row_bytes 20; not read$/);
   write('zstd.parquet', { columnData: [{ name: 'problem', data: ['x'], type: 'STRING' }], codec: 'ZSTD', compressors: { ZSTD: (b: Uint8Array) => b } });
   assert.throws(
     () => loadDataset({ trainFiles: [path.join(d, 'zstd.parquet')], height: 28, width: 56 }),
