@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Command } from 'commander';
 import { registerDataCommands } from '../../cli/data.ts';
 
@@ -36,4 +37,18 @@ test('papo data export writes the splits asked for; stats and preview read them 
   assert.ok(fs.statSync(path.join(dir, 'sheet.png')).size > 0);
   await assert.rejects(data(['export', '--format', 'csv', '--out', out]), /--format must be parquet or jsonl, got "csv"/);
   await assert.rejects(data(['export', '--out', out, '--split', 'dev']), /dev/);
+});
+
+test('papo eval --val-files evaluates exported records as the task itself', async () => {
+  const out = path.join(dir, 'digits');
+  await data(['export', '--out', out, '--split', 'test', '--limit', '6']);
+  const evalOf = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['bin/papo.js', 'eval', '--weights', 'assets/warm-start', '--k', '0', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').filter((l) => /^(overall|vision-dependent|general) /.test(l));
+  };
+  const fromFiles = evalOf(['--val-files', path.join(out, 'test.parquet')]);
+  assert.equal(fromFiles.length, 3);
+  assert.match(fromFiles[0], /^overall\s+6\s/);
+  assert.deepEqual(fromFiles, evalOf(['--task', 'digits', '--limit', '6']));
 });
