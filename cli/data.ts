@@ -18,8 +18,10 @@ import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
 import { loadManifest } from '../tasks/loader/manifest.ts';
 import { intOption } from './config-file.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
+import { addDatasetFlags, datasetOptions, type DatasetFlags } from './dataset-flags.ts';
+import { loadDataset } from '../tasks/loader/dataset.ts';
 
-interface TaskFlags extends ManifestFileFlags {
+interface TaskFlags extends ManifestFileFlags, DatasetFlags {
   task?: string;
   family?: string[];
   seed: number;
@@ -27,14 +29,12 @@ interface TaskFlags extends ManifestFileFlags {
   height?: number;
   width?: number;
   manifest?: string;
-  trainFiles?: string[];
-  valFiles?: string[];
   split: string;
 }
 
 function taskOptions(cmd: Command, oneSplit = true): Command {
   if (oneSplit) cmd.option('--split <split>', 'train, validation or test', 'train');
-  return addManifestFileFlags(cmd)
+  return addDatasetFlags(addManifestFileFlags(cmd))
     .option(
       '--task <name>',
       `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`,
@@ -44,9 +44,7 @@ function taskOptions(cmd: Command, oneSplit = true): Command {
     .option('--digits <n>', 'digits task: digits per canvas (2-4)', intOption('--digits'))
     .option('--height <px>', 'scenes/manifest image height', intOption('--height'))
     .option('--width <px>', 'scenes/manifest image width', intOption('--width'))
-    .option('--manifest <file>', 'manifest task: the JSONL manifest')
-    .option('--train-files <file...>', 'dataset task: training .parquet / .jsonl / .json files (= data.train_files)')
-    .option('--val-files <file...>', 'dataset task: evaluation files (= data.val_files)');
+    .option('--manifest <file>', 'manifest task: the JSONL manifest');
 }
 
 function buildTask(f: TaskFlags): Task {
@@ -58,8 +56,7 @@ function buildTask(f: TaskFlags): Task {
     height: f.height,
     width: f.width,
     manifest: f.manifest,
-    ...(f.trainFiles === undefined ? {} : { trainFiles: f.trainFiles }),
-    ...(f.valFiles === undefined ? {} : { valFiles: f.valFiles }),
+    ...datasetOptions(f),
     ...manifestFileOptions(f),
   };
   // Family filtering happens when sampling, so family names are validated against the whole task.
@@ -137,6 +134,22 @@ export function registerDataCommands(program: Command): Command {
       if (m.records.length === 0) console.log(m.lines === 0 ? `no records: ${m.path} is empty` : `no records: every line of ${m.path} has a problem`);
       if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;
     });
+  addDatasetFlags(addManifestFileFlags(data.command('check-dataset')))
+    .description('load dataset files (--train-files, --val-files), report every problem with its file and row; exit 1 if any, or if there are no records')
+    .option('--height <px>', 'image height', intOption('--height'), 28)
+    .option('--width <px>', 'image width', intOption('--width'), 56)
+    .action((f: DatasetFlags & ManifestFileFlags & { height: number; width: number }) => {
+      if (!f.trainFiles) throw new Error('check-dataset needs --train-files');
+      const d = loadDataset({ height: f.height, width: f.width, onError: 'skip', trainFiles: f.trainFiles, ...datasetOptions(f), ...manifestFileOptions(f) });
+      for (const i of d.issues) console.log(`${i.file}: row ${i.row}: ${i.reason}`);
+      const noDemo = d.records.filter((r) => r.demonstration === undefined).length;
+      console.log(
+        `${d.rows} rows, ${d.records.length} records loaded, ${d.skipped} skipped, ${d.filtered} filtered as longer than max_prompt_length` +
+          (noDemo ? `; ${noDemo} records have no demonstration (papo sft needs one per record)` : ''),
+      );
+      if (d.issues.length || d.records.length === 0) process.exitCode = 1;
+    });
+
   taskOptions(
     data.command('export').description('write a task as a dataset EasyR1 reads: <out>/<split>.parquet (PNG bytes embedded) or .jsonl (+ PNG files)'),
     false,

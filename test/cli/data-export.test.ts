@@ -52,3 +52,29 @@ test('papo eval --val-files evaluates exported records as the task itself', asyn
   assert.match(fromFiles[0], /^overall\s+6\s/);
   assert.deepEqual(fromFiles, evalOf(['--task', 'digits', '--limit', '6']));
 });
+
+test('papo data check-dataset lists every problem with its file and row and exits 1; the key flags pick the columns', async () => {
+  const out = path.join(dir, 'check');
+  await data(['export', '--format', 'jsonl', '--out', out, '--split', 'test', '--limit', '3']);
+  const file = path.join(out, 'test.jsonl');
+  const rows = fs.readFileSync(file, 'utf8').trim().split('\n');
+  const renamed = rows.map((l) => {
+    const { problem, ...rest } = JSON.parse(l);
+    return JSON.stringify({ question: problem, ...rest });
+  });
+  fs.writeFileSync(path.join(out, 'keys.jsonl'), `${renamed.join('\n')}\n{"question": "Hi", "answer": "1", "images": ["../../escape.png"]}\n`);
+  const saved = process.exitCode;
+  try {
+    process.exitCode = 0;
+    const said = await data(['check-dataset', '--train-files', path.join(out, 'keys.jsonl'), '--prompt-key', 'question']);
+    assert.match(said, /keys\.jsonl: row 4: .*leaves the manifest's directory/);
+    assert.match(said, /4 rows, 3 records loaded, 1 skipped, 0 filtered/);
+    assert.equal(process.exitCode, 1);
+    process.exitCode = 0;
+    assert.match(await data(['check-dataset', '--train-files', file]), /3 rows, 3 records loaded, 0 skipped/);
+    assert.equal(process.exitCode, 0);
+  } finally {
+    process.exitCode = saved;
+  }
+  await assert.rejects(data(['stats', '--task', 'digits', '--prompt-key', 'q']), /promptKey only apply to task dataset, but the task is digits/);
+});
