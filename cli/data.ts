@@ -5,19 +5,23 @@
  *   papo data sheets --out-dir sheets/          (one sheet per family of digits and scenes)
  *   papo data stats --task scenes --split test
  *   papo data check-manifest data/train.jsonl --height 28 --width 56
+ *   papo data export --format parquet --out data/digits --task digits --split train test
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
 import { selectFamilies } from '../tasks/config-checks.ts';
 import { sampleRecords, splitStats, type SplitStats } from '../tasks/inspect.ts';
-import { checkSplit, type Task } from '../tasks/types.ts';
+import { checkSplit, type Split, type Task } from '../tasks/types.ts';
+import { exportDataset, type ExportFormat } from '../tasks/loader/dataset-export.ts';
 import { writeContactSheet } from '../tasks/preview/contact-sheet.ts';
 import { loadManifest } from '../tasks/loader/manifest.ts';
 import { intOption } from './config-file.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
+import { addDatasetFlags, datasetOptions, type DatasetFlags } from './dataset-flags.ts';
+import { loadDataset } from '../tasks/loader/dataset.ts';
 
-interface TaskFlags extends ManifestFileFlags {
+interface TaskFlags extends ManifestFileFlags, DatasetFlags {
   task?: string;
   family?: string[];
   seed: number;
@@ -28,14 +32,14 @@ interface TaskFlags extends ManifestFileFlags {
   split: string;
 }
 
-function taskOptions(cmd: Command): Command {
-  return addManifestFileFlags(cmd)
+function taskOptions(cmd: Command, oneSplit = true): Command {
+  if (oneSplit) cmd.option('--split <split>', 'train, validation or test', 'train');
+  return addDatasetFlags(addManifestFileFlags(cmd))
     .option(
       '--task <name>',
       `task: ${taskFactories.names().join(', ')}, or one registered by an --import module (default digits; manifest when --manifest is given)`,
     )
     .option('--family <name...>', 'only these families (default all)')
-    .option('--split <split>', 'train, validation or test', 'train')
     .option('--seed <n>', 'task and order seed', intOption('--seed'), 0)
     .option('--digits <n>', 'digits task: digits per canvas (2-4)', intOption('--digits'))
     .option('--height <px>', 'scenes/manifest image height', intOption('--height'))
@@ -44,8 +48,17 @@ function taskOptions(cmd: Command): Command {
 }
 
 function buildTask(f: TaskFlags): Task {
-  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : 'digits');
-  const c: TaskConfig = { task: name, seed: f.seed, digits: f.digits, height: f.height, width: f.width, manifest: f.manifest, ...manifestFileOptions(f) };
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : f.trainFiles !== undefined ? 'dataset' : 'digits');
+  const c: TaskConfig = {
+    task: name,
+    seed: f.seed,
+    digits: f.digits,
+    height: f.height,
+    width: f.width,
+    manifest: f.manifest,
+    ...datasetOptions(f),
+    ...manifestFileOptions(f),
+  };
   // Family filtering happens when sampling, so family names are validated against the whole task.
   const task = createTask(c);
   selectFamilies(task.name, task.families, f.family);
@@ -120,6 +133,38 @@ export function registerDataCommands(program: Command): Command {
       }
       if (m.records.length === 0) console.log(m.lines === 0 ? `no records: ${m.path} is empty` : `no records: every line of ${m.path} has a problem`);
       if (m.issues.length || m.records.length === 0 || (f.requireDemonstrations && noDemo.length)) process.exitCode = 1;
+    });
+  addDatasetFlags(addManifestFileFlags(data.command('check-dataset')))
+    .description('load dataset files (--train-files, --val-files), report every problem with its file and row; exit 1 if any, or if there are no records')
+    .option('--height <px>', 'image height', intOption('--height'), 28)
+    .option('--width <px>', 'image width', intOption('--width'), 56)
+    .action((f: DatasetFlags & ManifestFileFlags & { height: number; width: number }) => {
+      if (!f.trainFiles) throw new Error('check-dataset needs --train-files');
+      const d = loadDataset({ height: f.height, width: f.width, onError: 'skip', trainFiles: f.trainFiles, ...datasetOptions(f), ...manifestFileOptions(f) });
+      for (const i of d.issues) console.log(`${i.file}: row ${i.row}: ${i.reason}`);
+      const noDemo = d.records.filter((r) => r.demonstration === undefined).length;
+      console.log(
+        `${d.rows} rows, ${d.records.length} records loaded, ${d.skipped} skipped, ${d.filtered} filtered as longer than max_prompt_length` +
+          (noDemo ? `; ${noDemo} records have no demonstration (papo sft needs one per record)` : ''),
+      );
+      if (d.issues.length || d.records.length === 0) process.exitCode = 1;
+    });
+
+  taskOptions(
+    data.command('export').description('write a task as a dataset EasyR1 reads: <out>/<split>.parquet (PNG bytes embedded) or .jsonl (+ PNG files)'),
+    false,
+  )
+    .requiredOption('--out <dir>', 'folder to write')
+    .option('--format <format>', 'parquet or jsonl', 'parquet')
+    .option('--split <split...>', 'splits to write', ['train', 'validation', 'test'])
+    .option('--limit <n>', 'at most n records per split (default: the whole split)', intOption('--limit'))
+    .action((f: Omit<TaskFlags, 'split'> & { out: string; format: string; split: string[]; limit?: number }) => {
+      if (f.format !== 'parquet' && f.format !== 'jsonl') throw new Error(`--format must be parquet or jsonl, got ${JSON.stringify(f.format)}`);
+      const splits: Split[] = f.split.map(checkSplit);
+      const task = buildTask({ ...f, split: 'train' });
+      for (const w of exportDataset(task, { format: f.format as ExportFormat, out: f.out, splits, limit: f.limit })) {
+        console.log(`wrote ${w.file}: ${w.records} ${task.name} records (${w.split})`);
+      }
     });
   return data;
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { TaskConfig } from '../tasks/registry.ts';
 import { checkSplit } from '../tasks/types.ts';
+import { DATASET_ONLY } from '../tasks/loader/dataset-options.ts';
 import { addManifestFileFlags, manifestFileOptions, type ManifestFileFlags } from './manifest-flags.ts';
 import { checkWritableFile, intAtLeastOption, intOption, numberOption, splitList } from './config-file.ts';
 
@@ -12,6 +13,8 @@ interface EvalFlags extends ManifestFileFlags {
   task?: string;
   families?: string;
   manifest?: string;
+  trainFiles?: string[];
+  valFiles?: string[];
   split: string;
   limit?: number;
   k: number;
@@ -22,14 +25,20 @@ interface EvalFlags extends ManifestFileFlags {
   errors?: boolean;
 }
 
-/** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
+/** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest, dataset files task dataset. */
 function evalTaskConfig(f: EvalFlags, trained: Partial<TaskConfig>): TaskConfig {
-  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : (trained.task ?? 'digits'));
+  const files = f.trainFiles !== undefined || f.valFiles !== undefined;
+  const name = f.task ?? (f.manifest !== undefined ? 'manifest' : files ? 'dataset' : (trained.task ?? 'digits'));
   if (f.manifest !== undefined && name !== 'manifest') throw new Error(`--manifest is only read by --task manifest, not --task ${name}`);
+  if (files && name !== 'dataset') throw new Error(`--train-files and --val-files are only read by --task dataset, not --task ${name}`);
   const taskCfg: TaskConfig = { ...trained, task: name };
   if (name !== 'manifest') delete taskCfg.manifest;
+  if (name !== 'dataset' || trained.task !== 'dataset') for (const k of DATASET_ONLY) delete taskCfg[k];
+  if (f.valFiles) taskCfg.valFiles = f.valFiles;
+  // the train split is not evaluated: without train files, the val files stand in for them
+  if (name === 'dataset') taskCfg.trainFiles = f.trainFiles ?? taskCfg.trainFiles ?? f.valFiles;
   // what a manifest may read is the command line's to say, never a checkpoint's
-  for (const k of ['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const) delete taskCfg[k];
+  for (const k of ['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels', 'maxRows', 'maxDatasetBytes', 'maxRowBytes'] as const) delete taskCfg[k];
   if (f.manifest) taskCfg.manifest = f.manifest;
   Object.assign(taskCfg, manifestFileOptions(f));
   if (f.families) taskCfg.families = splitList(f.families);
@@ -47,6 +56,11 @@ export function registerEvalCommand(program: Command): void {
     )
     .option('--task <name>', 'digits | scenes | manifest (default: the task the weights were trained on, else digits)')
     .option('--manifest <file>', 'JSONL manifest of a user dataset (implies --task manifest)')
+    .option(
+      '--val-files <file...>',
+      'dataset files to evaluate on, as data.val_files: their records are the test and validation splits (implies --task dataset)',
+    )
+    .option('--train-files <file...>', 'dataset task: data.train_files (default: those the weights were trained on, else the val files)')
     .option('--families <list>', 'comma-separated families (default: all)')
     .option('--split <name>', 'validation | test (train is allowed, with a warning: it is not held out)', 'test')
     .option('--limit <n>', 'evaluate the first n records (default: the whole split)', intAtLeastOption('--limit', 1))

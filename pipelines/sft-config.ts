@@ -5,7 +5,7 @@
  * an error naming the key that replaced it; `upgradeSftConfig` translates a config saved in that format.
  */
 import { z } from 'zod';
-import { TASK_DATA_KEYS, impliedTask } from './train-config.ts';
+import { TASK_DATA_KEYS, checkTaskData, impliedTask } from './train-config.ts';
 import { applyOverrides } from '../util/overrides.ts';
 import { type ConfigKey, describeSchema, parseConfig } from '../util/schema.ts';
 
@@ -136,10 +136,7 @@ export function sftConfig(input: unknown = {}): SftConfig {
   const renamed = renamedKeys(input);
   if (renamed.length) throw new Error(`invalid sft config: ${renamed.map(([from, to]) => `${from} is now ${to}`).join('; ')}`);
   const cfg = parseConfig(SftConfigSchema, impliedTask(input ?? {}), 'sft config');
-  const { task, manifest } = cfg.data;
-  if (manifest !== undefined && task !== 'manifest')
-    throw new Error(`invalid sft config: data.manifest is only read by data.task manifest, but data.task is ${task}`);
-  if (task === 'manifest' && manifest === undefined) throw new Error('invalid sft config: data.manifest: data.task manifest needs a manifest path');
+  checkTaskData(cfg.data, 'sft config');
   // zod hands out nested default objects by reference: without the copy, mutating one config changes the next one's defaults
   return structuredClone(cfg);
 }

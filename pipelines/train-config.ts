@@ -12,7 +12,14 @@ import { ObjectiveConfigSchema, PRESETS, type ObjectiveConfig, type PresetName }
 import type { AdamWConfigInput } from '../models/adamw.ts';
 import { createTask, taskFactories, type TaskConfig } from '../tasks/registry.ts';
 import type { Task } from '../tasks/types.ts';
-import { DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from '../tasks/loader/limits.ts';
+import {
+  DEFAULT_MAX_DATASET_BYTES,
+  DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_MAX_IMAGE_PIXELS,
+  DEFAULT_MAX_ROW_BYTES,
+  DEFAULT_MAX_ROWS,
+} from '../tasks/loader/limits.ts';
+import { DEFAULT_ANSWER_KEY, DEFAULT_IMAGE_KEY, DEFAULT_PROMPT_KEY, MAX_PROMPT_LENGTH } from '../tasks/loader/dataset.ts';
 import { scoreFunctionProblem } from './reward-function.ts';
 import { type ConfigKey, describeSchema, parseConfig } from '../util/schema.ts';
 import { warmStartPath } from '../storage/warm-start.ts';
@@ -25,21 +32,54 @@ export const SHIPPED_WARM_START = warmStartPath;
 
 const posInt = () => z.number().int().positive();
 const nonNegInt = () => z.number().int().nonnegative();
+/** A path or a list of paths (EasyR1 takes one, verl a list). */
+const dataFiles = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 /**
  * The task a run trains on and what a manifest may read: the same keys in `papo train`'s and `papo sft`'s
  * `data` (`taskOf` builds the task from them).
  */
 export const TASK_DATA_KEYS = {
-  task: taskFactories.name().default('digits').describe('a registered task: digits, scenes, manifest (a JSONL dataset) or your own'),
+  task: taskFactories
+    .name()
+    .default('digits')
+    .describe('a registered task: digits, scenes, manifest (a JSONL manifest), dataset (parquet / JSONL / JSON files) or your own'),
   families: z.array(z.string()).optional().describe('families to train and evaluate on (default all)'),
   manifest: z.string().optional().describe('JSONL manifest of a user dataset (implies task: manifest)'),
+  train_files: dataFiles().optional().describe('dataset: training .parquet / .jsonl / .json files or folders of them, path or list (implies task: dataset)'),
+  val_files: dataFiles()
+    .optional()
+    .describe('dataset: evaluation files, both the validation and the test split (default: 10 % + 10 % of train_files by a hash of the id)'),
+  prompt_key: z.string().min(1).default(DEFAULT_PROMPT_KEY).describe("dataset: the column of the question (an '<image>' placeholder in it is removed)"),
+  answer_key: z.string().min(1).default(DEFAULT_ANSWER_KEY).describe('dataset: the column of the ground-truth answer'),
+  image_key: z
+    .string()
+    .min(1)
+    .default(DEFAULT_IMAGE_KEY)
+    .describe('dataset: the column of the image: a list of one {bytes, path} struct, binary data or a path'),
+  image_dir: z.string().optional().describe("dataset: where image paths resolve, and what they may not leave (default: the data file's folder)"),
+  format_prompt: z.string().optional().describe('dataset: a template file applied to every question ({{ content }} substitution only)'),
+  max_prompt_length: z
+    .number()
+    .int()
+    .min(2)
+    .max(MAX_PROMPT_LENGTH)
+    .default(MAX_PROMPT_LENGTH)
+    .describe("dataset: prompt tokens (the question's characters + 1); longer prompts are dropped or refused (filter_overlong_prompts)"),
+  filter_overlong_prompts: z.boolean().default(true).describe('dataset: drop rows whose prompt is over max_prompt_length (false: they are errors)'),
+  max_rows: posInt()
+    .default(DEFAULT_MAX_ROWS)
+    .describe('dataset / manifest: records all its files may have together (held decoded in memory: about 7 KB each at 28 x 56)'),
+  max_dataset_bytes: posInt().default(DEFAULT_MAX_DATASET_BYTES).describe('dataset / manifest: bytes all its files may have together (checked before reading)'),
+  max_row_bytes: posInt().default(DEFAULT_MAX_ROW_BYTES).describe('dataset: bytes one row may have (a JSON line; a parquet row and its row group)'),
   allow_outside_manifest_dir: z
     .boolean()
     .default(false)
-    .describe("let manifest image paths lead outside the manifest's directory (../x, absolute paths, links out)"),
-  max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest image file may have (checked before reading)'),
-  max_image_pixels: posInt().default(DEFAULT_MAX_IMAGE_PIXELS).describe('pixels one manifest image may have (from its header, checked before decoding)'),
+    .describe("let manifest (and dataset) image paths lead outside the manifest's directory (dataset: image_dir) (../x, absolute paths, links out)"),
+  max_image_bytes: posInt().default(DEFAULT_MAX_IMAGE_BYTES).describe('bytes one manifest or dataset image may have (checked before reading or decoding)'),
+  max_image_pixels: posInt()
+    .default(DEFAULT_MAX_IMAGE_PIXELS)
+    .describe('pixels one manifest or dataset image may have (from its header, checked before decoding)'),
   task_seed: nonNegInt().default(0).describe('seed of the task generator (which digits, which questions)'),
 };
 
@@ -231,10 +271,7 @@ export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConf
 /** Validates a run config; errors name the full key path (`worker.rollout.n: ...`). */
 export function trainConfig(input: unknown = {}): TrainConfig {
   const parsed = parseConfig(TrainConfigSchema, impliedTask(input ?? {}), 'run config');
-  const { task, manifest } = parsed.data;
-  if (manifest !== undefined && task !== 'manifest')
-    throw new Error(`invalid run config: data.manifest is only read by data.task manifest, but data.task is ${task}`);
-  if (task === 'manifest' && manifest === undefined) throw new Error('invalid run config: data.manifest: data.task manifest needs a manifest path');
+  checkTaskData(parsed.data, 'run config');
   const { preset, ...overrides } = parsed.algorithm;
   // Parsed here rather than by objectiveConfig so every issue (unknown keys too) is named under `algorithm.`.
   const r = ObjectiveConfigSchema.safeParse({ ...PRESETS[preset], ...overrides });
@@ -244,12 +281,28 @@ export function trainConfig(input: unknown = {}): TrainConfig {
   return structuredClone({ ...parsed, algorithm: { preset, ...objective } });
 }
 
-/** `data.manifest` with no `data.task` means the manifest task. */
+/** `data.manifest` with no `data.task` means the manifest task; `data.train_files`, the dataset task. */
 export function impliedTask(input: unknown): unknown {
   const data = (input as { data?: unknown }).data;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return input;
   const d = data as Record<string, unknown>;
-  return d.task === undefined && d.manifest !== undefined ? { ...(input as object), data: { ...d, task: 'manifest' } } : input;
+  if (d.task !== undefined) return input;
+  if (d.manifest !== undefined) return { ...(input as object), data: { ...d, task: 'manifest' } };
+  if (d.train_files !== undefined) return { ...(input as object), data: { ...d, task: 'dataset' } };
+  return input;
+}
+
+/** The data a task reads is given to that task, and only to it: `papo train`'s and `papo sft`'s check. */
+export function checkTaskData(data: Pick<TaskData, 'task' | 'manifest' | 'train_files' | 'val_files'>, what: string): void {
+  const { task, manifest } = data;
+  if (manifest !== undefined && task !== 'manifest')
+    throw new Error(`invalid ${what}: data.manifest is only read by data.task manifest, but data.task is ${task}`);
+  if (task === 'manifest' && manifest === undefined) throw new Error(`invalid ${what}: data.manifest: data.task manifest needs a manifest path`);
+  for (const key of ['train_files', 'val_files'] as const) {
+    if (data[key] !== undefined && task !== 'dataset')
+      throw new Error(`invalid ${what}: data.${key} is only read by data.task dataset, but data.task is ${task}`);
+  }
+  if (task === 'dataset' && data.train_files === undefined) throw new Error(`invalid ${what}: data.train_files: data.task dataset needs train files`);
 }
 
 /** Every key of the run config with its default and help: the README's reference and `papo train --help`. */
@@ -294,10 +347,13 @@ export const RESUME_SAFE_KEYS = [
   'worker.reward.num_workers',
   'worker.reward.max_memory_mb',
   'trainer.max_consecutive_skipped_steps',
-  // what a manifest may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
+  // what a manifest or dataset may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
   'data.allow_outside_manifest_dir',
   'data.max_image_bytes',
   'data.max_image_pixels',
+  'data.max_rows',
+  'data.max_dataset_bytes',
+  'data.max_row_bytes',
 ];
 
 /** Every leaf of a config as `dotted.key -> JSON value`. */
@@ -351,14 +407,34 @@ export function actorOptimizer(actor: TrainConfig['worker']['actor']): AdamWConf
 
 /** The task options the `data` keys name (what `taskOf` builds; a weights directory's meta records them). */
 export function taskConfigOf(data: TaskData): TaskConfig {
-  const images = { allowOutsideManifestDir: data.allow_outside_manifest_dir, maxImageBytes: data.max_image_bytes, maxImagePixels: data.max_image_pixels };
+  const images = {
+    allowOutsideManifestDir: data.allow_outside_manifest_dir,
+    maxImageBytes: data.max_image_bytes,
+    maxImagePixels: data.max_image_pixels,
+    maxRows: data.max_rows,
+    maxDatasetBytes: data.max_dataset_bytes,
+  };
+  const list = (v: string | string[] | undefined) => (v === undefined ? undefined : typeof v === 'string' ? [v] : v);
+  const dataset = {
+    trainFiles: list(data.train_files),
+    ...(data.val_files === undefined ? {} : { valFiles: list(data.val_files) }),
+    promptKey: data.prompt_key,
+    answerKey: data.answer_key,
+    imageKey: data.image_key,
+    ...(data.image_dir === undefined ? {} : { imageDir: data.image_dir }),
+    ...(data.format_prompt === undefined ? {} : { formatPrompt: data.format_prompt }),
+    maxPromptLength: data.max_prompt_length,
+    filterOverlongPrompts: data.filter_overlong_prompts,
+    maxRowBytes: data.max_row_bytes,
+  };
   return {
     task: data.task,
     seed: data.task_seed,
     families: data.families,
     manifest: data.manifest,
     ...(data.digits === undefined ? {} : { digits: data.digits }),
-    ...(data.task === 'manifest' ? images : {}),
+    ...(data.task === 'manifest' || data.task === 'dataset' ? images : {}),
+    ...(data.task === 'dataset' ? dataset : {}),
   };
 }
 

@@ -1,4 +1,4 @@
-/** Public entry point of the tasks package: datasets, streams, rewards, the manifest loader and previews. */
+/** Public entry point of the tasks package: datasets, streams, rewards, the manifest and dataset loaders, dataset export and previews. */
 export * from './types.ts';
 export * from './text.ts';
 export { RecordStream, epochOrder, type StreamCursor, type StreamOptions } from './stream.ts';
@@ -25,6 +25,16 @@ export {
 export { RewardPool, type RewardPoolOptions } from './rewards/pool.ts';
 export { loadManifest, ManifestError, type ManifestOptions, type ManifestIssue, type LoadedManifest } from './loader/manifest.ts';
 export { ManifestTask, type ManifestTaskOptions } from './loader/manifest-task.ts';
+export {
+  loadDataset,
+  DatasetError,
+  type DatasetOptions,
+  type DatasetIssue,
+  type DatasetRecord,
+  type LoadedDataset,
+} from './loader/dataset.ts';
+export { DatasetTask } from './loader/dataset-task.ts';
+export { exportDataset, type ExportOptions, type ExportFormat, type ExportedSplit } from './loader/dataset-export.ts';
 export { resizeImage, resizeToFit, type ResizeMethod } from './loader/resize.ts';
 export { decodeImage } from './loader/decode.ts';
 export { loadImage, type LoadImageOptions } from './loader/load-image.ts';

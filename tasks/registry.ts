@@ -1,5 +1,5 @@
 /**
- * Tasks by the name users type (`data.task`, `--task`): `digits`, `scenes`, `manifest`, and any that user
+ * Tasks by the name users type (`data.task`, `--task`): `digits`, `scenes`, `manifest`, `dataset`, and any that user
  * code adds with `registerTask` before the config is parsed.
  *
  * @example
@@ -9,6 +9,8 @@
 import { DigitsTask } from './digits/task.ts';
 import { ScenesTask } from './scenes/task.ts';
 import { ManifestTask } from './loader/manifest-task.ts';
+import { DatasetTask } from './loader/dataset-task.ts';
+import { DATASET_ONLY } from './loader/dataset-options.ts';
 import type { ResizeMethod } from './loader/resize.ts';
 import type { Task } from './types.ts';
 import { Registry } from '../util/registry.ts';
@@ -31,6 +33,19 @@ export interface TaskOptions {
   allowOutsideManifestDir?: boolean;
   maxImageBytes?: number;
   maxImagePixels?: number;
+  /** dataset (parquet / JSONL / JSON files, EasyR1's data keys; see loader/dataset.ts) */
+  trainFiles?: string[];
+  valFiles?: string[];
+  promptKey?: string;
+  answerKey?: string;
+  imageKey?: string;
+  imageDir?: string;
+  formatPrompt?: string;
+  maxPromptLength?: number;
+  filterOverlongPrompts?: boolean;
+  maxRows?: number;
+  maxDatasetBytes?: number;
+  maxRowBytes?: number;
 }
 
 export interface TaskConfig extends TaskOptions {
@@ -58,6 +73,7 @@ registerTask('scenes', (o) => {
 });
 registerTask('manifest', (o) => {
   if (!o.manifest) throw new Error('task manifest needs a manifest path');
+  checkNoDataset('manifest', o);
   return ManifestTask.load(o.manifest, {
     height: o.height ?? 28,
     width: o.width ?? 56,
@@ -67,6 +83,38 @@ registerTask('manifest', (o) => {
     allowOutsideManifestDir: o.allowOutsideManifestDir,
     maxImageBytes: o.maxImageBytes,
     maxImagePixels: o.maxImagePixels,
+    maxRows: o.maxRows,
+    maxBytes: o.maxDatasetBytes,
+  });
+});
+
+registerTask('dataset', (o) => {
+  if (o.manifest !== undefined)
+    throw new Error(
+      `a manifest (${o.manifest}) is only read by task manifest, but the task is dataset: give the manifest's rows as data.train_files, or choose task manifest`,
+    );
+  if (!o.trainFiles?.length) throw new Error('task dataset needs train files (data.train_files)');
+  return DatasetTask.load({
+    height: o.height ?? 28,
+    width: o.width ?? 56,
+    resize: o.resize,
+    fit: o.fit,
+    onError: o.onError,
+    trainFiles: o.trainFiles,
+    valFiles: o.valFiles,
+    promptKey: o.promptKey,
+    answerKey: o.answerKey,
+    imageKey: o.imageKey,
+    imageDir: o.imageDir,
+    formatPrompt: o.formatPrompt,
+    maxPromptLength: o.maxPromptLength,
+    filterOverlongPrompts: o.filterOverlongPrompts,
+    allowOutsideManifestDir: o.allowOutsideManifestDir,
+    maxImageBytes: o.maxImageBytes,
+    maxImagePixels: o.maxImagePixels,
+    maxRows: o.maxRows,
+    maxDatasetBytes: o.maxDatasetBytes,
+    maxRowBytes: o.maxRowBytes,
   });
 });
 
@@ -81,4 +129,11 @@ function checkNoManifest(task: string, o: TaskOptions): void {
   }
   const given = (['allowOutsideManifestDir', 'maxImageBytes', 'maxImagePixels'] as const).filter((k) => o[k] !== undefined);
   if (given.length) throw new Error(`${given.join(', ')} only apply to task manifest, but the task is ${task}`);
+  checkNoDataset(task, o);
+}
+
+/** Dataset options given to another task would be ignored without a word: refuse them instead. */
+function checkNoDataset(task: string, o: TaskOptions): void {
+  const given = DATASET_ONLY.filter((k) => o[k] !== undefined);
+  if (given.length) throw new Error(`${given.join(', ')} only apply to task dataset, but the task is ${task}`);
 }

@@ -19,3 +19,18 @@ export function checkLimit(name: string, value: number | undefined, fallback: nu
   }
   return value;
 }
+
+/**
+ * Records a dataset or manifest may have together (200,000). Records are held decoded in memory, about 7 KB
+ * each at the default 28 x 56 image size (200,000 records measured 1.36 GB): raise the limit knowingly.
+ */
+export const DEFAULT_MAX_ROWS = 200_000;
+
+/** Bytes all the files of a dataset (or a manifest file) may have together, from their sizes, before reading (16 GiB). */
+export const DEFAULT_MAX_DATASET_BYTES = 16 * 2 ** 30;
+
+/** Bytes one row of a dataset file may have: a JSON line, or a parquet row's values (80 MiB: one image at the byte limit and its text). */
+export const DEFAULT_MAX_ROW_BYTES = 80 * 2 ** 20;
+
+/** Bytes of a parquet file's footer (its metadata), read before any row. */
+export const MAX_PARQUET_FOOTER_BYTES = 64 * 2 ** 20;

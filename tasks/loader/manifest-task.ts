@@ -41,10 +41,7 @@ export class ManifestTask implements Task {
     let hash = mixSeed(seed, `${opts.height}x${opts.width}/${opts.resize ?? 'auto'}/${opts.fit ?? 'stretch'}`);
     for (const r of loaded.records) {
       let split = r.split;
-      if (!split) {
-        const u = fmix32(mixSeed(seed, r.id)) / 2 ** 32;
-        split = u < v ? 'validation' : u < v + t ? 'test' : 'train';
-      }
+      if (!split) split = hashSplit(seed, r.id, v, t);
       this.bySplit[split].push(r);
       hash = mixSeed(hash, `${r.id}\n${split}\n${r.question}\n${r.answer}\n${r.meta.image}`);
       pixels.update(r.image.data);
@@ -75,6 +72,12 @@ export class ManifestTask implements Task {
   counts(): Record<Split, number> {
     return Object.fromEntries(SPLITS.map((s) => [s, this.size(s)])) as Record<Split, number>;
   }
+}
+
+/** The split of a record with none of its own: validation for a fraction `v` of ids, test for `t`, the rest train. */
+export function hashSplit(seed: number, id: string, v: number, t: number): Split {
+  const u = fmix32(mixSeed(seed, id)) / 2 ** 32;
+  return u < v ? 'validation' : u < v + t ? 'test' : 'train';
 }
 
 /** murmur3's finaliser: FNV-1a alone leaves the high bits of similar short ids (r1, r2, ...) correlated. */

@@ -22,25 +22,16 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { RgbImage } from '../../util/image.ts';
-import { firstNonPrintable, MAX_QUESTION_CHARS } from '../text.ts';
-import { parseResponse } from '../rewards/format.ts';
-import { normalizeAnswer } from '../rewards/accuracy.ts';
-import type { Split, TaskRecord, VisionDependency } from '../types.ts';
-import type { Rgb } from './decode.ts';
-import { confineImagePath } from './image-file.ts';
-import { checkLimit, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS } from './limits.ts';
-import { loadImage } from './load-image.ts';
-import type { ResizeMethod } from './resize.ts';
+import { MAX_QUESTION_CHARS } from '../text.ts';
+import type { Split, TaskRecord } from '../types.ts';
+import { confineImagePath, readImageFile } from './image-file.ts';
+import { checkLimit, DEFAULT_MAX_DATASET_BYTES, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_ROWS } from './limits.ts';
+import { toModelImage, type ImageFitOptions } from './model-image.ts';
+import { describeValue, extraFields, malformedJson, recordFields } from './record-fields.ts';
 
-export interface ManifestOptions {
-  /** The size every image is resized to (the model's image size). */
-  height: number;
-  width: number;
-  resize?: ResizeMethod;
-  /** 'stretch' (default) or 'pad' (keep the aspect ratio, letterbox on `background`). */
-  fit?: 'stretch' | 'pad';
-  /** Composited under transparent pixels and used for padding. Default black. */
-  background?: Rgb;
+export { describeValue } from './record-fields.ts';
+
+export interface ManifestOptions extends ImageFitOptions {
   onError?: 'fail' | 'skip';
   /** Longer questions are an error. Default 60, the policy's prompt budget. */
   maxQuestionChars?: number;
@@ -50,6 +41,10 @@ export interface ManifestOptions {
   maxImageBytes?: number;
   /** Pixels one decoded image may have, from its header. Default 2^24 (4096 x 4096). */
   maxImagePixels?: number;
+  /** Records (non-blank lines) the manifest may have: all are held decoded in memory. Default 200,000. */
+  maxRows?: number;
+  /** Bytes the manifest file may have, from its size before reading. Default 16 GiB. */
+  maxBytes?: number;
 }
 
 export interface ManifestIssue {
@@ -94,6 +89,8 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
   const onError = opts.onError ?? 'fail';
   if (onError !== 'fail' && onError !== 'skip') throw new Error(`manifest onError must be fail or skip, got ${JSON.stringify(onError)}`);
   const maxQ = opts.maxQuestionChars ?? MAX_QUESTION_CHARS;
+  const maxRows = checkLimit('maxRows', opts.maxRows, DEFAULT_MAX_ROWS);
+  const maxBytes = checkLimit('maxBytes', opts.maxBytes, DEFAULT_MAX_DATASET_BYTES);
   const images: ImageReading = {
     root,
     realRoot: root,
@@ -105,7 +102,9 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
   let text: string;
   try {
     // A FIFO or device given as the manifest would block or never end: only regular files are read.
-    if (!statSync(manifest).isFile()) throw new Error('not a regular file');
+    const st = statSync(manifest);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > maxBytes) throw new Error(`it has ${st.size} bytes, over the limit of ${maxBytes} (data.max_dataset_bytes)`);
     text = readFileSync(manifest, 'utf8');
     images.realRoot = realpathSync(root);
   } catch (e) {
@@ -116,7 +115,14 @@ export function loadManifest(path: string, opts: ManifestOptions): LoadedManifes
   const issues: ManifestIssue[] = [];
   const ids = new Map<string, number>();
   let lines = 0;
-  text.split(/\r?\n/).forEach((raw, i) => {
+  const rows = text.split(/\r?\n/);
+  // counted before any image is read: a manifest past the bound is refused at once, not after decoding it
+  const nonBlank = rows.reduce((n, raw) => n + (raw.trim() === '' ? 0 : 1), 0);
+  if (nonBlank > maxRows)
+    throw new Error(
+      `manifest ${manifest} has ${nonBlank} records, over the limit of ${maxRows} (data.max_rows; records are held decoded in memory, about 7 KB each at 28 x 56)`,
+    );
+  rows.forEach((raw, i) => {
     const line = i + 1;
     if (raw.trim() === '') return;
     lines++;
@@ -142,18 +148,6 @@ interface ImageReading {
   maxPixels: number;
 }
 
-/** A value for an error message: short, and non-finite numbers as themselves (JSON would say null). */
-export function describeValue(v: unknown): string {
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === undefined) return String(v);
-  let text: string;
-  try {
-    text = JSON.stringify(v) ?? typeof v;
-  } catch {
-    text = Array.isArray(v) ? 'an array' : typeof v; // too deep to print
-  }
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 function parseLine(
   raw: string,
   line: number,
@@ -168,9 +162,7 @@ function parseLine(
   try {
     obj = JSON.parse(raw);
   } catch (e) {
-    // the line is never quoted: a file given as a manifest by mistake (or by a foreign run's config) is not echoed
-    const at = /at position (\d+)/.exec((e as Error).message)?.[1];
-    bad(`malformed JSON${at === undefined ? '' : ` at column ${Number(at) + 1}`} (each line must be one JSON object)`);
+    bad(malformedJson(e));
     return null;
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
@@ -178,77 +170,21 @@ function parseLine(
     return null;
   }
   const o = obj as Record<string, unknown>;
-  const str = (field: string, required: boolean): string | undefined => {
-    const v = o[field];
-    if (v === undefined) {
-      if (required) bad(`missing field "${field}"`);
-      return undefined;
-    }
-    if (typeof v !== 'string' || v.trim() === '') {
-      bad(`field "${field}" must be a non-empty string, got ${describeValue(v)}`);
-      return undefined;
-    }
-    return v;
-  };
-  const image = str('image', true);
-  const question = str('question', true);
-  let answer: string | undefined;
-  if (o.answer === undefined) bad('missing field "answer"');
-  else if (typeof o.answer === 'number' && Number.isFinite(o.answer)) answer = String(o.answer);
-  else if (typeof o.answer === 'string' && o.answer.trim() !== '') answer = o.answer.trim();
-  else bad(`field "answer" must be a non-empty string or a finite number, got ${describeValue(o.answer)}`);
-  const id = o.id === undefined ? `${basename(manifest)}:${line}` : str('id', false);
-  const family = o.family === undefined ? 'manifest' : str('family', false);
-  const vd = o.visionDependency ?? 'high';
-  if (vd !== 'high' && vd !== 'low') bad(`field "visionDependency" must be "high" or "low", got ${describeValue(vd)}`);
-  const split = o.split ?? null;
-  if (split !== null && split !== 'train' && split !== 'validation' && split !== 'test') {
-    bad(`field "split" must be train, validation or test, got ${describeValue(split)}`);
-  }
-  const demonstration = o.demonstration === undefined ? undefined : str('demonstration', false);
-  for (const [field, v] of [
-    ['question', question],
-    ['answer', answer],
-    ['id', id],
-    ['demonstration', demonstration],
-  ] as const) {
-    if (v === undefined) continue;
-    const at = firstNonPrintable(v);
-    if (at >= 0) bad(`field "${field}" has a character outside printable ASCII at position ${at} (code ${v.charCodeAt(at)}); the tokenizer cannot encode it`);
-  }
-  if (question !== undefined && question.length > maxQ) bad(`field "question" has ${question.length} characters, over the limit of ${maxQ}`);
-  if (demonstration !== undefined && answer !== undefined) {
-    const parsed = parseResponse(demonstration);
-    if (!parsed) bad('field "demonstration" is not <think>...</think><answer>...</answer>');
-    else if (normalizeAnswer(parsed.answer) !== normalizeAnswer(answer))
-      bad(`field "demonstration" answers ${JSON.stringify(parsed.answer)}, not the ground truth ${JSON.stringify(answer)}`);
-  }
-  if (id !== undefined && ids.has(id)) bad(`duplicate id ${JSON.stringify(id)} (first on line ${ids.get(id)})`);
+  let image: string | undefined;
+  if (o.image === undefined) bad('missing field "image"');
+  else if (typeof o.image !== 'string' || o.image.trim() === '') bad(`field "image" must be a non-empty string, got ${describeValue(o.image)}`);
+  else image = o.image;
+  const fields = recordFields(o, { question: 'question', answer: 'answer' }, { defaultId: `${basename(manifest)}:${line}`, maxQuestionChars: maxQ, ids }, bad);
   let pixels: RgbImage | undefined;
   if (image !== undefined) {
     let file = resolve(images.root, image);
     try {
       file = confineImagePath(images.root, images.realRoot, image, images.allowOutside);
-      const { height, width, resize, fit, background } = opts;
-      pixels = loadImage(file, { height, width, resize, fit, background, maxBytes: images.maxBytes, maxPixels: images.maxPixels });
+      pixels = toModelImage(readImageFile(file, { maxBytes: images.maxBytes }), opts, images.maxPixels);
     } catch (e) {
       bad((e as Error).message, file);
     }
   }
-  if (!(image && question && answer && id && family && pixels) || (vd !== 'high' && vd !== 'low')) return null;
-  const meta: Record<string, unknown> = { image };
-  // defined, not assigned: a "__proto__" field stays an ordinary key instead of becoming meta's prototype
-  for (const [k, v] of Object.entries(o)) if (!KNOWN.has(k)) Object.defineProperty(meta, k, { value: v, enumerable: true, writable: true, configurable: true });
-  return {
-    id,
-    image: pixels,
-    question,
-    answer,
-    family,
-    visionDependency: vd as VisionDependency,
-    ...(demonstration !== undefined ? { demonstration } : {}),
-    meta,
-    split: split as Split | null,
-    line,
-  };
+  if (!(image && fields && pixels)) return null;
+  return { ...fields, image: pixels, meta: extraFields(o, KNOWN, { image }), line };
 }

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { configChanges, defaultsLike, trainConfig, RESUME_SAFE_KEYS, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { configChanges, defaultsLike, trainConfig, taskConfigOf, RESUME_SAFE_KEYS, SHIPPED_WARM_START } from '../../pipelines/train-config.ts';
+import { sftConfig } from '../../pipelines/sft-config.ts';
 import { applyOverrides } from '../../util/overrides.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { errorOf } from '../asserts.ts';
@@ -87,7 +88,7 @@ test('errors name the full key path', () => {
   );
   assert.equal(
     errorOf(() => trainConfig({ data: { task: 'chess' } })).message,
-    'invalid run config: data.task: unknown task "chess"; known: digits, scenes, manifest (add one with registerTask)',
+    'invalid run config: data.task: unknown task "chess"; known: digits, scenes, manifest, dataset (add one with registerTask)',
   );
   assert.match(
     errorOf(() => trainConfig({ worker: { reward: { score_function: 'accuracy' } } })).message,
@@ -242,4 +243,27 @@ test('a key added since a run was saved is no change when it holds its default; 
   // a non-default value of a new key changes what the run computes
   const vppo = trainConfig({ algorithm: { preset: 'papo_g', token_weighting: 'vppo' } });
   assert.deepEqual(configChanges(saved, vppo, RESUME_SAFE_KEYS, defaultsLike(vppo)).unsafe, ['algorithm.token_weighting: (unset) -> "vppo"']);
+});
+
+test("data: train_files implies the dataset task, with EasyR1's keys and defaults; dataset keys given to another task are refused", () => {
+  const c = trainConfig({ data: { train_files: 'd/train.parquet', val_files: ['d/test.parquet'] } });
+  assert.equal(c.data.task, 'dataset');
+  assert.deepEqual(
+    [c.data.prompt_key, c.data.answer_key, c.data.image_key, c.data.max_prompt_length, c.data.filter_overlong_prompts],
+    ['problem', 'answer', 'images', 61, true],
+  );
+  assert.deepEqual(taskConfigOf(c.data).trainFiles, ['d/train.parquet']);
+  assert.deepEqual(taskConfigOf(c.data).valFiles, ['d/test.parquet']);
+  assert.equal(taskConfigOf(trainConfig({}).data).trainFiles, undefined, 'a digits run carries no dataset options');
+  assert.equal(
+    errorOf(() => trainConfig({ data: { task: 'digits', val_files: 'x.parquet' } })).message,
+    'invalid run config: data.val_files is only read by data.task dataset, but data.task is digits',
+  );
+  assert.equal(errorOf(() => trainConfig({ data: { task: 'dataset' } })).message, 'invalid run config: data.train_files: data.task dataset needs train files');
+  assert.match(
+    errorOf(() => trainConfig({ data: { train_files: 'x', max_prompt_length: 62 } })).message,
+    /^invalid run config: data\.max_prompt_length: Too big/,
+  );
+  assert.match(errorOf(() => trainConfig({ data: { train_files: [] } })).message, /^invalid run config: data\.train_files: /);
+  assert.equal(sftConfig({ data: { train_files: 'x.jsonl' } }).data.task, 'dataset');
 });

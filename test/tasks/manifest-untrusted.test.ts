@@ -254,3 +254,19 @@ test('a byte-order mark, 1e400 and __proto__ in a manifest', () => {
   assert.equal(r.answer, '1');
   assert.equal(JSON.parse(JSON.stringify(r.meta)).image, 'img/a.png');
 });
+
+test('record and byte bounds: a manifest past maxRows or maxBytes is refused before any image is read', () => {
+  const file = join(dir, 'bounded.jsonl');
+  const line = (i: number) => JSON.stringify({ image: 'missing.png', question: `q${i}`, answer: '1' });
+  fs.writeFileSync(file, `${[1, 2, 3].map(line).join('\n')}\n\n`);
+  assert.throws(
+    () => loadManifest(file, { ...opts, maxRows: 2 }),
+    /bounded\.jsonl has 3 records, over the limit of 2 \(data\.max_rows; records are held decoded in memory/,
+  );
+  assert.throws(
+    () => loadManifest(file, { ...opts, maxBytes: 10 }),
+    /cannot read manifest .*bounded\.jsonl: it has \d+ bytes, over the limit of 10 \(data\.max_dataset_bytes\)/,
+  );
+  // within the bounds, the lines are read (and here their missing images reported)
+  assert.throws(() => loadManifest(file, { ...opts, maxRows: 3 }), /3 problems/);
+});
