@@ -11,9 +11,9 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// tfjs-core's Node bundle has no gradient definitions; the union package's Node bundle registers them
-// (into this same tfjs-core instance). tfjs-core's own ESM files cannot be imported under Node.
-import '@tensorflow/tfjs';
+// tfjs-core's Node bundle has no gradient definitions: this registers them (into this same tfjs-core
+// instance), generated from tfjs-core's own by scripts/tf-gradients.ts.
+import './tf-gradients.generated.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
