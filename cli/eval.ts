@@ -20,6 +20,7 @@ interface EvalFlags extends ManifestFileFlags {
   json?: string;
   threads: number;
   errors?: boolean;
+  reward?: string;
 }
 
 /** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest. */
@@ -56,6 +57,10 @@ export function registerEvalCommand(program: Command): void {
     .option('--threads <n>', 'onnxruntime intra-op threads', intAtLeastOption('--threads', 1), 2)
     .option('--json <file>', 'also write the full report as JSON')
     .option('--errors', 'classify each greedy failure (format, perception, reasoning, calculation, inconsistency) and print the table')
+    .option(
+      '--reward <spec>',
+      "score with this reward instead of the task's own verifier: a registered name or file.ts:export, as worker.reward.score_function (user code runs in reward workers)",
+    )
     .action(async (f: EvalFlags, cmd: Command) => {
       // everything the flags alone can get wrong is refused before the weights load
       const split = checkSplit(f.split);
@@ -88,7 +93,11 @@ export function registerEvalCommand(program: Command): void {
       // a run or checkpoint directory resolves to one checkpoint's weights: say which
       if (saved.dir !== path.resolve(f.weights)) process.stderr.write(`papo eval: evaluating the weights in ${saved.dir}\n`);
       const task = createTask(evalTaskConfig(f, (saved.meta.task ?? {}) as Partial<TaskConfig>));
-      const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });
+      const reward = f.reward === undefined ? undefined : await (await import('../pipelines/reward-function.ts')).openReward(f.reward);
+      const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads }).catch(async (err) => {
+        await reward?.close();
+        throw err;
+      });
       try {
         await engine.setWeights(saved.params, Number(saved.meta.step ?? 0));
         const report = await evaluate(engine, task, {
@@ -98,11 +107,13 @@ export function registerEvalCommand(program: Command): void {
           temperature: f.temperature,
           seed: f.seed,
           errors: f.errors,
+          reward,
         });
         console.log(formatEvalReport(report));
         if (f.json) fs.writeFileSync(f.json, JSON.stringify(report, null, 2));
       } finally {
         await engine.close();
+        await reward?.close();
       }
     });
 }

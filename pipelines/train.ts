@@ -181,6 +181,7 @@ async function train(
     maxSteps,
     firstStep,
     sealBeforeNext: objective.dynamic_sampling && !offline,
+    logger: run.logger,
   });
   const stream = resumed ? RecordStream.resume(task, resumed.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
 
@@ -233,6 +234,7 @@ async function train(
             maxAcc: objective.dynamic_sampling_max_acc,
             maxTries: objective.dynamic_sampling_max_tries,
             batchSize: data.rollout_batch_size,
+            logger: run.logger,
           },
           (step) => gate.requestRound(step),
           (step) => gate.seal(step),

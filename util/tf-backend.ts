@@ -22,13 +22,26 @@ const require = createRequire(import.meta.url);
 
 let active: Promise<BackendName> | undefined;
 let activeRequest: string | undefined;
+let activeWhy: string | undefined;
+
+/** Why the backend in use is the one (`wasm: tensorflow skipped: tfjs-node-gpu is not installed ...`); undefined before `initTf`. */
+export function tfBackendReason(): string | undefined {
+  return activeWhy;
+}
 
 async function tryBackend(name: BackendName): Promise<string | undefined> {
   try {
     if (name === 'tensorflow') {
       // The native package registers the 'tensorflow' backend on import. It bundles its own copy of
       // tfjs-core only when versions differ, so check that the backend landed in *our* registry.
-      await import('@tensorflow/tfjs-node-gpu' as string);
+      try {
+        await import('@tensorflow/tfjs-node-gpu' as string);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')
+          return 'tfjs-node-gpu is not installed (an optional dependency: its install fetches libtensorflow from outside the npm registry)';
+        throw err;
+      }
       if (!tf.findBackendFactory('tensorflow')) return 'tfjs-node-gpu loaded but registered no backend in this tfjs-core';
     } else if (name === 'wasm') {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -67,6 +80,10 @@ export function initTf(requested: string = process.env.PAPO_TF_BACKEND ?? 'auto'
     for (const name of order) {
       const why = await tryBackend(name);
       if (why === undefined) {
+        activeWhy =
+          requested !== 'auto'
+            ? `${name}: asked for (PAPO_TF_BACKEND or the backend argument)`
+            : `${name}${failures.length ? `: ${failures.join('; ')}` : ': the first choice'}`;
         log(`TensorFlow.js backend: ${name}${failures.length ? ` (skipped: ${failures.join('; ')})` : ''}`);
         return name;
       }
