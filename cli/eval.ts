@@ -68,6 +68,11 @@ export function registerEvalCommand(program: Command): void {
       if (f.json !== undefined) checkWritableFile('--json', f.json);
       if (f.manifest !== undefined && f.task !== undefined && f.task !== 'manifest')
         throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
+      if (f.reward !== undefined) {
+        const { scoreFunctionProblem } = await import('../pipelines/reward-function.ts');
+        const problem = scoreFunctionProblem(f.reward);
+        if (problem) throw new Error(`--reward: ${problem}`);
+      }
       if (split === 'train')
         process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
       // loaded here, not at start-up: `papo --help` and the other commands need none of it
