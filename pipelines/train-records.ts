@@ -166,7 +166,14 @@ export interface StepSummary {
  */
 export function recordSteps(
   run: Run<TrainConfig>,
-  opts: { task: Task; checkpoints: TrainCheckpoints; progress: Progress; onStep?: (s: TrainedStep) => void | Promise<void> },
+  opts: {
+    task: Task;
+    checkpoints: TrainCheckpoints;
+    progress: Progress;
+    onStep?: (s: TrainedStep) => void | Promise<void>;
+    /** the reward workers' running counts (timeouts, deaths, strays, replaced), for the debug log */
+    rewardStats?: () => Record<string, number>;
+  },
 ): OperatorFunction<TrainedStep, StepSummary> & { flush(): Promise<void> } {
   const { trainer } = run.config;
   const logRollouts = run.store !== undefined && trainer.rollout_log;
@@ -198,7 +205,14 @@ export function recordSteps(
     })();
     io.catch(() => undefined);
     run.logger.debug(
-      { event: 'reward_calls', step: s.step, calls: s.batch.rewards.length, failures: s.batch.rewardFailures.length, seconds: m['timing_s/reward'] },
+      {
+        event: 'reward_calls',
+        step: s.step,
+        calls: s.batch.rewards.length,
+        failures: s.batch.rewardFailures.length,
+        seconds: m['timing_s/reward'],
+        workers: opts.rewardStats?.(),
+      },
       'reward calls',
     );
     failures.note(s.step, s.batch.rewardFailures, s.batch.rewards.length);

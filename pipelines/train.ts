@@ -211,7 +211,8 @@ async function train(
   });
   let last: { step: number; cursor: StreamCursor } | undefined;
   const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
-  const keep = recordSteps(run, { task, checkpoints, progress, onStep: opts.hooks?.onStep });
+  const poolStats = (reward as { stats?: Record<string, number> }).stats;
+  const keep = recordSteps(run, { task, checkpoints, progress, onStep: opts.hooks?.onStep, rewardStats: poolStats && (() => ({ ...poolStats })) });
   const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
   // The graph.

@@ -22,7 +22,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const config = (run: string, modelPath = weights): TrainConfigInput => ({
   data: { task: 'digits', families: ['max'], rollout_batch_size: 4, max_response_length: 4, seed: 3 },
   algorithm: { preset: 'dapo', dynamic_sampling_max_tries: 2 },
-  worker: { actor: { model: { model_path: modelPath }, global_batch_size: 0 }, rollout: { n: 2, threads: 1 } },
+  worker: { actor: { model: { model_path: modelPath }, global_batch_size: 0, engine: 'tfjs' }, rollout: { n: 2, threads: 1 } },
   trainer: { max_steps: 3, max_staleness: 1, save_freq: 1, save_limit: 1, test_before_and_after: false, save_checkpoint_path: run },
 });
 
@@ -34,7 +34,7 @@ async function logOf(level: string, name: string): Promise<Record<string, unknow
   return records;
 }
 
-test('debug and trace: admission, staleness, dynamic-sampling rounds, checkpoint retention, reward calls; none at info', { timeout: 120_000 }, async () => {
+test('debug and trace: admission, staleness, dynamic-sampling rounds, checkpoint retention, reward calls', { timeout: 120_000 }, async () => {
   const trace = await logOf('trace', 'trace');
   const events = (e: string) => trace.filter((l) => l.event === e);
   assert.deepEqual(
@@ -68,9 +68,15 @@ test('debug and trace: admission, staleness, dynamic-sampling rounds, checkpoint
       [3, 0],
     ],
   );
-  assert.match(String(events('backend')[0].message), /^train: update on (ort|tfjs) \(worker\.actor\.engine=auto: .*\); TensorFlow\.js backend \w+/);
+  assert.match(String(events('backend')[0].message), /^train: update on tfjs \(worker\.actor\.engine=tfjs\); TensorFlow\.js backend \w+/);
   assert.equal(trace[0].event, 'run_start');
+  assert.ok(
+    events('reward_calls').every((l) => l.workers === undefined),
+    'a reward in this thread has no workers to count',
+  );
+});
 
+test('at the default level none of the debug decisions are logged', { timeout: 120_000 }, async () => {
   const info = await logOf('info', 'info');
   const debugOnly = ['gate_admit', 'gate_credit', 'gate_wait', 'dynamic_sampling_round', 'staleness_checked', 'checkpoint_retention', 'reward_calls'];
   assert.deepEqual(
