@@ -23,6 +23,7 @@ interface EvalFlags extends ManifestFileFlags {
   json?: string;
   threads: number;
   errors?: boolean;
+  reward?: string;
 }
 
 /** The task to evaluate on: the flags over what the weights were trained on; a manifest implies task manifest, dataset files task dataset. */
@@ -70,6 +71,10 @@ export function registerEvalCommand(program: Command): void {
     .option('--threads <n>', 'onnxruntime intra-op threads', intAtLeastOption('--threads', 1), 2)
     .option('--json <file>', 'also write the full report as JSON')
     .option('--errors', 'classify each greedy failure (format, perception, reasoning, calculation, inconsistency) and print the table')
+    .option(
+      '--reward <spec>',
+      "score with this reward instead of the task's own verifier: a registered name or file.ts:export, as worker.reward.score_function (user code runs in reward workers)",
+    )
     .action(async (f: EvalFlags, cmd: Command) => {
       // everything the flags alone can get wrong is refused before the weights load
       const split = checkSplit(f.split);
@@ -77,6 +82,11 @@ export function registerEvalCommand(program: Command): void {
       if (f.json !== undefined) checkWritableFile('--json', f.json);
       if (f.manifest !== undefined && f.task !== undefined && f.task !== 'manifest')
         throw new Error(`--manifest is only read by --task manifest, not --task ${f.task}`);
+      if (f.reward !== undefined) {
+        const { scoreFunctionProblem } = await import('../pipelines/reward-function.ts');
+        const problem = scoreFunctionProblem(f.reward);
+        if (problem) throw new Error(`--reward: ${problem}`);
+      }
       if (split === 'train')
         process.stderr.write('papo eval: warning: --split train evaluates records the policy may have been trained on; its accuracy is not held-out\n');
       // loaded here, not at start-up: `papo --help` and the other commands need none of it
@@ -102,7 +112,11 @@ export function registerEvalCommand(program: Command): void {
       // a run or checkpoint directory resolves to one checkpoint's weights: say which
       if (saved.dir !== path.resolve(f.weights)) process.stderr.write(`papo eval: evaluating the weights in ${saved.dir}\n`);
       const task = createTask(evalTaskConfig(f, (saved.meta.task ?? {}) as Partial<TaskConfig>));
-      const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads });
+      const reward = f.reward === undefined ? undefined : await (await import('../pipelines/reward-function.ts')).openReward(f.reward);
+      const engine = await PolicyEngine.create(saved.config, { intraOpThreads: f.threads }).catch(async (err) => {
+        await reward?.close();
+        throw err;
+      });
       try {
         await engine.setWeights(saved.params, Number(saved.meta.step ?? 0));
         const report = await evaluate(engine, task, {
@@ -112,11 +126,13 @@ export function registerEvalCommand(program: Command): void {
           temperature: f.temperature,
           seed: f.seed,
           errors: f.errors,
+          reward,
         });
         console.log(formatEvalReport(report));
         if (f.json) fs.writeFileSync(f.json, JSON.stringify(report, null, 2));
       } finally {
         await engine.close();
+        await reward?.close();
       }
     });
 }

@@ -18,6 +18,7 @@
  *   .pipe(sampleGroups(engine, rollout), ..., papoUpdate({ ..., onStepDone: (step) => gate.complete(step) }));
  */
 import { Observable, type Subscriber } from 'rxjs';
+import type { Logger } from '../util/logger.ts';
 
 export interface Grant {
   /** 1-based rollout step */
@@ -41,6 +42,8 @@ export interface CreditGateOptions {
    * timing (dynamic sampling with several steps in flight). Default false.
    */
   sealBeforeNext?: boolean;
+  /** debug: each admission and returned credit; trace: extra rounds, and each time admission waits and why */
+  logger?: Logger;
 }
 
 export class CreditGate {
@@ -55,6 +58,9 @@ export class CreditGate {
   private peak = 0;
   private readonly sealBeforeNext: boolean;
   private readonly sealed = new Set<number>();
+  private readonly logger: Logger | undefined;
+  /** why admission waited the last time it did (said once per change, at trace) */
+  private waiting: string | undefined;
 
   constructor(opts: CreditGateOptions = {}) {
     const maxStaleness = opts.maxStaleness ?? 0;
@@ -65,6 +71,7 @@ export class CreditGate {
     this.maxSteps = opts.maxSteps ?? Infinity;
     this.nextStep = opts.firstStep ?? 1;
     this.sealBeforeNext = opts.sealBeforeNext ?? false;
+    this.logger = opts.logger;
     this.grants$ = new Observable<Grant>((sub) => {
       if (this.subscriber) {
         sub.error(new Error('CreditGate: grants$ has one subscriber (the source of one graph)'));
@@ -99,6 +106,7 @@ export class CreditGate {
     if (rounds === undefined) throw new Error(`CreditGate: step ${step} is not in flight`);
     this.open.set(step, rounds + 1);
     const round = rounds + 1;
+    this.logger?.trace({ event: 'gate_round', step, round }, 'extra sampling round granted');
     setImmediate(() => this.subscriber?.next({ step, round }));
   }
 
@@ -113,6 +121,7 @@ export class CreditGate {
   complete(step: number): void {
     if (!this.open.delete(step)) throw new Error(`CreditGate: step ${step} completed but it is not in flight`);
     this.sealed.delete(step);
+    this.logger?.debug({ event: 'gate_credit', step, inflight: this.open.size, limit: this.limit }, 'credit returned');
     this.schedule();
   }
 
@@ -139,9 +148,28 @@ export class CreditGate {
       const step = this.nextStep++;
       this.open.set(step, 1);
       this.peak = Math.max(this.peak, this.open.size);
+      this.waiting = undefined;
+      this.logger?.debug({ event: 'gate_admit', step, inflight: this.open.size, limit: this.limit }, 'step admitted');
       sub.next({ step, round: 1 });
     }
+    if (this.logger?.isLevelEnabled('trace')) this.traceWait(previousSealed());
     const exhausted = this.stopping || this.nextStep > this.maxSteps;
     if (exhausted && this.open.size === 0) sub.complete();
+  }
+
+  /** Says (at trace) why no further step is admitted now, once per reason. */
+  private traceWait(previousSealed: boolean): void {
+    const why = this.stopping
+      ? 'stopping'
+      : this.nextStep > this.maxSteps
+        ? 'all steps admitted'
+        : this.open.size >= this.limit
+          ? `${this.open.size} steps in flight, the limit (min(max_inflight_batches, max_staleness + 1))`
+          : previousSealed
+            ? undefined
+            : `step ${this.nextStep - 1} may still ask for sampling rounds`;
+    if (why === this.waiting) return;
+    this.waiting = why;
+    if (why) this.logger?.trace({ event: 'gate_wait', next_step: this.nextStep, inflight: this.open.size, why }, 'admission waits');
   }
 }

@@ -14,6 +14,7 @@
  */
 import { Observable, type OperatorFunction } from 'rxjs';
 import { concatGroups, groupMeans, selectGroups } from './groups.ts';
+import type { Logger } from '../util/logger.ts';
 import type { FilteredGroups, ScoredBatch } from './types.ts';
 
 export interface KeepInformativeOptions {
@@ -24,6 +25,8 @@ export interface KeepInformativeOptions {
   maxTries: number;
   /** groups (prompts) per emitted batch */
   batchSize: number;
+  /** debug: each round's kept and dropped groups, and the step's outcome */
+  logger?: Logger;
 }
 
 export function keepInformativeGroups<T extends ScoredBatch>(
@@ -52,6 +55,18 @@ export function keepInformativeGroups<T extends ScoredBatch>(
           acc.dropped += means.length - keep.length;
           acc.rounds++;
           const have = acc.kept.records.length;
+          opts.logger?.debug(
+            {
+              event: 'dynamic_sampling_round',
+              step: batch.step,
+              round: acc.rounds,
+              kept: keep.length,
+              dropped: means.length - keep.length,
+              have,
+              want: opts.batchSize,
+            },
+            'dynamic sampling round',
+          );
           if (have < opts.batchSize && acc.rounds < opts.maxTries) {
             pending.set(batch.step, acc);
             try {
@@ -63,6 +78,11 @@ export function keepInformativeGroups<T extends ScoredBatch>(
           }
           pending.delete(batch.step);
           onFull?.(batch.step);
+          if (have < opts.batchSize)
+            opts.logger?.debug(
+              { event: 'dynamic_sampling_short', step: batch.step, rounds: acc.rounds, have, want: opts.batchSize },
+              `dynamic sampling: ${have} of ${opts.batchSize} groups after max_tries=${opts.maxTries} rounds; the step trains on fewer`,
+            );
           const full =
             have > opts.batchSize
               ? selectGroups(

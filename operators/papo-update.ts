@@ -279,6 +279,8 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       const stale = input.records.length - fresh.length;
       const b = stale ? selectGroups(input, fresh) : input;
       if (stale) opts.logger?.warn({ event: 'stale_groups_dropped', step: b.step, dropped: stale, version }, 'stale groups dropped');
+      else
+        opts.logger?.debug({ event: 'staleness_checked', step: b.step, groups: input.records.length, version, max_staleness: maxStaleness }, 'no stale groups');
 
       // 2-4. PPO epochs over mini-batches of groups.
       const tUpdate = performance.now();

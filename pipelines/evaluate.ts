@@ -20,6 +20,7 @@ import type { RewardFunction } from '../tasks/rewards/types.ts';
 import { RecordStream } from '../tasks/stream.ts';
 import type { Split, Task, TaskRecord, VisionDependency } from '../tasks/types.ts';
 import { createProgress } from '../util/progress.ts';
+import { describeKinds, failureKinds } from './reward-failures.ts';
 
 export interface EvalOptions {
   split?: Split;
@@ -92,6 +93,11 @@ export interface EvalReport {
     /** prompts with at least one right sample */
     passAtK: number;
   };
+  /** the reward that scored the responses (its name) */
+  reward: string;
+  /** reward calls, greedy and sampled: what `rewardFailures` is out of */
+  rewardCalls: number;
+  /** the calls that failed (each scored 0: it counts as a wrong response), in order */
   rewardFailures: RewardFailure[];
   seconds: number;
   /** Three example responses (greedy), for a person to look at. */
@@ -272,6 +278,8 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
     records: total,
     policyVersion: engine.version,
     greedy: { ...summarise(greedy), perRecord: greedy.map((g) => g.accuracy) },
+    reward: reward.name,
+    rewardCalls: greedy.length + sampled.length,
     rewardFailures: failures,
     seconds: (performance.now() - t0) / 1000,
     examples,
@@ -312,16 +320,26 @@ export function formatEvalReport(r: EvalReport): string {
   row('vision-dependent', 'vision-dependent', r.greedy.accuracy.visionDependent, s?.accuracy.visionDependent);
   row('general', 'general', r.greedy.accuracy.general, s?.accuracy.general);
   for (const [fam, cell] of Object.entries(r.greedy.accuracy.byFamily).sort()) row(`  ${fam}`, fam, cell, s?.accuracy.byFamily[fam]);
+  lines.push(`scored by ${r.reward}: ${describeRewardFailures(r)}`);
   lines.push(`greedy: format ${pct(r.greedy.formatRate)}, mean length ${r.greedy.meanLength.toFixed(1)} tokens, truncated ${pct(r.greedy.truncatedRate)}`);
   if (s) {
     lines.push(
       `sampled: format ${pct(s.formatRate)}, mean length ${s.meanLength.toFixed(1)}, pass@${s.k} ${pct(s.passAtK)}, prompts with mixed outcomes (RL signal) ${pct(s.mixedFraction)}`,
     );
   }
-  if (r.rewardFailures.length) lines.push(`reward failures: ${r.rewardFailures.length} (first: ${r.rewardFailures[0].id}: ${r.rewardFailures[0].reason})`);
   for (const e of r.examples) lines.push(`example ${e.id}: "${e.question}" -> ${JSON.stringify(e.response)} (answer ${e.answer})`);
   if (r.errors) lines.push(formatErrorReport(r.errors));
   return lines.join('\n');
+}
+
+/**
+ * `no reward call failed`, or `12 of 1000 reward calls failed, each scored 0 (threw 12 (first: record a/3: Error: boom))`:
+ * a failed call counts as a wrong response, so the accuracy beside it is a lower bound.
+ */
+export function describeRewardFailures(r: Pick<EvalReport, 'rewardCalls' | 'rewardFailures'>): string {
+  const n = r.rewardFailures.length;
+  if (n === 0) return `no reward call failed (${r.rewardCalls} calls)`;
+  return `${n} of ${r.rewardCalls} reward calls failed, each scored 0 as a wrong response (${describeKinds(failureKinds(r.rewardFailures))})`;
 }
 
 /** The error taxonomy as a table: class x overall / vision-dependent / general, count and share of failures; one example per class. */

@@ -3,7 +3,8 @@
  *
  *   lock -> refuse planted links -> sweep unfinished checkpoint writes -> the latest checkpoint, or the
  *   saved config.json of a run stopped before its first one -> (or a fresh directory; `--force` moves an
- *   earlier run aside) -> config.json, written before anything else -> logger, notes, TensorBoard ->
+ *   earlier run aside) -> config.json, written before anything else -> logger (`run_start`; from here a
+ *   failure is `run_failed` in log.jsonl), notes, TensorBoard ->
  *   signals (the first stops after the work in flight, the second abandons it) -> the body -> close.
  *
  * What the body trains, and how a saved config and the one given now may differ, the caller decides
@@ -104,12 +105,13 @@ export async function withRun<C, T>(opts: RunOptions<C>, body: (run: Run<C>) => 
   const lock = opts.noSave ? undefined : acquireRunLock(opts.dir, { command: opts.command });
   const cleanup: (() => void | Promise<void>)[] = [];
   let run: Run<C> | undefined;
+  const opened: { logger?: Logger } = {};
   try {
-    run = await open(opts, cleanup);
+    run = await open(opts, cleanup, opened);
     return await body(run);
   } catch (err) {
-    // a run that fails says why in its log too, not only on the terminal
-    run?.logger.error({ event: 'run_failed', message: (err as Error).message }, 'run failed');
+    // a run that fails says why in its log too, not only on the terminal, even while it starts
+    opened.logger?.error({ event: 'run_failed', message: (err as Error).message }, 'run failed');
     throw err;
   } finally {
     for (const c of cleanup.reverse()) await c();
@@ -117,7 +119,7 @@ export async function withRun<C, T>(opts: RunOptions<C>, body: (run: Run<C>) => 
   }
 }
 
-async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>)[]): Promise<Run<C>> {
+async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>)[], opened: { logger?: Logger }): Promise<Run<C>> {
   const { dir } = opts;
   const say = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
@@ -162,6 +164,12 @@ async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>
   // The config first: a run stopped at any later instant continues with --resume (its config.json says what it is).
   if (store) await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(settled.config, null, 2));
   const logger = opts.logger ?? createLogger(store ? path.join(dir, 'log.jsonl') : undefined);
+  opened.logger = logger;
+  logger.info(
+    { event: 'run_start', command: opts.command, dir, pid: process.pid, node: process.version, resumed_from: resumed?.step, restarted },
+    `${opts.command} start`,
+  );
+  if (saved) logger.debug({ event: 'checkpoint_selected', from: saved.from, step: resumed?.step ?? 0 }, `continuing from ${saved.from}`);
   for (const n of notes) {
     say(n);
     logger.info({ event: 'run_dir', message: n }, n);

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initTf } from '../util/tf-backend.ts';
+import { describeBackends } from './backend-note.ts';
 import { policyConfig, policyDims, type PolicyConfig, type PolicyConfigInput } from '../models/config.ts';
 import { type Params, initParams, paramCount } from '../models/params.ts';
 import { createTrainer } from '../models/trainer/create.ts';
@@ -196,6 +197,9 @@ async function sft(run: Run<SftConfig>, opts: SftOptions, fresh: Task | undefine
     { event: 'sft_start', backend, trainer: trainer.engine, config: cfg, policy: config, parameters: paramCount(config), resumed_from: resumed?.step },
     'sft start',
   );
+  const backends = describeBackends('sft', actor.engine, trainer.engine, backend);
+  say(backends);
+  logger.info({ event: 'backend', message: backends }, backends);
   if (resumed) say(`resuming ${out} from checkpoint step ${resumed.step}`);
 
   let lastSaved = resumed?.step ?? 0;

@@ -219,6 +219,21 @@ const TrainerSchema = z
       .describe(
         'stop the run with an error after this many steps in a row whose every update was skipped (every reward failed, or non-finite losses); 0 = never',
       ),
+    max_reward_failure_rate: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe(
+        'stop the run with an error, naming the failures, when more than this share of the reward calls of the last reward_failure_window steps failed (each scores 0); 1 = never',
+      ),
+    reward_failure_window: posInt().default(5).describe('steps whose reward calls max_reward_failure_rate is taken over (fewer at the start of a run)'),
+    test_reward: z
+      .enum(['task', 'score_function'])
+      .default('task')
+      .describe(
+        "what scores the before/after test and validation: task, the task's own verifier (the composite reward: the record's answer); score_function, worker.reward.score_function",
+      ),
     stop_on_loss_hacking: z.boolean().default(false).describe('stop the run when the loss-hacking watch fires'),
     loss_hacking_kl_prcp: z.number().finite().positive().default(0.5).describe('watch: kl_prcp above this (healthy runs stay near 0.03) ...'),
     loss_hacking_accuracy_drop: z.number().finite().positive().default(0.1).describe('... while accuracy fell this much below its best'),
@@ -347,6 +362,9 @@ export const RESUME_SAFE_KEYS = [
   'worker.reward.num_workers',
   'worker.reward.max_memory_mb',
   'trainer.max_consecutive_skipped_steps',
+  'trainer.max_reward_failure_rate',
+  'trainer.reward_failure_window',
+  'trainer.test_reward',
   // what a manifest or dataset may read: records they let in or keep out change the data, which the stream cursor's fingerprint refuses
   'data.allow_outside_manifest_dir',
   'data.max_image_bytes',

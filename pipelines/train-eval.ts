@@ -1,14 +1,18 @@
 /**
  * The evaluations around and inside a `papo train` run: the held-out test before and after training
  * (greedy, avg@k with `trainer.test_k`, the error taxonomy with `trainer.test_errors`), validation every
- * `trainer.val_freq` steps, and the closing comparison of the two tests.
+ * `trainer.val_freq` steps, and the closing comparison of the two tests. They are scored by the task's own
+ * verifier (the composite reward), so a training reward that fails or is wrong does not move them, unless
+ * `trainer.test_reward=score_function`; failed reward calls are said beside the accuracy.
  */
 import type { RolloutEngine } from '../operators/index.ts';
+import { compositeReward } from '../tasks/rewards/composite.ts';
 import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import type { Logger } from '../util/logger.ts';
-import { evaluate, type EvalReport } from './evaluate.ts';
+import { describeRewardFailures, evaluate, type EvalReport } from './evaluate.ts';
+import { failureKinds } from './reward-failures.ts';
 import type { TrainConfig } from './train-config.ts';
 import { testAccuracies, type TestAccuracies, type TrainState } from './train-state.ts';
 
@@ -30,6 +34,12 @@ export function trainEvals(
 ): TrainEvals {
   const { trainer, data } = cfg;
   const { say, logger } = io;
+  // the task's own verifier unless the config asks for the training reward: a broken reward must not move the test
+  const heldOut = trainer.test_reward === 'score_function' ? reward : compositeReward();
+  if (heldOut !== reward && heldOut.name !== reward.name && (trainer.test_before_and_after || trainer.val_freq > 0 || trainer.val_before_train))
+    say(
+      `the held-out test and validation are scored by the task's verifier, ${heldOut.name}, not by the training reward ${reward.name} (trainer.test_reward=score_function scores them with it)`,
+    );
   return {
     async test(label) {
       // avg@k samples with a seed of their own, the same before and after: only the weights differ
@@ -39,13 +49,13 @@ export function trainEvals(
         temperature: trainer.test_temperature,
         seed: 0,
         limit: trainer.test_limit || undefined,
-        reward,
+        reward: heldOut,
         quiet: io.quiet,
         errors: trainer.test_errors,
       });
       const g = r.greedy.accuracy;
       say(
-        `${label}: held-out test greedy accuracy ${pct(g.overall.accuracy)} overall, ${pct(g.visionDependent.accuracy)} vision-dependent, ${pct(g.general.accuracy)} general (${r.records} prompts)`,
+        `${label}: held-out test greedy accuracy ${pct(g.overall.accuracy)} overall, ${pct(g.visionDependent.accuracy)} vision-dependent, ${pct(g.general.accuracy)} general (${r.records} prompts; ${describeRewardFailures(r)})`,
       );
       if (r.errors) {
         const e = r.errors.visionDependent;
@@ -65,6 +75,10 @@ export function trainEvals(
           event: `test_${label}`,
           accuracy: r.greedy.accuracy,
           formatRate: r.greedy.formatRate,
+          reward: r.reward,
+          reward_calls: r.rewardCalls,
+          reward_failures: r.rewardFailures.length,
+          ...(r.rewardFailures.length ? failureKinds(r.rewardFailures) : {}),
           ...(r.sampled ? { sampled: { k: r.sampled.k, temperature: r.sampled.temperature, accuracy: r.sampled.accuracy } } : {}),
           ...(r.errors
             ? { errors: { overall: r.errors.overall.counts, vision_dependent: r.errors.visionDependent.counts, general: r.errors.general.counts } }
@@ -75,7 +89,11 @@ export function trainEvals(
       return r;
     },
     async val() {
-      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward, quiet: true });
+      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward: heldOut, quiet: true });
+      if (r.rewardFailures.length) {
+        const first = r.rewardFailures[0];
+        logger.warn({ event: 'val_reward_failures', calls: r.rewardCalls, failures: r.rewardFailures.length, first }, 'validation reward failures');
+      }
       const m: Record<string, number> = {};
       const a = r.greedy.accuracy;
       if (a.overall.accuracy !== null) m['val-core/accuracy/overall'] = a.overall.accuracy;

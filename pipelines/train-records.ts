@@ -16,6 +16,7 @@ import type { RewardFailure } from '../tasks/rewards/runner.ts';
 import type { StreamCursor } from '../tasks/stream.ts';
 import type { Task } from '../tasks/types.ts';
 import type { Progress } from '../util/progress.ts';
+import { RewardFailureWatch } from './reward-failures.ts';
 import type { Run } from './run-harness.ts';
 import type { TrainConfig } from './train-config.ts';
 import type { TrainState } from './train-state.ts';
@@ -78,6 +79,18 @@ export class TrainCheckpoints {
       higherIsBetter: trainer.save_best_mode === 'max',
     });
     this.last = { dir: saved.dir, step: p.step };
+    this.run.logger.debug(
+      {
+        event: 'checkpoint_retention',
+        step: p.step,
+        keep_last: trainer.save_limit,
+        best_metric: trainer.save_best_metric,
+        best_mode: trainer.save_best_mode,
+        value: trainer.save_best_metric === undefined ? undefined : p.state.metrics[trainer.save_best_metric],
+        removed: saved.removed,
+      },
+      `checkpoint retention: the newest ${trainer.save_limit || 'all'}${trainer.save_best_metric ? ` and the best by ${trainer.save_best_metric}` : ''} kept`,
+    );
     this.run.logger.info(
       { event: 'checkpoint', step: p.step, dir: saved.dir, bytes: saved.bytes, seconds: saved.seconds, removed: saved.removed },
       'checkpoint saved',
@@ -147,18 +160,25 @@ export interface StepSummary {
 
 /**
  * The tap that keeps each trained step: metrics.jsonl, TensorBoard, the progress line, then the step's
- * rollout and checkpoint handed to the background writer, its reward failures said, the run stopped after
- * `trainer.max_consecutive_skipped_steps` steps in a row that trained nothing; `onStep` (user hooks) is
- * awaited last.
+ * rollout and checkpoint handed to the background writer, its reward failures said (and the run stopped
+ * when too many failed: reward-failures.ts), the run stopped after `trainer.max_consecutive_skipped_steps`
+ * steps in a row that trained nothing; `onStep` (user hooks) is awaited last.
  */
 export function recordSteps(
   run: Run<TrainConfig>,
-  opts: { task: Task; checkpoints: TrainCheckpoints; progress: Progress; onStep?: (s: TrainedStep) => void | Promise<void> },
+  opts: {
+    task: Task;
+    checkpoints: TrainCheckpoints;
+    progress: Progress;
+    onStep?: (s: TrainedStep) => void | Promise<void>;
+    /** the reward workers' running counts (timeouts, deaths, strays, replaced), for the debug log */
+    rewardStats?: () => Record<string, number>;
+  },
 ): OperatorFunction<TrainedStep, StepSummary> & { flush(): Promise<void> } {
   const { trainer } = run.config;
   const logRollouts = run.store !== undefined && trainer.rollout_log;
   let io: Promise<void> = Promise.resolve();
-  const failures = rewardFailureNotes(run);
+  const failures = new RewardFailureWatch(run, { maxRate: trainer.max_reward_failure_rate, window: trainer.reward_failure_window });
   let skippedInARow = 0;
   const op = concatMap(async (s: TrainedStep): Promise<StepSummary> => {
     const m = s.metrics;
@@ -184,6 +204,17 @@ export function recordSteps(
       if (snapshot) await opts.checkpoints.write(snapshot);
     })();
     io.catch(() => undefined);
+    run.logger.debug(
+      {
+        event: 'reward_calls',
+        step: s.step,
+        calls: s.batch.rewards.length,
+        failures: s.batch.rewardFailures.length,
+        seconds: m['timing_s/reward'],
+        workers: opts.rewardStats?.(),
+      },
+      'reward calls',
+    );
     failures.note(s.step, s.batch.rewardFailures, s.batch.rewards.length);
     const limit = trainer.max_consecutive_skipped_steps;
     skippedInARow = m['actor/optimizer_steps'] === 0 && m['actor/skipped_steps'] > 0 ? skippedInARow + 1 : 0;
@@ -214,27 +245,6 @@ export function lossHackingAlarms(run: Run<TrainConfig>, stop: () => void): { al
     if (stopping) stop();
   };
   return { alarms, onAlarm };
-}
-
-/** Reward failures: every step's in log.jsonl; the terminal hears the first step with each kind. */
-function rewardFailureNotes(run: Run<TrainConfig>): { note: (step: number, failures: readonly RewardFailure[], calls: number) => void } {
-  const kindsSaid = new Set<string>();
-  return {
-    note(step, failures, calls) {
-      if (failures.length === 0) return;
-      const kinds: Record<string, number> = {};
-      for (const f of failures) kinds[f.kind] = (kinds[f.kind] ?? 0) + 1;
-      run.logger.warn({ event: 'reward_failures', step, calls, failures: failures.length, kinds, first: failures[0] }, 'reward failures');
-      for (const [kind, n] of Object.entries(kinds)) {
-        if (kindsSaid.has(kind)) continue;
-        kindsSaid.add(kind);
-        const f = failures.find((x) => x.kind === kind)!;
-        run.say(
-          `\nreward ${f.reward}: step ${step}: ${n} of ${calls} calls failed (${kind}; first: record ${f.id}: ${f.reason}); each scores 0 and counts in reward/failures (every step's in log.jsonl)`,
-        );
-      }
-    },
-  };
 }
 
 /** Why a run stops after `limit` steps in a row whose every optimizer step was skipped. */

@@ -15,6 +15,7 @@ import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import { initTf } from '../util/tf-backend.ts';
+import { describeBackends } from './backend-note.ts';
 import { openReward } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
@@ -84,6 +85,9 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   try {
     trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
+    const backends = describeBackends('train', actor.engine, trainer.engine, backend);
+    run.say(backends);
+    run.logger.info({ event: 'backend', message: backends }, backends);
     engine = await PolicyEngine.create(policy, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
     const e = engine;
     const t = trainer;

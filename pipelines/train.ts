@@ -181,6 +181,7 @@ async function train(
     maxSteps,
     firstStep,
     sealBeforeNext: objective.dynamic_sampling && !offline,
+    logger: run.logger,
   });
   const stream = resumed ? RecordStream.resume(task, resumed.cursor) : RecordStream.open(task, { split: 'train', seed: data.seed, shuffle: data.shuffle });
 
@@ -210,7 +211,8 @@ async function train(
   });
   let last: { step: number; cursor: StreamCursor } | undefined;
   const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
-  const keep = recordSteps(run, { task, checkpoints, progress, onStep: opts.hooks?.onStep });
+  const poolStats = (reward as { stats?: Record<string, number> }).stats;
+  const keep = recordSteps(run, { task, checkpoints, progress, onStep: opts.hooks?.onStep, rewardStats: poolStats && (() => ({ ...poolStats })) });
   const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
   // The graph.
@@ -233,6 +235,7 @@ async function train(
             maxAcc: objective.dynamic_sampling_max_acc,
             maxTries: objective.dynamic_sampling_max_tries,
             batchSize: data.rollout_batch_size,
+            logger: run.logger,
           },
           (step) => gate.requestRound(step),
           (step) => gate.seal(step),

@@ -4,6 +4,7 @@
  * one plain line every `every` steps, so long runs always show step, rate and ETA.
  */
 import { formatDuration } from './duration.ts';
+import { SteadyEta } from './eta.ts';
 import { createTtyDisplay } from './progress-display.ts';
 
 export { formatDuration };
@@ -19,8 +20,13 @@ export function createProgress(label: string, total: number, opts: { every?: num
   const done0 = opts.startAt ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const start = performance.now();
-  const elapsedSeconds = () => (performance.now() - start) / 1000;
-  const etaSeconds = (step: number) => (elapsedSeconds() / Math.max(step - done0, 1)) * (total - step);
+  // the time left from the steps after the first (util/eta.ts), not cli-progress's own, which counts start-up
+  const steady = new SteadyEta(total);
+  const etaAt = (step: number) => {
+    const now = performance.now();
+    steady.update(step, now);
+    return steady.seconds(step, now);
+  };
   const fmt = (f: Record<string, string> = {}) =>
     Object.entries(f)
       .map(([k, v]) => `${k} ${v}`)
@@ -28,15 +34,17 @@ export function createProgress(label: string, total: number, opts: { every?: num
   if (process.stderr.isTTY) {
     const display = createTtyDisplay({ label, total, startAt: done0, stream: process.stderr });
     return {
-      update: (step, fields) => display.update(step, fields, etaSeconds(step)),
+      update: (step, fields) => display.update(step, fields, etaAt(step)),
       stop: () => display.stop(),
     };
   }
   const every = opts.every ?? Math.max(1, Math.round(total / 20));
   return {
     update(step, fields) {
+      const eta = etaAt(step);
       if (step % every !== 0 && step !== total) return;
-      process.stderr.write(`${label} ${step}/${total}  ${fmt(fields)}  elapsed ${formatDuration(elapsedSeconds())}  eta ${formatDuration(etaSeconds(step))}\n`);
+      const elapsed = (performance.now() - start) / 1000;
+      process.stderr.write(`${label} ${step}/${total}  ${fmt(fields)}  elapsed ${formatDuration(elapsed)}  eta ${formatDuration(eta)}\n`);
     },
     stop() {},
   };

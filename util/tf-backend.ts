@@ -11,9 +11,9 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// tfjs-core's Node bundle has no gradient definitions; the union package's Node bundle registers them
-// (into this same tfjs-core instance). tfjs-core's own ESM files cannot be imported under Node.
-import '@tensorflow/tfjs';
+// tfjs-core's Node bundle has no gradient definitions: this registers them (into this same tfjs-core
+// instance), generated from tfjs-core's own by scripts/tf-gradients.ts.
+import './tf-gradients.generated.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -22,13 +22,26 @@ const require = createRequire(import.meta.url);
 
 let active: Promise<BackendName> | undefined;
 let activeRequest: string | undefined;
+let activeWhy: string | undefined;
+
+/** Why the backend in use is the one (`wasm: tensorflow skipped: tfjs-node-gpu is not installed ...`); undefined before `initTf`. */
+export function tfBackendReason(): string | undefined {
+  return activeWhy;
+}
 
 async function tryBackend(name: BackendName): Promise<string | undefined> {
   try {
     if (name === 'tensorflow') {
       // The native package registers the 'tensorflow' backend on import. It bundles its own copy of
       // tfjs-core only when versions differ, so check that the backend landed in *our* registry.
-      await import('@tensorflow/tfjs-node-gpu' as string);
+      try {
+        await import('@tensorflow/tfjs-node-gpu' as string);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')
+          return 'tfjs-node-gpu is not installed (an optional dependency: its install fetches libtensorflow from outside the npm registry)';
+        throw err;
+      }
       if (!tf.findBackendFactory('tensorflow')) return 'tfjs-node-gpu loaded but registered no backend in this tfjs-core';
     } else if (name === 'wasm') {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -67,6 +80,10 @@ export function initTf(requested: string = process.env.PAPO_TF_BACKEND ?? 'auto'
     for (const name of order) {
       const why = await tryBackend(name);
       if (why === undefined) {
+        activeWhy =
+          requested !== 'auto'
+            ? `${name}: asked for (PAPO_TF_BACKEND or the backend argument)`
+            : `${name}${failures.length ? `: ${failures.join('; ')}` : ': the first choice'}`;
         log(`TensorFlow.js backend: ${name}${failures.length ? ` (skipped: ${failures.join('; ')})` : ''}`);
         return name;
       }

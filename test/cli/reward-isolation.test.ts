@@ -107,7 +107,7 @@ test('a reward that never returns on some records: those are timeouts, the run g
       '  return { overall: x.response.length / 10, accuracy: 0, format: 1 };',
       '};',
     ],
-    ['worker.reward.timeout_ms=300'],
+    ['worker.reward.timeout_ms=300', 'trainer.max_reward_failure_rate=1'],
   );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /train: completed, 2 steps in /);
@@ -141,7 +141,7 @@ test('a reward whose heap or buffers grow without end: its workers are replaced,
       '  return { overall: 0.5, accuracy: 0, format: 1 };',
       '};',
     ],
-    ['worker.reward.max_memory_mb=64', 'trainer.max_steps=3'],
+    ['worker.reward.max_memory_mb=64', 'trainer.max_steps=3', 'trainer.max_reward_failure_rate=1'],
   );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /train: completed, 3 steps in /);
@@ -208,7 +208,7 @@ test('rewards of +-1e308 are failures; steps whose every update is skipped stop 
   const r = await train(
     'huge',
     ['export const score = (x: { id: string }) => ({', `  overall: ${INDEX} % 2 === 0 ? 1e308 : -1e308,`, '  accuracy: 0,', '  format: 1,', '});'],
-    ['trainer.max_steps=6', 'trainer.max_consecutive_skipped_steps=2'],
+    ['trainer.max_steps=6', 'trainer.max_consecutive_skipped_steps=2', 'trainer.max_reward_failure_rate=1'],
   );
   assert.equal(r.code, 1, r.stderr);
   assert.match(
@@ -223,6 +223,36 @@ test('rewards of +-1e308 are failures; steps whose every update is skipped stop 
     assert.ok(s['actor/skipped_steps'] > 0);
     assert.equal(s['critic/score/max'], 0, 'failed rewards score 0');
   }
+});
+
+test("a reward that throws: said within one step with the record and reason, the run stopped by max_reward_failure_rate; the test before is the verifier's", {
+  timeout: 180_000,
+}, async () => {
+  const r = await train(
+    'throws',
+    ['export const score = (x: { id: string }) => {', "  throw new TypeError('cannot parse the answer of ' + x.id);", '};'],
+    ['trainer.max_steps=4', 'trainer.test_before_and_after=true', 'trainer.test_limit=4'],
+  );
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /^the held-out test and validation are scored by the task's verifier, composite\S+, not by the training reward score \(trainer\.test_reward=score_function/m,
+  );
+  assert.match(r.stderr, /^before: held-out test greedy accuracy \S+ overall, .* \(4 prompts; no reward call failed \(4 calls\)\)$/m);
+  assert.match(r.stderr, /^reward score: step 1: 8 of 8 calls failed \(threw; first: record (digits\/train\/\d+): threw: cannot parse the answer of \1/m);
+  assert.match(
+    r.stderr,
+    /^papo: stopping: 8 of 8 reward calls failed over step 1 \(100\.0%\), above trainer\.max_reward_failure_rate=0\.5 \(taken over the last trainer\.reward_failure_window=5 steps\): threw 8 \(first: record digits\/train\/\d+: threw: cannot parse/m,
+  );
+  assert.equal(metrics(r.run).length, 1, 'stopped after the first step');
+  assert.equal(latestStep(r.run), 1, "the step's checkpoint stands");
+  const log = lines(path.join(r.run, 'log.jsonl'));
+  const step = log.find((l) => l.event === 'reward_failures')!;
+  assert.deepEqual(step.kinds, { threw: 8 });
+  assert.match((step.first_by_kind as { threw: { id: string; reason: string } }).threw.reason, /^threw: cannot parse the answer of digits\/train\/\d+/);
+  assert.ok(log.some((l) => l.event === 'reward_failure_rate'));
+  assert.match(String(log.find((l) => l.event === 'run_failed')?.message), /^stopping: 8 of 8 reward calls failed/);
+  assert.equal(log.find((l) => l.event === 'test_before')?.reward_failures, 0);
 });
 
 test('SIGINT while a reward hangs: the step finishes when the call times out, a checkpoint is written, exit 130', { timeout: 180_000 }, async () => {

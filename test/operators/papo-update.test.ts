@@ -368,7 +368,7 @@ test('the staleness guard drops whole groups older than maxStaleness and trains 
 test('a NaN at a valid token (old, reference or masked log-prob, or an advantage) skips the optimizer step: weights unchanged, nothing published', async () => {
   for (const poison of ['oldLogprobs', 'advantages', 'refLogprobs', 'maskedLogprobs'] as const) {
     const warnings: { event: string; message?: string }[] = [];
-    const logger = { warn: (o: { event: string; message?: string }) => void warnings.push(o) } as unknown as Logger;
+    const logger = { warn: (o: { event: string; message?: string }) => void warnings.push(o), debug: () => undefined } as unknown as Logger;
     const r = rig({ initialVersion: 1, logger });
     try {
       const b = makeBatch(r.policy, { versions: () => 1 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { evaluate } from '../../pipelines/evaluate.ts';
+import { evaluate, formatEvalReport } from '../../pipelines/evaluate.ts';
+import { defineReward } from '../../tasks/rewards/types.ts';
 import { encode, encodeResponse } from '../../models/tokenizer.ts';
 import type { SampleRequest, SampleResult, SampledResponse } from '../../models/engine/types.ts';
 import type { Task, TaskRecord } from '../../tasks/types.ts';
@@ -143,6 +144,28 @@ test('evaluate: the first `limit` records in index order, greedy then k samples 
     ],
   );
   assert.deepEqual(report.rewardFailures, []);
+  assert.equal(report.rewardCalls, 5 + 10);
+  assert.match(formatEvalReport(report), /^scored by composite\(0\.9\*accuracy\+0\.1\*format\): no reward call failed \(15 calls\)$/m);
+});
+
+test('evaluate: failed reward calls are counted beside the accuracy, with the first record and reason of each kind', async () => {
+  const { engine } = fakeEngine();
+  // throws on record 0 (one greedy and two sampled calls), returns NaN on record 2
+  const reward = defineReward('flaky', ({ id }) => {
+    if (id === 'toy/test/0') throw new Error('no parser for this answer');
+    return { overall: id === 'toy/test/2' ? Number.NaN : 1, accuracy: 1, format: 1 };
+  });
+  const report = await evaluate(engine, task, { split: 'test', limit: 5, k: 2, batchSize: 2, seed: 10, reward, quiet: true });
+  assert.equal(report.reward, 'flaky');
+  assert.equal(report.rewardCalls, 15);
+  assert.equal(report.rewardFailures.length, 6);
+  // a failed call scores 0: the accuracy is that of the 3 greedy calls that succeeded out of 5
+  assert.deepEqual(report.greedy.accuracy.overall, { n: 5, accuracy: 3 / 5 });
+  const text = formatEvalReport(report);
+  assert.match(
+    text,
+    /^scored by flaky: 6 of 15 reward calls failed, each scored 0 as a wrong response \(threw 3 \(first: record toy\/test\/0: threw: no parser for this answer\), invalid 3 \(first: record toy\/test\/2: [^)]*NaN[^)]*\)\)$/m,
+  );
 });
 
 test('evaluate: k = 0 is greedy only, and a limit past the split is the whole split', async () => {
@@ -256,4 +279,34 @@ test('evaluate with errors on digits: scripted greedy responses get their classe
   );
   assert.match(e.examples.inconsistency[0].detail!, /the trace gives .*, the answer is/);
   assert.equal(e.overall.counts.unclassified, 0);
+});
+
+test("papo train's held-out test: the task's verifier unless trainer.test_reward=score_function; failed calls said beside the accuracy", async () => {
+  const { trainConfig } = await import('../../pipelines/train-config.ts');
+  const { trainEvals } = await import('../../pipelines/train-eval.ts');
+  const { pino } = await import('pino');
+  const broken = defineReward('broken', () => {
+    throw new Error('no answer key');
+  });
+  const run = async (test_reward: string) => {
+    const said: string[] = [];
+    const logged: Record<string, unknown>[] = [];
+    const cfg = trainConfig({ trainer: { test_reward, test_limit: 5, test_before_and_after: true } });
+    const logger = pino({}, { write: (l: string) => logged.push(JSON.parse(l)) });
+    const evals = trainEvals(fakeEngine().engine, task, broken, cfg, { say: (l) => said.push(l), logger, quiet: true });
+    const report = await evals.test('before');
+    return { said, report, event: logged.find((l) => l.event === 'test_before')! };
+  };
+  const own = await run('task');
+  assert.match(own.said[0], /^the held-out test and validation are scored by the task's verifier, composite\S+, not by the training reward broken/);
+  assert.match(own.said[1], /^before: held-out test greedy accuracy 60\.0% overall, .* \(5 prompts; no reward call failed \(5 calls\)\)$/);
+  assert.equal(own.event.reward_failures, 0);
+  const user = await run('score_function');
+  assert.equal(user.said.length, 1, 'nothing to say about which reward scores it');
+  assert.match(
+    user.said[0],
+    /^before: held-out test greedy accuracy 0\.0% overall, .* \(5 prompts; 5 of 5 reward calls failed, each scored 0 as a wrong response \(threw 5 \(first: record toy\/test\/0: threw: no answer key\)\)\)$/,
+  );
+  assert.deepEqual([user.event.reward, user.event.reward_calls, user.event.reward_failures, user.event.kinds], ['broken', 5, 5, { threw: 5 }]);
+  assert.throws(() => trainConfig({ trainer: { test_reward: 'mine' } }), /trainer\.test_reward/);
 });

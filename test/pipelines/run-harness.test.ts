@@ -40,6 +40,34 @@ test('config.json is written before the body runs; a body that fails says why in
   }
 });
 
+test('log.jsonl begins with run_start; a failure while the run opens, after its log, is run_failed there too', async () => {
+  const dir = tmp();
+  try {
+    // a run stopped before its first checkpoint, whose event file holds a record that fails its checksum:
+    // rewinding the event files fails after the log is open
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ n: 1 }));
+    fs.mkdirSync(path.join(dir, 'tensorboard'));
+    const record = Buffer.alloc(20);
+    record.writeUInt32LE(4, 0); // length 4, then a wrong length checksum, 4 bytes of data, a wrong data checksum
+    fs.writeFileSync(path.join(dir, 'tensorboard', 'events.out.tfevents.1.host.1'), record);
+    let ran = false;
+    await assert.rejects(
+      withRun(options(dir, { metrics: true, tensorboard: true }), async () => {
+        ran = true;
+      }),
+      /events\.out\.tfevents\.1\.host\.1/,
+    );
+    assert.equal(ran, false);
+    const log = logLines(dir);
+    assert.equal(log[0].event, 'run_start');
+    assert.equal(log[0].command, 'test');
+    assert.equal(log.at(-1)!.event, 'run_failed');
+    assert.ok(!fs.existsSync(path.join(dir, '.lock')), 'the lock is released');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a saved config.json without a checkpoint restarts the run in place; settle sees it and its notes are logged', async () => {
   const dir = tmp();
   try {
