@@ -19,6 +19,7 @@ import { openReward } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
 import { parseTrainState, type TrainState } from './train-state.ts';
+import { trainingSteps } from './training-steps.ts';
 
 export interface TrainParts {
   backend: string;
@@ -30,6 +31,8 @@ export interface TrainParts {
   /** the reward: user reward code in the reward workers (tasks/rewards/pool.ts), a built-in one in this thread */
   reward: RewardScorer;
   maxResponseLength: number;
+  /** rollout steps of the run (trainer.max_steps, or from trainer.total_epochs) */
+  maxSteps: number;
   trainer: Trainer;
   engine: PolicyEngine;
   versions: PolicyVersions;
@@ -61,6 +64,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policy.imageHeight}x${policy.imageWidth}`,
     );
   }
+  const maxSteps = trainingSteps(t, task.size('train'), data.rollout_batch_size);
   const maxResponseLength = data.max_response_length ?? policy.maxResponseLen;
   if (maxResponseLength > policy.maxResponseLen) {
     throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policy.maxResponseLen}`);
@@ -72,8 +76,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     run.logger.warn({ event: 'reward_stray', message: line }, line);
     if (strays <= 3) run.say(`\nwarning: ${line}${strays === 3 ? ' (further ones in log.jsonl only)' : ''}`);
   };
-  const { num_workers: workers, max_memory_mb: maxMemoryMb } = cfg.worker.reward;
-  const rewardFn = reward ? inThreadScorer(reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray });
+  const { num_workers: workers, max_memory_mb: maxMemoryMb, reward_type: rewardType } = cfg.worker.reward;
+  const rewardFn = reward ? inThreadScorer(reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray, rewardType });
   const S = t.max_staleness;
   const current = checkpoint ? checkpoint.policy.params : start.params;
   let trainer: Trainer | undefined;
@@ -97,6 +101,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       task,
       reward: rewardFn,
       maxResponseLength,
+      maxSteps,
       trainer: t,
       engine: e,
       versions,

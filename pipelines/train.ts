@@ -43,11 +43,12 @@ import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import type { EvalReport } from './evaluate.ts';
 import { withRun, type Run, type SavedRun } from './run-harness.ts';
-import { configChanges, defaultsLike, lossHackingOptions, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, defaultsLike, lossHackingOptions, resolveTrainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { describeChange, testSummary, trainEvals } from './train-eval.ts';
 import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
 import { trainParts, type TrainParts } from './train-setup.ts';
 import { configHash } from './train-state.ts';
+import { stepsNote } from './training-steps.ts';
 
 /** What the masked-view stage receives, sampled online or read from a rollout log. */
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
@@ -99,7 +100,7 @@ export interface TrainResult {
 
 export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise<TrainResult> {
   const t0 = performance.now();
-  const cfg = trainConfig(input);
+  const { config: cfg, notes } = resolveTrainConfig(input);
   const dir = cfg.trainer.save_checkpoint_path;
   let stopMessage = (sig: NodeJS.Signals) => `stopping once start-up is done (${sig} again abandons the run)`;
   return withRun(
@@ -109,7 +110,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       resume: cfg.trainer.resume_mode !== 'auto' ? 'never' : opts.resumeOnly ? 'only' : 'auto',
       force: opts.force,
       noSave: opts.noSave,
-      settle: (saved) => ({ config: cfg, notes: resumeNotes(cfg, dir, saved) }),
+      settle: (saved) => ({ config: cfg, notes: [...notes, ...resumeNotes(cfg, dir, saved)] }),
       metrics: true,
       rollouts: true,
       tensorboard: cfg.trainer.logger.includes('tensorboard'),
@@ -161,10 +162,15 @@ async function train(
     'train start',
   );
   const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet });
-  if (resumedStep !== undefined && resumedStep >= trainer.max_steps)
-    run.say(`${run.dir} is already complete (${resumedStep} of ${trainer.max_steps} steps); raise trainer.max_steps to train it longer`);
+  const stepsLine = stepsNote(trainer, parts.maxSteps, task.size('train'), data.rollout_batch_size);
+  if (stepsLine && !resumed) {
+    run.say(stepsLine);
+    run.logger.info({ event: 'training_steps', steps: parts.maxSteps, message: stepsLine }, stepsLine);
+  }
+  if (resumedStep !== undefined && resumedStep >= parts.maxSteps)
+    run.say(`${run.dir} is already complete (${resumedStep} of ${parts.maxSteps} steps); raise trainer.max_steps to train it longer`);
   else if (resumedStep !== undefined)
-    run.say(`resuming ${run.dir} from checkpoint step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${trainer.max_steps} to go`);
+    run.say(`resuming ${run.dir} from checkpoint step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${parts.maxSteps} to go`);
   const before = trainer.test_before_and_after && !resumed ? await evals.test('before') : undefined;
   const testBefore = before ? testSummary(before) : (resumed?.test_before ?? null);
   if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val() }, 'validation before training');
@@ -174,7 +180,7 @@ async function train(
   const offlineSteps = offline ? await offline.steps() : [];
   if (offline && offlineSteps.length === 0)
     throw new Error(`data.rollouts_path: ${data.rollouts_path} has no logged rollout steps (expected <run>/rollouts/step_*)`);
-  const maxSteps = offline ? Math.min(trainer.max_steps, offlineSteps.length) : trainer.max_steps;
+  const maxSteps = offline ? Math.min(parts.maxSteps, offlineSteps.length) : parts.maxSteps;
   const gate = new CreditGate({
     maxInflight: trainer.max_inflight_batches,
     maxStaleness: versions.maxStaleness,
