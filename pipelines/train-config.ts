@@ -170,6 +170,9 @@ const TrainerSchema = z
     experiment_name: RUN_NAME.optional().describe(
       'names the run directory: runs/<experiment_name>, or runs/<project_name>/<experiment_name> (default: train, i.e. runs/train)',
     ),
+    val_generations_to_log: nonNegInt()
+      .default(0)
+      .describe('at each validation, this many generations (prompt, response, answer, score) as TensorBoard text and in <run>/val_generations.jsonl'),
     max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy; 1 overlaps sampling with the update)'),
     max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
     val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),
@@ -328,6 +331,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.total_epochs',
   'trainer.project_name',
   'trainer.experiment_name',
+  'trainer.val_generations_to_log',
   'trainer.val_freq',
   'trainer.val_before_train',
   'trainer.val_limit',

@@ -11,14 +11,15 @@ import type { Logger } from '../util/logger.ts';
 import { evaluate, type EvalReport } from './evaluate.ts';
 import type { TrainConfig } from './train-config.ts';
 import { testAccuracies, type TestAccuracies, type TrainState } from './train-state.ts';
+import { generationsOf, type ValGeneration } from './val-generations.ts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
 
 export interface TrainEvals {
   /** the held-out test, said on the terminal and logged as `test_<label>` */
   test(label: 'before' | 'after'): Promise<EvalReport>;
-  /** validation metrics (`val-core/...`) of the current weights */
-  val(): Promise<Record<string, number>>;
+  /** validation metrics (`val-core/...`) of the current weights, at `step` (0: before training) */
+  val(step: number): Promise<Record<string, number>>;
 }
 
 export function trainEvals(
@@ -26,7 +27,13 @@ export function trainEvals(
   task: Task,
   reward: RewardFunction | RewardScorer,
   cfg: TrainConfig,
-  io: { say: (line: string) => void; logger: Logger; quiet?: boolean },
+  io: {
+    say: (line: string) => void;
+    logger: Logger;
+    quiet?: boolean;
+    /** receives the `trainer.val_generations_to_log` generations of each validation */
+    onGenerations?: (step: number, generations: ValGeneration[]) => void;
+  },
 ): TrainEvals {
   const { trainer, data } = cfg;
   const { say, logger } = io;
@@ -74,8 +81,10 @@ export function trainEvals(
       );
       return r;
     },
-    async val() {
-      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward, quiet: true });
+    async val(step) {
+      const examples = trainer.val_generations_to_log;
+      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward, quiet: true, examples });
+      if (examples > 0) io.onGenerations?.(step, generationsOf(r.examples));
       const m: Record<string, number> = {};
       const a = r.greedy.accuracy;
       if (a.overall.accuracy !== null) m['val-core/accuracy/overall'] = a.overall.accuracy;

@@ -49,6 +49,7 @@ import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } fr
 import { trainParts, type TrainParts } from './train-setup.ts';
 import { configHash } from './train-state.ts';
 import { stepsNote } from './training-steps.ts';
+import { ValGenerationsLog, type ValGeneration } from './val-generations.ts';
 
 /** What the masked-view stage receives, sampled online or read from a rollout log. */
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
@@ -161,7 +162,11 @@ async function train(
     { event: 'train_start', backend: parts.backend, trainer: actor.engine, config: cfg, policy: parts.policy, reward: reward.name, resumed_from: resumedStep },
     'train start',
   );
-  const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet });
+  // validation generations (trainer.val_generations_to_log): rewound with metrics.jsonl on resume
+  const generations = run.store ? new ValGenerationsLog(run.dir, run.tensorboard) : undefined;
+  if (generations && (run.resumed || run.restarted)) await generations.rewind(resumedStep ?? 0);
+  const onGenerations = (step: number, g: ValGeneration[]) => generations?.write(step, g);
+  const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet, onGenerations });
   const stepsLine = stepsNote(trainer, parts.maxSteps, task.size('train'), data.rollout_batch_size);
   if (stepsLine && !resumed) {
     run.say(stepsLine);
@@ -173,7 +178,7 @@ async function train(
     run.say(`resuming ${run.dir} from checkpoint step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${parts.maxSteps} to go`);
   const before = trainer.test_before_and_after && !resumed ? await evals.test('before') : undefined;
   const testBefore = before ? testSummary(before) : (resumed?.test_before ?? null);
-  if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val() }, 'validation before training');
+  if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val(0) }, 'validation before training');
 
   // The source: prompts from the data stream, or (`--from-rollouts RUN`) the steps of another run's rollout log.
   const offline = data.rollouts_path ? new RolloutLog(data.rollouts_path) : undefined;
@@ -268,7 +273,7 @@ async function train(
       onStepDone: (step) => gate.complete(step),
     }),
     concatMap(async (s: TrainedStep) => {
-      if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await evals.val());
+      if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await evals.val(s.step));
       return s;
     }),
     watchLossHacking(

@@ -6,6 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { tinyPolicyInTmp } from '../pipelines/tiny-run.ts';
+import { ValGenerationsLog } from '../../pipelines/val-generations.ts';
+import { eventFiles, readEventFile } from '../../storage/tensorboard.ts';
 
 const ROOT = process.cwd();
 const env = { ...process.env, PAPO_DEBUG: '' };
@@ -111,8 +113,9 @@ trainer:
   nnodes: 1
   n_gpus_per_node: 8
   max_try_make_batch: 20
-  val_freq: -1
+  val_freq: 1
   val_before_train: false
+  val_generations_to_log: 2
   save_freq: 1
   save_limit: -1
   save_checkpoint_path: null
@@ -160,9 +163,32 @@ test('an EasyR1-style config trains a tiny run end to end: mapped keys, GPU keys
   assert.equal(cfg.worker.reward.reward_type, 'batch');
   assert.equal(cfg.trainer.resume_mode, 'auto');
   assert.equal(cfg.trainer.save_limit, 0);
-  assert.equal(cfg.trainer.val_freq, 0);
+  assert.equal(cfg.trainer.val_generations_to_log, 2);
   assert.equal(cfg.trainer.total_epochs, 1);
   assert.equal(cfg.worker.actor.fsdp, undefined);
+
+  // validation generations: the first 2 validation records at each validation, in the file and as TensorBoard text
+  const vals = new ValGenerationsLog(run).read();
+  assert.deepEqual(
+    vals.map((v) => v.step),
+    [1, 2],
+  );
+  for (const v of vals) {
+    assert.equal(v.generations.length, 2);
+    assert.deepEqual(
+      v.generations.map((g) => g.prompt),
+      ['What is 3+1?', 'What is 4+1?'],
+      'the same prompts each time: validation records 8 and 9',
+    );
+    for (const g of v.generations) assert.ok(typeof g.output === 'string' && Number.isFinite(g.score) && g.ground_truth === String(Number(g.prompt[8]) + 1));
+  }
+  const texts = eventFiles(path.join(run, 'tensorboard')).flatMap((f) => readEventFile(f).events.filter((e) => e.texts));
+  assert.deepEqual(
+    texts.map((e) => e.step),
+    [1, 2],
+  );
+  assert.match(texts[0].texts?.['val/generations'] ?? '', /^\| id \| prompt \| output \| ground_truth \| score \|\n\|---/);
+  assert.match(texts[0].texts?.['val/generations'] ?? '', /\| What is 3\+1\? \|/);
 
   // find_last_checkpoint: the same command continues the run, which is complete
   const again = papo(['train', '--config', 'run.yaml'], tmp);

@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadRewardFunction } from '../../pipelines/reward-function.ts';
+import { generationsTable, ValGenerationsLog } from '../../pipelines/val-generations.ts';
+import { eventFiles, readEventFile, rewindEventFiles, TensorBoardWriter } from '../../storage/tensorboard.ts';
 import { resolveTrainConfig, trainConfig } from '../../pipelines/train-config.ts';
 import { NOT_APPLYING_KEYS } from '../../pipelines/easyr1-keys.ts';
 import { trainingSteps, stepsNote } from '../../pipelines/training-steps.ts';
@@ -210,4 +212,39 @@ test("worker.reward.reward_type: a plain function is called per response (sequen
     loadRewardFunction(path.join(ROOT_FIXTURES, 'my-reward.ts:lengthPenalty'), process.cwd(), 'batch'),
     /worker\.reward\.reward_type: batch, but export 'lengthPenalty' of .* is a sequential reward \(from defineReward\)/,
   );
+});
+
+test('validation generations: a Markdown table as TensorBoard text, kept through a rewind up to its step', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-val-gen-'));
+  const generations = [{ id: 'v1', prompt: 'What is 1|2?', output: 'a\nb', ground_truth: '3', score: 0.5 }];
+  const table = generationsTable(generations);
+  assert.equal(table.split('\n')[2], '| v1 | What is 1\\|2? | a b | 3 | 0.500 |', 'one line per generation, | escaped');
+  const tb = TensorBoardWriter.open(path.join(dir, 'tensorboard'));
+  tb.scalars(1, { 'critic/score/mean': 0.25 });
+  const log = new ValGenerationsLog(dir, tb);
+  log.write(1, generations);
+  tb.scalars(2, { 'critic/score/mean': 0.5 });
+  log.write(2, generations);
+  tb.close();
+  const events = eventFiles(path.join(dir, 'tensorboard')).flatMap((f) => readEventFile(f).events);
+  assert.deepEqual(
+    events.filter((e) => e.texts).map((e) => [e.step, e.texts?.['val/generations']]),
+    [
+      [1, table],
+      [2, table],
+    ],
+  );
+  assert.deepEqual(
+    events.filter((e) => e.scalars).map((e) => e.scalars),
+    [{ 'critic/score/mean': 0.25 }, { 'critic/score/mean': 0.5 }],
+    'scalars read as before',
+  );
+  rewindEventFiles(path.join(dir, 'tensorboard'), 1);
+  const after = eventFiles(path.join(dir, 'tensorboard')).flatMap((f) => readEventFile(f).events);
+  assert.deepEqual(
+    after.filter((e) => e.texts || e.scalars).map((e) => e.step),
+    [1, 1],
+    'the text of step 2 goes with its scalars',
+  );
+  return log.rewind(1).then(() => assert.deepEqual(log.read(), [{ step: 1, generations }]));
 });
