@@ -170,6 +170,12 @@ const TrainerSchema = z
     experiment_name: RUN_NAME.optional().describe(
       'names the run directory: runs/<experiment_name>, or runs/<project_name>/<experiment_name> (default: train, i.e. runs/train)',
     ),
+    load_checkpoint_path: z
+      .string()
+      .optional()
+      .describe(
+        "a new run starts from this checkpoint (a checkpoints/step_N directory, or a run directory: its latest): its weights, optimizer state, step and data position; the reference policy stays model_path's weights",
+      ),
     val_generations_to_log: nonNegInt()
       .default(0)
       .describe('at each validation, this many generations (prompt, response, answer, score) as TensorBoard text and in <run>/val_generations.jsonl'),
@@ -332,6 +338,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.project_name',
   'trainer.experiment_name',
   'trainer.val_generations_to_log',
+  'trainer.load_checkpoint_path',
   'trainer.val_freq',
   'trainer.val_before_train',
   'trainer.val_limit',

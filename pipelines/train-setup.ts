@@ -46,14 +46,24 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   const { data, trainer: t } = cfg;
   const { actor, rollout } = cfg.worker;
   const checkpoint = run.resumed;
-  const resumed = checkpoint ? parseTrainState(checkpoint.state, path.join(run.dir, 'checkpoints', `step_${checkpoint.step}`), checkpoint.step) : undefined;
+  const where = run.startedFrom ?? path.join(run.dir, 'checkpoints', `step_${checkpoint?.step}`);
+  const resumed = checkpoint ? parseTrainState(checkpoint.state, where, checkpoint.step) : undefined;
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
   // a run or checkpoint directory resolves to one checkpoint's weights: say which
   if (start.dir !== path.resolve(actor.model.model_path)) run.say(`train: starting from the weights in ${start.dir}`);
   const policy = start.config;
   const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
-  if (resumed && resumed.reference.fingerprint !== reference.fingerprint) {
+  if (checkpoint && run.startedFrom && JSON.stringify(checkpoint.policy.config) !== JSON.stringify(start.config))
+    throw new Error(
+      `trainer.load_checkpoint_path: the policy of ${run.startedFrom} is not shaped as the one at ${actor.model.model_path} (the reference policy): start from a checkpoint of a run of that policy`,
+    );
+  // a checkpoint of another run (trainer.load_checkpoint_path) keeps model_path's weights as the reference, as EasyR1 does
+  if (resumed && run.startedFrom && resumed.reference.fingerprint !== reference.fingerprint)
+    run.say(
+      `train: the reference policy is the weights at ${actor.model.model_path}, not those the run of ${run.startedFrom} started from (${resumed.reference.model_path})`,
+    );
+  if (resumed && !run.startedFrom && resumed.reference.fingerprint !== reference.fingerprint) {
     throw new Error(
       `cannot resume ${run.dir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumed.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`,
     );

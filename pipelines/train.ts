@@ -49,6 +49,7 @@ import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } fr
 import { trainParts, type TrainParts } from './train-setup.ts';
 import { configHash } from './train-state.ts';
 import { stepsNote } from './training-steps.ts';
+import { loadTrainCheckpoint } from './load-checkpoint.ts';
 import { ValGenerationsLog, type ValGeneration } from './val-generations.ts';
 
 /** What the masked-view stage receives, sampled online or read from a rollout log. */
@@ -119,6 +120,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       quiet: opts.quiet,
       signals: opts.handleSignals ? { stopping: (sig) => stopMessage(sig), abandon: true } : undefined,
       abort: opts.signal,
+      startFrom: cfg.trainer.load_checkpoint_path === undefined ? undefined : () => loadTrainCheckpoint(cfg.trainer.load_checkpoint_path as string),
     },
     async (run) => {
       const parts = await trainParts(run, opts.reward);
@@ -175,7 +177,9 @@ async function train(
   if (resumedStep !== undefined && resumedStep >= parts.maxSteps)
     run.say(`${run.dir} is already complete (${resumedStep} of ${parts.maxSteps} steps); raise trainer.max_steps to train it longer`);
   else if (resumedStep !== undefined)
-    run.say(`resuming ${run.dir} from checkpoint step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${parts.maxSteps} to go`);
+    run.say(
+      `${run.startedFrom ? `starting ${run.dir} from ${run.startedFrom}` : `resuming ${run.dir} from checkpoint`} step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${parts.maxSteps} to go`,
+    );
   const before = trainer.test_before_and_after && !resumed ? await evals.test('before') : undefined;
   const testBefore = before ? testSummary(before) : (resumed?.test_before ?? null);
   if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val(0) }, 'validation before training');
