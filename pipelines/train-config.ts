@@ -207,10 +207,10 @@ const TrainerSchema = z
       .default('disable')
       .describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
     logger: z
-      .array(z.enum(['console', 'tensorboard']))
+      .array(z.enum(['console', 'tensorboard', 'file']))
       .default(['console', 'tensorboard'])
       .describe(
-        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/ (verl's key; other verl loggers are refused by name)",
+        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/, 'file' (EasyR1's: a JSON line per step in the run directory) is metrics.jsonl itself (verl's key; other verl loggers are refused by name)",
       ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     max_consecutive_skipped_steps: nonNegInt()

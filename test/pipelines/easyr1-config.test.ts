@@ -130,6 +130,8 @@ test("EasyR1's -1 (never / no limit) and null (unset) read as they mean there", 
   assert.equal(t.max_steps, 80);
   assert.equal(t.save_checkpoint_path, 'runs/train');
   assert.equal(trainConfig({ trainer: { find_last_checkpoint: true } }).trainer.resume_mode, 'auto');
+  assert.deepEqual(trainConfig({ trainer: { logger: ['file', 'console'] } }).trainer.logger, ['file', 'console'], "EasyR1's file logger: metrics.jsonl");
+  assert.match(problem({ trainer: { logger: ['file', 'wandb'] } }), /trainer\.logger\.1: /);
   assert.equal(trainConfig({ trainer: { find_last_checkpoint: false } }).trainer.resume_mode, 'disable');
 });
 
