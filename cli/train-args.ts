@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { rewardFunctionSpec } from '../pipelines/easyr1-keys.ts';
 import { resolveScoreFunction } from '../pipelines/reward-function.ts';
 import { readRunConfig, trainConfig } from '../pipelines/train-config.ts';
 import { applyOverrides, deepMerge } from '../util/overrides.ts';
@@ -21,9 +22,14 @@ export interface TrainFlags {
 
 /** A config file's reward file is named relative to the config file; command-line paths stay relative to the cwd. */
 function resolveFileRewardPath(input: Record<string, unknown>, configFile: string): void {
-  const worker = input.worker as { reward?: { score_function?: unknown } } | undefined;
-  const spec = worker?.reward?.score_function;
-  if (typeof spec === 'string') worker!.reward!.score_function = resolveScoreFunction(spec, path.dirname(path.resolve(configFile)));
+  const reward = (input.worker as { reward?: Record<string, unknown> } | undefined)?.reward;
+  if (typeof reward !== 'object' || reward === null) return;
+  // EasyR1's reward_function, whose function is `main` when not named, as score_function's file is.
+  for (const [key, spec] of [
+    ['score_function', reward.score_function],
+    ['reward_function', typeof reward.reward_function === 'string' ? rewardFunctionSpec(reward.reward_function) : undefined],
+  ] as const)
+    if (typeof spec === 'string') reward[key] = resolveScoreFunction(spec, path.dirname(path.resolve(configFile)));
 }
 
 /** The merged run config of a command line: file, then --preset, then overrides (later wins). */

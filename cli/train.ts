@@ -15,14 +15,16 @@ export function registerTrainCommand(program: Command): void {
     .option('--force', 'start a new run in a directory that holds another run (its files are moved to previous-<time>/)')
     .action(async (overrides: string[], flags: TrainFlags) => {
       // loaded here, not at start-up: the config's registries load TensorFlow.js
-      const [{ trainInputFromArgs }, { trainConfig }, { stringify }] = await Promise.all([
+      const [{ trainInputFromArgs }, { resolveTrainConfig }, { stringify }] = await Promise.all([
         import('./train-args.ts'),
         import('../pipelines/train-config.ts'),
         import('yaml'),
       ]);
       const input = trainInputFromArgs(flags, overrides);
-      const cfg = trainConfig(input); // validate before loading anything heavy
+      const { config: cfg, notes } = resolveTrainConfig(input); // validate before loading anything heavy
       if (flags.printConfig) {
+        // the run says (and logs) its notes once it starts; the printed config is stdout's alone
+        for (const n of notes) process.stderr.write(`${n}\n`);
         process.stdout.write(stringify(cfg));
         return;
       }

@@ -37,6 +37,8 @@ export interface EvalOptions {
   quiet?: boolean;
   /** Classify every greedy failure (accuracy < 1 from `reward`) by the task's `classifyError`: the report's `errors`. */
   errors?: boolean;
+  /** Greedy responses kept as the report's `examples`, the first records' (default 3). */
+  examples?: number;
 }
 
 /** A greedy failure shown as an example of its class. */
@@ -100,8 +102,8 @@ export interface EvalReport {
   /** the calls that failed (each scored 0: it counts as a wrong response), in order */
   rewardFailures: RewardFailure[];
   seconds: number;
-  /** Three example responses (greedy), for a person to look at. */
-  examples: { id: string; question: string; answer: string; response: string }[];
+  /** Example responses (greedy) of the first records, three unless `examples` says, for a person to look at; `score` is the reward's overall. */
+  examples: { id: string; question: string; answer: string; response: string; score: number }[];
   /** With `errors`: why the greedy responses that failed failed (tasks/error-taxonomy.ts). */
   errors?: ErrorReport;
 }
@@ -142,13 +144,14 @@ function summarise(items: Scored[]): DecodingReport {
 }
 
 /** What the report needs of one decoding pass over a batch (the stage fields it reads). */
-type Pass = Pick<SampledGroups, 'groupSize' | 'responses' | 'texts' | 'finished'> & Pick<ScoredGroups, 'accuracy' | 'format' | 'rewardFailures'>;
+type Pass = Pick<SampledGroups, 'groupSize' | 'responses' | 'texts' | 'finished'> & Pick<ScoredGroups, 'rewards' | 'accuracy' | 'format' | 'rewardFailures'>;
 
 const passOf = (b: ScoredBatch): Pass => ({
   groupSize: b.groupSize,
   responses: b.responses,
   texts: b.texts,
   finished: b.finished,
+  rewards: b.rewards,
   accuracy: b.accuracy,
   format: b.format,
   rewardFailures: b.rewardFailures,
@@ -243,8 +246,8 @@ export async function evaluate(engine: Pick<RolloutEngine, 'sample' | 'version'>
     const { records } = b;
     greedy.push(...scored(records, b.greedy));
     failures.push(...b.greedy.rewardFailures);
-    for (let i = 0; i < records.length && examples.length < 3; i++) {
-      examples.push({ id: records[i].id, question: records[i].question, answer: records[i].answer, response: b.greedy.texts[i] });
+    for (let i = 0; i < records.length && examples.length < (opts.examples ?? 3); i++) {
+      examples.push({ id: records[i].id, question: records[i].question, answer: records[i].answer, response: b.greedy.texts[i], score: b.greedy.rewards[i] });
     }
     if (opts.errors) {
       // greedy is one response per prompt; failure is the reward's accuracy, the one the report gives

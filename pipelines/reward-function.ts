@@ -11,7 +11,7 @@
  * reward into the calling thread, for a program that wants it there.
  */
 import * as path from 'node:path';
-import { importRewardFile, SCORE_FUNCTION_KEY, splitRewardSpec } from '../tasks/rewards/load.ts';
+import { importRewardFile, SCORE_FUNCTION_KEY, splitRewardSpec, type RewardType } from '../tasks/rewards/load.ts';
 import { RewardPool } from '../tasks/rewards/pool.ts';
 import { BUILT_IN_REWARDS, rewardFunctions } from '../tasks/rewards/registry.ts';
 import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
@@ -37,11 +37,11 @@ export function scoreFunctionProblem(spec: string): string | undefined {
 }
 
 /** The reward in the calling thread. Relative file paths resolve against `baseDir` (default: the current directory). */
-export async function loadRewardFunction(spec: string, baseDir = process.cwd()): Promise<RewardFunction> {
+export async function loadRewardFunction(spec: string, baseDir = process.cwd(), rewardType?: RewardType): Promise<RewardFunction> {
   if (rewardFunctions.has(spec)) return rewardFunctions.get(spec);
   const s = splitRewardSpec(spec);
   if (!s) throw new Error(`${SCORE_FUNCTION_KEY}: ${scoreFunctionProblem(spec)}`);
-  return importRewardFile(s, baseDir);
+  return importRewardFile(s, baseDir, rewardType);
 }
 
 export interface OpenRewardOptions {
@@ -53,6 +53,8 @@ export interface OpenRewardOptions {
   maxMemoryMb?: number;
   /** Receives a stray error of the reward's code, in one line naming the reward and the record. */
   onStray?: (line: string) => void;
+  /** How a plain function of a reward file is called (`worker.reward.reward_type`). */
+  rewardType?: RewardType;
 }
 
 /**
@@ -63,7 +65,12 @@ export interface OpenRewardOptions {
  */
 export async function openReward(spec: string, opts: OpenRewardOptions = {}): Promise<RewardScorer> {
   const modules = extensionModules();
+  if (rewardFunctions.has(spec) && opts.rewardType !== undefined) {
+    const mode = rewardFunctions.get(spec).mode === 'batch' ? 'batch' : 'sequential';
+    if (mode !== opts.rewardType) throw new Error(`worker.reward.reward_type: ${opts.rewardType}, but the registered reward '${spec}' is a ${mode} reward`);
+  }
   if (rewardFunctions.has(spec) && (BUILT_IN_REWARDS.includes(spec) || modules.length === 0)) return inThreadScorer(rewardFunctions.get(spec));
   if (!rewardFunctions.has(spec) && !splitRewardSpec(spec)) throw new Error(`${SCORE_FUNCTION_KEY}: ${scoreFunctionProblem(spec)}`);
-  return RewardPool.start({ spec, baseDir: opts.baseDir, modules, workers: opts.workers, maxMemoryMb: opts.maxMemoryMb, onStray: opts.onStray });
+  const { baseDir, workers, maxMemoryMb, onStray, rewardType } = opts;
+  return RewardPool.start({ spec, baseDir, modules, workers, maxMemoryMb, onStray, rewardType });
 }

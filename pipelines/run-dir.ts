@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.ts';
 
 /** The files and directories a run writes. */
-export const RUN_FILES = ['checkpoints', 'rollouts', 'metrics.jsonl', 'log.jsonl', 'config.json', 'weights', 'tensorboard'];
+export const RUN_FILES = ['checkpoints', 'rollouts', 'metrics.jsonl', 'log.jsonl', 'config.json', 'weights', 'tensorboard', 'val_generations.jsonl'];
 /** Those that hold results: a directory with any of them holds a run (config.json and log.jsonl alone are a start that failed). */
-const RUN_RESULTS = ['checkpoints', 'rollouts', 'metrics.jsonl', 'weights', 'tensorboard'];
+const RUN_RESULTS = ['checkpoints', 'rollouts', 'metrics.jsonl', 'weights', 'tensorboard', 'val_generations.jsonl'];
 
 /**
  * Refuses a run directory whose own files or directories are symbolic links: a run writes only files it

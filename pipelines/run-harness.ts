@@ -68,6 +68,8 @@ export interface RunOptions<C> {
   signals?: { stopping: (signal: NodeJS.Signals) => string; abandon: boolean };
   /** stops the run as SIGINT does */
   abort?: AbortSignal;
+  /** a checkpoint of another run that a run without checkpoints of its own starts from (`trainer.load_checkpoint_path`) */
+  startFrom?: () => Promise<{ checkpoint: Checkpoint; from: string } | undefined>;
 }
 
 export interface Run<C> {
@@ -75,8 +77,10 @@ export interface Run<C> {
   readonly dir: string;
   /** undefined with `noSave` */
   readonly store?: CheckpointStore;
-  /** the checkpoint this launch continues from */
+  /** the checkpoint this launch continues from: the run's own, or (with `startedFrom`) another run's */
   readonly resumed?: Checkpoint;
+  /** where `resumed` was read when it is another run's checkpoint (`startFrom`) */
+  readonly startedFrom?: string;
   /** a run stopped before its first checkpoint, started again from step 0 in place */
   readonly restarted: boolean;
   /** metrics.jsonl's records up to the resumed step */
@@ -148,12 +152,15 @@ async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>
   }
   const settled = opts.settle(saved);
   notes.push(...(settled.notes ?? []));
-  const resumed = saved?.checkpoint;
-  const restarted = saved !== undefined && !resumed;
+  // a run without checkpoints of its own starts from the one it names, again after a kill before its first
+  const loaded = saved?.checkpoint ? undefined : await opts.startFrom?.();
+  if (loaded) notes.push(`starting from ${loaded.from} (step ${loaded.checkpoint.step}): its weights, optimizer state and data position`);
+  const resumed = saved?.checkpoint ?? loaded?.checkpoint;
+  const restarted = saved !== undefined && !saved.checkpoint;
   let history: MetricsLine[] = [];
   if (store && saved) {
     const step = resumed?.step ?? 0;
-    if (restarted) notes.push(`no complete checkpoint in ${dir}: starting its run again from step 0`);
+    if (restarted) notes.push(`no complete checkpoint in ${dir}: starting its run again from ${loaded ? `step ${step} of ${loaded.from}` : 'step 0'}`);
     if (opts.metrics) history = await truncateMetrics(metricsFile, step);
     if (opts.rollouts) await new RolloutLog(dir).truncateAfter(step);
   }
@@ -231,6 +238,7 @@ async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>
     dir,
     store,
     resumed,
+    startedFrom: loaded?.from,
     restarted,
     history,
     logger,

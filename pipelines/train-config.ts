@@ -21,8 +21,13 @@ import {
 } from '../tasks/loader/limits.ts';
 import { DEFAULT_ANSWER_KEY, DEFAULT_IMAGE_KEY, DEFAULT_PROMPT_KEY, MAX_PROMPT_LENGTH } from '../tasks/loader/dataset.ts';
 import { scoreFunctionProblem } from './reward-function.ts';
-import { type ConfigKey, describeSchema, parseConfig } from '../util/schema.ts';
+import { REWARD_TYPES } from '../tasks/rewards/load.ts';
+import { type ConfigKey, describeSchema, issueLines } from '../util/schema.ts';
 import { warmStartPath } from '../storage/warm-start.ts';
+import { objectiveProblems, translateEasyR1 } from './easyr1-keys.ts';
+import { effectiveObjectiveLine } from './effective-objective.ts';
+import { namedRunDir, RUN_NAME } from './run-name.ts';
+import { DEFAULT_MAX_STEPS } from './training-steps.ts';
 
 /**
  * The warm-start checkpoint shipped with the package (made by `papo sft` with its defaults), as an absolute
@@ -160,7 +165,15 @@ const RewardSchema = z
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
       })
       .default('composite')
-      .describe("a registered reward ('composite': 0.9 accuracy + 0.1 format) or ./file.ts:export of your own"),
+      .describe(
+        "a registered reward ('composite': 0.9 accuracy + 0.1 format) or ./file.ts:export of your own (EasyR1's reward_function is accepted for it: path:function, main when not named)",
+      ),
+    reward_type: z
+      .enum(REWARD_TYPES)
+      .optional()
+      .describe(
+        "how a plain function of a reward file is called (EasyR1's): 'sequential' once per response, 'batch' with a list of inputs (a chunk of a step's responses per reward worker) returning a list; default: the file's REWARD_TYPE export, else sequential",
+      ),
     timeout_ms: z
       .number()
       .finite()
@@ -182,7 +195,30 @@ const RewardSchema = z
 
 const TrainerSchema = z
   .object({
-    max_steps: posInt().default(80).describe('rollout steps'),
+    max_steps: posInt()
+      .optional()
+      .meta({
+        description: 'rollout steps; wins over total_epochs when both are set (EasyR1)',
+        defaultText: `${DEFAULT_MAX_STEPS} (when total_epochs is unset)`,
+      }),
+    total_epochs: posInt()
+      .optional()
+      .describe(
+        'passes over the training split: floor(training records / data.rollout_batch_size) x total_epochs rollout steps, as EasyR1 counts them (ignored when max_steps is set)',
+      ),
+    project_name: RUN_NAME.optional().describe('names the run directory runs/<project_name>/<experiment_name> when save_checkpoint_path is not given'),
+    experiment_name: RUN_NAME.optional().describe(
+      'names the run directory: runs/<experiment_name>, or runs/<project_name>/<experiment_name> (default: train, i.e. runs/train)',
+    ),
+    load_checkpoint_path: z
+      .string()
+      .optional()
+      .describe(
+        "a new run starts from this checkpoint (a checkpoints/step_N directory, or a run directory: its latest): its weights, optimizer state, step and data position; the reference policy stays model_path's weights",
+      ),
+    val_generations_to_log: nonNegInt()
+      .default(0)
+      .describe('at each validation, this many generations (prompt, response, answer, score) as TensorBoard text and in <run>/val_generations.jsonl'),
     max_staleness: nonNegInt().default(0).describe('policy versions between sampling and update (0 = strictly on-policy; 1 overlaps sampling with the update)'),
     max_inflight_batches: posInt().optional().describe('rollout batches between source and sink (default max_staleness + 1)'),
     val_freq: nonNegInt().default(0).describe('evaluate on data.val_split every n steps (0 = never)'),
@@ -202,16 +238,19 @@ const TrainerSchema = z
     save_limit: nonNegInt().default(3).describe('checkpoints kept: the newest n, plus the best by save_best_metric (0 = keep all)'),
     save_best_metric: z.string().optional().describe("metric whose best checkpoint is always kept, e.g. 'val-core/accuracy/overall'"),
     save_best_mode: z.enum(['max', 'min']).default('max').describe('whether save_best_metric is better higher or lower'),
-    save_checkpoint_path: z.string().default('runs/train').describe('run directory: checkpoints/, rollouts/, metrics.jsonl, log.jsonl'),
+    save_checkpoint_path: z.string().default('runs/train').meta({
+      description: 'run directory: checkpoints/, rollouts/, metrics.jsonl, log.jsonl',
+      defaultText: 'runs/train, or runs/[<project_name>/]<experiment_name> when either is set',
+    }),
     resume_mode: z
       .enum(['disable', 'auto'])
       .default('disable')
       .describe("'auto': continue the run in save_checkpoint_path from its latest checkpoint (papo train --resume)"),
     logger: z
-      .array(z.enum(['console', 'tensorboard']))
+      .array(z.enum(['console', 'tensorboard', 'file']))
       .default(['console', 'tensorboard'])
       .describe(
-        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/ (verl's key; other verl loggers are refused by name)",
+        "where each step's metrics go besides metrics.jsonl (always written): 'console' the progress line, 'tensorboard' event files in <run>/tensorboard/, 'file' (EasyR1's: a JSON line per step in the run directory) is metrics.jsonl itself (verl's key; other verl loggers are refused by name)",
       ),
     rollout_log: z.boolean().default(true).describe('log every rollout step to <run>/rollouts/ (replay, offline training)'),
     max_consecutive_skipped_steps: nonNegInt()
@@ -285,16 +324,50 @@ export type TrainConfig = Omit<Parsed, 'algorithm'> & { algorithm: ObjectiveConf
 
 /** Validates a run config; errors name the full key path (`worker.rollout.n: ...`). */
 export function trainConfig(input: unknown = {}): TrainConfig {
-  const parsed = parseConfig(TrainConfigSchema, impliedTask(input ?? {}), 'run config');
-  checkTaskData(parsed.data, 'run config');
-  const { preset, ...overrides } = parsed.algorithm;
-  // Parsed here rather than by objectiveConfig so every issue (unknown keys too) is named under `algorithm.`.
-  const r = ObjectiveConfigSchema.safeParse({ ...PRESETS[preset], ...overrides });
-  if (!r.success) throw new Error(`invalid run config: ${r.error.issues.map((i) => `${['algorithm', ...i.path].join('.')}: ${i.message}`).join('; ')}`);
-  const objective: ObjectiveConfig = r.data;
-  // zod hands out nested default objects by reference: without the copy, mutating one config changes the next one's defaults
-  return structuredClone({ ...parsed, algorithm: { preset, ...objective } });
+  return resolveTrainConfig(input).config;
 }
+
+/**
+ * The validated config and what to say at start about how it was read: EasyR1 keys that do not apply
+ * here, and the effective objective when objective keys were given beside a preset. Every problem of the
+ * document (unknown keys in any section, the objective's included) is reported in one error.
+ */
+export function resolveTrainConfig(input: unknown = {}): { config: TrainConfig; notes: string[] } {
+  const t = translateEasyR1(impliedTask(input ?? {}));
+  const named = namedRunDir(t.input);
+  const problems = [...t.problems];
+  const parsed = TrainConfigSchema.safeParse(named);
+  if (!parsed.success) problems.push(...issueLines(parsed.error));
+  // The objective is judged even when other sections are wrong, so that every unknown key is named at once.
+  const algorithm = isMapping(named) && isMapping(named.algorithm) ? named.algorithm : {};
+  const { preset: givenPreset, ...overrides } = algorithm;
+  const preset: PresetName = parsed.success
+    ? parsed.data.algorithm.preset
+    : typeof givenPreset === 'string' && givenPreset in PRESETS
+      ? (givenPreset as PresetName)
+      : 'papo_g';
+  const r = ObjectiveConfigSchema.safeParse({ ...PRESETS[preset], ...overrides });
+  if (!r.success) problems.push(...issueLines(r.error, ['algorithm']));
+  else problems.push(...objectiveProblems(t, r.data, preset));
+  if (parsed.success) {
+    try {
+      checkTaskData(parsed.data.data, 'run config');
+    } catch (err) {
+      problems.push((err as Error).message.replace(/^invalid run config: /, ''));
+    }
+  }
+  if (problems.length || !parsed.success || !r.success) throw new Error(`invalid run config: ${problems.join('; ')}`);
+  const objective: ObjectiveConfig = r.data;
+  const notes = [...t.notes];
+  const line = effectiveObjectiveLine(preset, overrides, t.mapped, objective);
+  if (line) notes.push(line);
+  // zod hands out nested default objects by reference: without the copy, mutating one config changes the next one's defaults
+  const config = structuredClone({ ...parsed.data, algorithm: { preset, ...objective } });
+  if (config.trainer.max_steps === undefined && config.trainer.total_epochs === undefined) config.trainer.max_steps = DEFAULT_MAX_STEPS;
+  return { config, notes };
+}
+
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `data.manifest` with no `data.task` means the manifest task; `data.train_files`, the dataset task. */
 export function impliedTask(input: unknown): unknown {
@@ -334,6 +407,11 @@ export function describeConfig(): ConfigKey[] {
  */
 export const RESUME_SAFE_KEYS = [
   'trainer.max_steps',
+  'trainer.total_epochs',
+  'trainer.project_name',
+  'trainer.experiment_name',
+  'trainer.val_generations_to_log',
+  'trainer.load_checkpoint_path',
   'trainer.val_freq',
   'trainer.val_before_train',
   'trainer.val_limit',

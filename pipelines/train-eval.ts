@@ -15,14 +15,15 @@ import { describeRewardFailures, evaluate, type EvalReport } from './evaluate.ts
 import { failureKinds } from './reward-failures.ts';
 import type { TrainConfig } from './train-config.ts';
 import { testAccuracies, type TestAccuracies, type TrainState } from './train-state.ts';
+import { generationsOf, type ValGeneration } from './val-generations.ts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
 
 export interface TrainEvals {
   /** the held-out test, said on the terminal and logged as `test_<label>` */
   test(label: 'before' | 'after'): Promise<EvalReport>;
-  /** validation metrics (`val-core/...`) of the current weights */
-  val(): Promise<Record<string, number>>;
+  /** validation metrics (`val-core/...`) of the current weights, at `step` (0: before training) */
+  val(step: number): Promise<Record<string, number>>;
 }
 
 export function trainEvals(
@@ -30,7 +31,13 @@ export function trainEvals(
   task: Task,
   reward: RewardFunction | RewardScorer,
   cfg: TrainConfig,
-  io: { say: (line: string) => void; logger: Logger; quiet?: boolean },
+  io: {
+    say: (line: string) => void;
+    logger: Logger;
+    quiet?: boolean;
+    /** receives the `trainer.val_generations_to_log` generations of each validation */
+    onGenerations?: (step: number, generations: ValGeneration[]) => void;
+  },
 ): TrainEvals {
   const { trainer, data } = cfg;
   const { say, logger } = io;
@@ -88,8 +95,10 @@ export function trainEvals(
       );
       return r;
     },
-    async val() {
-      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward: heldOut, quiet: true });
+    async val(step) {
+      const examples = trainer.val_generations_to_log;
+      const r = await evaluate(engine, task, { split: data.val_split, k: 0, limit: trainer.val_limit || undefined, reward: heldOut, quiet: true, examples });
+      if (examples > 0) io.onGenerations?.(step, generationsOf(r.examples));
       if (r.rewardFailures.length) {
         const first = r.rewardFailures[0];
         logger.warn({ event: 'val_reward_failures', calls: r.rewardCalls, failures: r.rewardFailures.length, first }, 'validation reward failures');

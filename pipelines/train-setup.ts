@@ -21,6 +21,7 @@ import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
 import { checkResumedProgress, parseTrainState, type TrainState } from './train-state.ts';
 import { stepDirName } from '../storage/step-dirs.ts';
+import { trainingSteps } from './training-steps.ts';
 
 export interface TrainParts {
   backend: string;
@@ -32,6 +33,8 @@ export interface TrainParts {
   /** the reward: user reward code in the reward workers (tasks/rewards/pool.ts), a built-in one in this thread */
   reward: RewardScorer;
   maxResponseLength: number;
+  /** rollout steps of the run (trainer.max_steps, or from trainer.total_epochs) */
+  maxSteps: number;
   trainer: Trainer;
   engine: PolicyEngine;
   versions: PolicyVersions;
@@ -45,7 +48,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   const { data, trainer: t } = cfg;
   const { actor, rollout } = cfg.worker;
   const checkpoint = run.resumed;
-  const ckptWhere = checkpoint ? path.join(run.dir, 'checkpoints', stepDirName(checkpoint.step)) : '';
+  const ckptWhere = checkpoint ? (run.startedFrom ?? path.join(run.dir, 'checkpoints', stepDirName(checkpoint.step))) : '';
   const resumed = checkpoint ? parseTrainState(checkpoint.state, ckptWhere, checkpoint.step) : undefined;
   const backend = await initTf();
   const start = await loadPolicyWeights(actor.model.model_path);
@@ -53,18 +56,30 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   if (start.dir !== path.resolve(actor.model.model_path)) run.say(`train: starting from the weights in ${start.dir}`);
   const policy = start.config;
   const reference = { model_path: actor.model.model_path, fingerprint: paramsFingerprint(start.params) };
-  if (resumed && resumed.reference.fingerprint !== reference.fingerprint) {
+  if (checkpoint && run.startedFrom && JSON.stringify(checkpoint.policy.config) !== JSON.stringify(start.config))
+    throw new Error(
+      `trainer.load_checkpoint_path: the policy of ${run.startedFrom} is not shaped as the one at ${actor.model.model_path} (the reference policy): start from a checkpoint of a run of that policy`,
+    );
+  // a checkpoint of another run (trainer.load_checkpoint_path) keeps model_path's weights as the reference, as EasyR1 does
+  if (resumed && run.startedFrom && resumed.reference.fingerprint !== reference.fingerprint)
+    run.say(
+      `train: the reference policy is the weights at ${actor.model.model_path}, not those the run of ${run.startedFrom} started from (${resumed.reference.model_path})`,
+    );
+  if (resumed && !run.startedFrom && resumed.reference.fingerprint !== reference.fingerprint) {
     throw new Error(
       `cannot resume ${run.dir}: the starting weights at ${actor.model.model_path} changed since the run began (fingerprint ${resumed.reference.fingerprint}, now ${reference.fingerprint}); they are the run's reference policy`,
     );
   }
   const task = taskOf(data);
-  if (checkpoint && resumed) checkResumedProgress(resumed, ckptWhere, checkpoint.step, checkpoint.optimizer.step, cfg, task.size('train'));
+  // a run started from another run's checkpoint (trainer.load_checkpoint_path) may batch differently: its counts are not bounded by this config
+  if (checkpoint && resumed && cfg.trainer.load_checkpoint_path === undefined)
+    checkResumedProgress(resumed, ckptWhere, checkpoint.step, checkpoint.optimizer.step, cfg, task.size('train'));
   if (task.imageHeight !== policy.imageHeight || task.imageWidth !== policy.imageWidth) {
     throw new Error(
       `task ${task.name} makes ${task.imageHeight}x${task.imageWidth} images but the policy at ${actor.model.model_path} expects ${policy.imageHeight}x${policy.imageWidth}`,
     );
   }
+  const maxSteps = trainingSteps(t, task.size('train'), data.rollout_batch_size);
   const maxResponseLength = data.max_response_length ?? policy.maxResponseLen;
   if (maxResponseLength > policy.maxResponseLen) {
     throw new Error(`data.max_response_length ${maxResponseLength} exceeds the policy's maxResponseLen ${policy.maxResponseLen}`);
@@ -76,8 +91,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     run.logger.warn({ event: 'reward_stray', message: line }, line);
     if (strays <= 3) run.say(`\nwarning: ${line}${strays === 3 ? ' (further ones in log.jsonl only)' : ''}`);
   };
-  const { num_workers: workers, max_memory_mb: maxMemoryMb } = cfg.worker.reward;
-  const rewardFn = reward ? inThreadScorer(reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray });
+  const { num_workers: workers, max_memory_mb: maxMemoryMb, reward_type: rewardType } = cfg.worker.reward;
+  const rewardFn = reward ? inThreadScorer(reward) : await openReward(cfg.worker.reward.score_function, { workers, maxMemoryMb, onStray, rewardType });
   const S = t.max_staleness;
   const current = checkpoint ? checkpoint.policy.params : start.params;
   let trainer: Trainer | undefined;
@@ -104,6 +119,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       task,
       reward: rewardFn,
       maxResponseLength,
+      maxSteps,
       trainer: t,
       engine: e,
       versions,

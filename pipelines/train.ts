@@ -43,11 +43,14 @@ import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import type { EvalReport } from './evaluate.ts';
 import { withRun, type Run, type SavedRun } from './run-harness.ts';
-import { configChanges, defaultsLike, lossHackingOptions, trainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, defaultsLike, lossHackingOptions, resolveTrainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
 import { describeChange, testSummary, trainEvals } from './train-eval.ts';
 import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
 import { trainParts, type TrainParts } from './train-setup.ts';
 import { configHash } from './train-state.ts';
+import { stepsNote } from './training-steps.ts';
+import { loadTrainCheckpoint } from './load-checkpoint.ts';
+import { ValGenerationsLog, type ValGeneration } from './val-generations.ts';
 
 /** What the masked-view stage receives, sampled online or read from a rollout log. */
 type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
@@ -99,7 +102,7 @@ export interface TrainResult {
 
 export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise<TrainResult> {
   const t0 = performance.now();
-  const cfg = trainConfig(input);
+  const { config: cfg, notes } = resolveTrainConfig(input);
   const dir = cfg.trainer.save_checkpoint_path;
   let stopMessage = (sig: NodeJS.Signals) => `stopping once start-up is done (${sig} again abandons the run)`;
   return withRun(
@@ -109,7 +112,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       resume: cfg.trainer.resume_mode !== 'auto' ? 'never' : opts.resumeOnly ? 'only' : 'auto',
       force: opts.force,
       noSave: opts.noSave,
-      settle: (saved) => ({ config: cfg, notes: resumeNotes(cfg, dir, saved) }),
+      settle: (saved) => ({ config: cfg, notes: [...notes, ...resumeNotes(cfg, dir, saved)] }),
       metrics: true,
       rollouts: true,
       tensorboard: cfg.trainer.logger.includes('tensorboard'),
@@ -117,6 +120,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       quiet: opts.quiet,
       signals: opts.handleSignals ? { stopping: (sig) => stopMessage(sig), abandon: true } : undefined,
       abort: opts.signal,
+      startFrom: cfg.trainer.load_checkpoint_path === undefined ? undefined : () => loadTrainCheckpoint(cfg.trainer.load_checkpoint_path as string),
     },
     async (run) => {
       const parts = await trainParts(run, opts.reward);
@@ -160,21 +164,32 @@ async function train(
     { event: 'train_start', backend: parts.backend, trainer: actor.engine, config: cfg, policy: parts.policy, reward: reward.name, resumed_from: resumedStep },
     'train start',
   );
-  const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet });
-  if (resumedStep !== undefined && resumedStep >= trainer.max_steps)
-    run.say(`${run.dir} is already complete (${resumedStep} of ${trainer.max_steps} steps); raise trainer.max_steps to train it longer`);
+  // validation generations (trainer.val_generations_to_log): rewound with metrics.jsonl on resume
+  const generations = run.store ? new ValGenerationsLog(run.dir, run.tensorboard) : undefined;
+  if (generations && (run.resumed || run.restarted)) await generations.rewind(resumedStep ?? 0);
+  const onGenerations = (step: number, g: ValGeneration[]) => generations?.write(step, g);
+  const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet, onGenerations });
+  const stepsLine = stepsNote(trainer, parts.maxSteps, task.size('train'), data.rollout_batch_size);
+  if (stepsLine && !resumed) {
+    run.say(stepsLine);
+    run.logger.info({ event: 'training_steps', steps: parts.maxSteps, message: stepsLine }, stepsLine);
+  }
+  if (resumedStep !== undefined && resumedStep >= parts.maxSteps)
+    run.say(`${run.dir} is already complete (${resumedStep} of ${parts.maxSteps} steps); raise trainer.max_steps to train it longer`);
   else if (resumedStep !== undefined)
-    run.say(`resuming ${run.dir} from checkpoint step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${trainer.max_steps} to go`);
+    run.say(
+      `${run.startedFrom ? `starting ${run.dir} from ${run.startedFrom}` : `resuming ${run.dir} from checkpoint`} step ${resumedStep} (policy version ${versions.current}); steps ${firstStep}..${parts.maxSteps} to go`,
+    );
   const before = trainer.test_before_and_after && !resumed ? await evals.test('before') : undefined;
   const testBefore = before ? testSummary(before) : (resumed?.test_before ?? null);
-  if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val() }, 'validation before training');
+  if (trainer.val_before_train && !resumed) run.logger.info({ event: 'val_before_train', metrics: await evals.val(0) }, 'validation before training');
 
   // The source: prompts from the data stream, or (`--from-rollouts RUN`) the steps of another run's rollout log.
   const offline = data.rollouts_path ? new RolloutLog(data.rollouts_path) : undefined;
   const offlineSteps = offline ? await offline.steps() : [];
   if (offline && offlineSteps.length === 0)
     throw new Error(`data.rollouts_path: ${data.rollouts_path} has no logged rollout steps (expected <run>/rollouts/step_*)`);
-  const maxSteps = offline ? Math.min(trainer.max_steps, offlineSteps.length) : trainer.max_steps;
+  const maxSteps = offline ? Math.min(parts.maxSteps, offlineSteps.length) : parts.maxSteps;
   const gate = new CreditGate({
     maxInflight: trainer.max_inflight_batches,
     maxStaleness: versions.maxStaleness,
@@ -265,7 +280,7 @@ async function train(
       onStepDone: (step) => gate.complete(step),
     }),
     concatMap(async (s: TrainedStep) => {
-      if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await evals.val());
+      if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await evals.val(s.step));
       return s;
     }),
     watchLossHacking(

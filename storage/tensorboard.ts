@@ -7,7 +7,9 @@
  *   uint64 length (little-endian) | uint32 masked_crc32c(length) | data[length] | uint32 masked_crc32c(data)
  * with masked_crc32c(x) = ((c >>> 15) | (c << 17)) + 0xa282ead8 (mod 2^32), c = CRC32C of x. The first
  * event of a file carries `file_version: "brain.Event:2"`; each step is one event with its `step`,
- * `wall_time` and a `summary` of `value { tag, simple_value }`, one per metric, named as in metrics.jsonl.
+ * `wall_time` and a `summary` of `value { tag, simple_value }`, one per metric, named as in metrics.jsonl;
+ * a text summary (`texts`: validation generations) is a `value { tag, tensor { DT_STRING }, metadata }` for
+ * TensorBoard's text plugin, its Markdown rendered.
  * CRC32C comes from `@node-rs/crc32` (storage/crc32c.ts), the messages from protobufjs with the few
  * fields of tensorflow/core/util/event.proto and summary.proto declared below.
  *
@@ -45,7 +47,29 @@ const schema = protobuf.Root.fromJSON({
         },
         Summary: {
           fields: { value: { rule: 'repeated', type: 'Value', id: 1 } },
-          nested: { Value: { fields: { tag: { type: 'string', id: 1 }, simple_value: { type: 'float', id: 2 } } } },
+          nested: {
+            Value: {
+              fields: {
+                tag: { type: 'string', id: 1 },
+                simple_value: { type: 'float', id: 2 },
+                tensor: { type: 'TensorProto', id: 8 },
+                metadata: { type: 'SummaryMetadata', id: 9 },
+              },
+            },
+          },
+        },
+        // a text summary: a scalar DT_STRING tensor, marked for the text plugin (tensor.proto, summary.proto)
+        TensorProto: {
+          fields: {
+            dtype: { type: 'int32', id: 1 },
+            tensor_shape: { type: 'TensorShapeProto', id: 2 },
+            string_val: { rule: 'repeated', type: 'bytes', id: 8 },
+          },
+        },
+        TensorShapeProto: { fields: {} },
+        SummaryMetadata: {
+          fields: { plugin_data: { type: 'PluginData', id: 1 } },
+          nested: { PluginData: { fields: { plugin_name: { type: 'string', id: 1 }, content: { type: 'bytes', id: 2 } } } },
         },
       },
     },
@@ -54,6 +78,8 @@ const schema = protobuf.Root.fromJSON({
 const EventType = schema.lookupType('tensorflow.Event');
 
 export const FILE_VERSION = 'brain.Event:2';
+/** tensorflow.DataType DT_STRING */
+const DT_STRING = 7;
 const EVENT_FILE = 'tfevents';
 const MASK_DELTA = 0xa282ead8;
 
@@ -63,6 +89,8 @@ export interface TensorBoardEvent {
   step: number;
   fileVersion?: string;
   scalars?: Record<string, number>;
+  /** text summaries (TensorBoard's Text tab, Markdown rendered) */
+  texts?: Record<string, string>;
 }
 
 /** TFRecord's checksum: CRC32C rotated right by 15 bits plus a constant. */
@@ -85,7 +113,17 @@ export function frameRecord(data: Uint8Array): Buffer {
 export function encodeEvent(e: TensorBoardEvent): Uint8Array {
   const msg: Record<string, unknown> = { wall_time: e.wallTime, step: e.step };
   if (e.fileVersion !== undefined) msg.file_version = e.fileVersion;
-  if (e.scalars) msg.summary = { value: Object.entries(e.scalars).map(([tag, v]) => ({ tag, simple_value: v })) };
+  const values: Record<string, unknown>[] = [];
+  if (e.scalars) values.push(...Object.entries(e.scalars).map(([tag, v]) => ({ tag, simple_value: v })));
+  if (e.texts)
+    values.push(
+      ...Object.entries(e.texts).map(([tag, text]) => ({
+        tag,
+        tensor: { dtype: DT_STRING, tensor_shape: {}, string_val: [Buffer.from(text, 'utf8')] },
+        metadata: { plugin_data: { plugin_name: 'text', content: Buffer.alloc(0) } },
+      })),
+    );
+  if (e.scalars || e.texts) msg.summary = { value: values };
   return EventType.encode(EventType.fromObject(msg)).finish();
 }
 
@@ -94,11 +132,17 @@ function decodeEvent(data: Uint8Array): TensorBoardEvent {
     wall_time: number;
     step: number;
     file_version?: string;
-    summary?: { value: { tag: string; simple_value: number }[] };
+    summary?: { value: { tag: string; simple_value: number; tensor?: { string_val: Uint8Array[] }; metadata?: { plugin_data?: { plugin_name: string } } }[] };
   };
   const e: TensorBoardEvent = { wallTime: o.wall_time, step: o.step };
   if (o.file_version) e.fileVersion = o.file_version;
-  if (o.summary) e.scalars = Object.fromEntries(o.summary.value.map((v) => [v.tag, v.simple_value]));
+  if (o.summary) {
+    const isText = (v: { metadata?: { plugin_data?: { plugin_name: string } } }) => v.metadata?.plugin_data?.plugin_name === 'text';
+    const scalars = o.summary.value.filter((v) => !isText(v));
+    const texts = o.summary.value.filter(isText);
+    if (scalars.length || !texts.length) e.scalars = Object.fromEntries(scalars.map((v) => [v.tag, v.simple_value]));
+    if (texts.length) e.texts = Object.fromEntries(texts.map((v) => [v.tag, Buffer.from(v.tensor?.string_val[0] ?? new Uint8Array()).toString('utf8')]));
+  }
   return e;
 }
 
@@ -178,10 +222,10 @@ export function rewindEventFiles(dir: string, step: number): string[] {
   for (const file of eventFiles(dir)) {
     if (!fs.lstatSync(file).isFile()) continue; // not an event file this writer made (a link, a directory): never read or written through
     const { events, tornTail } = readEventFile(file);
-    const kept = events.filter((e) => !e.scalars || e.step <= step);
+    const kept = events.filter((e) => !(e.scalars || e.texts) || e.step <= step);
     if (kept.length === events.length && !tornTail) continue;
     const dropped = events.length - kept.length;
-    if (!kept.some((e) => e.scalars)) {
+    if (!kept.some((e) => e.scalars || e.texts)) {
       fs.rmSync(file);
       notes.push(`tensorboard: removed ${path.basename(file)} (only steps after ${step})`);
     } else {
@@ -230,6 +274,12 @@ export class TensorBoardWriter {
     for (const [k, v] of Object.entries(metrics)) if (typeof v === 'number') scalars[k] = v;
     const fd = this.fd ?? this.create(wallTime);
     fs.writeSync(fd, frameRecord(encodeEvent({ wallTime, step, scalars })));
+  }
+
+  /** Writes text summaries (Markdown; a table renders as one) for a step: TensorBoard's Text tab. */
+  texts(step: number, texts: Record<string, string>, wallTime = Date.now() / 1000): void {
+    const fd = this.fd ?? this.create(wallTime);
+    fs.writeSync(fd, frameRecord(encodeEvent({ wallTime, step, texts })));
   }
 
   close(): void {

@@ -20,7 +20,7 @@ test("the README's config tables are the schemas' (npm run docs:config rewrites 
   assert.equal(text, withConfigTables(text), 'README.md differs from the schemas: run npm run docs:config');
   for (const { key } of [...describeConfig(), ...describeSftConfig()]) assert.ok(text.includes(`| \`${key}\` |`), key);
   // a table edited by hand is found
-  const edited = text.replace('| `trainer.max_steps` | `80` |', '| `trainer.max_steps` | `81` |');
+  const edited = text.replace('| `worker.rollout.n` | `8` |', '| `worker.rollout.n` | `9` |');
   assert.notEqual(edited, text);
   assert.notEqual(withConfigTables(edited), edited);
 });

@@ -1,9 +1,21 @@
 /** Validating configs with zod: one error message format for every schema, naming each bad key. */
 import { z } from 'zod';
 
+/**
+ * `key.path: message` for each issue (under `prefix`), an unknown key named by its own path
+ * (`trainer.max_stepz: unknown key`), so that every wrong key of a document can be listed in one error.
+ */
+export function issueLines(error: z.ZodError, prefix: readonly PropertyKey[] = []): string[] {
+  return error.issues.flatMap((i) => {
+    const at = [...prefix, ...i.path];
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...at, k].join('.')}: unknown key`);
+    return [`${at.length ? at.join('.') : '(root)'}: ${i.message}`];
+  });
+}
+
 /** `key.path: message` for each issue, joined with '; '. */
 export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+  return issueLines(error).join('; ');
 }
 
 /** Parses `input` or throws `invalid <what>: <key>: <message>; ...`. */

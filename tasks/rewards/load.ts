@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { importUserModule } from '../../util/user-module.ts';
-import { defineReward, isRewardFunction, type RewardFunction, type SingleRewardFunction } from './types.ts';
+import { defineBatchReward, defineReward, isRewardFunction, type BatchRewardFunction, type RewardFunction, type SingleRewardFunction } from './types.ts';
 
 /** The config key that names a reward, in errors. */
 export const SCORE_FUNCTION_KEY = 'worker.reward.score_function';
@@ -22,15 +22,47 @@ export function splitRewardSpec(spec: string): { file: string; name: string } | 
   return /\.[cm]?[jt]s$/.test(file) ? { file, name } : undefined;
 }
 
-/** Imports the file of a `file.ts:export` spec (relative paths against `baseDir`) and returns the reward it exports. */
-export async function importRewardFile(spec: { file: string; name: string }, baseDir: string): Promise<RewardFunction> {
+/**
+ * How a plain function is called, EasyR1's reward types: `sequential`, once per response with one input;
+ * `batch`, with a list of inputs (a chunk of a step's responses) returning one result per input, in order.
+ */
+export const REWARD_TYPES = ['sequential', 'batch'] as const;
+export type RewardType = (typeof REWARD_TYPES)[number];
+
+/** The `REWARD_TYPE` a reward file exports (as EasyR1's reward files declare theirs), or undefined. */
+function exportedRewardType(exports: Record<string, unknown>, where: string): RewardType | undefined {
+  const t = exports.REWARD_TYPE;
+  if (t === undefined) return undefined;
+  if (!REWARD_TYPES.includes(t as RewardType))
+    throw new Error(`${SCORE_FUNCTION_KEY}: ${where} exports REWARD_TYPE ${JSON.stringify(t)}; it must be ${REWARD_TYPES.join(' or ')}`);
+  return t as RewardType;
+}
+
+/**
+ * Imports the file of a `file.ts:export` spec (relative paths against `baseDir`) and returns the reward it
+ * exports. A plain function is called as `rewardType` says (`worker.reward.reward_type`), else as the file's
+ * `REWARD_TYPE` export says, else once per response.
+ */
+export async function importRewardFile(spec: { file: string; name: string }, baseDir: string, rewardType?: RewardType): Promise<RewardFunction> {
   const { file, name } = spec;
   const { where, exports } = await importUserModule(file, baseDir, SCORE_FUNCTION_KEY);
   const fn = exports[name];
   if (fn === undefined) {
     throw new Error(`${SCORE_FUNCTION_KEY}: ${where} has no export '${name}' (exports: ${Object.keys(exports).join(', ') || 'none'})`);
   }
-  if (typeof fn === 'function') return defineReward(name === 'default' ? path.basename(file) : name, fn as SingleRewardFunction['score']);
-  if (isRewardFunction(fn)) return fn;
+  if (typeof fn === 'function') {
+    const shown = name === 'default' ? path.basename(file) : name;
+    return (rewardType ?? exportedRewardType(exports, where)) === 'batch'
+      ? defineBatchReward(shown, fn as BatchRewardFunction['scoreBatch'])
+      : defineReward(shown, fn as SingleRewardFunction['score']);
+  }
+  if (isRewardFunction(fn)) {
+    const mode = fn.mode === 'batch' ? 'batch' : 'sequential';
+    if (rewardType !== undefined && rewardType !== mode)
+      throw new Error(
+        `worker.reward.reward_type: ${rewardType}, but export '${name}' of ${where} is a ${mode} reward (from ${fn.mode === 'batch' ? 'defineBatchReward' : 'defineReward'})`,
+      );
+    return fn;
+  }
   throw new Error(`${SCORE_FUNCTION_KEY}: export '${name}' of ${where} is neither a function nor a reward from defineReward / defineBatchReward`);
 }

@@ -5,6 +5,7 @@
  */
 import type { RewardRun } from './runner.ts';
 import type { RewardInput } from './types.ts';
+import type { RewardType } from './load.ts';
 
 export interface PoolWorkerInit {
   /** a registered reward name, or `file:export` (relative to baseDir) */
@@ -14,6 +15,8 @@ export interface PoolWorkerInit {
   modules: string[];
   /** bytes of buffers (memory outside the V8 heap) past which the worker ends itself */
   maxBufferBytes: number;
+  /** how a plain function of a reward file is called (`worker.reward.reward_type`) */
+  rewardType?: RewardType;
 }
 
 export interface ScoreRequest {

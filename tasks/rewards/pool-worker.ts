@@ -76,7 +76,7 @@ async function loadReward(): Promise<RewardFunction> {
   const file = rewardFunctions.has(init.spec) ? undefined : splitRewardSpec(init.spec);
   await typeScriptLoader([...init.modules, ...(file ? [file.file] : [])]);
   for (const m of init.modules) await importUserModule(m, init.baseDir, '--import');
-  if (file) return importRewardFile(file, init.baseDir);
+  if (file) return importRewardFile(file, init.baseDir, init.rewardType);
   if (rewardFunctions.has(init.spec)) return rewardFunctions.get(init.spec);
   throw new Error(
     `${SCORE_FUNCTION_KEY}: reward '${init.spec}' is not registered in the reward workers: register it in a module given with --import` +

@@ -51,6 +51,7 @@ import {
 } from './pool-protocol.ts';
 import { checkResult, runLimits, type RewardFailure, type RewardFailureKind, type RewardRun, type RewardRunOptions, type RewardScorer } from './runner.ts';
 import type { RewardInput, RewardResult } from './types.ts';
+import type { RewardType } from './load.ts';
 
 export interface RewardPoolOptions {
   /** A registered reward name or `file.ts:export` (relative to baseDir), as `worker.reward.score_function`. */
@@ -67,6 +68,8 @@ export interface RewardPoolOptions {
   onStray?: (line: string) => void;
   /** How long a worker may take to import the reward (default 60 s). */
   startTimeoutMs?: number;
+  /** How a plain function of a reward file is called (`worker.reward.reward_type`; default: the file's REWARD_TYPE, else sequential). */
+  rewardType?: RewardType;
 }
 
 /** How many times an input may be sent again after a worker died under it without calling it. */
@@ -124,7 +127,7 @@ export class RewardPool implements RewardScorer {
   private closed = false;
 
   private constructor(
-    private readonly opts: Required<Omit<RewardPoolOptions, 'onStray'>> & Pick<RewardPoolOptions, 'onStray'>,
+    private readonly opts: Required<Omit<RewardPoolOptions, 'onStray' | 'rewardType'>> & Pick<RewardPoolOptions, 'onStray' | 'rewardType'>,
     first: { name: string; mode: 'single' | 'batch' },
     slots: Slot[],
   ) {
@@ -143,6 +146,7 @@ export class RewardPool implements RewardScorer {
       maxMemoryMb: options.maxMemoryMb ?? 512,
       startTimeoutMs: options.startTimeoutMs ?? 60_000,
       onStray: options.onStray,
+      rewardType: options.rewardType,
     };
     if (!(Number.isInteger(opts.workers) && opts.workers >= 1)) throw new Error(`reward pool: workers must be an integer of at least 1, got ${opts.workers}`);
     if (!(Number.isFinite(opts.maxMemoryMb) && opts.maxMemoryMb >= 16))
@@ -164,7 +168,13 @@ export class RewardPool implements RewardScorer {
   }
 
   private static spawn(opts: RewardPool['opts'], hooks: { stray: (e: unknown) => void; exit: (client: WorkerClient<PoolCalls>) => void }): Slot {
-    const workerData: PoolWorkerInit = { spec: opts.spec, baseDir: opts.baseDir, modules: [...opts.modules], maxBufferBytes: opts.maxMemoryMb * 2 ** 20 };
+    const workerData: PoolWorkerInit = {
+      spec: opts.spec,
+      baseDir: opts.baseDir,
+      modules: [...opts.modules],
+      maxBufferBytes: opts.maxMemoryMb * 2 ** 20,
+      ...(opts.rewardType ? { rewardType: opts.rewardType } : {}),
+    };
     const client = new WorkerClient<PoolCalls>(new URL('./pool-worker.ts', import.meta.url), {
       name: 'reward worker',
       workerData,

@@ -30,7 +30,7 @@ test('keys shared with papo train have its names, nesting and defaults where the
     () => sftConfig({ data: { task: 'digits', manifest: 'x.jsonl' } }),
     /data\.manifest is only read by data\.task manifest, but data\.task is digits/,
   );
-  assert.throws(() => sftConfig({ trainer: { steps: 3 } }), /invalid sft config: trainer: Unrecognized key: "steps"/);
+  assert.throws(() => sftConfig({ trainer: { steps: 3 } }), /invalid sft config: trainer\.steps: unknown key/);
 });
 
 test('a key of the first format is an error naming the key that replaced it', () => {
