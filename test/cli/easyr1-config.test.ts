@@ -8,6 +8,8 @@ import { PNG } from 'pngjs';
 import { tinyPolicyInTmp } from '../pipelines/tiny-run.ts';
 import { ValGenerationsLog } from '../../pipelines/val-generations.ts';
 import { eventFiles, readEventFile } from '../../storage/tensorboard.ts';
+import { exportDataset } from '../../tasks/loader/dataset-export.ts';
+import { ManifestTask } from '../../tasks/loader/manifest-task.ts';
 
 const ROOT = process.cwd();
 const env = { ...process.env, PAPO_DEBUG: '' };
@@ -37,11 +39,15 @@ export function compute_score(inputs) {
 }
 `;
 
-/** An EasyR1 examples/config.yaml-style run config, shrunk to a tiny run (data keys: this trainer's). */
+/** An EasyR1 examples/config.yaml-style run config, shrunk to a tiny run, on parquet files with embedded images. */
 const easyR1Yaml = (weights: string) => `
 data:
-  task: manifest
-  manifest: data.jsonl
+  train_files: parquet/train.parquet
+  val_files: parquet/validation.parquet
+  prompt_key: problem
+  answer_key: answer
+  image_key: images
+  max_prompt_length: 40
   rollout_batch_size: 4
   max_response_length: 6
   shuffle: true
@@ -126,6 +132,21 @@ trainer:
 test('an EasyR1-style config trains a tiny run end to end: mapped keys, GPU keys noted once, steps from total_epochs, the run named', async () => {
   const { tmp, weights } = await tinyPolicyInTmp('papo-easyr1-');
   writeManifest(tmp);
+  // the dataset as verl / EasyR1 ship it: parquet, images embedded as HF {bytes, path} structs
+  const files = exportDataset(ManifestTask.load(path.join(tmp, 'data.jsonl'), { height: 28, width: 56 }), {
+    format: 'parquet',
+    out: path.join(tmp, 'parquet'),
+    splits: ['train', 'validation'],
+  });
+  assert.deepEqual(
+    files.map((f) => [path.relative(tmp, f.file), f.records]),
+    [
+      ['parquet/train.parquet', 8],
+      ['parquet/validation.parquet', 4],
+    ],
+  );
+  fs.rmSync(path.join(tmp, 'data.jsonl'));
+  for (let i = 0; i < 12; i++) fs.rmSync(path.join(tmp, `im${i}.png`));
   fs.writeFileSync(path.join(tmp, 'reward.js'), BATCH_REWARD);
   fs.writeFileSync(path.join(tmp, 'run.yaml'), easyR1Yaml(weights));
   const r = papo(['train', '--config', 'run.yaml'], tmp);
