@@ -73,14 +73,12 @@ async function holder(args: string[], run: string, n: number) {
   return { child, exited, stderr: () => stderr };
 }
 
-/** The in-process attempt is refused at once, naming the holder. */
+/** The in-process attempt is refused, naming the holder (a wait for the lock would have ended in success, not this error). */
 async function refused(attempt: () => Promise<unknown>, pid: number, command = 'papo train') {
-  const t0 = performance.now();
   await assert.rejects(
     attempt(),
     new RegExp(`is in use by ${command} \\(pid ${pid} on host ${esc(os.hostname())}, since \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it$`),
   );
-  assert.ok(performance.now() - t0 < 2000, `refused at once (${(performance.now() - t0).toFixed(0)} ms)`);
 }
 
 test('papo train new, then --resume: every second writer is refused naming the holder; the first finishes unharmed', { timeout: 180_000 }, async () => {

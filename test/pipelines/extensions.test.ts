@@ -68,7 +68,7 @@ test('before the user module is imported, its names are refused, each naming its
     /mask_type: unknown mask type "left_half"; known: random_patch \(add one with registerMaskType\)/,
   );
   const run = errorOf(() => trainConfig(runConfig())).message;
-  assert.match(run, /^invalid run config: data\.task: unknown task "digits_max"; known: digits, scenes, manifest \(add one with registerTask\)/);
+  assert.match(run, /^invalid run config: data\.task: unknown task "digits_max"; known: digits, scenes, manifest, dataset \(add one with registerTask\)/);
   assert.match(run, /worker\.reward\.score_function: 'one_char' is neither a registered reward function \(composite; add one with registerReward\)/);
   const algorithm = errorOf(() => trainConfig({ algorithm: NAMED })).message;
   for (const key of Object.keys(NAMED)) assert.match(algorithm, new RegExp(`algorithm\\.${key}: unknown`));
