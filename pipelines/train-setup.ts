@@ -9,7 +9,8 @@ import { PolicyEngine } from '../models/engine/engine.ts';
 import type { Params } from '../models/params.ts';
 import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
-import { PolicyVersions } from '../operators/index.ts';
+import { needsMaskedLogprobs } from '../algorithms/config.ts';
+import { localShards, PolicyVersions, rolloutSegment, type RolloutSegmentOptions, type ShardRunner } from '../operators/index.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
@@ -33,6 +34,10 @@ export interface TrainParts {
   trainer: Trainer;
   engine: PolicyEngine;
   versions: PolicyVersions;
+  /** what the rollout segment computes (sampling, reward, masked view, reference) */
+  segment: RolloutSegmentOptions;
+  /** where shards run, when the rounds are sharded (`worker.rollout.shard_size` or `backend: nats`) */
+  shards?: ShardRunner;
   /** the state of the checkpoint the run continues from */
   resumed?: TrainState;
   close(): Promise<void>;
@@ -89,6 +94,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     const versions = PolicyVersions.restore({ maxStaleness: S, start: start.params, from });
     await versions.subscribe((v, params) => e.setWeights(params, v));
     if (cfg.algorithm.kl_coef > 0) await e.setReferenceWeights(start.params);
+    const segment = rolloutSegmentOptions(cfg, maxResponseLength);
+    const shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
     return {
       backend,
       policy,
@@ -100,6 +107,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       trainer: t,
       engine: e,
       versions,
+      segment,
+      shards,
       resumed,
       async close() {
         await rewardFn.close();
@@ -113,4 +122,16 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     await trainer?.close();
     throw err;
   }
+}
+
+/** What the rollout segment of a run computes, from its config (plain data: a shard job carries it). */
+export function rolloutSegmentOptions(cfg: TrainConfig, maxResponseLength: number): RolloutSegmentOptions {
+  const { rollout, reward } = cfg.worker;
+  const a = cfg.algorithm;
+  return {
+    sample: { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength },
+    reward: { timeoutMs: reward.timeout_ms, concurrency: reward.concurrency },
+    ...(needsMaskedLogprobs(a) ? { mask: { type: a.mask_type, ratio: a.mask_ratio, patchSize: a.mask_patch_size } } : {}),
+    reference: a.kl_coef > 0,
+  };
 }
