@@ -11,6 +11,7 @@ import { registerReplayCommand } from './replay.ts';
 import { registerReportCommand } from './report.ts';
 import { registerRolloutsCommand } from './rollouts.ts';
 import { registerStudyCommand } from './study.ts';
+import { registerWorkerCommand } from './worker.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 import { packageVersion } from '../util/package-files.ts';
 
@@ -57,6 +58,7 @@ registerRolloutsCommand(program);
 registerSftCommand(program);
 registerEvalCommand(program);
 registerStudyCommand(program);
+registerWorkerCommand(program);
 registerDataCommands(program);
 
 // `papo train --help` and `papo sft --help` end with every key of their config, its default and its help (the

@@ -131,7 +131,9 @@ const RolloutSchema = z
           .finite()
           .positive()
           .default(600)
-          .describe('seconds without a new shard result before the trainer gives up on a round (it says so at a tenth of it)'),
+          .describe(
+            'seconds without a new shard result before the round fails (after a tenth of it, or 10 s, the trainer says it waits and how many shards are pending)',
+          ),
       })
       .strict()
       .optional()

@@ -3,7 +3,10 @@
  * starting weights and their fingerprint, the task, the reward, the trainer, the engine, and the policy
  * versions (installed in the engine).
  */
+import { createHash, randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../models/config.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import type { Params } from '../models/params.ts';
@@ -11,7 +14,10 @@ import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
 import { needsMaskedLogprobs } from '../algorithms/config.ts';
 import { localShards, PolicyVersions, rolloutSegment, type RolloutSegmentOptions, type ShardRunner } from '../operators/index.ts';
+import { publishWeights, remoteRollouts } from '../operators/remote-rollouts.ts';
+import { connectNats } from '../storage/nats-connection.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
+import { openBroker } from '../storage/rollout-broker.ts';
 import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
@@ -83,6 +89,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   const current = checkpoint ? checkpoint.policy.params : start.params;
   let trainer: Trainer | undefined;
   let engine: PolicyEngine | undefined;
+  let nc: NatsConnection | undefined;
   try {
     trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
@@ -95,7 +102,32 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     await versions.subscribe((v, params) => e.setWeights(params, v));
     if (cfg.algorithm.kl_coef > 0) await e.setReferenceWeights(start.params);
     const segment = rolloutSegmentOptions(cfg, maxResponseLength);
-    const shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
+    let shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
+    if (rollout.backend === 'nats') {
+      // shards on rollout workers: the weights go to the object store as they are published
+      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600 };
+      nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
+      const broker = await openBroker(nc);
+      const runId = brokerRunId(run.dir);
+      const launch = randomBytes(6).toString('hex');
+      await publishWeights(broker, runId, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
+      shards = remoteRollouts({
+        broker,
+        run: runId,
+        launch,
+        segment,
+        reward: reward ? reward.name : cfg.worker.reward.score_function,
+        policy,
+        versionOf: versions.versionOf,
+        maxNewTokens: maxResponseLength,
+        resultTimeoutS: n.result_timeout_s,
+        say: (line) => run.say(line),
+      });
+      run.say(
+        `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
+      );
+    }
+    const conn = nc;
     return {
       backend,
       policy,
@@ -114,9 +146,11 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         await rewardFn.close();
         await e.close();
         await t.close();
+        await conn?.drain().catch(() => undefined);
       },
     };
   } catch (err) {
+    await nc?.close().catch(() => undefined);
     await rewardFn.close();
     await engine?.close();
     await trainer?.close();
@@ -134,4 +168,12 @@ export function rolloutSegmentOptions(cfg: TrainConfig, maxResponseLength: numbe
     ...(needsMaskedLogprobs(a) ? { mask: { type: a.mask_type, ratio: a.mask_ratio, patchSize: a.mask_patch_size } } : {}),
     reference: a.kl_coef > 0,
   };
+}
+
+/** A run's id on the NATS broker: stable for its directory on this host, so `--resume` continues it. */
+export function brokerRunId(dir: string): string {
+  return `r${createHash('sha256')
+    .update(`${os.hostname()}:${path.resolve(dir)}`)
+    .digest('hex')
+    .slice(0, 16)}`;
 }
