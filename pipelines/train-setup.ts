@@ -14,10 +14,7 @@ import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
 import { needsMaskedLogprobs } from '../algorithms/config.ts';
 import { localShards, PolicyVersions, rolloutSegment, type RolloutSegmentOptions, type ShardRunner } from '../operators/index.ts';
-import { publishWeights, remoteRollouts } from '../operators/remote-rollouts.ts';
-import { connectNats } from '../storage/nats-connection.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
-import { openBroker } from '../storage/rollout-broker.ts';
 import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
@@ -106,6 +103,12 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     if (rollout.backend === 'nats') {
       // shards on rollout workers: the weights go to the object store as they are published
       const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600 };
+      // the NATS clients load only for this backend
+      const [{ connectNats }, { openBroker }, { publishWeights, remoteRollouts }] = await Promise.all([
+        import('../storage/nats-connection.ts'),
+        import('../storage/rollout-broker.ts'),
+        import('../operators/remote-rollouts.ts'),
+      ]);
       nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
       const broker = await openBroker(nc);
       const runId = brokerRunId(run.dir);
