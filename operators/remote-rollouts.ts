@@ -22,7 +22,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
 import { jobSubject, resultsConsumer, type RolloutBroker } from '../storage/rollout-broker.ts';
-import { publishVersion, putWeights, referenceObject } from '../storage/nats-weights.ts';
+import { publishVersion, putWeights, referenceObject, setCurrentLaunch } from '../storage/nats-weights.ts';
 import type { PolicyVersions } from './policy-versions.ts';
 import type { RolloutSegmentOptions, RolloutShard } from './rollout-segment.ts';
 import { decodeResult, encodeJob, resultId, shardName, type ShardId } from './shard-messages.ts';
@@ -113,14 +113,17 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
 /**
  * Publishes the run's weights to the object store: the reference weights once (with `reference`), then every
  * version the trainer publishes (and, first, the versions still needed), keeping at most max_staleness + 2.
+ * `launch` becomes the run's current launch: workers drop the jobs an earlier trainer process left behind.
  */
 export async function publishWeights(
   broker: RolloutBroker,
   run: string,
+  launch: string,
   policy: PolicyConfig,
   versions: PolicyVersions,
   reference?: Params,
 ): Promise<() => void> {
+  await setCurrentLaunch(broker, run, launch);
   if (reference) await putWeights(broker, referenceObject(run), policy, 0, reference);
   const keep = versions.maxStaleness + 2;
   return versions.subscribe((v, params) => publishVersion(broker, run, policy, v, params, v - keep + 1));

@@ -18,7 +18,7 @@ import { PolicyEngine } from '../models/engine/engine.ts';
 import { rolloutSegment } from '../operators/rollout-segment.ts';
 import { decodeJob, encodeResult, shardName, type ShardJob } from '../operators/shard-messages.ts';
 import { connectNats, type NatsOptions } from '../storage/nats-connection.ts';
-import { getWeights, policyObject, referenceObject, waitForVersion } from '../storage/nats-weights.ts';
+import { currentLaunch, getWeights, policyObject, referenceObject, waitForVersion } from '../storage/nats-weights.ts';
 import { jobsConsumer, openBroker, resultSubject, type RolloutBroker } from '../storage/rollout-broker.ts';
 import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import { rewardFunctions } from '../tasks/rewards/registry.ts';
@@ -80,6 +80,13 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
     return;
   }
   const id = { run: job.run, launch: job.launch, step: job.step, round: job.round, shard: job.shard };
+  const current = await currentLaunch(broker, job.run);
+  if (current !== undefined && current !== job.launch) {
+    // left behind by a trainer process of the run that has since been replaced (--resume): nobody reads its result
+    say(`papo worker ${name}: dropped job ${shardName(job)} of launch ${job.launch} (the run's trainer is now launch ${current})`);
+    m.ack();
+    return;
+  }
   const heartbeat = setInterval(() => m.working(), HEARTBEAT_MS);
   let result: Uint8Array;
   try {

@@ -113,7 +113,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       const broker = await openBroker(nc);
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
-      await publishWeights(broker, runId, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
+      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
       shards = remoteRollouts({
         broker,
         run: runId,

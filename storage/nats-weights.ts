@@ -59,6 +59,16 @@ export async function getWeights(b: RolloutBroker, name: string): Promise<Stored
   return { policy: header.policy as PolicyConfig, params, version: header.version as number, bytes: bytes.length };
 }
 
+/** Marks `launch` as the run's current trainer process: workers drop the jobs of earlier launches. */
+export async function setCurrentLaunch(b: RolloutBroker, run: string, launch: string): Promise<void> {
+  await b.runs.put(`${run}.launch`, launch);
+}
+
+/** The run's current trainer process, if one said so. */
+export async function currentLaunch(b: RolloutBroker, run: string): Promise<string | undefined> {
+  return (await b.runs.get(`${run}.launch`))?.string() || undefined;
+}
+
 /** Resolves once the run's latest published version is at least `version` (watching its KV key). */
 export async function waitForVersion(b: RolloutBroker, run: string, version: number, signal?: AbortSignal): Promise<void> {
   const latest = async () => Number((await b.runs.get(versionKey(run)))?.string() ?? -1);

@@ -2,7 +2,8 @@
  * Rollouts on workers over NATS JetStream (a server of the test's own) end bit for bit as the same run with
  * its shards computed in process: the metrics (timings aside), the final weights and optimizer state, the
  * rollout log and the TensorBoard scalars, with one and with two workers; a job a worker cannot run, and a
- * run without workers, end in an error that names what is wrong rather than a hang.
+ * run without workers, end in an error that names what is wrong rather than a hang; jobs left behind by a
+ * replaced trainer process are dropped.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,12 +14,17 @@ import { CheckpointStore } from '../../storage/checkpoints.ts';
 import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { encodeJob } from '../../operators/shard-messages.ts';
 import { connectNats } from '../../storage/nats-connection.ts';
+import { setCurrentLaunch } from '../../storage/nats-weights.ts';
+import { jobSubject, openBroker, RESULTS_STREAM } from '../../storage/rollout-broker.ts';
+import { makeRecords, promptBatch } from '../operators/fakes.ts';
 import { defineReward } from '../../tasks/rewards/types.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { scalarsByStep } from '../storage/tfevents-reader.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
-import { algorithmicMetrics, tinyPolicyInTmp } from './tiny-run.ts';
+import { algorithmicMetrics, TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
@@ -118,6 +124,40 @@ for (const [staleness, workers] of [
     await assertSameRun(local, remote);
   });
 }
+
+test('a worker drops the jobs a replaced trainer process of the run left behind, without running them', async () => {
+  const nc = await connectNats({ url: nats.url });
+  try {
+    const broker = await openBroker(nc);
+    await setCurrentLaunch(broker, 'rstale', 'newlaunch');
+    const batch = promptBatch({ records: makeRecords(1, { height: 28, width: 56 }) });
+    const segment = { sample: { n: 1 }, reward: {}, reference: false };
+    const job = encodeJob({
+      run: 'rstale',
+      launch: 'oldlaunch',
+      step: 1,
+      round: 1,
+      shard: 0,
+      version: 0,
+      segment,
+      reward: 'composite',
+      policy: TINY_POLICY,
+      batch,
+    });
+    await broker.js.publish(jobSubject('rstale', 1, 1, 0), job, { msgID: 'rstale.oldlaunch.1.1.0' });
+    const said: string[] = [];
+    const r = await runRolloutWorker({ url: nats.url, threads: 1, workerName: 'test-worker-s', maxJobs: 1, say: (l) => said.push(l) });
+    assert.equal(r.jobs, 1);
+    assert.ok(
+      said.some((l) => l.includes("dropped job rstale.1.1.0 of launch oldlaunch (the run's trainer is now launch newlaunch)")),
+      said.join('; '),
+    );
+    const results = await (await jetstreamManager(nc)).streams.info(RESULTS_STREAM, { subjects_filter: 'papo.result.rstale.>' });
+    assert.equal(Object.keys(results.state.subjects ?? {}).length, 0, 'no result was published');
+  } finally {
+    await nc.close();
+  }
+});
 
 test("a worker without the run's reward refuses its jobs, and the trainer stops with an error naming the worker and the job", async () => {
   const stop = new AbortController();
