@@ -14,6 +14,7 @@ import { registerReportCommand } from './report.ts';
 import { registerRolloutsCommand } from './rollouts.ts';
 import { registerStudyCommand } from './study.ts';
 import { explainFsError } from '../util/fs-errors.ts';
+import { registerWorkerCommand } from './worker.ts';
 import { logLevelFromEnv } from '../util/logger.ts';
 import { packageVersion } from '../util/package-files.ts';
 
@@ -62,6 +63,7 @@ registerEvalCommand(program);
 registerGenerateCommand(program);
 registerExportCommand(program);
 registerStudyCommand(program);
+registerWorkerCommand(program);
 registerDataCommands(program);
 
 // `papo train --help` and `papo sft --help` end with every key of their config, its default and its help (the

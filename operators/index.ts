@@ -15,3 +15,6 @@ export { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 export { watchLossHacking, type LossHackingOptions, type LossHackingAlarm } from './watch-loss-hacking.ts';
 export { loggedRollouts, loggedRolloutSource, batchFromLog } from './logged-rollouts.ts';
 export { currentPolicyLogprobs } from './current-policy-logprobs.ts';
+export { rolloutSegment, type RolloutSegmentOptions, type RolloutShard } from './rollout-segment.ts';
+export { shardRollouts, localShards, type ShardRunner, type ShardRolloutsOptions } from './shard-rollouts.ts';
+export { splitShards, joinShards } from './shards.ts';

@@ -23,12 +23,15 @@ export interface MaskedViewOptions {
   patchSize: number;
 }
 
-/** The masked copy of each prompt's image for a batch seed (what the stage computes, for replay and pictures). */
-export function maskedImages(images: readonly RgbImage[], maskSeed: number, opts: MaskedViewOptions): RgbImage[] {
+/**
+ * The masked copy of each prompt's image for a batch seed (what the stage computes, for replay and pictures);
+ * image p is prompt `promptOffset + p` of its round (a shard's images start past 0).
+ */
+export function maskedImages(images: readonly RgbImage[], maskSeed: number, opts: MaskedViewOptions, promptOffset = 0): RgbImage[] {
   const type = opts.type ?? 'random_patch';
   const mask = maskTypes.get(type);
   return images.map((img, p) => {
-    const masked = mask(img, opts, Rng.derive(maskSeed, 'mask', p));
+    const masked = mask(img, opts, Rng.derive(maskSeed, 'mask', promptOffset + p));
     if (masked.height !== img.height || masked.width !== img.width || masked.data.length !== img.data.length) {
       throw new Error(`mask type "${type}" changed the image size ${img.height}x${img.width} to ${masked.height}x${masked.width}`);
     }
@@ -76,6 +79,7 @@ export function maskedViewLogprobs<T extends SampledBatch>(
         batch.records.map((r) => r.image),
         maskSeed,
         opts,
+        batch.promptOffset ?? 0,
       );
       const maskedLogprobs = await logProbsAtSamplingVersion(engine, batch, images);
       return { ...batch, maskSeed, maskedImages: images, maskedLogprobs, timing: addTiming(batch.timing, 'masked_log_prob', t0) };

@@ -40,6 +40,7 @@ export function sampleGroups<T extends PromptBatch>(engine: Pick<RolloutEngine, 
         topK: opts.topK,
         maxNewTokens: opts.maxNewTokens,
         seed: opts.seedOf ? opts.seedOf(batch) : batch.seed,
+        ...(batch.promptOffset ? { promptOffset: batch.promptOffset } : {}),
         weights: opts.versionOf ? opts.versionOf(batch) : 'latest',
       });
       const rs = result.responses;

@@ -31,6 +31,11 @@ export interface PromptBatch {
   readonly cursor: StreamCursor;
   /** seeds everything random about this batch (sampling, masks), so a step can be re-run exactly */
   readonly seed: number;
+  /**
+   * A shard of a sampling round (operators/shards.ts): the place of its first prompt in the round. Prompt p of
+   * the shard draws its responses and its mask as prompt `promptOffset + p` of the whole round would. Absent: 0.
+   */
+  readonly promptOffset?: number;
   readonly timing: StageTimings;
 }
 

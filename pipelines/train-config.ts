@@ -153,6 +153,36 @@ const RolloutSchema = z
     top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
     top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
     threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),
+    shard_size: posInt()
+      .optional()
+      .describe(
+        'prompts per shard: each sampling round is cut into shards that sample, score and take the masked-view and reference log-probs on their own (in this process, or on rollout workers with backend nats); unset: the whole round at once, the graph of the single-process run',
+      ),
+    backend: z
+      .enum(['local', 'nats'])
+      .optional()
+      .describe("where shards run: 'local' (default) in this process; 'nats' on rollout workers (papo worker) over NATS JetStream"),
+    nats: z
+      .object({
+        url: z
+          .string()
+          .default('nats://127.0.0.1:4222')
+          .describe(
+            'NATS server(s) of backend nats, comma-separated; credentials never here: PAPO_NATS_TOKEN, PAPO_NATS_USER / PAPO_NATS_PASSWORD or creds_file',
+          ),
+        creds_file: z.string().optional().describe('a NATS credentials file (.creds: JWT and nkey seed) of backend nats'),
+        result_timeout_s: z
+          .number()
+          .finite()
+          .positive()
+          .default(600)
+          .describe(
+            'seconds without a new shard result before the round fails (after a tenth of it, or 10 s, the trainer says it waits and how many shards are pending)',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe('the NATS connection of backend nats'),
   })
   .strict();
 
@@ -435,6 +465,11 @@ export const RESUME_SAFE_KEYS = [
   'trainer.loss_hacking_entropy_rise',
   'trainer.loss_hacking_kl_prcp_general',
   'worker.rollout.threads',
+  // where shards run changes nothing they compute (shard_size does, and is not listed)
+  'worker.rollout.backend',
+  'worker.rollout.nats.url',
+  'worker.rollout.nats.creds_file',
+  'worker.rollout.nats.result_timeout_s',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
   'worker.reward.num_workers',

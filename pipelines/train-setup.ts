@@ -3,13 +3,17 @@
  * starting weights and their fingerprint, the task, the reward, the trainer, the engine, and the policy
  * versions (installed in the engine).
  */
+import { createHash, randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../models/config.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
 import type { Params } from '../models/params.ts';
 import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
-import { PolicyVersions } from '../operators/index.ts';
+import { needsMaskedLogprobs } from '../algorithms/config.ts';
+import { localShards, PolicyVersions, rolloutSegment, type RolloutSegmentOptions, type ShardRunner } from '../operators/index.ts';
 import { loadPolicyWeights, paramsFingerprint } from '../storage/policy-weights.ts';
 import { inThreadScorer, type RewardScorer } from '../tasks/rewards/runner.ts';
 import type { RewardFunction } from '../tasks/rewards/types.ts';
@@ -38,6 +42,10 @@ export interface TrainParts {
   trainer: Trainer;
   engine: PolicyEngine;
   versions: PolicyVersions;
+  /** what the rollout segment computes (sampling, reward, masked view, reference) */
+  segment: RolloutSegmentOptions;
+  /** where shards run, when the rounds are sharded (`worker.rollout.shard_size` or `backend: nats`) */
+  shards?: ShardRunner;
   /** the state of the checkpoint the run continues from */
   resumed?: TrainState;
   close(): Promise<void>;
@@ -97,6 +105,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   const current = checkpoint ? checkpoint.policy.params : start.params;
   let trainer: Trainer | undefined;
   let engine: PolicyEngine | undefined;
+  let nc: NatsConnection | undefined;
   try {
     trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
@@ -111,6 +120,39 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     const versions = PolicyVersions.restore({ maxStaleness: S, start: start.params, from });
     await versions.subscribe((v, params) => e.setWeights(params, v));
     if (cfg.algorithm.kl_coef > 0) await e.setReferenceWeights(start.params);
+    const segment = rolloutSegmentOptions(cfg, maxResponseLength);
+    let shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
+    if (rollout.backend === 'nats') {
+      // shards on rollout workers: the weights go to the object store as they are published
+      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600 };
+      // the NATS clients load only for this backend
+      const [{ connectNats }, { openBroker }, { publishWeights, remoteRollouts }] = await Promise.all([
+        import('../storage/nats-connection.ts'),
+        import('../storage/rollout-broker.ts'),
+        import('../operators/remote-rollouts.ts'),
+      ]);
+      nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
+      const broker = await openBroker(nc);
+      const runId = brokerRunId(run.dir);
+      const launch = randomBytes(6).toString('hex');
+      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
+      shards = remoteRollouts({
+        broker,
+        run: runId,
+        launch,
+        segment,
+        reward: reward ? reward.name : cfg.worker.reward.score_function,
+        policy,
+        versionOf: versions.versionOf,
+        maxNewTokens: maxResponseLength,
+        resultTimeoutS: n.result_timeout_s,
+        say: (line) => run.say(line),
+      });
+      run.say(
+        `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
+      );
+    }
+    const conn = nc;
     return {
       backend,
       policy,
@@ -123,17 +165,41 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       trainer: t,
       engine: e,
       versions,
+      segment,
+      shards,
       resumed,
       async close() {
         await rewardFn.close();
         await e.close();
         await t.close();
+        await conn?.drain().catch(() => undefined);
       },
     };
   } catch (err) {
+    await nc?.close().catch(() => undefined);
     await rewardFn.close();
     await engine?.close();
     await trainer?.close();
     throw err;
   }
+}
+
+/** What the rollout segment of a run computes, from its config (plain data: a shard job carries it). */
+export function rolloutSegmentOptions(cfg: TrainConfig, maxResponseLength: number): RolloutSegmentOptions {
+  const { rollout, reward } = cfg.worker;
+  const a = cfg.algorithm;
+  return {
+    sample: { n: rollout.n, temperature: rollout.temperature, topP: rollout.top_p, topK: Math.max(0, rollout.top_k), maxNewTokens: maxResponseLength },
+    reward: { timeoutMs: reward.timeout_ms, concurrency: reward.concurrency },
+    ...(needsMaskedLogprobs(a) ? { mask: { type: a.mask_type, ratio: a.mask_ratio, patchSize: a.mask_patch_size } } : {}),
+    reference: a.kl_coef > 0,
+  };
+}
+
+/** A run's id on the NATS broker: stable for its directory on this host, so `--resume` continues it. */
+export function brokerRunId(dir: string): string {
+  return `r${createHash('sha256')
+    .update(`${os.hostname()}:${path.resolve(dir)}`)
+    .digest('hex')
+    .slice(0, 16)}`;
 }

@@ -17,7 +17,6 @@
  */
 import * as path from 'node:path';
 import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
-import { needsMaskedLogprobs } from '../algorithms/config.ts';
 import {
   CreditGate,
   promptBatches,
@@ -31,8 +30,11 @@ import {
   watchLossHacking,
   loggedRolloutSource,
   currentPolicyLogprobs,
+  shardRollouts,
   type ScoredBatch,
   type FilteredGroups,
+  type MaskedViews,
+  type ReferenceScored,
   type TrainedStep,
   type LossHackingAlarm,
 } from '../operators/index.ts';
@@ -52,8 +54,8 @@ import { stepsNote } from './training-steps.ts';
 import { loadTrainCheckpoint } from './load-checkpoint.ts';
 import { ValGenerationsLog, type ValGeneration } from './val-generations.ts';
 
-/** What the masked-view stage receives, sampled online or read from a rollout log. */
-type RolloutBatchBeforeMask = ScoredBatch & Partial<FilteredGroups>;
+/** What the advantage stage receives: sampled online (whole or in shards) or read from a rollout log. */
+type RolloutBatchBeforeAdvantage = ScoredBatch & Partial<FilteredGroups & MaskedViews & ReferenceScored>;
 
 export interface TrainHooks {
   /** After every rollout step (its metrics and the batch as trained); awaited before the next record. */
@@ -231,37 +233,34 @@ async function train(
   const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
   // The graph.
-  const sampled$: Observable<RolloutBatchBeforeMask> = offline
-    ? loggedRolloutSource(offline, task, offlineSteps, gate.grants$).pipe(currentPolicyLogprobs(engine))
-    : promptBatches(stream, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed }).pipe(
-        sampleGroups(engine, {
-          n: rollout.n,
-          temperature: rollout.temperature,
-          topP: rollout.top_p,
-          topK: Math.max(0, rollout.top_k),
-          maxNewTokens: parts.maxResponseLength,
-          versionOf: versions.versionOf,
-        }),
-        scoreRewards(reward, { timeoutMs: cfg.worker.reward.timeout_ms, concurrency: cfg.worker.reward.concurrency }),
-        keepInformativeGroups(
-          {
-            enabled: objective.dynamic_sampling,
-            minAcc: objective.dynamic_sampling_min_acc,
-            maxAcc: objective.dynamic_sampling_max_acc,
-            maxTries: objective.dynamic_sampling_max_tries,
-            batchSize: data.rollout_batch_size,
-            logger: run.logger,
-          },
-          (step) => gate.requestRound(step),
-          (step) => gate.seal(step),
-        ),
-      );
-  const graph = sampled$.pipe(
-    when(
-      needsMaskedLogprobs(objective),
-      maskedViewLogprobs(engine, { type: objective.mask_type, ratio: objective.mask_ratio, patchSize: objective.mask_patch_size }),
-    ),
-    when(objective.kl_coef > 0, referenceLogprobs(engine)),
+  const dynamicSampling = keepInformativeGroups(
+    {
+      enabled: objective.dynamic_sampling,
+      minAcc: objective.dynamic_sampling_min_acc,
+      maxAcc: objective.dynamic_sampling_max_acc,
+      maxTries: objective.dynamic_sampling_max_tries,
+      batchSize: data.rollout_batch_size,
+      logger: run.logger,
+    },
+    (step) => gate.requestRound(step),
+    (step) => gate.seal(step),
+  );
+  const { segment } = parts;
+  const prompts$ = () => promptBatches(stream, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed });
+  const logprobStages = (batches: Observable<ScoredBatch & Partial<FilteredGroups>>): Observable<RolloutBatchBeforeAdvantage> =>
+    batches.pipe(
+      when(segment.mask !== undefined, maskedViewLogprobs(engine, segment.mask ?? { ratio: 0, patchSize: 1 })),
+      when(segment.reference, referenceLogprobs(engine)),
+    );
+  const rollouts$: Observable<RolloutBatchBeforeAdvantage> = offline
+    ? logprobStages(loggedRolloutSource(offline, task, offlineSteps, gate.grants$).pipe(currentPolicyLogprobs(engine)))
+    : parts.shards
+      ? // worker.rollout.shard_size or backend nats: the rollout segment per shard (here, or on rollout workers), then the filter
+        prompts$().pipe(shardRollouts(parts.shards, { shardSize: rollout.shard_size }), dynamicSampling)
+      : logprobStages(
+          prompts$().pipe(sampleGroups(engine, { ...segment.sample, versionOf: versions.versionOf }), scoreRewards(reward, segment.reward), dynamicSampling),
+        );
+  const graph = rollouts$.pipe(
     groupAdvantages({ estimator: objective.adv_estimator, eps: objective.adv_eps }),
     papoUpdate({
       trainer: parts.trainer,

@@ -20,7 +20,7 @@ export function createProgress(label: string, total: number, opts: { every?: num
   const done0 = opts.startAt ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const start = performance.now();
-  // the time left from the steps after the first (util/eta.ts), not cli-progress's own, which counts start-up
+  // the time left from the steps after the first (util/eta.ts): the first carries the start-up
   const steady = new SteadyEta(total);
   const etaAt = (step: number) => {
     const now = performance.now();

@@ -202,7 +202,7 @@ export class OrtPolicyRunner {
     const held: Float32Array[] = [];
     try {
       const cache = this.responseCache(prefill.out, shape, held);
-      const decoded = await this.decode(w, req.seed, sampling, prompts, prefill, cache, shape);
+      const decoded = await this.decode(w, req.seed, req.promptOffset ?? 0, sampling, prompts, prefill, cache, shape);
       const responses = collectResponses(decoded, shape, w.version);
       const tokens = responses.reduce((sum, r) => sum + r.length, 0);
       return { responses, version: w.version, tokens, stepRows: decoded.stepRows };
@@ -219,6 +219,8 @@ export class OrtPolicyRunner {
     const n = req.n ?? 1;
     if (!(Number.isInteger(n) && n >= 1)) throw new Error(`sample: n must be a positive integer, got ${n}`);
     if (!Number.isSafeInteger(req.seed)) throw new Error(`sample: seed must be an integer, got ${req.seed}`);
+    const offset = req.promptOffset ?? 0;
+    if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new Error(`sample: promptOffset must be a non-negative integer, got ${offset}`);
     checkImages('sample', req.images, req.prompts.length);
     let prompts: PromptBatch;
     try {
@@ -311,6 +313,7 @@ export class OrtPolicyRunner {
   private async decode(
     w: LoadedWeights,
     seed: number,
+    promptOffset: number,
     sampling: SamplingOptions,
     prompts: PromptBatch,
     prefill: { logits: Float32Array; keyValid: Float32Array },
@@ -319,7 +322,7 @@ export class OrtPolicyRunner {
   ): Promise<Decoded> {
     const decoded = startDecoding(shape, prompts.pads);
     const cacheValid = initialCacheValid(shape, prefill.keyValid);
-    const rngs = Array.from({ length: shape.rows }, (_, r) => Rng.derive(seed, 'sample', Math.floor(r / shape.n), r % shape.n));
+    const rngs = Array.from({ length: shape.rows }, (_, r) => Rng.derive(seed, 'sample', promptOffset + Math.floor(r / shape.n), r % shape.n));
     // Rows of the step graph's batch: batchRows[i] is the response in row i.
     let batchRows: Int32Array = Int32Array.from({ length: shape.rows }, (_, r) => r);
     let logits = prefill.logits; // [Bp, V] at t = 0 (the row of response r is floor(r / G)), then [batch rows, V]

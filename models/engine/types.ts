@@ -18,8 +18,13 @@ export interface SampleRequest {
   topK?: number;
   /** default and maximum: the config's maxResponseLen (also bounded by the position table) */
   maxNewTokens?: number;
-  /** response (p, g) draws from Rng.derive(seed, 'sample', p, g): independent of batch composition */
+  /** response (p, g) draws from Rng.derive(seed, 'sample', promptOffset + p, g): independent of batch composition */
   seed: number;
+  /**
+   * The place of the first prompt in its sampling round (a shard of a batch starts past 0), so a prompt draws
+   * the same random numbers whichever shard carries it; default 0.
+   */
+  promptOffset?: number;
   /**
    * Which weights: 'latest' (default) or a policy version still retained by the engine. A run that pins
    * each step to a version samples the same responses whatever the timing of its updates.

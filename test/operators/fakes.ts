@@ -155,7 +155,10 @@ export interface FakeResponse {
 }
 
 export interface FakeEngineOptions {
-  /** response (p, g) of a request; default `<answer>${(seed + p + g) % 10}</answer>`, finished, latest version */
+  /**
+   * response (p, g) of a request; default `<answer>${(seed + promptOffset + p + g) % 10}</answer>`, finished,
+   * latest version (as the engine, a prompt's draws depend on its place in the round, promptOffset + p)
+   */
   respond?: (req: SampleRequest, p: number, g: number) => FakeResponse;
   /** resolve each call after this many ms (setTimeout); default: on the next macrotask (setImmediate) */
   delayMs?: number;
@@ -202,12 +205,13 @@ export class FakeEngine implements RolloutEngine {
     const n = request.n ?? 1;
     const version = this.version ?? 0;
     const responses: SampledResponse[] = [];
+    const offset = request.promptOffset ?? 0;
     for (let p = 0; p < request.prompts.length; p++) {
       for (let g = 0; g < n; g++) {
-        const r = this.opts.respond?.(request, p, g) ?? { text: `<answer>${(request.seed + p + g) % 10}</answer>` };
+        const r = this.opts.respond?.(request, p, g) ?? { text: `<answer>${(request.seed + offset + p + g) % 10}</answer>` };
         const finished = r.finished ?? true;
         const tokens = Int32Array.from(finished ? [...encode(r.text), EOS_ID] : encode(r.text));
-        const logprobs = Float32Array.from(tokens, (_, k) => -0.01 * (k + 1) - 0.001 * g - 0.1 * p);
+        const logprobs = Float32Array.from(tokens, (_, k) => -0.01 * (k + 1) - 0.001 * g - 0.1 * (offset + p));
         responses.push({
           promptIndex: p,
           sampleIndex: g,

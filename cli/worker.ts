@@ -1,0 +1,53 @@
+/**
+ * `papo worker`: a rollout worker of `papo train worker.rollout.backend=nats` (pipelines/rollout-worker.ts).
+ * Credentials come from the environment (PAPO_NATS_TOKEN, PAPO_NATS_USER / PAPO_NATS_PASSWORD) or a
+ * `--creds` file, never from the command line.
+ */
+import type { Command } from 'commander';
+import { intAtLeastOption } from './config-file.ts';
+
+interface WorkerFlags {
+  nats: string;
+  creds?: string;
+  threads: number;
+  name?: string;
+}
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'a rollout worker for papo train worker.rollout.backend=nats: runs shard jobs (sampling, reward, masked-view and reference log-probs) until stopped; rewards of your own need the module that registers them (papo --import ext.ts worker ...)',
+    )
+    .option(
+      '--nats <url>',
+      'NATS server(s), comma-separated (credentials: PAPO_NATS_TOKEN or PAPO_NATS_USER / PAPO_NATS_PASSWORD, or --creds)',
+      'nats://127.0.0.1:4222',
+    )
+    .option('--creds <file>', 'a NATS credentials file (.creds)')
+    .option('--threads <n>', 'onnxruntime intra-op threads of the engine', intAtLeastOption('--threads', 1), 2)
+    .option('--name <name>', "this worker's name in results and errors (default <host>-<pid>)")
+    .action(async (f: WorkerFlags) => {
+      const { runRolloutWorker } = await import('../pipelines/rollout-worker.ts');
+      const stop = new AbortController();
+      let signals = 0;
+      const onSignal = () => {
+        signals++;
+        if (signals > 1) process.exit(130);
+        process.stderr.write('papo worker: stopping after the job in hand (again to stop now)\n');
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const { jobs } = await runRolloutWorker({
+        url: f.nats,
+        credsFile: f.creds,
+        threads: f.threads,
+        workerName: f.name,
+        signal: stop.signal,
+        say: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stderr.write(`papo worker: stopped after ${jobs} job(s)\n`);
+      if (signals) process.exitCode = 130;
+    });
+}

@@ -1,0 +1,130 @@
+/**
+ * The trainer's side of the scale-out: a `ShardRunner` (operators/shard-rollouts.ts) that sends each shard
+ * of a round to the rollout workers as a JetStream job and reassembles their results in shard order.
+ *
+ * - Jobs go to the work-queue stream (storage/rollout-broker.ts) on `papo.job.<run>.<step>.<round>.<shard>`,
+ *   with `Nats-Msg-Id` `<run>.<launch>.<step>.<round>.<shard>`: one worker takes each, and a job published
+ *   twice is stored once. The job names the policy version the step samples with (`versionOf`); the weights
+ *   go to the object store as the versions are published (`publishWeights`).
+ * - Results are read from the run's own consumer. A result of another launch of the run (a trainer that died
+ *   before), of another round, or a second result of a shard already in is acked and dropped; every other is
+ *   decoded and checked (operators/shard-messages.ts) before it is used.
+ * - Backpressure: one round is in the runner at a time (its shards, at most ceil(P / shard_size), are the
+ *   only jobs of this trainer in the stream), and the credit gate admits steps as in a single-process run.
+ * - With no result for `resultTimeoutS / 10` seconds the trainer says once that it waits, with the number of
+ *   shards pending; with none for `resultTimeoutS` the round fails with an error naming them.
+ *
+ * @example
+ * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
+ * prompts$.pipe(shardRollouts(runner, { shardSize: 8 }))
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import type { PolicyConfig } from '../models/config.ts';
+import type { Params } from '../models/params.ts';
+import { jobSubject, resultsConsumer, type RolloutBroker } from '../storage/rollout-broker.ts';
+import { publishVersion, putWeights, referenceObject, setCurrentLaunch } from '../storage/nats-weights.ts';
+import type { PolicyVersions } from './policy-versions.ts';
+import type { RolloutSegmentOptions, RolloutShard } from './rollout-segment.ts';
+import { decodeResult, encodeJob, resultId, shardName, type ShardId } from './shard-messages.ts';
+import type { ShardRunner } from './shard-rollouts.ts';
+import type { PromptBatch } from './types.ts';
+
+export interface RemoteRolloutsOptions {
+  broker: RolloutBroker;
+  /** the run's id on the broker (stable across its launches: `--resume` continues it) */
+  run: string;
+  /** this trainer process's id: results of other launches are ignored */
+  launch: string;
+  segment: RolloutSegmentOptions;
+  /** `worker.reward.score_function` */
+  reward: string;
+  policy: PolicyConfig;
+  /** the policy version a step samples with (`PolicyVersions.versionOf`) */
+  versionOf: (batch: PromptBatch) => number;
+  /** tokens a response may have (results longer are refused) */
+  maxNewTokens: number;
+  /** seconds without a result before the round fails; default 600 */
+  resultTimeoutS?: number;
+  /** one line for the user (waiting for workers) */
+  say?: (line: string) => void;
+}
+
+export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
+  const rounds = new Map<number, number>();
+  const timeoutMs = (opts.resultTimeoutS ?? 600) * 1000;
+  const consumer = resultsConsumer(opts.broker, opts.run);
+  return async (shards) => {
+    const step = shards[0].step;
+    const round = (rounds.get(step) ?? 0) + 1;
+    rounds.set(step, round);
+    for (const k of rounds.keys()) if (k < step - 16) rounds.delete(k);
+    const version = opts.versionOf(shards[0]);
+    const ids: ShardId[] = shards.map((_, shard) => ({ run: opts.run, launch: opts.launch, step, round, shard }));
+    for (const [k, shard] of shards.entries()) {
+      const id = ids[k];
+      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, policy: opts.policy, batch: shard });
+      await opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID: `${opts.run}.${opts.launch}.${step}.${round}.${k}` });
+    }
+    const results = new Array<RolloutShard | undefined>(shards.length);
+    let pending = shards.length;
+    let last = performance.now();
+    let said = false;
+    const c = await consumer;
+    while (pending > 0) {
+      let m: JsMsg | null = null;
+      try {
+        m = await c.next({ expires: Math.max(1000, Math.min(5000, timeoutMs)) });
+      } catch (err) {
+        // a pull that missed its heartbeats (a busy event loop, a server restarting): pull again
+        if (opts.broker.nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (!m) {
+        const idle = performance.now() - last;
+        if (idle >= timeoutMs)
+          throw new Error(
+            `no rollout worker returned a result for ${Math.round(idle / 1000)} s (worker.rollout.nats.result_timeout_s): ${pending} of ${shards.length} shards of step ${step} round ${round} pending (${ids
+              .filter((_, k) => !results[k])
+              .map(shardName)
+              .join(', ')}); is a papo worker connected to the same NATS server?`,
+          );
+        if (!said && idle >= Math.min(10_000, timeoutMs / 10)) {
+          said = true;
+          opts.say?.(`waiting for rollout workers: ${pending} of ${shards.length} shards of step ${step} pending (start one with: papo worker --nats <url>)`);
+        }
+        continue;
+      }
+      m.ack();
+      const rid = resultId(m.data, m.subject);
+      if (rid.run !== opts.run || rid.launch !== opts.launch || rid.step !== step || rid.round !== round) continue; // another launch or round
+      if (!(rid.shard >= 0 && rid.shard < shards.length) || results[rid.shard]) continue; // a duplicate
+      results[rid.shard] = decodeResult(shards[rid.shard], ids[rid.shard], m.data, m.subject, {
+        maxNewTokens: opts.maxNewTokens,
+        vocabSize: opts.policy.vocabSize,
+        version,
+      });
+      pending--;
+      last = performance.now();
+    }
+    return results as RolloutShard[];
+  };
+}
+
+/**
+ * Publishes the run's weights to the object store: the reference weights once (with `reference`), then every
+ * version the trainer publishes (and, first, the versions still needed), keeping at most max_staleness + 2.
+ * `launch` becomes the run's current launch: workers drop the jobs an earlier trainer process left behind.
+ */
+export async function publishWeights(
+  broker: RolloutBroker,
+  run: string,
+  launch: string,
+  policy: PolicyConfig,
+  versions: PolicyVersions,
+  reference?: Params,
+): Promise<() => void> {
+  await setCurrentLaunch(broker, run, launch);
+  if (reference) await putWeights(broker, referenceObject(run), policy, 0, reference);
+  const keep = versions.maxStaleness + 2;
+  return versions.subscribe((v, params) => publishVersion(broker, run, policy, v, params, v - keep + 1));
+}

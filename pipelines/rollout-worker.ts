@@ -1,0 +1,173 @@
+/**
+ * `papo worker`: a rollout worker. It pulls shard jobs from the NATS JetStream work queue one at a time, runs
+ * the rollout segment on each (operators/rollout-segment.ts: the code a single-process run runs) and
+ * publishes the result. Any number of workers, on any host, may join and leave at any time.
+ *
+ * - Weights: a job names the policy version it samples with; a worker that does not hold it waits until the
+ *   run's version key reaches it, fetches it once from the object store (SHA-256 checked) and keeps the last
+ *   few versions installed in its engine; the reference weights once per run.
+ * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`);
+ *   a job naming another is answered with an error the trainer reports, naming this worker and the job.
+ * - Long shards: the job is kept with `working()` heartbeats while it runs; a worker that dies lets it be
+ *   redelivered to another after the consumer's ack wait.
+ */
+import * as os from 'node:os';
+import { lastValueFrom, of } from 'rxjs';
+import type { JsMsg } from '@nats-io/jetstream';
+import { PolicyEngine } from '../models/engine/engine.ts';
+import { rolloutSegment } from '../operators/rollout-segment.ts';
+import { decodeJob, encodeResult, shardName, type ShardJob } from '../operators/shard-messages.ts';
+import { connectNats, type NatsOptions } from '../storage/nats-connection.ts';
+import { currentLaunch, getWeights, policyObject, referenceObject, waitForVersion } from '../storage/nats-weights.ts';
+import { jobsConsumer, openBroker, resultSubject, type RolloutBroker } from '../storage/rollout-broker.ts';
+import type { RewardScorer } from '../tasks/rewards/runner.ts';
+import { rewardFunctions } from '../tasks/rewards/registry.ts';
+import { openReward } from './reward-function.ts';
+
+export interface RolloutWorkerOptions extends NatsOptions {
+  /** onnxruntime intra-op threads of the engine (default 2, as `worker.rollout.threads`) */
+  threads?: number;
+  /** this worker's name in results and errors (default <host>-<pid>) */
+  workerName?: string;
+  /** stop after this many jobs (tests); default: until `signal` */
+  maxJobs?: number;
+  signal?: AbortSignal;
+  /** one line for the user */
+  say?: (line: string) => void;
+}
+
+const HEARTBEAT_MS = 5000;
+
+/** Runs until `signal` aborts (the job in hand is finished first) or `maxJobs` jobs are done; resolves with the count. */
+export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jobs: number }> {
+  const name = opts.workerName ?? `${os.hostname()}-${process.pid}`;
+  const say = opts.say ?? (() => undefined);
+  const nc = await connectNats({ ...opts, name: `papo worker ${name}` });
+  const broker = await openBroker(nc);
+  const state = new WorkerState(broker, opts.threads ?? 2);
+  let jobs = 0;
+  try {
+    const consumer = await jobsConsumer(broker);
+    say(`papo worker ${name}: waiting for shard jobs on ${opts.url}`);
+    while (!opts.signal?.aborted && (opts.maxJobs === undefined || jobs < opts.maxJobs)) {
+      let m: JsMsg | null;
+      try {
+        m = await consumer.next({ expires: 5000 });
+      } catch (err) {
+        // a pull that missed its heartbeats (a busy event loop, a server restarting): pull again
+        if (nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (!m) continue;
+      await handle(m, broker, state, name, say);
+      jobs++;
+    }
+    return { jobs };
+  } finally {
+    await state.close();
+    await nc.drain().catch(() => undefined);
+  }
+}
+
+async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name: string, say: (line: string) => void): Promise<void> {
+  let job: ShardJob;
+  try {
+    job = decodeJob(m.data, m.subject);
+  } catch (err) {
+    say(`papo worker ${name}: dropped a job that cannot be read: ${(err as Error).message}`);
+    m.term((err as Error).message.slice(0, 200));
+    return;
+  }
+  const id = { run: job.run, launch: job.launch, step: job.step, round: job.round, shard: job.shard };
+  const current = await currentLaunch(broker, job.run);
+  if (current !== undefined && current !== job.launch) {
+    // left behind by a trainer process of the run that has since been replaced (--resume): nobody reads its result
+    say(`papo worker ${name}: dropped job ${shardName(job)} of launch ${job.launch} (the run's trainer is now launch ${current})`);
+    m.ack();
+    return;
+  }
+  const heartbeat = setInterval(() => m.working(), HEARTBEAT_MS);
+  let result: Uint8Array;
+  try {
+    const engine = await state.engineFor(job);
+    const reward = await state.rewardFor(job.reward);
+    const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
+    result = encodeResult(id, name, { shard });
+  } catch (err) {
+    const message = (err as Error).message;
+    say(`papo worker ${name}: job ${shardName(job)} failed: ${message}`);
+    result = encodeResult(id, name, { error: message });
+  } finally {
+    clearInterval(heartbeat);
+  }
+  await broker.js.publish(resultSubject(job.run, job.step, job.round, job.shard), result, {
+    msgID: `result.${job.run}.${job.launch}.${job.step}.${job.round}.${job.shard}`,
+  });
+  m.ack();
+}
+
+/** What a worker keeps between jobs: its engine with the versions installed, and its rewards. */
+class WorkerState {
+  private engine: PolicyEngine | undefined;
+  private policyKey = '';
+  private run = '';
+  private installed: number[] = [];
+  private reference = false;
+  private readonly rewards = new Map<string, RewardScorer>();
+
+  constructor(
+    private readonly broker: RolloutBroker,
+    private readonly threads: number,
+  ) {}
+
+  async engineFor(job: ShardJob): Promise<PolicyEngine> {
+    const key = JSON.stringify(job.policy);
+    if (!this.engine || key !== this.policyKey) {
+      await this.engine?.close();
+      this.engine = undefined;
+      this.engine = await PolicyEngine.create(job.policy, { intraOpThreads: this.threads, retainVersions: 4 });
+      this.policyKey = key;
+      this.installed = [];
+      this.reference = false;
+    }
+    if (job.run !== this.run) {
+      this.run = job.run;
+      this.installed = [];
+      this.reference = false;
+    }
+    const e = this.engine;
+    if (!this.installed.includes(job.version)) {
+      await waitForVersion(this.broker, job.run, job.version);
+      const w = await getWeights(this.broker, policyObject(job.run, job.version));
+      if (!w) throw new Error(`the weights of version ${job.version} of run ${job.run} are no longer in the object store`);
+      if (JSON.stringify(w.policy) !== key) throw new Error(`the weights of version ${job.version} are of another policy architecture than the job's`);
+      await e.setWeights(w.params, job.version);
+      this.installed = [...this.installed, job.version].slice(-4);
+    }
+    if (job.segment.reference && !this.reference) {
+      const w = await getWeights(this.broker, referenceObject(job.run));
+      if (!w) throw new Error(`run ${job.run} has no reference weights in the object store`);
+      await e.setReferenceWeights(w.params);
+      this.reference = true;
+    }
+    return e;
+  }
+
+  async rewardFor(spec: string): Promise<RewardScorer> {
+    const have = this.rewards.get(spec);
+    if (have) return have;
+    if (!rewardFunctions.has(spec))
+      throw new Error(
+        `reward '${spec}' is not registered in this worker (it has ${rewardFunctions.names().join(', ')}); a worker runs only rewards it has itself: give it the module that registers yours with papo --import ext.ts worker`,
+      );
+    const r = await openReward(spec);
+    this.rewards.set(spec, r);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.rewards.values()) await r.close();
+    await this.engine?.close();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Policy weights through a JetStream object store (storage/rollout-broker.ts): each published version of a
+ * run as `<run>/policy/<version>`, its reference weights as `<run>/reference`, both one binary message
+ * (storage/message-codec.ts: the policy config in the header, one float32 array per parameter) whose SHA-256
+ * is stored beside it and checked on every read. The run's latest version goes to the KV key `<run>.version`,
+ * which workers watch to learn that a version they wait for exists.
+ */
+import { createHash } from 'node:crypto';
+import type { PolicyConfig } from '../models/config.ts';
+import type { Params } from '../models/params.ts';
+import { decodeMessage, encodeMessage } from './message-codec.ts';
+import type { RolloutBroker } from './rollout-broker.ts';
+
+export const policyObject = (run: string, version: number) => `${run}/policy/${version}`;
+export const referenceObject = (run: string) => `${run}/reference`;
+const versionKey = (run: string) => `${run}.version`;
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export interface StoredWeights {
+  policy: PolicyConfig;
+  params: Params;
+  version: number;
+  bytes: number;
+}
+
+/** Stores weights under `name`. */
+export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<void> {
+  const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
+  await b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes);
+}
+
+/** Publishes a policy version: its weights, then the run's version key; drops versions below `keepFrom`. */
+export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<void> {
+  await putWeights(b, policyObject(run, version), policy, version, params);
+  await b.runs.put(versionKey(run), String(version));
+  for (const info of await b.weights.list()) {
+    const m = info.name.startsWith(`${run}/policy/`) ? Number(info.name.slice(run.length + 8)) : Number.NaN;
+    if (Number.isInteger(m) && m < keepFrom) await b.weights.delete(info.name);
+  }
+}
+
+/** The weights stored under `name`, checked against their SHA-256; undefined if there are none. */
+export async function getWeights(b: RolloutBroker, name: string): Promise<StoredWeights | undefined> {
+  const info = await b.weights.info(name);
+  if (!info || info.deleted) return undefined;
+  const bytes = await b.weights.getBlob(name);
+  if (!bytes) return undefined;
+  const want = info.metadata?.sha256;
+  const got = sha256(bytes);
+  if (want !== got) throw new Error(`weights ${name} in object store ${b.weights.constructor.name}: SHA-256 ${got} differs from the stored ${String(want)}`);
+  const { header, arrays } = decodeMessage(bytes, `weights ${name}`);
+  const params: Params = {};
+  for (const [k, a] of arrays) {
+    if (!(a instanceof Float32Array)) throw new Error(`weights ${name}: parameter ${k} is not float32`);
+    params[k] = a;
+  }
+  if (!Number.isInteger(header.version) || !header.policy || typeof header.policy !== 'object') throw new Error(`weights ${name}: no version or policy config`);
+  return { policy: header.policy as PolicyConfig, params, version: header.version as number, bytes: bytes.length };
+}
+
+/** Marks `launch` as the run's current trainer process: workers drop the jobs of earlier launches. */
+export async function setCurrentLaunch(b: RolloutBroker, run: string, launch: string): Promise<void> {
+  await b.runs.put(`${run}.launch`, launch);
+}
+
+/** The run's current trainer process, if one said so. */
+export async function currentLaunch(b: RolloutBroker, run: string): Promise<string | undefined> {
+  return (await b.runs.get(`${run}.launch`))?.string() || undefined;
+}
+
+/** Resolves once the run's latest published version is at least `version` (watching its KV key). */
+export async function waitForVersion(b: RolloutBroker, run: string, version: number, signal?: AbortSignal): Promise<void> {
+  const latest = async () => Number((await b.runs.get(versionKey(run)))?.string() ?? -1);
+  if ((await latest()) >= version) return;
+  const watch = await b.runs.watch({ key: versionKey(run) });
+  const stop = () => watch.stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const e of watch) if (e.operation === 'PUT' && Number(e.string()) >= version) return;
+    throw new Error(`stopped waiting for version ${version} of run ${run}`);
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    watch.stop();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * A NATS server with JetStream of a test's own: `nats-server -js -sd <tmp> -a 127.0.0.1 -p <free port>`,
+ * stopped with `stop()`. Without the server binary it throws, saying how to install it: a test that needs
+ * NATS fails rather than passing silently.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface TestNatsServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function serverBinary(): string {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', ...(process.env.PATH ?? '').split(':')]) {
+    const p = path.join(dir, 'nats-server');
+    if (dir && fs.existsSync(p)) return p;
+  }
+  throw new Error(
+    'this test needs the NATS server binary nats-server, which is not installed: apt install nats-server (Debian, Ubuntu), or see https://docs.nats.io/running-a-nats-service/introduction/installation',
+  );
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function accepting(port: number, child: ChildProcess, log: () => string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${log()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nats-server did not accept connections on port ${port} within 5 s: ${log()}`);
+}
+
+export async function startNatsServer(): Promise<TestNatsServer> {
+  const bin = serverBinary();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-nats-'));
+  const port = await freePort();
+  const child = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // a test process that dies leaves no server behind
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  await accepting(port, child, () => stderr);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
