@@ -11,6 +11,9 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { runTrain } from '../../pipelines/train.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
+import { replayRun } from '../../pipelines/replay.ts';
+import { writeRolloutSheet } from '../../pipelines/rollout-sheet.ts';
+import type { ImageReadingOptions } from '../../pipelines/train-config.ts';
 import { tinyPolicyInTmp, tinyRunOverrides } from '../pipelines/tiny-run.ts';
 
 const papo = (args: string[]) =>
@@ -51,27 +54,38 @@ const manifestRun = (name: string, manifest: string) =>
     c.data.max_image_bytes = 2 ** 40;
   });
 
-test('a foreign config naming a file that is not a manifest: refused without echoing a line of it', () => {
+/** What a reader command says of a run directory: its error message, or '' when it succeeded. */
+async function said(cmd: 'replay' | 'rollouts', dir: string, images: ImageReadingOptions = {}): Promise<string> {
+  try {
+    if (cmd === 'replay') await replayRun(dir, 1, images);
+    else await writeRolloutSheet(dir, { step: 1, images, out: path.join(dir, 'sheet.png') });
+    return '';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+test('a foreign config naming a file that is not a manifest: refused without echoing a line of it', async () => {
   const dir = manifestRun('run-secret', path.join(tmp, 'secret'));
-  for (const args of [
-    ['replay', dir, '--step', '1'],
-    ['rollouts', dir, '--step', '1'],
-  ]) {
-    const r = papo(args);
-    assert.equal(r.status, 1, args[0]);
-    assert.match(r.stderr, /secret:1: malformed JSON \(each line must be one JSON object\)/);
-    assert.doesNotMatch(r.stderr, /hunter2|root:|daemon/);
+  for (const cmd of ['replay', 'rollouts'] as const) {
+    const message = await said(cmd, dir);
+    assert.match(message, /secret:1: malformed JSON \(each line must be one JSON object\)/, cmd);
+    assert.doesNotMatch(message, /hunter2|root:|daemon/, cmd);
   }
 });
 
-test("a foreign config's allow_outside_manifest_dir is ignored: only the reader's flag lets images out", () => {
+test("a foreign config's allow_outside_manifest_dir is ignored: only the reader's flag lets images out", async () => {
   const dir = manifestRun('outside', path.join(tmp, 'data', 'm.jsonl'));
+  for (const cmd of ['replay', 'rollouts'] as const) {
+    assert.match(await said(cmd, dir), /image path "\.\.\/outside\.png" leaves the manifest's directory/, cmd);
+    assert.doesNotMatch(await said(cmd, dir, { allowOutsideManifestDir: true }), /leaves the manifest's directory/, cmd);
+  }
+});
+
+test('the reader commands take the flags that confine a manifest', () => {
   for (const cmd of ['replay', 'rollouts']) {
-    const r = papo([cmd, dir, '--step', '1']);
-    assert.equal(r.status, 1, cmd);
-    assert.match(r.stderr, /image path "\.\.\/outside\.png" leaves the manifest's directory/, cmd);
-    const allowed = papo([cmd, dir, '--step', '1', '--allow-outside-manifest-dir']);
-    assert.doesNotMatch(allowed.stderr, /leaves the manifest's directory/, cmd);
+    const help = papo([cmd, '--help']).stdout;
+    for (const flag of ['--allow-outside-manifest-dir', '--max-image-bytes', '--max-image-pixels']) assert.match(help, new RegExp(flag), `${cmd} ${flag}`);
   }
 });
 
@@ -79,7 +93,5 @@ test('--resume of a run whose saved config is malformed names config.json and th
   const dir = foreign('preset', (c) => {
     c.algorithm.preset = 5;
   });
-  const r = papo(['train', '--resume', dir]);
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /--resume: .*config\.json: invalid run config: algorithm\.preset/);
+  assert.throws(() => trainInputFromArgs({ resume: dir }, []), /--resume: .*config\.json: invalid run config: algorithm\.preset/);
 });

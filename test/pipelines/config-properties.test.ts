@@ -19,7 +19,7 @@ import { parseOverrideValue } from '../../cli/config-file.ts';
 import { applyOverrides } from '../../util/overrides.ts';
 import { tinyPolicyInTmp, tinyRunOverrides } from './tiny-run.ts';
 
-const params = { seed: Number(process.env.PAPO_FC_SEED ?? 20), numRuns: 100 };
+const params = { seed: Number(process.env.PAPO_FC_SEED ?? 20), numRuns: 60 };
 
 let tmp: string;
 let run: string;
