@@ -18,9 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { policyConfig } from '../models/config.ts';
-import { initParams } from '../models/params.ts';
-import { savePolicyWeights } from '../storage/policy-weights.ts';
+import { saveTinyPolicy, tinyRunOverrides } from '../test/pipelines/tiny-run.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -39,38 +37,14 @@ const probe = path.join(dir, 'probe.jsonl');
 const weights = path.join(dir, 'init');
 const resume = fs.existsSync(path.join(run, 'config.json'));
 
-if (!fs.existsSync(weights)) {
-  const config = policyConfig({
-    imageHeight: 28,
-    imageWidth: 56,
-    patchSize: 14,
-    dModel: 16,
-    nHeads: 2,
-    nLayers: 1,
-    mlpRatio: 2,
-    maxPromptLen: 48,
-    maxResponseLen: 8,
-    seed: 1,
-  });
-  await savePolicyWeights(weights, { config, params: initParams(config, 1) });
-}
+if (!fs.existsSync(weights)) await saveTinyPolicy(weights);
 const overrides = [
-  'data.task=digits',
-  'data.families=[max, count]',
-  'data.rollout_batch_size=4',
-  'data.max_response_length=6',
-  `worker.actor.model.model_path=${JSON.stringify(weights)}`,
-  'worker.actor.global_batch_size=2',
-  'worker.rollout.n=2',
-  'worker.rollout.threads=1',
-  'trainer.test_before_and_after=false',
+  ...tinyRunOverrides(weights, run, steps),
   `trainer.max_staleness=${Number(opt.staleness)}`,
   'trainer.val_freq=500',
   'trainer.val_limit=16',
   'trainer.save_freq=5',
   'trainer.save_limit=3',
-  `trainer.max_steps=${steps}`,
-  `trainer.save_checkpoint_path=${JSON.stringify(run)}`,
 ];
 const args = [
   ...(opt.gc ? ['--expose-gc'] : []),
