@@ -34,7 +34,7 @@ export interface MnistPool {
 
 let cached: MnistPool | null = null;
 
-/** Loads (once per process, ~0.5 s) and splits the package's digits. */
+/** Loads (once per process) and splits the package's digits. */
 export function mnistPool(): MnistPool {
   if (!cached) cached = buildPool();
   return cached;
@@ -45,6 +45,62 @@ export function digitPixels(pool: MnistPool, id: number): Uint8Array {
   return pool.pixels.subarray(id * PIXELS, (id + 1) * PIXELS);
 }
 
+/**
+ * The numbers of a package file, `{ "data": [0,0.2,0.624,...] }`. Its 800k plain decimals are read straight
+ * from the bytes (digits, one optional point): an integer mantissa below 2^53 divided by a power of ten up to
+ * 10^22 (both exact doubles) is correctly rounded, so each value is the double JSON.parse gives, in a tenth of the time.
+ * Anything else in the file (an exponent, a sign, another key) falls back to JSON.parse.
+ */
+export function readDigitFile(file: string): Float64Array | number[] {
+  const bytes = readFileSync(file);
+  return scanDecimals(bytes) ?? (JSON.parse(bytes.toString('utf8')) as { data: number[] }).data;
+}
+
+/** The powers of ten that are exact doubles. */
+const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+const HEAD = '{ "data": [';
+
+/** The decimals of `{ "data": [d,d,...]}` (whitespace after commas allowed), or undefined for any other text. */
+export function scanDecimals(bytes: Uint8Array): Float64Array | undefined {
+  for (let i = 0; i < HEAD.length; i++) if (bytes[i] !== HEAD.charCodeAt(i)) return undefined;
+  const out = new Float64Array(bytes.length >> 1);
+  let n = 0;
+  let i = HEAD.length;
+  for (;;) {
+    while (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09) i++;
+    let mantissa = 0;
+    let digits = 0;
+    let scale = 0;
+    while (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+      mantissa = mantissa * 10 + (bytes[i++] - 0x30);
+      digits++;
+    }
+    if (bytes[i] === 0x2e) {
+      i++;
+      while (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+        mantissa = mantissa * 10 + (bytes[i++] - 0x30);
+        digits++;
+        scale++;
+      }
+      if (scale === 0) return undefined;
+    }
+    if (digits === 0 || mantissa > Number.MAX_SAFE_INTEGER || scale >= POW10.length) return undefined;
+    out[n++] = mantissa / POW10[scale];
+    while (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09) i++;
+    if (bytes[i] === 0x2c) {
+      i++;
+      continue;
+    }
+    if (bytes[i] !== 0x5d) return undefined;
+    i++;
+    while (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09) i++;
+    if (bytes[i] !== 0x7d) return undefined;
+    i++;
+    while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+    return i === bytes.length ? out.subarray(0, n) : undefined;
+  }
+}
+
 function buildPool(): MnistPool {
   const dir = join(dirname(createRequire(import.meta.url).resolve('mnist')), 'digits');
   const chunks: Uint8Array[] = [];
@@ -53,8 +109,8 @@ function buildPool(): MnistPool {
   const seen = new Map<string, number>();
   let duplicates = 0;
   for (let d = 0; d < 10; d++) {
-    const raw = (JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data;
-    if (!Array.isArray(raw) || raw.length % PIXELS !== 0) throw new Error(`mnist digits/${d}.json: unexpected layout`);
+    const raw = readDigitFile(join(dir, `${d}.json`));
+    if (raw.length % PIXELS !== 0) throw new Error(`mnist digits/${d}.json: unexpected layout`);
     for (let k = 0; k < raw.length / PIXELS; k++) {
       const img = new Uint8Array(PIXELS);
       for (let i = 0; i < PIXELS; i++) img[i] = Math.round(Math.min(1, Math.max(0, raw[k * PIXELS + i])) * 255);

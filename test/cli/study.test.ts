@@ -96,23 +96,36 @@ test('papo study: a bad study file is refused before anything runs, naming the a
   assert.match(missing.stderr, /cannot read config file .*nope\.yaml/);
 });
 
-test('papo study stopped by SIGINT stops its run with a checkpoint; the same command finishes it', async () => {
+/** `dir/ext.ts`: the test fixture of extensions, its imports pointed at this checkout, in an ES-module package. */
+function extensionModule(dir: string): void {
+  // the fixture imports the library by relative paths: point them at this checkout
+  const src = fs.readFileSync(path.join(ROOT, 'test/fixtures/my-extensions.ts'), 'utf8').replaceAll("'../../", `'${ROOT}/`);
+  fs.writeFileSync(path.join(dir, 'ext.ts'), src);
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+}
+
+test('papo study stopped by SIGINT stops its run with a checkpoint; the same command finishes it; the modules it imports register the names its arm uses, in every run', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-int-'));
+  extensionModule(dir);
   const out = path.join(dir, 'out');
+  const STEPS = 24;
   const file = tinyStudy(dir, {
-    base: { 'trainer.max_steps': 30, data: { rollout_batch_size: 4 }, 'worker.rollout.n': 2, trainer: { save_freq: 2 } },
-    arms: { grpo: { algorithm: { preset: 'grpo' } } },
+    base: { 'trainer.max_steps': STEPS, data: { rollout_batch_size: 4 }, 'worker.rollout.n': 2, trainer: { save_freq: 2 } },
+    arms: { max_baseline: { algorithm: { preset: 'grpo', adv_estimator: 'max_baseline' } } },
     seeds: [1],
-    eval: { limit: 20, k: 0, errors: false },
+    compare: [],
+    eval: { limit: 10, k: 0, errors: false },
+    import: ['./ext.ts'],
   });
   const child = spawn(process.execPath, ['bin/papo.js', 'study', file, '--out', out, '--no-png'], { cwd: ROOT, env });
   let stdout = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stdout += d));
-  const log = path.join(out, 'logs', 'grpo-seed_1.log');
+  const run = path.join(out, 'runs', 'max_baseline', 'seed_1');
+  const log = path.join(out, 'logs', 'max_baseline-seed_1.log');
   // wait until the run has trained a few steps
   for (let i = 0; i < 600; i++) {
-    const metrics = path.join(out, 'runs', 'grpo', 'seed_1', 'metrics.jsonl');
+    const metrics = path.join(run, 'metrics.jsonl');
     if (fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').split('\n').length > 4) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -126,47 +139,31 @@ test('papo study stopped by SIGINT stops its run with a checkpoint; the same com
   assert.match(stdout, /stopping the runs in flight/);
   assert.match(stdout, /continue with: papo study/);
   assert.match(fs.readFileSync(log, 'utf8'), /interrupted/);
-  assert.ok(!fs.existsSync(path.join(out, 'results', 'grpo', 'seed_1.json')));
+  assert.ok(!fs.existsSync(path.join(out, 'results', 'max_baseline', 'seed_1.json')));
   const r = papo(['study', file, '--out', out, '--no-png']);
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /grpo seed 1: resuming/);
+  assert.match(r.stdout, /max_baseline seed 1: resuming/);
   const steps = fs
-    .readFileSync(path.join(out, 'runs', 'grpo', 'seed_1', 'metrics.jsonl'), 'utf8')
+    .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l).step);
   assert.deepEqual(
     steps,
-    Array.from({ length: 30 }, (_, i) => i + 1),
+    Array.from({ length: STEPS }, (_, i) => i + 1),
   );
-  assert.ok(fs.existsSync(path.join(out, 'results', 'grpo', 'seed_1.json')));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).algorithm.adv_estimator, 'max_baseline');
+  assert.ok(fs.existsSync(path.join(out, 'results', 'max_baseline', 'seed_1.json')));
 });
 
-test('papo study: the modules a study file imports (relative to it) register names its arms use, in the check and in every run', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-import-'));
-  fs.copyFileSync(path.join(ROOT, 'test/fixtures/my-extensions.ts'), path.join(dir, 'ext.ts'));
-  // the fixture imports the library by relative paths: point them at this checkout
-  const src = fs.readFileSync(path.join(dir, 'ext.ts'), 'utf8').replaceAll("'../../", `'${ROOT}/`);
-  fs.writeFileSync(path.join(dir, 'ext.ts'), src);
-  fs.writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
-  const file = tinyStudy(dir, {
-    arms: { max_baseline: { algorithm: { preset: 'grpo', adv_estimator: 'max_baseline' } } },
-    seeds: [1],
-    compare: [],
-    eval: { limit: 10, k: 0, errors: false },
-    import: ['./ext.ts'],
-  });
-  const out = path.join(dir, 'out');
-  const r = papo(['study', file, '--out', out, '--no-png']);
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'runs', 'max_baseline', 'seed_1', 'config.json'), 'utf8')).algorithm.adv_estimator, 'max_baseline');
-  assert.ok(fs.existsSync(path.join(out, 'results', 'max_baseline', 'seed_1.json')));
-  // without the module the arm is refused before anything runs, naming it
+test('papo study: an arm naming what only a module registers is refused before anything runs when the study does not import it', () => {
   const bare = tinyStudy(fs.mkdtempSync(path.join(os.tmpdir(), 'papo-study-noimport-')), {
     arms: { max_baseline: { algorithm: { preset: 'grpo', adv_estimator: 'max_baseline' } } },
     seeds: [1],
   });
-  const refused = papo(['study', bare, '--out', path.join(dir, 'out2')]);
+  const out = path.join(path.dirname(bare), 'out');
+  const refused = papo(['study', bare, '--out', out]);
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /arms\.max_baseline: .*unknown advantage estimator "max_baseline"/);
+  assert.ok(!fs.existsSync(out));
 });

@@ -150,14 +150,24 @@ test('eight processes race for one stale lock: exactly one wins, the others are 
   const dir = tmp();
   plant(dir, {});
   const at = Date.now() + 2500;
+  // a winner holds the lock until every taker has tried (on a loaded machine their starts spread over
+  // seconds, and a taker starting after a release would rightly win)
+  const go = `${dir}.release`;
   const takers = Array.from({ length: 8 }, () =>
     child(`
+      const fs = await import('node:fs');
       await new Promise((r) => setTimeout(r, ${at} - Date.now()));
-      try { acquireRunLock(${JSON.stringify(dir)}, { command: 'papo train' }); console.log('won'); await new Promise((r) => setTimeout(r, 1500)); }
-      catch (err) { console.log('refused: ' + err.message); }
+      try {
+        acquireRunLock(${JSON.stringify(dir)}, { command: 'papo train' });
+        console.log('won');
+        while (!fs.existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 20));
+      } catch (err) { console.log('refused: ' + err.message); }
     `),
   );
+  await Promise.all(takers.map((t) => t.said('\n')));
+  fs.writeFileSync(go, '');
   const results = await Promise.all(takers.map((t) => t.exit));
+  fs.rmSync(go);
   for (const r of results) assert.equal(r.code, 0, r.err);
   const winners = results.filter((r) => r.out.startsWith('won'));
   assert.equal(winners.length, 1, results.map((r) => r.out).join(''));

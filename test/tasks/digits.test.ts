@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { DigitsTask } from '../../tasks/digits/task.ts';
-import { mnistPool } from '../../tasks/digits/mnist-pool.ts';
+import { mnistPool, readDigitFile, scanDecimals } from '../../tasks/digits/mnist-pool.ts';
 import { RecordStream } from '../../tasks/stream.ts';
 import { scoreResponse } from '../../tasks/rewards/composite.ts';
 import { MAX_DEMONSTRATION_CHARS, MAX_QUESTION_CHARS, isPrintableAscii, responseTokenCount } from '../../tasks/text.ts';
@@ -13,6 +13,29 @@ import type { TaskRecord } from '../../tasks/types.ts';
 // The package's raw files, read here independently of the task's loader.
 const dir = join(dirname(createRequire(import.meta.url).resolve('mnist')), 'digits');
 const raw = Array.from({ length: 10 }, (_, d) => (JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data);
+
+test("the package's files read straight from their bytes give JSON.parse's doubles exactly; any other text is left to JSON.parse", () => {
+  for (let d = 0; d < 10; d++) {
+    const fast = readDigitFile(join(dir, `${d}.json`));
+    assert.ok(fast instanceof Float64Array, `digits/${d}.json is read by the scanner`);
+    assert.equal(fast.length, raw[d].length);
+    for (let i = 0; i < fast.length; i++) if (fast[i] !== raw[d][i]) assert.fail(`digits/${d}.json value ${i}: ${fast[i]} vs ${raw[d][i]}`);
+  }
+  const enc = (s: string) => new TextEncoder().encode(s);
+  assert.deepEqual([...(scanDecimals(enc('{ "data": [0,0.5, 1,\n0.123456789012345]}\n')) ?? [])], [0, 0.5, 1, 0.123456789012345]);
+  for (const other of [
+    '{ "data": [1e-5]}',
+    '{ "data": [-0.5]}',
+    '{ "data": [0.]}',
+    '{ "data": [0,]}',
+    '{ "data": [0]',
+    '{ "data": [0]} x',
+    '{"data": [0]}',
+    '{ "data": [0.12345678901234567]}',
+    '{ "data": [0.0000000000000000000000001]}',
+  ])
+    assert.equal(scanDecimals(enc(other)), undefined, other);
+});
 
 /** The answer recomputed from the question text and the digit labels. */
 function expectedAnswer(r: TaskRecord, digits: number[]): string {
