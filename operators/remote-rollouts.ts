@@ -13,15 +13,16 @@
  *   only jobs of this trainer in the stream), and the credit gate admits steps as in a single-process run.
  * - With no result for `resultTimeoutS / 10` seconds the trainer says once that it waits, with the number of
  *   shards pending; with none for `resultTimeoutS` the round fails with an error naming them.
+ * - A server restart is waited through (`retrying`, storage/rollout-broker.ts), and the results consumer is
+ *   created again if it was lost; a job published again keeps its `Nats-Msg-Id`, so it is stored once.
  *
  * @example
  * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
  * prompts$.pipe(shardRollouts(runner, { shardSize: 8 }))
  */
-import type { JsMsg } from '@nats-io/jetstream';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
-import { jobSubject, resultsConsumer, type RolloutBroker } from '../storage/rollout-broker.ts';
+import { jobSubject, nextMessage, resultsConsumer, retrying, type RolloutBroker } from '../storage/rollout-broker.ts';
 import { publishVersion, putWeights, referenceObject, setCurrentLaunch } from '../storage/nats-weights.ts';
 import type { PolicyVersions } from './policy-versions.ts';
 import type { RolloutSegmentOptions, RolloutShard } from './rollout-segment.ts';
@@ -52,7 +53,7 @@ export interface RemoteRolloutsOptions {
 export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
   const rounds = new Map<number, number>();
   const timeoutMs = (opts.resultTimeoutS ?? 600) * 1000;
-  const consumer = resultsConsumer(opts.broker, opts.run);
+  const consumer = retrying(opts.broker, 'creating the results consumer', () => resultsConsumer(opts.broker, opts.run));
   return async (shards) => {
     const step = shards[0].step;
     const round = (rounds.get(step) ?? 0) + 1;
@@ -63,22 +64,16 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
     for (const [k, shard] of shards.entries()) {
       const id = ids[k];
       const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, policy: opts.policy, batch: shard });
-      await opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID: `${opts.run}.${opts.launch}.${step}.${round}.${k}` });
+      const msgID = `${opts.run}.${opts.launch}.${step}.${round}.${k}`;
+      await retrying(opts.broker, `publishing job ${shardName(id)}`, () => opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID }));
     }
     const results = new Array<RolloutShard | undefined>(shards.length);
     let pending = shards.length;
     let last = performance.now();
     let said = false;
-    const c = await consumer;
+    await consumer;
     while (pending > 0) {
-      let m: JsMsg | null = null;
-      try {
-        m = await c.next({ expires: Math.max(1000, Math.min(5000, timeoutMs)) });
-      } catch (err) {
-        // a pull that missed its heartbeats (a busy event loop, a server restarting): pull again
-        if (opts.broker.nc.isClosed()) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const m = await nextMessage(opts.broker, { results: opts.run }, Math.max(1000, Math.min(5000, timeoutMs)));
       if (!m) {
         const idle = performance.now() - last;
         if (idle >= timeoutMs)

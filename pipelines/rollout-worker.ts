@@ -8,8 +8,11 @@
  *   few versions installed in its engine; the reference weights once per run.
  * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`);
  *   a job naming another is answered with an error the trainer reports, naming this worker and the job.
- * - Long shards: the job is kept with `working()` heartbeats while it runs; a worker that dies lets it be
- *   redelivered to another after the consumer's ack wait.
+ * - Long shards: the job is kept with `working()` heartbeats, about three per ack wait of the consumer, while
+ *   the worker waits for and fetches the weights and while it computes; a worker that dies lets it be
+ *   redelivered to another after the ack wait, which computes the same result (a job delivered again says so).
+ * - Faults: pulls expire after 1 s, so a restarted server is noticed; every NATS call waits through a restart
+ *   (`retrying`), and a lost jobs consumer is created again. A result published twice keeps its `Nats-Msg-Id`.
  */
 import * as os from 'node:os';
 import { lastValueFrom, of } from 'rxjs';
@@ -19,7 +22,7 @@ import { rolloutSegment } from '../operators/rollout-segment.ts';
 import { decodeJob, encodeResult, shardName, type ShardJob } from '../operators/shard-messages.ts';
 import { connectNats, type NatsOptions } from '../storage/nats-connection.ts';
 import { currentLaunch, getWeights, policyObject, referenceObject, waitForVersion } from '../storage/nats-weights.ts';
-import { jobsConsumer, openBroker, resultSubject, type RolloutBroker } from '../storage/rollout-broker.ts';
+import { nextMessage, openBroker, resultSubject, retrying, type RolloutBroker } from '../storage/rollout-broker.ts';
 import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import { rewardFunctions } from '../tasks/rewards/registry.ts';
 import { openReward } from './reward-function.ts';
@@ -36,29 +39,21 @@ export interface RolloutWorkerOptions extends NatsOptions {
   say?: (line: string) => void;
 }
 
-const HEARTBEAT_MS = 5000;
+/** how long a pull waits for a job before pulling again (short: a restarted server is noticed soon) */
+const PULL_EXPIRES_MS = 1000;
 
 /** Runs until `signal` aborts (the job in hand is finished first) or `maxJobs` jobs are done; resolves with the count. */
 export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jobs: number }> {
   const name = opts.workerName ?? `${os.hostname()}-${process.pid}`;
   const say = opts.say ?? (() => undefined);
   const nc = await connectNats({ ...opts, name: `papo worker ${name}` });
-  const broker = await openBroker(nc);
+  const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`) });
   const state = new WorkerState(broker, opts.threads ?? 2);
   let jobs = 0;
   try {
-    const consumer = await jobsConsumer(broker);
     say(`papo worker ${name}: waiting for shard jobs on ${opts.url}`);
     while (!opts.signal?.aborted && (opts.maxJobs === undefined || jobs < opts.maxJobs)) {
-      let m: JsMsg | null;
-      try {
-        m = await consumer.next({ expires: 5000 });
-      } catch (err) {
-        // a pull that missed its heartbeats (a busy event loop, a server restarting): pull again
-        if (nc.isClosed()) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
+      const m = await nextMessage(broker, 'jobs', PULL_EXPIRES_MS);
       if (!m) continue;
       await handle(m, broker, state, name, say);
       jobs++;
@@ -80,31 +75,72 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
     return;
   }
   const id = { run: job.run, launch: job.launch, step: job.step, round: job.round, shard: job.shard };
-  const current = await currentLaunch(broker, job.run);
-  if (current !== undefined && current !== job.launch) {
+  const dropStale = (current: string) => {
     // left behind by a trainer process of the run that has since been replaced (--resume): nobody reads its result
     say(`papo worker ${name}: dropped job ${shardName(job)} of launch ${job.launch} (the run's trainer is now launch ${current})`);
     m.ack();
-    return;
-  }
-  const heartbeat = setInterval(() => m.working(), HEARTBEAT_MS);
-  let result: Uint8Array;
+  };
+  // kept from here on: the launch check and the weights may wait for a restarting server or a new version
+  const heartbeat = setInterval(() => m.working(), Math.max(100, broker.ackWaitMs / 3));
   try {
-    const engine = await state.engineFor(job);
-    const reward = await state.rewardFor(job.reward);
-    const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
-    result = encodeResult(id, name, { shard });
-  } catch (err) {
-    const message = (err as Error).message;
-    say(`papo worker ${name}: job ${shardName(job)} failed: ${message}`);
-    result = encodeResult(id, name, { error: message });
+    const current = await currentLaunch(broker, job.run);
+    if (current !== undefined && current !== job.launch) return dropStale(current);
+    if (m.info.deliveryCount > 1)
+      say(
+        `papo worker ${name}: job ${shardName(job)} delivered ${m.info.deliveryCount} times (a worker stopped or lost its connection before acking it); computing it again`,
+      );
+    let result: Uint8Array;
+    try {
+      const engine = await state.engineFor(job);
+      const reward = await state.rewardFor(job.reward);
+      const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
+      result = encodeResult(id, name, { shard });
+    } catch (err) {
+      if (err instanceof LaunchReplaced) return dropStale(err.current);
+      const message = (err as Error).message;
+      say(`papo worker ${name}: job ${shardName(job)} failed: ${message}`);
+      result = encodeResult(id, name, { error: message });
+    }
+    const msgID = `result.${job.run}.${job.launch}.${job.step}.${job.round}.${job.shard}`;
+    await retrying(broker, `publishing the result of job ${shardName(job)}`, () =>
+      broker.js.publish(resultSubject(job.run, job.step, job.round, job.shard), result, { msgID }),
+    );
+    m.ack();
   } finally {
     clearInterval(heartbeat);
   }
-  await broker.js.publish(resultSubject(job.run, job.step, job.round, job.shard), result, {
-    msgID: `result.${job.run}.${job.launch}.${job.step}.${job.round}.${job.shard}`,
-  });
-  m.ack();
+}
+
+/** The run's trainer process was replaced while a job of the old one waited for its weights. */
+class LaunchReplaced extends Error {
+  constructor(readonly current: string) {
+    super(`the run's trainer is now launch ${current}`);
+  }
+}
+
+/** Waits for `job`'s policy version, giving up (LaunchReplaced) if the run's trainer is replaced meanwhile. */
+async function waitForJobVersion(broker: RolloutBroker, job: ShardJob): Promise<void> {
+  const stop = new AbortController();
+  let replaced: string | undefined;
+  const watch = setInterval(() => {
+    currentLaunch(broker, job.run).then(
+      (current) => {
+        if (current !== undefined && current !== job.launch) {
+          replaced = current;
+          stop.abort();
+        }
+      },
+      () => undefined,
+    );
+  }, 1000);
+  try {
+    await waitForVersion(broker, job.run, job.version, stop.signal);
+  } catch (err) {
+    if (replaced !== undefined) throw new LaunchReplaced(replaced);
+    throw err;
+  } finally {
+    clearInterval(watch);
+  }
 }
 
 /** What a worker keeps between jobs: its engine with the versions installed, and its rewards. */
@@ -138,7 +174,7 @@ class WorkerState {
     }
     const e = this.engine;
     if (!this.installed.includes(job.version)) {
-      await waitForVersion(this.broker, job.run, job.version);
+      await waitForJobVersion(this.broker, job);
       const w = await getWeights(this.broker, policyObject(job.run, job.version));
       if (!w) throw new Error(`the weights of version ${job.version} of run ${job.run} are no longer in the object store`);
       if (JSON.stringify(w.policy) !== key) throw new Error(`the weights of version ${job.version} are of another policy architecture than the job's`);

@@ -179,6 +179,14 @@ const RolloutSchema = z
           .describe(
             'seconds without a new shard result before the round fails (after a tenth of it, or 10 s, the trainer says it waits and how many shards are pending)',
           ),
+        ack_wait_s: z
+          .number()
+          .finite()
+          .positive()
+          .default(60)
+          .describe(
+            "seconds a worker may hold a shard job without a sign of life before it is redelivered to another (the workers' consumer; workers signal about 3 times per ack wait while they work, so long shards are not redelivered)",
+          ),
       })
       .strict()
       .optional()
@@ -470,6 +478,7 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.nats.url',
   'worker.rollout.nats.creds_file',
   'worker.rollout.nats.result_timeout_s',
+  'worker.rollout.nats.ack_wait_s',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
   'worker.reward.num_workers',

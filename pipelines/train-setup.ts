@@ -124,7 +124,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     let shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
     if (rollout.backend === 'nats') {
       // shards on rollout workers: the weights go to the object store as they are published
-      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600 };
+      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600, ack_wait_s: 60 };
       // the NATS clients load only for this backend
       const [{ connectNats }, { openBroker }, { publishWeights, remoteRollouts }] = await Promise.all([
         import('../storage/nats-connection.ts'),
@@ -132,7 +132,11 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         import('../operators/remote-rollouts.ts'),
       ]);
       nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
-      const broker = await openBroker(nc);
+      const sayNats = (line: string) => {
+        run.say(line);
+        run.logger.info({ event: 'nats', message: line }, line);
+      };
+      const broker = await openBroker(nc, { ackWaitS: n.ack_wait_s, say: sayNats });
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
       await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);

@@ -3,13 +3,14 @@
  * run as `<run>/policy/<version>`, its reference weights as `<run>/reference`, both one binary message
  * (storage/message-codec.ts: the policy config in the header, one float32 array per parameter) whose SHA-256
  * is stored beside it and checked on every read. The run's latest version goes to the KV key `<run>.version`,
- * which workers watch to learn that a version they wait for exists.
+ * which workers poll to learn that a version they wait for exists. Every call waits through a server restart
+ * (`retrying`).
  */
 import { createHash } from 'node:crypto';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
 import { decodeMessage, encodeMessage } from './message-codec.ts';
-import type { RolloutBroker } from './rollout-broker.ts';
+import { retrying, type RolloutBroker } from './rollout-broker.ts';
 
 export const policyObject = (run: string, version: number) => `${run}/policy/${version}`;
 export const referenceObject = (run: string) => `${run}/reference`;
@@ -27,25 +28,29 @@ export interface StoredWeights {
 /** Stores weights under `name`. */
 export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<void> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
-  await b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes);
+  await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes));
 }
 
 /** Publishes a policy version: its weights, then the run's version key; drops versions below `keepFrom`. */
 export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<void> {
   await putWeights(b, policyObject(run, version), policy, version, params);
-  await b.runs.put(versionKey(run), String(version));
-  for (const info of await b.weights.list()) {
+  await retrying(b, `publishing version ${version}`, () => b.runs.put(versionKey(run), String(version)));
+  for (const info of await retrying(b, 'listing the weights', () => b.weights.list())) {
     const m = info.name.startsWith(`${run}/policy/`) ? Number(info.name.slice(run.length + 8)) : Number.NaN;
-    if (Number.isInteger(m) && m < keepFrom) await b.weights.delete(info.name);
+    if (Number.isInteger(m) && m < keepFrom) await retrying(b, `deleting weights ${info.name}`, () => b.weights.delete(info.name));
   }
 }
 
 /** The weights stored under `name`, checked against their SHA-256; undefined if there are none. */
 export async function getWeights(b: RolloutBroker, name: string): Promise<StoredWeights | undefined> {
-  const info = await b.weights.info(name);
-  if (!info || info.deleted) return undefined;
-  const bytes = await b.weights.getBlob(name);
-  if (!bytes) return undefined;
+  const read = await retrying(b, `reading weights ${name}`, async () => {
+    const info = await b.weights.info(name);
+    if (!info || info.deleted) return undefined;
+    const bytes = await b.weights.getBlob(name);
+    return bytes ? { info, bytes } : undefined;
+  });
+  if (!read) return undefined;
+  const { info, bytes } = read;
   const want = info.metadata?.sha256;
   const got = sha256(bytes);
   if (want !== got) throw new Error(`weights ${name} in object store ${b.weights.constructor.name}: SHA-256 ${got} differs from the stored ${String(want)}`);
@@ -61,26 +66,22 @@ export async function getWeights(b: RolloutBroker, name: string): Promise<Stored
 
 /** Marks `launch` as the run's current trainer process: workers drop the jobs of earlier launches. */
 export async function setCurrentLaunch(b: RolloutBroker, run: string, launch: string): Promise<void> {
-  await b.runs.put(`${run}.launch`, launch);
+  await retrying(b, 'marking the launch', () => b.runs.put(`${run}.launch`, launch));
 }
 
 /** The run's current trainer process, if one said so. */
 export async function currentLaunch(b: RolloutBroker, run: string): Promise<string | undefined> {
-  return (await b.runs.get(`${run}.launch`))?.string() || undefined;
+  return (await retrying(b, 'reading the launch', () => b.runs.get(`${run}.launch`)))?.string() || undefined;
 }
 
-/** Resolves once the run's latest published version is at least `version` (watching its KV key). */
-export async function waitForVersion(b: RolloutBroker, run: string, version: number, signal?: AbortSignal): Promise<void> {
-  const latest = async () => Number((await b.runs.get(versionKey(run)))?.string() ?? -1);
-  if ((await latest()) >= version) return;
-  const watch = await b.runs.watch({ key: versionKey(run) });
-  const stop = () => watch.stop();
-  signal?.addEventListener('abort', stop, { once: true });
-  try {
-    for await (const e of watch) if (e.operation === 'PUT' && Number(e.string()) >= version) return;
-    throw new Error(`stopped waiting for version ${version} of run ${run}`);
-  } finally {
-    signal?.removeEventListener('abort', stop);
-    watch.stop();
+/**
+ * Resolves once the run's latest published version is at least `version`, polling its KV key every
+ * `pollMs` (a watch would die with the connection when the server restarts).
+ */
+export async function waitForVersion(b: RolloutBroker, run: string, version: number, signal?: AbortSignal, pollMs = 200): Promise<void> {
+  const latest = async () => Number((await retrying(b, `reading the version of run ${run}`, () => b.runs.get(versionKey(run)), signal))?.string() ?? -1);
+  while ((await latest()) < version) {
+    if (signal?.aborted) throw new Error(`stopped waiting for version ${version} of run ${run}`);
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

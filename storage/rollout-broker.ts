@@ -11,8 +11,23 @@
  *
  * Messages carry `Nats-Msg-Id`, so a message published twice within the streams' duplicate window is stored
  * once. Everything is created if missing, with the same settings by trainer and workers.
+ *
+ * A NATS server may restart under a run (JetStream on disk keeps the streams, the consumers and the buckets):
+ * every operation goes through `retrying`, which waits through connection, timeout and JetStream-unavailable
+ * errors with backoff, saying so once; a consumer lost with the server's state is created again on the next
+ * pull (`nextMessage`).
  */
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type Consumer,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -27,8 +42,14 @@ export const jobSubject = (run: string, step: number, round: number, shard: numb
 export const resultSubject = (run: string, step: number, round: number, shard: number) => `papo.result.${run}.${step}.${round}.${shard}`;
 
 export interface BrokerOptions {
-  /** seconds a worker may hold a job without acking (or `working()`) before it is redelivered; default 60 */
+  /**
+   * seconds a worker may hold a job without acking (or `working()`) before it is redelivered. Given (the
+   * trainer: `worker.rollout.nats.ack_wait_s`), an existing consumer with another ack wait is updated to it;
+   * not given (a worker), the consumer's own is kept, and 60 s is used if it must be created.
+   */
   ackWaitS?: number;
+  /** one line for the user (a consumer updated, a connection waited for) */
+  say?: (line: string) => void;
 }
 
 export interface RolloutBroker {
@@ -36,30 +57,102 @@ export interface RolloutBroker {
   js: JetStreamClient;
   weights: ObjectStore;
   runs: KV;
+  /** the ack wait of the workers' consumer, in ms, as last seen (kept if the consumer must be created again) */
+  ackWaitMs: number;
+  say: (line: string) => void;
 }
+
+const TRANSIENT = new Set(['TimeoutError', 'NoRespondersError', 'ConnectionError', 'RequestError', 'JetStreamNotEnabled', 'JetStreamStatusError']);
+
+/** An error a restarting or unreachable server gives, worth retrying while the connection is not closed. */
+export function isTransient(err: unknown): boolean {
+  for (let e = err as (Error & { status?: number; code?: unknown }) | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (TRANSIENT.has(e.name)) return true;
+    if (e.name === 'JetStreamApiError' && (e.status === 503 || e.status === 408 || e.status === 500)) return true;
+    if (/timeout|timed out|no responders|unavailable|disconnect|reconnect|not enabled|heartbeat/i.test(e.message ?? '')) return true;
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `op` until it succeeds, retrying on transient errors (`isTransient`) with backoff from 100 ms to 2 s,
+ * and saying once per wait that it waits for the server. Other errors, and any once the connection is closed
+ * or `signal` aborted, are thrown.
+ */
+export async function retrying<T>(b: Pick<RolloutBroker, 'nc' | 'say'>, what: string, op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  let delay = 100;
+  let said = false;
+  for (;;) {
+    try {
+      const r = await op();
+      if (said) b.say(`NATS: ${what} done after the wait`);
+      return r;
+    } catch (err) {
+      if (!isTransient(err) || b.nc.isClosed() || signal?.aborted) throw err;
+      if (!said) {
+        said = true;
+        b.say(`NATS: ${what} failed (${(err as Error).message}); retrying until the server answers`);
+      }
+      await sleep(delay);
+      delay = Math.min(2000, delay * 2);
+    }
+  }
+}
+
+const jobsConsumerConfig = (ackWaitMs: number): Partial<ConsumerConfig> => ({
+  durable_name: WORKERS_CONSUMER,
+  ack_policy: AckPolicy.Explicit,
+  ack_wait: Math.round(ackWaitMs * 1e6),
+  filter_subject: 'papo.job.>',
+});
+const resultsConsumerName = (run: string) => `trainer-${run}`;
+const resultsConsumerConfig = (run: string): Partial<ConsumerConfig> => ({
+  durable_name: resultsConsumerName(run),
+  ack_policy: AckPolicy.Explicit,
+  filter_subject: `papo.result.${run}.>`,
+});
 
 /** Creates (or finds) the streams, the workers' consumer and the buckets. */
 export async function openBroker(nc: NatsConnection, opts: BrokerOptions = {}): Promise<RolloutBroker> {
+  const say = opts.say ?? (() => undefined);
+  return retrying({ nc, say }, 'opening the JetStream streams', () => open(nc, opts, say));
+}
+
+async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string) => void): Promise<RolloutBroker> {
   const jsm = await jetstreamManager(nc);
   const ensure = async (name: string, subjects: string[]) => {
     try {
       await jsm.streams.info(name);
-    } catch {
+    } catch (err) {
+      if (isTransient(err)) throw err;
       await jsm.streams.add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: 120_000_000_000 });
     }
   };
   await ensure(JOBS_STREAM, ['papo.job.>']);
   await ensure(RESULTS_STREAM, ['papo.result.>']);
-  const ackWait = Math.round((opts.ackWaitS ?? 60) * 1e9);
+  let ackWaitMs = (opts.ackWaitS ?? 60) * 1000;
+  let info: Awaited<ReturnType<typeof jsm.consumers.info>> | undefined;
   try {
-    await jsm.consumers.info(JOBS_STREAM, WORKERS_CONSUMER);
-  } catch {
-    await jsm.consumers.add(JOBS_STREAM, { durable_name: WORKERS_CONSUMER, ack_policy: AckPolicy.Explicit, ack_wait: ackWait, filter_subject: 'papo.job.>' });
+    info = await jsm.consumers.info(JOBS_STREAM, WORKERS_CONSUMER);
+  } catch (err) {
+    if (isTransient(err)) throw err;
+    await jsm.consumers.add(JOBS_STREAM, jobsConsumerConfig(ackWaitMs));
+  }
+  if (info) {
+    const had = (info.config.ack_wait ?? 30e9) / 1e6;
+    if (opts.ackWaitS !== undefined && Math.abs(had - ackWaitMs) > 0.5) {
+      await jsm.consumers.update(JOBS_STREAM, WORKERS_CONSUMER, { ack_wait: Math.round(ackWaitMs * 1e6) });
+      say(
+        `NATS: the workers' consumer ${WORKERS_CONSUMER} had an ack wait of ${had / 1000} s; updated to ${ackWaitMs / 1000} s (worker.rollout.nats.ack_wait_s)`,
+      );
+    } else ackWaitMs = had;
   }
   const js = jetstream(nc);
   const weights = await new Objm(js).create(WEIGHTS_BUCKET, { storage: StorageType.File });
   const runs = await new Kvm(js).create(RUNS_BUCKET, { history: 1 });
-  return { nc, js, weights, runs };
+  return { nc, js, weights, runs, ackWaitMs, say };
 }
 
 /** The workers' shared pull consumer of the jobs stream. */
@@ -69,12 +162,60 @@ export function jobsConsumer(b: RolloutBroker): Promise<Consumer> {
 
 /** The run's consumer of its results (created if missing): every result of the run, acked as read. */
 export async function resultsConsumer(b: RolloutBroker, run: string): Promise<Consumer> {
+  await ensureConsumer(b, RESULTS_STREAM, resultsConsumerConfig(run));
+  return b.js.consumers.get(RESULTS_STREAM, resultsConsumerName(run));
+}
+
+async function ensureConsumer(b: RolloutBroker, stream: string, cfg: Partial<ConsumerConfig>): Promise<void> {
   const jsm = await jetstreamManager(b.nc);
-  const name = `trainer-${run}`;
   try {
-    await jsm.consumers.info(RESULTS_STREAM, name);
-  } catch {
-    await jsm.consumers.add(RESULTS_STREAM, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: `papo.result.${run}.>` });
+    await jsm.consumers.info(stream, cfg.durable_name!);
+  } catch (err) {
+    if (isTransient(err)) throw err;
+    await jsm.consumers.add(stream, cfg);
+    b.say(`NATS: consumer ${cfg.durable_name} of ${stream} was missing; created it again`);
   }
-  return b.js.consumers.get(RESULTS_STREAM, name);
+}
+
+/**
+ * The next message of the workers' jobs (`of: 'jobs'`) or of a run's results (`of: { results: run }`), or
+ * null after `expiresMs` without one, or after a transient error (said once by `retrying`'s rules). A consumer
+ * that is gone (deleted, or lost with a server's state) is created again; for the jobs, with the ack wait last
+ * seen. The jobs consumer's ack wait is refreshed into `b.ackWaitMs` on every pull.
+ */
+export async function nextMessage(b: RolloutBroker, of: 'jobs' | { results: string }, expiresMs: number): Promise<JsMsg | null> {
+  const [stream, cfg] = of === 'jobs' ? [JOBS_STREAM, jobsConsumerConfig(b.ackWaitMs)] : [RESULTS_STREAM, resultsConsumerConfig(of.results)];
+  let c: Consumer;
+  try {
+    c = await b.js.consumers.get(stream, cfg.durable_name!);
+  } catch (err) {
+    if (err instanceof Error && err.name === 'ConsumerNotFoundError') {
+      await retrying(b, `creating consumer ${cfg.durable_name}`, () => ensureConsumer(b, stream, cfg));
+      return null;
+    }
+    if (!isTransient(err) || b.nc.isClosed()) throw err;
+    await warnOnce(b, err);
+    return null;
+  }
+  if (of === 'jobs') {
+    const ackWait = (await c.info(true)).config.ack_wait;
+    if (ackWait) b.ackWaitMs = ackWait / 1e6;
+  }
+  try {
+    return await c.next({ expires: expiresMs });
+  } catch (err) {
+    // a pull that missed its heartbeats (a busy event loop, a server restarting): the caller pulls again
+    if (b.nc.isClosed()) throw err;
+    await sleep(200);
+    return null;
+  }
+}
+
+const warned = new WeakSet<RolloutBroker>();
+async function warnOnce(b: RolloutBroker, err: unknown): Promise<void> {
+  if (!warned.has(b)) {
+    warned.add(b);
+    b.say(`NATS: waiting for the server (${(err as Error).message})`);
+  }
+  await sleep(500);
 }
