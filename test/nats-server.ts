@@ -1,6 +1,6 @@
 /**
  * A NATS server with JetStream of a test's own: `nats-server -js -sd <tmp> -a 127.0.0.1 -p <free port>`,
- * stopped with `stop()`. Without the server binary it throws, saying how to install it: a test that needs
+ * stopped with `stop()`, restarted on the same port and store directory with `restart()`. Without the server binary it throws, saying how to install it: a test that needs
  * NATS fails rather than passing silently.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +13,8 @@ export interface TestNatsServer {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** stops the server (SIGTERM) and starts it again on the same port and store directory (JetStream state kept) */
+  restart(): Promise<void>;
 }
 
 function serverBinary(): string {
@@ -57,12 +59,16 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   const bin = serverBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-nats-'));
   const port = await freePort();
-  const child = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const launch = () => {
+    const c = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    return c;
+  };
+  let child = launch();
   // a test process that dies leaves no server behind
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   await accepting(port, child, () => stderr);
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -75,6 +81,15 @@ export async function startNatsServer(): Promise<TestNatsServer> {
         await exited;
       }
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      child = launch();
+      await accepting(port, child, () => stderr);
     },
   };
 }

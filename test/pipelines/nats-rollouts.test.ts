@@ -10,8 +10,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initTf } from '../../util/tf-backend.ts';
-import { CheckpointStore } from '../../storage/checkpoints.ts';
-import { RolloutLog } from '../../storage/rollout-log.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -22,9 +20,9 @@ import { jobSubject, openBroker, RESULTS_STREAM } from '../../storage/rollout-br
 import { makeRecords, promptBatch } from '../operators/fakes.ts';
 import { defineReward } from '../../tasks/rewards/types.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
-import { scalarsByStep } from '../storage/tfevents-reader.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
-import { algorithmicMetrics, TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
+import { assertSameRun } from './same-run.ts';
+import { TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
@@ -78,25 +76,6 @@ async function trainWith(run: string, staleness: number, workers: number) {
       'the workers ran every shard once',
     );
   return result;
-}
-
-async function assertSameRun(a: string, b: string) {
-  assert.deepEqual(algorithmicMetrics(path.join(b, 'metrics.jsonl')), algorithmicMetrics(path.join(a, 'metrics.jsonl')));
-  const [x, y] = await Promise.all([a, b].map(async (run) => new CheckpointStore(run).load((await new CheckpointStore(run).latest())!)));
-  for (const k of Object.keys(x.policy.params)) {
-    assert.deepEqual(y.policy.params[k], x.policy.params[k], `parameter ${k}`);
-    assert.deepEqual(y.optimizer.m[k], x.optimizer.m[k], `m ${k}`);
-    assert.deepEqual(y.optimizer.v[k], x.optimizer.v[k], `v ${k}`);
-  }
-  const [la, lb] = [new RolloutLog(a), new RolloutLog(b)];
-  assert.deepEqual(await lb.steps(), await la.steps());
-  for (const step of await la.steps()) assert.deepEqual(await lb.read(step), await la.read(step), `rollout step ${step}`);
-  const scalars = (run: string) =>
-    [...scalarsByStep(path.join(run, 'tensorboard'))].map(([step, m]) => [
-      step,
-      Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
-    ]);
-  assert.deepEqual(scalars(b), scalars(a));
 }
 
 /** The run with its shards in process, once per max_staleness. */

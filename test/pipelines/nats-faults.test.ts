@@ -1,0 +1,238 @@
+/**
+ * Faults of a run with its rollouts on NATS workers (servers of the tests' own), each run ending bit for bit as
+ * the same run with its shards computed in process (test/pipelines/same-run.ts):
+ * - dynamic sampling (papo_d, several rounds per step) with a 2 s ack wait: a worker process SIGKILLed in the
+ *   middle of its first shard (its job is redelivered and computed elsewhere), workers joining mid-run (three
+ *   at once), a shard slower than the ack wait kept by heartbeats (not redelivered), a copy of a result
+ *   injected under another Nats-Msg-Id (dropped);
+ * - a `papo train` process restarted through the NATS server restarting mid-run, the workers' consumer deleted
+ *   mid-run (created again), then the trainer SIGKILLed and continued with `papo train --resume`.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { initTf } from '../../util/tf-backend.ts';
+import { runTrain } from '../../pipelines/train.ts';
+import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
+import type { TrainConfigInput } from '../../pipelines/train-config.ts';
+import { connectNats } from '../../storage/nats-connection.ts';
+import { JOBS_STREAM, RESULTS_STREAM, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
+import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
+import { FAULT_REWARD, faultControl } from './nats-fault-reward.ts';
+import { assertSameRun } from './same-run.ts';
+import { tinyPolicyInTmp } from './tiny-run.ts';
+
+await initTf();
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let tmp: string;
+let weights: string;
+const servers: TestNatsServer[] = [];
+before(async () => {
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-nats-faults-'));
+});
+after(async () => {
+  for (const s of servers) await s.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function server(): Promise<TestNatsServer> {
+  const s = await startNatsServer();
+  servers.push(s);
+  return s;
+}
+
+function config(
+  run: string,
+  url: string,
+  o: { preset: string; reward?: string; steps: number; staleness: number; backend: 'local' | 'nats' },
+): TrainConfigInput {
+  return {
+    data: { task: 'digits', families: ['max', 'count'], rollout_batch_size: 4, max_response_length: 6, seed: 5 },
+    algorithm: { preset: o.preset },
+    worker: {
+      actor: { model: { model_path: weights }, global_batch_size: 2, optim: { lr: 5e-3 } },
+      rollout: { n: 2, threads: 1, shard_size: 2, backend: o.backend, nats: { url, result_timeout_s: 60, ack_wait_s: 2 } },
+      ...(o.reward ? { reward: { score_function: o.reward } } : {}),
+    },
+    trainer: {
+      max_steps: o.steps,
+      max_staleness: o.staleness,
+      save_freq: 1,
+      save_limit: 0,
+      test_before_and_after: false,
+      save_checkpoint_path: run,
+    },
+  } as TrainConfigInput;
+}
+
+const stepsLogged = (run: string) => {
+  try {
+    return fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+};
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, failed?: () => string | undefined): Promise<void> {
+  // no time bound here: the run's own result_timeout_s and the test runner's timeout are the guards
+  while (!(await cond())) {
+    const why = failed?.();
+    if (why) throw new Error(`while waiting for ${what}: ${why}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `papo [...args]` as a child process, its stderr kept. */
+function papo(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/papo.js'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PAPO_DEBUG: '', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const p = { child, stderr: '', exit: new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code))) };
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (p.stderr += d));
+  return p;
+}
+
+interface InProcessWorker {
+  said: string[];
+  done: Promise<{ jobs: number } | Error>;
+}
+
+function worker(url: string, name: string, signal: AbortSignal): InProcessWorker {
+  const said: string[] = [];
+  const done = runRolloutWorker({ url, threads: 1, workerName: name, signal, say: (l) => said.push(l) }).then(
+    (r) => r,
+    (err: Error) => err,
+  );
+  return { said, done };
+}
+
+async function localRun(name: string, o: { preset: string; reward?: string; steps: number; staleness: number }) {
+  const run = path.join(tmp, name);
+  await runTrain(config(run, 'nats://127.0.0.1:1', { ...o, backend: 'local' }), { quiet: true });
+  return run;
+}
+
+test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining mid-run (W = 3), a shard slower than the ack wait, an injected duplicate result; ends as in process', async () => {
+  const o = { preset: 'papo_d', reward: FAULT_REWARD, steps: 3, staleness: 1 };
+  const local = await localRun('local-papo_d', o);
+  const nats = await server();
+  const remote = path.join(tmp, 'nats-papo_d');
+  const died = path.join(tmp, 'worker-died');
+  const stop = new AbortController();
+  const workers: InProcessWorker[] = [];
+  let killed: ReturnType<typeof papo> | undefined;
+  const nc = await connectNats({ url: nats.url });
+  try {
+    // a worker process that SIGKILLs itself in the reward of its first shard, holding the job
+    killed = papo(['--import', 'test/pipelines/nats-fault-reward.ts', 'worker', '--nats', nats.url, '--threads', '1', '--name', 'doomed'], {
+      PAPO_TEST_DIE_ON_REWARD: died,
+    });
+    const k = killed;
+    await until(
+      'the doomed worker to start',
+      () => k.stderr.includes('waiting for shard jobs'),
+      () => (k.child.exitCode !== null ? k.stderr : undefined),
+    );
+    const training = runTrain(config(remote, nats.url, { ...o, backend: 'nats' }), { quiet: true }).then(
+      (r) => r,
+      (err: Error) => err,
+    );
+    assert.equal(await k.exit, null, 'the doomed worker was killed by a signal');
+    assert.ok(fs.existsSync(died), 'it died in the reward, in the middle of a shard');
+    assert.equal(k.child.signalCode, 'SIGKILL');
+    workers.push(worker(nats.url, 'w0', stop.signal));
+    // a copy of the first result after step 1, under another Nats-Msg-Id
+    let injected = 0;
+    const js = (await import('@nats-io/jetstream')).jetstream(nc);
+    const sub = nc.subscribe('papo.result.>', {
+      callback: (_err, m) => {
+        if (injected === 0 && stepsLogged(remote) >= 1) {
+          injected++;
+          void js.publish(m.subject, m.data, { msgID: 'injected-duplicate' });
+        }
+      },
+    });
+    await until('step 1', () => stepsLogged(remote) >= 1);
+    // two more workers join; the next reward call in this process takes 3 s, past the 2 s ack wait
+    workers.push(worker(nats.url, 'w1', stop.signal), worker(nats.url, 'w2', stop.signal));
+    faultControl.slowMs = 3000;
+    const r = await training;
+    if (r instanceof Error) throw r;
+    sub.unsubscribe();
+    stop.abort();
+    const done = await Promise.all(workers.map((w) => w.done));
+    for (const d of done) if (d instanceof Error) throw d;
+    await assertSameRun(local, remote);
+
+    const said = workers.flatMap((w) => w.said);
+    const again = said.filter((l) => l.includes(' times (a worker stopped'));
+    assert.equal(again.length, 1, `only the killed worker's job was delivered again: ${again.join('; ')}`);
+    assert.match(again[0], /job r[0-9a-f]+\.1\.1\.0 delivered 2 times/);
+    assert.equal(faultControl.slowCalls, 1, 'a shard was slower than the ack wait');
+    const jsm = await jetstreamManager(nc);
+    const jobs = (await jsm.streams.info(JOBS_STREAM)).state.last_seq;
+    assert.ok(jobs > 2 * o.steps, `dynamic sampling took more than one round in some step (${jobs} jobs for ${o.steps} steps of 2 shards)`);
+    assert.equal(
+      done.reduce((n, d) => n + (d as { jobs: number }).jobs, 0),
+      jobs,
+      'the live workers computed every job once: the slow shard was not redelivered',
+    );
+    assert.equal(injected, 1);
+    assert.equal((await jsm.streams.info(RESULTS_STREAM)).state.last_seq, jobs + 1, 'the injected copy was stored beside the results');
+  } finally {
+    stop.abort();
+    killed?.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.done));
+    await nc.close();
+  }
+});
+
+test('a NATS server restarted mid-run, the workers consumer deleted mid-run, the trainer SIGKILLed and resumed: ends as in process', async () => {
+  const o = { preset: 'papo_g', steps: 4, staleness: 0 };
+  const local = await localRun('local-papo_g', o);
+  const nats = await server();
+  const remote = path.join(tmp, 'nats-resumed');
+  const cfgFile = path.join(tmp, 'nats-resumed.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(config(remote, nats.url, { ...o, backend: 'nats' })));
+  const stop = new AbortController();
+  const workers = [worker(nats.url, 'w0', stop.signal), worker(nats.url, 'w1', stop.signal)];
+  let trainer: ReturnType<typeof papo> | undefined;
+  try {
+    trainer = papo(['train', '--config', cfgFile]);
+    const t = trainer;
+    const gone = () => (t.child.exitCode !== null ? `papo train exited: ${t.stderr}` : undefined);
+    await until('step 1', () => stepsLogged(remote) >= 1, gone);
+    await nats.restart();
+    await until('step 2', () => stepsLogged(remote) >= 2, gone);
+    const nc = await connectNats({ url: nats.url });
+    try {
+      await (await jetstreamManager(nc)).consumers.delete(JOBS_STREAM, WORKERS_CONSUMER);
+    } finally {
+      await nc.close();
+    }
+    await until('step 3', () => stepsLogged(remote) >= 3, gone);
+    t.child.kill('SIGKILL');
+    assert.equal(await t.exit, null);
+    assert.ok(stepsLogged(remote) < o.steps, 'killed before the end');
+    trainer = papo(['train', '--config', cfgFile, '--resume']);
+    const code = await trainer.exit;
+    assert.equal(code, 0, trainer.stderr);
+    stop.abort();
+    for (const d of await Promise.all(workers.map((w) => w.done))) if (d instanceof Error) throw d;
+    await assertSameRun(local, remote);
+    const said = workers.flatMap((w) => w.said).join('\n');
+    assert.match(said, /consumer workers of PAPO_JOBS was missing; created it again/);
+  } finally {
+    stop.abort();
+    trainer?.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.done));
+  }
+});
