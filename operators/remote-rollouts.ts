@@ -15,7 +15,7 @@
  *   shards pending; with none for `resultTimeoutS` the round fails with an error naming them.
  *
  * @example
- * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
+ * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', rewardId: 'builtin:composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
  * prompts$.pipe(shardRollouts(runner, { shardSize: 8 }))
  */
 import type { JsMsg } from '@nats-io/jetstream';
@@ -38,6 +38,8 @@ export interface RemoteRolloutsOptions {
   segment: RolloutSegmentOptions;
   /** `worker.reward.score_function` */
   reward: string;
+  /** its identity (pipelines/reward-function.ts `rewardIdentity`): workers refuse a job whose reward they hold otherwise */
+  rewardId: string;
   policy: PolicyConfig;
   /** the policy version a step samples with (`PolicyVersions.versionOf`) */
   versionOf: (batch: PromptBatch) => number;
@@ -62,7 +64,7 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
     const ids: ShardId[] = shards.map((_, shard) => ({ run: opts.run, launch: opts.launch, step, round, shard }));
     for (const [k, shard] of shards.entries()) {
       const id = ids[k];
-      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, policy: opts.policy, batch: shard });
+      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, rewardId: opts.rewardId, policy: opts.policy, batch: shard });
       await opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID: `${opts.run}.${opts.launch}.${step}.${round}.${k}` });
     }
     const results = new Array<RolloutShard | undefined>(shards.length);

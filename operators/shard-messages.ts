@@ -29,6 +29,8 @@ export interface ShardJob extends ShardId {
   segment: RolloutSegmentOptions;
   /** `worker.reward.score_function`: a worker runs only rewards it has itself */
   reward: string;
+  /** the reward's identity (`builtin:<name>`, `sha256:<hex of its module>`, `code:<name>`): a worker whose reward of that name differs refuses the job */
+  rewardId: string;
   policy: PolicyConfig;
   /** the shard's prompts, as the trainer's stages see them */
   batch: PromptBatch;
@@ -84,6 +86,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   for (const k of ['step', 'round', 'shard', 'version', 'seed', 'promptOffset', 'rounds'] as const)
     if (!Number.isSafeInteger(h[k]) || (h[k] as number) < 0) bad(`${k} is not a non-negative integer`);
   if (typeof h.reward !== 'string') bad('reward is not a name');
+  if (typeof h.rewardId !== 'string' || !/^(builtin|sha256|code):./.test(h.rewardId)) bad('rewardId is not a reward identity (builtin:, sha256: or code:)');
   if (!h.segment || typeof h.segment !== 'object' || !h.policy || typeof h.policy !== 'object') bad('segment or policy missing');
   const recs = h.records as (Omit<TaskRecord, 'image'> & { height: number; width: number })[];
   if (!Array.isArray(recs) || recs.length === 0) bad('it has no records');
@@ -106,6 +109,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
     version: id.version,
     segment: h.segment as RolloutSegmentOptions,
     reward: h.reward as string,
+    rewardId: h.rewardId as string,
     policy: h.policy as PolicyConfig,
     batch: {
       step: id.step,

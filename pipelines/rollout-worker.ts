@@ -6,8 +6,10 @@
  * - Weights: a job names the policy version it samples with; a worker that does not hold it waits until the
  *   run's version key reaches it, fetches it once from the object store (SHA-256 checked) and keeps the last
  *   few versions installed in its engine; the reference weights once per run.
- * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`);
- *   a job naming another is answered with an error the trainer reports, naming this worker and the job.
+ * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`),
+ *   and only when its reward of that name has the job's identity (`builtin:<name>`, `sha256:<hex of the
+ *   module file>`, `code:<name>`: pipelines/reward-function.ts `rewardIdentity`); a job naming another, or
+ *   the same name with other code, is answered with an error the trainer reports, naming this worker and the job.
  * - Long shards: the job is kept with `working()` heartbeats while it runs; a worker that dies lets it be
  *   redelivered to another after the consumer's ack wait.
  */
@@ -22,7 +24,7 @@ import { currentLaunch, getWeights, policyObject, referenceObject, waitForVersio
 import { jobsConsumer, openBroker, resultSubject, type RolloutBroker } from '../storage/rollout-broker.ts';
 import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import { rewardFunctions } from '../tasks/rewards/registry.ts';
-import { openReward } from './reward-function.ts';
+import { openReward, rewardIdentity } from './reward-function.ts';
 
 export interface RolloutWorkerOptions extends NatsOptions {
   /** onnxruntime intra-op threads of the engine (default 2, as `worker.rollout.threads`) */
@@ -91,7 +93,7 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
   let result: Uint8Array;
   try {
     const engine = await state.engineFor(job);
-    const reward = await state.rewardFor(job.reward);
+    const reward = await state.rewardFor(job, name);
     const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
     result = encodeResult(id, name, { shard });
   } catch (err) {
@@ -154,13 +156,19 @@ class WorkerState {
     return e;
   }
 
-  async rewardFor(spec: string): Promise<RewardScorer> {
-    const have = this.rewards.get(spec);
-    if (have) return have;
+  async rewardFor(job: ShardJob, worker: string): Promise<RewardScorer> {
+    const spec = job.reward;
     if (!rewardFunctions.has(spec))
       throw new Error(
         `reward '${spec}' is not registered in this worker (it has ${rewardFunctions.names().join(', ')}); a worker runs only rewards it has itself: give it the module that registers yours with papo --import ext.ts worker`,
       );
+    const own = rewardIdentity(spec);
+    if (own !== job.rewardId)
+      throw new Error(
+        `reward '${spec}' of this worker (${worker}) is ${own}, the job ${shardName(job)} (launch ${job.launch}) asks for ${job.rewardId}: give the worker the same module as the trainer (papo --import ext.ts worker)`,
+      );
+    const have = this.rewards.get(spec);
+    if (have) return have;
     const r = await openReward(spec);
     this.rewards.set(spec, r);
     return r;

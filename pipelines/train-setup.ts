@@ -20,7 +20,7 @@ import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import { initTf } from '../util/tf-backend.ts';
 import { describeBackends } from './backend-note.ts';
-import { openReward } from './reward-function.ts';
+import { openReward, rewardIdentity } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
 import { checkResumedProgress, parseTrainState, type TrainState } from './train-state.ts';
@@ -131,7 +131,15 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         import('../storage/rollout-broker.ts'),
         import('../operators/remote-rollouts.ts'),
       ]);
-      nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
+      nc = await connectNats({
+        url: n.url,
+        credsFile: n.creds_file,
+        nkeyFile: n.nkey_file,
+        tlsCaFile: n.tls_ca_file,
+        tlsCertFile: n.tls_cert_file,
+        tlsKeyFile: n.tls_key_file,
+        name: `papo train ${run.dir}`,
+      });
       const broker = await openBroker(nc);
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
@@ -142,6 +150,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         launch,
         segment,
         reward: reward ? reward.name : cfg.worker.reward.score_function,
+        rewardId: reward ? `code:${reward.name}` : rewardIdentity(cfg.worker.reward.score_function),
         policy,
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
