@@ -124,9 +124,22 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   };
 }
 
-/** What a worker sends back: the fields the segment added, or the reason it could not run the job. */
-export function encodeResult(id: ShardId, worker: string, outcome: { shard: RolloutShard } | { error: string }): Uint8Array {
-  const header: Record<string, unknown> = { kind: 'result', ...id, worker };
+/** A worker's timings of one job, sent with its result (the trainer's `dist/` metrics). */
+export interface ShardDist {
+  /** the job's time in the stream (server clock, ms since the epoch), echoed */
+  jobStoredMs: number;
+  /** times the job was delivered (more than 1: redelivered) */
+  deliveries: number;
+  /** seconds from taking the job to its result */
+  busyS: number;
+  /** seconds spent fetching weights for it, and their bytes */
+  weightFetchS: number;
+  weightBytes: number;
+}
+
+/** What a worker sends back: the fields the segment added, or the reason it could not run the job; `dist` its timings. */
+export function encodeResult(id: ShardId, worker: string, outcome: { shard: RolloutShard } | { error: string }, dist?: ShardDist): Uint8Array {
+  const header: Record<string, unknown> = { kind: 'result', ...id, worker, ...(dist ? { dist } : {}) };
   if ('error' in outcome) return encodeMessage({ ...header, error: outcome.error });
   const s = outcome.shard as unknown as Record<string, unknown>;
   const arrays: Record<string, TypedRow> = {};
@@ -146,13 +159,18 @@ export function encodeResult(id: ShardId, worker: string, outcome: { shard: Roll
   return encodeMessage({ ...header, groupSize, rewardFailures, maskSeed, timing, objects }, arrays);
 }
 
-/** The header of a result: who sent it and for which shard (checked before anything else is read). */
-export function resultId(bytes: Uint8Array, subject: string): ShardId & { worker: string; error?: string } {
+/** The header of a result: who sent it and for which shard (checked before anything else is read); `dist` only when its numbers are sound. */
+export function resultId(bytes: Uint8Array, subject: string): ShardId & { worker: string; error?: string; dist?: ShardDist } {
   const { header: h } = decodeMessage(bytes, `shard result ${subject}`);
   if (h.kind !== 'result' || typeof h.run !== 'string' || typeof h.launch !== 'string' || typeof h.worker !== 'string')
     throw new Error(`shard result ${subject}: not a result (kind, run, launch, worker)`);
   for (const k of ['step', 'round', 'shard'] as const) if (!Number.isSafeInteger(h[k])) throw new Error(`shard result ${subject}: ${k} is not an integer`);
-  return h as unknown as ShardId & { worker: string; error?: string };
+  const d = h.dist as Record<string, unknown> | undefined;
+  const sound =
+    d &&
+    typeof d === 'object' &&
+    ['jobStoredMs', 'deliveries', 'busyS', 'weightFetchS', 'weightBytes'].every((k) => typeof d[k] === 'number' && Number.isFinite(d[k]) && d[k] >= 0);
+  return { ...(h as unknown as ShardId & { worker: string; error?: string }), dist: sound ? (d as unknown as ShardDist) : undefined };
 }
 
 export interface ResultLimits {

@@ -73,6 +73,7 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
 }
 
 async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name: string, say: (line: string) => void): Promise<void> {
+  const started = performance.now();
   let job: ShardJob;
   try {
     job = decodeJob(m.data, m.subject);
@@ -91,11 +92,18 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
   }
   const heartbeat = setInterval(() => m.working(), HEARTBEAT_MS);
   let result: Uint8Array;
+  const dist = { jobStoredMs: Number(m.timestampNanos / 1000n) / 1000, deliveries: m.info.deliveryCount, busyS: 0, weightFetchS: 0, weightBytes: 0 };
+  state.fetched = { seconds: 0, bytes: 0 };
   try {
     const engine = await state.engineFor(job);
     const reward = await state.rewardFor(job, name);
     const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
-    result = encodeResult(id, name, { shard });
+    result = encodeResult(
+      id,
+      name,
+      { shard },
+      { ...dist, busyS: (performance.now() - started) / 1000, weightFetchS: state.fetched.seconds, weightBytes: state.fetched.bytes },
+    );
   } catch (err) {
     const message = (err as Error).message;
     say(`papo worker ${name}: job ${shardName(job)} failed: ${message}`);
@@ -117,6 +125,8 @@ class WorkerState {
   private installed: number[] = [];
   private reference = false;
   private readonly rewards = new Map<string, RewardScorer>();
+  /** the weights fetched for the job in hand: seconds and bytes */
+  fetched = { seconds: 0, bytes: 0 };
 
   constructor(
     private readonly broker: RolloutBroker,
@@ -141,14 +151,20 @@ class WorkerState {
     const e = this.engine;
     if (!this.installed.includes(job.version)) {
       await waitForVersion(this.broker, job.run, job.version);
+      const t0 = performance.now();
       const w = await getWeights(this.broker, policyObject(job.run, job.version));
+      this.fetched.seconds += (performance.now() - t0) / 1000;
+      this.fetched.bytes += w?.bytes ?? 0;
       if (!w) throw new Error(`the weights of version ${job.version} of run ${job.run} are no longer in the object store`);
       if (JSON.stringify(w.policy) !== key) throw new Error(`the weights of version ${job.version} are of another policy architecture than the job's`);
       await e.setWeights(w.params, job.version);
       this.installed = [...this.installed, job.version].slice(-4);
     }
     if (job.segment.reference && !this.reference) {
+      const t0 = performance.now();
       const w = await getWeights(this.broker, referenceObject(job.run));
+      this.fetched.seconds += (performance.now() - t0) / 1000;
+      this.fetched.bytes += w?.bytes ?? 0;
       if (!w) throw new Error(`run ${job.run} has no reference weights in the object store`);
       await e.setReferenceWeights(w.params);
       this.reference = true;

@@ -46,6 +46,8 @@ export interface TrainParts {
   segment: RolloutSegmentOptions;
   /** where shards run, when the rounds are sharded (`worker.rollout.shard_size` or `backend: nats`) */
   shards?: ShardRunner;
+  /** the `dist/` metrics of a step whose shards ran on rollout workers (backend nats) */
+  distMetrics?: (step: number) => Record<string, number>;
   /** the state of the checkpoint the run continues from */
   resumed?: TrainState;
   close(): Promise<void>;
@@ -106,6 +108,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   let trainer: Trainer | undefined;
   let engine: PolicyEngine | undefined;
   let nc: NatsConnection | undefined;
+  let distMetrics: ((step: number) => Record<string, number>) | undefined;
   try {
     trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
@@ -144,7 +147,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
       await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
-      shards = remoteRollouts({
+      const remote = remoteRollouts({
         broker,
         run: runId,
         launch,
@@ -157,6 +160,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         resultTimeoutS: n.result_timeout_s,
         say: (line) => run.say(line),
       });
+      shards = remote;
+      distMetrics = (step) => remote.stepMetrics(step);
       run.say(
         `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
       );
@@ -176,6 +181,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       versions,
       segment,
       shards,
+      distMetrics,
       resumed,
       async close() {
         await rewardFn.close();

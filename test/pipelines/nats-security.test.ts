@@ -3,7 +3,8 @@
  * user and a user / password): a worker (nkey seed file) and a trainer (user / password from the environment)
  * connect and run; wrong or missing credentials and certificates are clear errors. A worker whose reward of
  * the job's name has other code (another module content hash) refuses the job, and the run stops saying so.
- * The CA and the server and client certificates are made here with openssl.
+ * The CA and the server and client certificates are made here with openssl. The run's step carries the
+ * `dist/` figures of its shards.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -158,6 +159,12 @@ test('a worker with an nkey seed file and a trainer with a user / password conne
   assert.ok(!(w instanceof Error), String(w));
   assert.equal((w as { jobs: number }).jobs, 2);
   assert.equal(r.steps.length, 1);
+  // the step's dist/ figures: one worker ran both shards, fetching version 0 once
+  const m = r.steps[0].metrics;
+  assert.deepEqual([m['dist/workers'], m['dist/shards'], m['dist/shards_redelivered']], [1, 2, 0]);
+  for (const k of ['dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'])
+    assert.ok(Number.isFinite(m[k]) && m[k] >= 0, `${k} = ${m[k]}`);
+  assert.ok(m['dist/weight_fetch_s'] > 0 && m['dist/worker_busy_s'] > m['dist/weight_fetch_s'], 'the weights were fetched within the first job');
 });
 
 test('wrong or missing credentials and certificates are errors that say what was tried', async () => {
