@@ -1,7 +1,7 @@
 /**
  * `papo worker`: a rollout worker of `papo train worker.rollout.backend=nats` (pipelines/rollout-worker.ts).
- * Credentials come from the environment (PAPO_NATS_TOKEN, PAPO_NATS_USER / PAPO_NATS_PASSWORD) or a
- * `--creds` file, never from the command line.
+ * Credentials come from the environment (PAPO_NATS_TOKEN, PAPO_NATS_USER / PAPO_NATS_PASSWORD), a `--creds`
+ * file or an `--nkey` seed file, never from the command line; `--tls-ca`, `--tls-cert` and `--tls-key` turn TLS on.
  */
 import type { Command } from 'commander';
 import { intAtLeastOption } from './config-file.ts';
@@ -9,6 +9,10 @@ import { intAtLeastOption } from './config-file.ts';
 interface WorkerFlags {
   nats: string;
   creds?: string;
+  nkey?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   threads: number;
   name?: string;
 }
@@ -25,6 +29,10 @@ export function registerWorkerCommand(program: Command): void {
       'nats://127.0.0.1:4222',
     )
     .option('--creds <file>', 'a NATS credentials file (.creds)')
+    .option('--nkey <file>', 'a file holding the NATS nkey seed (SU...) to connect with')
+    .option('--tls-ca <file>', 'TLS: the CA certificate the server is checked against')
+    .option('--tls-cert <file>', "TLS: this worker's client certificate (with --tls-key)")
+    .option('--tls-key <file>', "TLS: the client certificate's key")
     .option('--threads <n>', 'onnxruntime intra-op threads of the engine', intAtLeastOption('--threads', 1), 2)
     .option('--name <name>', "this worker's name in results and errors (default <host>-<pid>)")
     .action(async (f: WorkerFlags) => {
@@ -42,6 +50,10 @@ export function registerWorkerCommand(program: Command): void {
       const { jobs } = await runRolloutWorker({
         url: f.nats,
         credsFile: f.creds,
+        nkeyFile: f.nkey,
+        tlsCaFile: f.tlsCa,
+        tlsCertFile: f.tlsCert,
+        tlsKeyFile: f.tlsKey,
         threads: f.threads,
         workerName: f.name,
         signal: stop.signal,

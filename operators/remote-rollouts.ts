@@ -11,13 +11,17 @@
  *   decoded and checked (operators/shard-messages.ts) before it is used.
  * - Backpressure: one round is in the runner at a time (its shards, at most ceil(P / shard_size), are the
  *   only jobs of this trainer in the stream), and the credit gate admits steps as in a single-process run.
+ * - Each step's `dist/` figures (`stepMetrics(step)`, taken once): distinct workers that sent results, shards,
+ *   shards whose job was redelivered, the mean time a job waited before a worker took it (server clock: the
+ *   result's stream time minus the job's minus the worker's busy time), the trainer's wait for results, the
+ *   workers' busy seconds, and their weight-fetch seconds and MB/s, from the timings workers send with results.
  * - With no result for `resultTimeoutS / 10` seconds the trainer says once that it waits, with the number of
  *   shards pending; with none for `resultTimeoutS` the round fails with an error naming them.
  * - A server restart is waited through (`retrying`, storage/rollout-broker.ts), and the results consumer is
  *   created again if it was lost; a job published again keeps its `Nats-Msg-Id`, so it is stored once.
  *
  * @example
- * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
+ * const runner = remoteRollouts({ broker, run, launch, segment, reward: 'composite', rewardId: 'builtin:composite', policy, versionOf: versions.versionOf, maxNewTokens: 48 });
  * prompts$.pipe(shardRollouts(runner, { shardSize: 8 }))
  */
 import type { PolicyConfig } from '../models/config.ts';
@@ -28,6 +32,7 @@ import type { PolicyVersions } from './policy-versions.ts';
 import type { RolloutSegmentOptions, RolloutShard } from './rollout-segment.ts';
 import { decodeResult, encodeJob, resultId, shardName, type ShardId } from './shard-messages.ts';
 import type { ShardRunner } from './shard-rollouts.ts';
+import type { Metrics } from './step-metrics.ts';
 import type { PromptBatch } from './types.ts';
 
 export interface RemoteRolloutsOptions {
@@ -39,6 +44,8 @@ export interface RemoteRolloutsOptions {
   segment: RolloutSegmentOptions;
   /** `worker.reward.score_function` */
   reward: string;
+  /** its identity (pipelines/reward-function.ts `rewardIdentity`): workers refuse a job whose reward they hold otherwise */
+  rewardId: string;
   policy: PolicyConfig;
   /** the policy version a step samples with (`PolicyVersions.versionOf`) */
   versionOf: (batch: PromptBatch) => number;
@@ -50,23 +57,45 @@ export interface RemoteRolloutsOptions {
   say?: (line: string) => void;
 }
 
-export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
+interface StepDist {
+  workers: Set<string>;
+  shards: number;
+  redelivered: number;
+  queueWaitS: number;
+  resultWaitS: number;
+  busyS: number;
+  fetchS: number;
+  fetchBytes: number;
+}
+
+/** A runner of shards on rollout workers; `stepMetrics(step)` hands out (once) the step's `dist/` metrics. */
+export type RemoteRunner = ShardRunner & { stepMetrics(step: number): Metrics };
+
+export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
   const rounds = new Map<number, number>();
+  const dists = new Map<number, StepDist>();
   const timeoutMs = (opts.resultTimeoutS ?? 600) * 1000;
   const consumer = retrying(opts.broker, 'creating the results consumer', () => resultsConsumer(opts.broker, opts.run));
-  return async (shards) => {
+  const run = async (shards: readonly PromptBatch[]): Promise<RolloutShard[]> => {
     const step = shards[0].step;
     const round = (rounds.get(step) ?? 0) + 1;
     rounds.set(step, round);
     for (const k of rounds.keys()) if (k < step - 16) rounds.delete(k);
+    for (const k of dists.keys()) if (k < step - 16) dists.delete(k);
+    let dist = dists.get(step);
+    if (!dist) {
+      dist = { workers: new Set(), shards: 0, redelivered: 0, queueWaitS: 0, resultWaitS: 0, busyS: 0, fetchS: 0, fetchBytes: 0 };
+      dists.set(step, dist);
+    }
     const version = opts.versionOf(shards[0]);
     const ids: ShardId[] = shards.map((_, shard) => ({ run: opts.run, launch: opts.launch, step, round, shard }));
     for (const [k, shard] of shards.entries()) {
       const id = ids[k];
-      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, policy: opts.policy, batch: shard });
+      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, rewardId: opts.rewardId, policy: opts.policy, batch: shard });
       const msgID = `${opts.run}.${opts.launch}.${step}.${round}.${k}`;
       await retrying(opts.broker, `publishing job ${shardName(id)}`, () => opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID }));
     }
+    const waitFrom = performance.now();
     const results = new Array<RolloutShard | undefined>(shards.length);
     let pending = shards.length;
     let last = performance.now();
@@ -100,9 +129,37 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): ShardRunner {
       });
       pending--;
       last = performance.now();
+      dist.workers.add(rid.worker);
+      dist.shards++;
+      const d = rid.dist;
+      if (d) {
+        if (d.deliveries > 1) dist.redelivered++;
+        dist.queueWaitS += Math.max(0, (Number(m.timestampNanos / 1000n) / 1000 - d.jobStoredMs) / 1000 - d.busyS);
+        dist.busyS += d.busyS;
+        dist.fetchS += d.weightFetchS;
+        dist.fetchBytes += d.weightBytes;
+      }
     }
+    dist.resultWaitS += (performance.now() - waitFrom) / 1000;
     return results as RolloutShard[];
   };
+  return Object.assign(run, {
+    stepMetrics(step: number): Metrics {
+      const d = dists.get(step);
+      if (!d) return {};
+      dists.delete(step);
+      return {
+        'dist/workers': d.workers.size,
+        'dist/shards': d.shards,
+        'dist/shards_redelivered': d.redelivered,
+        'dist/queue_wait_s': d.shards ? d.queueWaitS / d.shards : 0,
+        'dist/result_wait_s': d.resultWaitS,
+        'dist/worker_busy_s': d.busyS,
+        'dist/weight_fetch_s': d.fetchS,
+        ...(d.fetchS > 0 ? { 'dist/weight_fetch_mb_per_s': d.fetchBytes / 1e6 / d.fetchS } : {}),
+      };
+    },
+  });
 }
 
 /**

@@ -29,6 +29,8 @@ export interface ShardJob extends ShardId {
   segment: RolloutSegmentOptions;
   /** `worker.reward.score_function`: a worker runs only rewards it has itself */
   reward: string;
+  /** the reward's identity (`builtin:<name>`, `sha256:<hex of its module>`, `code:<name>`): a worker whose reward of that name differs refuses the job */
+  rewardId: string;
   policy: PolicyConfig;
   /** the shard's prompts, as the trainer's stages see them */
   batch: PromptBatch;
@@ -84,6 +86,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   for (const k of ['step', 'round', 'shard', 'version', 'seed', 'promptOffset', 'rounds'] as const)
     if (!Number.isSafeInteger(h[k]) || (h[k] as number) < 0) bad(`${k} is not a non-negative integer`);
   if (typeof h.reward !== 'string') bad('reward is not a name');
+  if (typeof h.rewardId !== 'string' || !/^(builtin|sha256|code):./.test(h.rewardId)) bad('rewardId is not a reward identity (builtin:, sha256: or code:)');
   if (!h.segment || typeof h.segment !== 'object' || !h.policy || typeof h.policy !== 'object') bad('segment or policy missing');
   const recs = h.records as (Omit<TaskRecord, 'image'> & { height: number; width: number })[];
   if (!Array.isArray(recs) || recs.length === 0) bad('it has no records');
@@ -106,6 +109,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
     version: id.version,
     segment: h.segment as RolloutSegmentOptions,
     reward: h.reward as string,
+    rewardId: h.rewardId as string,
     policy: h.policy as PolicyConfig,
     batch: {
       step: id.step,
@@ -120,9 +124,22 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   };
 }
 
-/** What a worker sends back: the fields the segment added, or the reason it could not run the job. */
-export function encodeResult(id: ShardId, worker: string, outcome: { shard: RolloutShard } | { error: string }): Uint8Array {
-  const header: Record<string, unknown> = { kind: 'result', ...id, worker };
+/** A worker's timings of one job, sent with its result (the trainer's `dist/` metrics). */
+export interface ShardDist {
+  /** the job's time in the stream (server clock, ms since the epoch), echoed */
+  jobStoredMs: number;
+  /** times the job was delivered (more than 1: redelivered) */
+  deliveries: number;
+  /** seconds from taking the job to its result */
+  busyS: number;
+  /** seconds spent fetching weights for it, and their bytes */
+  weightFetchS: number;
+  weightBytes: number;
+}
+
+/** What a worker sends back: the fields the segment added, or the reason it could not run the job; `dist` its timings. */
+export function encodeResult(id: ShardId, worker: string, outcome: { shard: RolloutShard } | { error: string }, dist?: ShardDist): Uint8Array {
+  const header: Record<string, unknown> = { kind: 'result', ...id, worker, ...(dist ? { dist } : {}) };
   if ('error' in outcome) return encodeMessage({ ...header, error: outcome.error });
   const s = outcome.shard as unknown as Record<string, unknown>;
   const arrays: Record<string, TypedRow> = {};
@@ -142,13 +159,18 @@ export function encodeResult(id: ShardId, worker: string, outcome: { shard: Roll
   return encodeMessage({ ...header, groupSize, rewardFailures, maskSeed, timing, objects }, arrays);
 }
 
-/** The header of a result: who sent it and for which shard (checked before anything else is read). */
-export function resultId(bytes: Uint8Array, subject: string): ShardId & { worker: string; error?: string } {
+/** The header of a result: who sent it and for which shard (checked before anything else is read); `dist` only when its numbers are sound. */
+export function resultId(bytes: Uint8Array, subject: string): ShardId & { worker: string; error?: string; dist?: ShardDist } {
   const { header: h } = decodeMessage(bytes, `shard result ${subject}`);
   if (h.kind !== 'result' || typeof h.run !== 'string' || typeof h.launch !== 'string' || typeof h.worker !== 'string')
     throw new Error(`shard result ${subject}: not a result (kind, run, launch, worker)`);
   for (const k of ['step', 'round', 'shard'] as const) if (!Number.isSafeInteger(h[k])) throw new Error(`shard result ${subject}: ${k} is not an integer`);
-  return h as unknown as ShardId & { worker: string; error?: string };
+  const d = h.dist as Record<string, unknown> | undefined;
+  const sound =
+    d &&
+    typeof d === 'object' &&
+    ['jobStoredMs', 'deliveries', 'busyS', 'weightFetchS', 'weightBytes'].every((k) => typeof d[k] === 'number' && Number.isFinite(d[k]) && d[k] >= 0);
+  return { ...(h as unknown as ShardId & { worker: string; error?: string }), dist: sound ? (d as unknown as ShardDist) : undefined };
 }
 
 export interface ResultLimits {

@@ -30,7 +30,7 @@ export interface ReplayReport {
 }
 
 /** Metrics that depend on the clock or on evaluation, not on the update. */
-const untimed = (k: string) => !k.startsWith('timing_s/') && k !== 'perf/throughput' && !k.startsWith('val-core/');
+const untimed = (k: string) => !k.startsWith('timing_s/') && !k.startsWith('dist/') && k !== 'perf/throughput' && !k.startsWith('val-core/');
 
 export async function replayRun(runDir: string, step: number, images: ImageReadingOptions = {}): Promise<ReplayReport> {
   if (!(Number.isInteger(step) && step >= 1)) throw new Error(`replay: --step must be a positive integer, got ${step}`);

@@ -10,6 +10,8 @@
  * tasks/rewards/pool.ts, and the calling thread never imports or calls it. `loadRewardFunction` imports a
  * reward into the calling thread, for a program that wants it there.
  */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { importRewardFile, SCORE_FUNCTION_KEY, splitRewardSpec, type RewardType } from '../tasks/rewards/load.ts';
 import { RewardPool } from '../tasks/rewards/pool.ts';
@@ -73,4 +75,28 @@ export async function openReward(spec: string, opts: OpenRewardOptions = {}): Pr
   if (!rewardFunctions.has(spec) && !splitRewardSpec(spec)) throw new Error(`${SCORE_FUNCTION_KEY}: ${scoreFunctionProblem(spec)}`);
   const { baseDir, workers, maxMemoryMb, onStray, rewardType } = opts;
   return RewardPool.start({ spec, baseDir, modules, workers, maxMemoryMb, onStray, rewardType });
+}
+
+/**
+ * What names a reward's code across processes (a shard job carries it; a rollout worker runs the job only
+ * when its own reward of that name has the same identity): `builtin:<name>` for a built-in reward,
+ * `sha256:<hex>` of the module file for a reward registered by an `--import`ed module or given as a reward
+ * file, `code:<name>` for one registered by a program's own code (no file to hash).
+ */
+export function rewardIdentity(spec: string, baseDir = process.cwd()): string {
+  const name = rewardFunctions.resolve(spec);
+  const hashFile = (file: string) => {
+    try {
+      return `sha256:${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
+    } catch (err) {
+      throw new Error(`reward '${spec}': cannot hash its module ${file}: ${(err as Error).message}`);
+    }
+  };
+  if (name !== undefined) {
+    if (BUILT_IN_REWARDS.includes(name)) return `builtin:${name}`;
+    const from = rewardFunctions.origin(name);
+    return from ? hashFile(from) : `code:${name}`;
+  }
+  const s = splitRewardSpec(spec);
+  return s ? hashFile(path.resolve(baseDir, s.file)) : `code:${spec}`;
 }

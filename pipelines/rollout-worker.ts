@@ -6,8 +6,10 @@
  * - Weights: a job names the policy version it samples with; a worker that does not hold it waits until the
  *   run's version key reaches it, fetches it once from the object store (SHA-256 checked) and keeps the last
  *   few versions installed in its engine; the reference weights once per run.
- * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`);
- *   a job naming another is answered with an error the trainer reports, naming this worker and the job.
+ * - Rewards: only those the worker has itself (built-in, or registered by a module given with `--import`),
+ *   and only when its reward of that name has the job's identity (`builtin:<name>`, `sha256:<hex of the
+ *   module file>`, `code:<name>`: pipelines/reward-function.ts `rewardIdentity`); a job naming another, or
+ *   the same name with other code, is answered with an error the trainer reports, naming this worker and the job.
  * - Long shards: the job is kept with `working()` heartbeats, about three per ack wait of the consumer, while
  *   the worker waits for and fetches the weights and while it computes; a worker that dies lets it be
  *   redelivered to another after the ack wait, which computes the same result (a job delivered again says so).
@@ -25,7 +27,7 @@ import { currentLaunch, getWeights, policyObject, referenceObject, waitForVersio
 import { nextMessage, openBroker, resultSubject, retrying, type RolloutBroker } from '../storage/rollout-broker.ts';
 import type { RewardScorer } from '../tasks/rewards/runner.ts';
 import { rewardFunctions } from '../tasks/rewards/registry.ts';
-import { openReward } from './reward-function.ts';
+import { openReward, rewardIdentity } from './reward-function.ts';
 
 export interface RolloutWorkerOptions extends NatsOptions {
   /** onnxruntime intra-op threads of the engine (default 2, as `worker.rollout.threads`) */
@@ -66,6 +68,7 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
 }
 
 async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name: string, say: (line: string) => void): Promise<void> {
+  const started = performance.now();
   let job: ShardJob;
   try {
     job = decodeJob(m.data, m.subject);
@@ -90,11 +93,18 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
         `papo worker ${name}: job ${shardName(job)} delivered ${m.info.deliveryCount} times (a worker stopped or lost its connection before acking it); computing it again`,
       );
     let result: Uint8Array;
+    const dist = { jobStoredMs: Number(m.timestampNanos / 1000n) / 1000, deliveries: m.info.deliveryCount, busyS: 0, weightFetchS: 0, weightBytes: 0 };
+    state.fetched = { seconds: 0, bytes: 0 };
     try {
       const engine = await state.engineFor(job);
-      const reward = await state.rewardFor(job.reward);
+      const reward = await state.rewardFor(job, name);
       const shard = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, reward, job.segment, () => job.version)));
-      result = encodeResult(id, name, { shard });
+      result = encodeResult(
+        id,
+        name,
+        { shard },
+        { ...dist, busyS: (performance.now() - started) / 1000, weightFetchS: state.fetched.seconds, weightBytes: state.fetched.bytes },
+      );
     } catch (err) {
       if (err instanceof LaunchReplaced) return dropStale(err.current);
       const message = (err as Error).message;
@@ -151,6 +161,8 @@ class WorkerState {
   private installed: number[] = [];
   private reference = false;
   private readonly rewards = new Map<string, RewardScorer>();
+  /** the weights fetched for the job in hand: seconds and bytes */
+  fetched = { seconds: 0, bytes: 0 };
 
   constructor(
     private readonly broker: RolloutBroker,
@@ -175,14 +187,20 @@ class WorkerState {
     const e = this.engine;
     if (!this.installed.includes(job.version)) {
       await waitForJobVersion(this.broker, job);
+      const t0 = performance.now();
       const w = await getWeights(this.broker, policyObject(job.run, job.version));
+      this.fetched.seconds += (performance.now() - t0) / 1000;
+      this.fetched.bytes += w?.bytes ?? 0;
       if (!w) throw new Error(`the weights of version ${job.version} of run ${job.run} are no longer in the object store`);
       if (JSON.stringify(w.policy) !== key) throw new Error(`the weights of version ${job.version} are of another policy architecture than the job's`);
       await e.setWeights(w.params, job.version);
       this.installed = [...this.installed, job.version].slice(-4);
     }
     if (job.segment.reference && !this.reference) {
+      const t0 = performance.now();
       const w = await getWeights(this.broker, referenceObject(job.run));
+      this.fetched.seconds += (performance.now() - t0) / 1000;
+      this.fetched.bytes += w?.bytes ?? 0;
       if (!w) throw new Error(`run ${job.run} has no reference weights in the object store`);
       await e.setReferenceWeights(w.params);
       this.reference = true;
@@ -190,13 +208,19 @@ class WorkerState {
     return e;
   }
 
-  async rewardFor(spec: string): Promise<RewardScorer> {
-    const have = this.rewards.get(spec);
-    if (have) return have;
+  async rewardFor(job: ShardJob, worker: string): Promise<RewardScorer> {
+    const spec = job.reward;
     if (!rewardFunctions.has(spec))
       throw new Error(
         `reward '${spec}' is not registered in this worker (it has ${rewardFunctions.names().join(', ')}); a worker runs only rewards it has itself: give it the module that registers yours with papo --import ext.ts worker`,
       );
+    const own = rewardIdentity(spec);
+    if (own !== job.rewardId)
+      throw new Error(
+        `reward '${spec}' of this worker (${worker}) is ${own}, the job ${shardName(job)} (launch ${job.launch}) asks for ${job.rewardId}: give the worker the same module as the trainer (papo --import ext.ts worker)`,
+      );
+    const have = this.rewards.get(spec);
+    if (have) return have;
     const r = await openReward(spec);
     this.rewards.set(spec, r);
     return r;

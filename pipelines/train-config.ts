@@ -171,6 +171,10 @@ const RolloutSchema = z
             'NATS server(s) of backend nats, comma-separated; credentials never here: PAPO_NATS_TOKEN, PAPO_NATS_USER / PAPO_NATS_PASSWORD or creds_file',
           ),
         creds_file: z.string().optional().describe('a NATS credentials file (.creds: JWT and nkey seed) of backend nats'),
+        nkey_file: z.string().optional().describe('a file holding the NATS nkey seed (SU...) the trainer connects with'),
+        tls_ca_file: z.string().optional().describe('TLS of backend nats: the CA certificate the server is checked against (any tls_ key turns TLS on)'),
+        tls_cert_file: z.string().optional().describe("TLS of backend nats: this trainer's client certificate (with tls_key_file)"),
+        tls_key_file: z.string().optional().describe("TLS of backend nats: the client certificate's key"),
         result_timeout_s: z
           .number()
           .finite()
@@ -477,6 +481,10 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.backend',
   'worker.rollout.nats.url',
   'worker.rollout.nats.creds_file',
+  'worker.rollout.nats.nkey_file',
+  'worker.rollout.nats.tls_ca_file',
+  'worker.rollout.nats.tls_cert_file',
+  'worker.rollout.nats.tls_key_file',
   'worker.rollout.nats.result_timeout_s',
   'worker.rollout.nats.ack_wait_s',
   'worker.reward.timeout_ms',

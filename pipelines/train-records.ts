@@ -196,6 +196,7 @@ export function recordSteps(
       entropy: fmt(m['actor/entropy_loss']),
       len: fmt(m['response_length/mean'], 1),
       'tok/s': fmt(m['perf/throughput'], 0),
+      ...(m['dist/workers'] !== undefined ? { workers: fmt(m['dist/workers'], 0) } : {}),
     });
     const record = logRollouts ? rolloutRecord(s.batch, s.trainedFrom, opts.task) : undefined;
     const snapshot = opts.checkpoints.take(s.step, m);

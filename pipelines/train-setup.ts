@@ -20,7 +20,7 @@ import type { RewardFunction } from '../tasks/rewards/types.ts';
 import type { Task } from '../tasks/types.ts';
 import { initTf } from '../util/tf-backend.ts';
 import { describeBackends } from './backend-note.ts';
-import { openReward } from './reward-function.ts';
+import { openReward, rewardIdentity } from './reward-function.ts';
 import type { Run } from './run-harness.ts';
 import { actorOptimizer, taskOf, type TrainConfig } from './train-config.ts';
 import { checkResumedProgress, parseTrainState, type TrainState } from './train-state.ts';
@@ -46,6 +46,8 @@ export interface TrainParts {
   segment: RolloutSegmentOptions;
   /** where shards run, when the rounds are sharded (`worker.rollout.shard_size` or `backend: nats`) */
   shards?: ShardRunner;
+  /** the `dist/` metrics of a step whose shards ran on rollout workers (backend nats) */
+  distMetrics?: (step: number) => Record<string, number>;
   /** the state of the checkpoint the run continues from */
   resumed?: TrainState;
   close(): Promise<void>;
@@ -106,6 +108,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   let trainer: Trainer | undefined;
   let engine: PolicyEngine | undefined;
   let nc: NatsConnection | undefined;
+  let distMetrics: ((step: number) => Record<string, number>) | undefined;
   try {
     trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
@@ -131,7 +134,15 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         import('../storage/rollout-broker.ts'),
         import('../operators/remote-rollouts.ts'),
       ]);
-      nc = await connectNats({ url: n.url, credsFile: n.creds_file, name: `papo train ${run.dir}` });
+      nc = await connectNats({
+        url: n.url,
+        credsFile: n.creds_file,
+        nkeyFile: n.nkey_file,
+        tlsCaFile: n.tls_ca_file,
+        tlsCertFile: n.tls_cert_file,
+        tlsKeyFile: n.tls_key_file,
+        name: `papo train ${run.dir}`,
+      });
       const sayNats = (line: string) => {
         run.say(line);
         run.logger.info({ event: 'nats', message: line }, line);
@@ -140,18 +151,21 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
       await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
-      shards = remoteRollouts({
+      const remote = remoteRollouts({
         broker,
         run: runId,
         launch,
         segment,
         reward: reward ? reward.name : cfg.worker.reward.score_function,
+        rewardId: reward ? `code:${reward.name}` : rewardIdentity(cfg.worker.reward.score_function),
         policy,
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
         resultTimeoutS: n.result_timeout_s,
         say: (line) => run.say(line),
       });
+      shards = remote;
+      distMetrics = (step) => remote.stepMetrics(step);
       run.say(
         `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
       );
@@ -171,6 +185,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       versions,
       segment,
       shards,
+      distMetrics,
       resumed,
       async close() {
         await rewardFn.close();

@@ -280,6 +280,7 @@ async function train(
     }),
     concatMap(async (s: TrainedStep) => {
       if (trainer.val_freq > 0 && s.step % trainer.val_freq === 0) Object.assign(s.metrics, await evals.val(s.step));
+      if (parts.distMetrics) Object.assign(s.metrics, parts.distMetrics(s.step));
       return s;
     }),
     watchLossHacking(

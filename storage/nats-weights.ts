@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
 import { decodeMessage, encodeMessage } from './message-codec.ts';
-import { retrying, type RolloutBroker } from './rollout-broker.ts';
+import { type RolloutBroker, retrying, WEIGHTS_BUCKET } from './rollout-broker.ts';
 
 export const policyObject = (run: string, version: number) => `${run}/policy/${version}`;
 export const referenceObject = (run: string) => `${run}/reference`;
@@ -31,23 +31,64 @@ export async function putWeights(b: RolloutBroker, name: string, policy: PolicyC
   await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes));
 }
 
-/** Publishes a policy version: its weights, then the run's version key; drops versions below `keepFrom`. */
+/** The removal of old versions in the background, one at a time per broker (a put never waits for it). */
+const pruning = new WeakMap<RolloutBroker, Promise<void>>();
+
+/**
+ * Publishes a policy version: its weights, then the run's version key; the versions below `keepFrom` are
+ * removed in the background (`prunedWeights` waits for that).
+ */
 export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<void> {
   await putWeights(b, policyObject(run, version), policy, version, params);
   await retrying(b, `publishing version ${version}`, () => b.runs.put(versionKey(run), String(version)));
-  for (const info of await retrying(b, 'listing the weights', () => b.weights.list())) {
-    const m = info.name.startsWith(`${run}/policy/`) ? Number(info.name.slice(run.length + 8)) : Number.NaN;
-    if (Number.isInteger(m) && m < keepFrom) await retrying(b, `deleting weights ${info.name}`, () => b.weights.delete(info.name));
-  }
+  const prune = async () => {
+    for (const info of await retrying(b, 'listing the weights', () => b.weights.list())) {
+      const m = info.name.startsWith(`${run}/policy/`) ? Number(info.name.slice(run.length + 8)) : Number.NaN;
+      if (Number.isInteger(m) && m < keepFrom) await retrying(b, `deleting weights ${info.name}`, () => b.weights.delete(info.name));
+    }
+  };
+  // a failed removal leaves an old version behind, which the next one removes
+  pruning.set(
+    b,
+    (pruning.get(b) ?? Promise.resolve()).then(prune).catch(() => undefined),
+  );
 }
 
-/** The weights stored under `name`, checked against their SHA-256; undefined if there are none. */
-export async function getWeights(b: RolloutBroker, name: string): Promise<StoredWeights | undefined> {
+/** Resolves when the removals of old versions started so far are done. */
+export async function prunedWeights(b: RolloutBroker): Promise<void> {
+  await pruning.get(b);
+}
+
+/** Seconds a read of weights from the object store may take by default before it is an error. */
+export const WEIGHTS_READ_TIMEOUT_S = 300;
+
+/**
+ * The weights stored under `name`, checked against their SHA-256; undefined if there are none. A server
+ * restart is waited through (`retrying`); a read that takes over `timeoutS` seconds (default
+ * WEIGHTS_READ_TIMEOUT_S) once the server answers is an error naming the object and its size.
+ */
+export async function getWeights(b: RolloutBroker, name: string, timeoutS = WEIGHTS_READ_TIMEOUT_S): Promise<StoredWeights | undefined> {
   const read = await retrying(b, `reading weights ${name}`, async () => {
     const info = await b.weights.info(name);
     if (!info || info.deleted) return undefined;
-    const bytes = await b.weights.getBlob(name);
-    return bytes ? { info, bytes } : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `reading weights ${name} (${(info.size / 1e6).toFixed(1)} MB) from the NATS object store ${WEIGHTS_BUCKET} took over ${timeoutS} s: is the server reachable and not overloaded?`,
+            ),
+          ),
+        timeoutS * 1000,
+      );
+    });
+    try {
+      const bytes = await Promise.race([b.weights.getBlob(name), late]);
+      return bytes ? { info, bytes } : undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   });
   if (!read) return undefined;
   const { info, bytes } = read;

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 export interface TestNatsServer {
   url: string;
   port: number;
+  /** the server process */
+  pid?: number;
   stop(): Promise<void>;
   /** stops the server (SIGTERM) and starts it again on the same port and store directory (JetStream state kept) */
   restart(): Promise<void>;
@@ -55,13 +57,23 @@ async function accepting(port: number, child: ChildProcess, log: () => string): 
   throw new Error(`nats-server did not accept connections on port ${port} within 5 s: ${log()}`);
 }
 
-export async function startNatsServer(): Promise<TestNatsServer> {
+export interface TestNatsServerOptions {
+  /** the text of a server config file (authorization, tls, ...), given with `-c`; address, port and store stay the test's */
+  config?: string;
+}
+
+export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise<TestNatsServer> {
   const bin = serverBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'papo-nats-'));
   const port = await freePort();
+  const args = ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)];
+  if (opts.config !== undefined) {
+    fs.writeFileSync(path.join(dir, 'server.conf'), opts.config);
+    args.push('-c', path.join(dir, 'server.conf'));
+  }
   let stderr = '';
   const launch = () => {
-    const c = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     return c;
   };
@@ -73,6 +85,9 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child.pid;
+    },
     async stop() {
       process.removeListener('exit', killOnExit);
       if (child.exitCode === null) {

@@ -14,6 +14,7 @@
  * estimators.get('ppo');    // Error: unknown advantage estimator "ppo"; known: grpo (add one with registerAdvEstimator)
  */
 import { z } from 'zod';
+import { extensionBeingImported } from './user-module.ts';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
@@ -21,6 +22,8 @@ export class Registry<V> {
   private readonly entries = new Map<string, V>();
   /** other spellings -> registered name */
   private readonly aliases = new Map<string, string>();
+  /** name -> the extension module (`--import`) that registered it */
+  private readonly origins = new Map<string, string>();
 
   /**
    * `kind` names what is registered, in messages; `registerWith` names the function users call to add one;
@@ -38,6 +41,14 @@ export class Registry<V> {
     const problem = this.check(value);
     if (problem) throw new Error(`${this.kind} "${name}": ${problem}`);
     this.entries.set(name, value);
+    const from = extensionBeingImported();
+    if (from !== undefined) this.origins.set(name, from);
+  }
+
+  /** The absolute path of the extension module (`--import`) that registered `name`; undefined for others. */
+  origin(name: string): string | undefined {
+    const key = this.resolve(name);
+    return key === undefined ? undefined : this.origins.get(key);
   }
 
   /** Another spelling of a registered name (verl's `low_var_kl` for `k3`); configs store the name itself. */

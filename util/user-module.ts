@@ -43,12 +43,23 @@ export async function importUserModule(file: string, baseDir: string, what: stri
 }
 
 const extensions: string[] = [];
+let importing: string | undefined;
 
 /** Imports an extension module (`--import`; `what` names where it was given) and remembers its path. */
 export async function importExtension(file: string, baseDir: string, what = '--import'): Promise<UserModule> {
-  const m = await importUserModule(file, baseDir, what);
-  if (!extensions.includes(m.where)) extensions.push(m.where);
-  return m;
+  importing = path.resolve(baseDir, file);
+  try {
+    const m = await importUserModule(file, baseDir, what);
+    if (!extensions.includes(m.where)) extensions.push(m.where);
+    return m;
+  } finally {
+    importing = undefined;
+  }
+}
+
+/** The extension module being imported right now, if any (what registries record as the origin of a name). */
+export function extensionBeingImported(): string | undefined {
+  return importing;
 }
 
 /** The absolute paths of the extension modules imported so far, in order. */

@@ -55,9 +55,12 @@ const limits = { maxNewTokens: 16, vocabSize: 128, version: 0 };
 test('a job and its result survive the wire: the decoded result equals the shard computed here', async () => {
   const engine = new FakeEngine();
   const [, shard] = splitShards(batch(), 4);
-  const job = decodeJob(encodeJob({ ...id, version: 0, segment, reward: 'composite', policy: engine.config, batch: shard }), 'papo.job.r1.2.1.1');
+  const job = decodeJob(
+    encodeJob({ ...id, version: 0, segment, reward: 'composite', rewardId: 'builtin:composite', policy: engine.config, batch: shard }),
+    'papo.job.r1.2.1.1',
+  );
   assert.deepEqual(job.batch.records, shard.records);
-  assert.deepEqual([job.batch.promptOffset, job.batch.seed, job.reward, job.segment], [4, 11, 'composite', segment]);
+  assert.deepEqual([job.batch.promptOffset, job.batch.seed, job.reward, job.rewardId, job.segment], [4, 11, 'composite', 'builtin:composite', segment]);
   const computed = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, compositeReward(), job.segment)));
   const back = decodeResult(shard, id, encodeResult(id, 'w1', { shard: computed }), 'papo.result.r1.2.1.1', limits);
   const here = await lastValueFrom(of(shard).pipe(rolloutSegment(engine, compositeReward(), segment)));

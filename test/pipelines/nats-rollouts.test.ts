@@ -120,6 +120,7 @@ test('a worker drops the jobs a replaced trainer process of the run left behind,
       version: 0,
       segment,
       reward: 'composite',
+      rewardId: 'builtin:composite',
       policy: TINY_POLICY,
       batch,
     });

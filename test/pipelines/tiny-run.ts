@@ -44,7 +44,11 @@ export function algorithmicMetrics(file: string): Record<string, number>[] {
     .trim()
     .split('\n')
     .map((l) =>
-      Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !k.startsWith('timing_s/') && k !== 'perf/throughput')),
+      Object.fromEntries(
+        Object.entries(JSON.parse(l) as Record<string, number>).filter(
+          ([k]) => !k.startsWith('timing_s/') && !k.startsWith('dist/') && k !== 'perf/throughput',
+        ),
+      ),
     );
 }
 
