@@ -150,7 +150,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
         resultTimeoutS: n.result_timeout_s,
-        say: (line) => run.say(line),
+        say: sayNats,
+        note: (line) => run.logger.info({ event: 'nats', message: line }, line),
       });
       run.say(
         `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
