@@ -1,7 +1,7 @@
 /**
  * Faults of a run with its rollouts on NATS workers (servers of the tests' own), each run ending bit for bit as
  * the same run with its shards computed in process (test/pipelines/same-run.ts):
- * - dynamic sampling (papo_d, several rounds per step) with a 2 s ack wait: a worker process SIGKILLed in the
+ * - dynamic sampling (papo_d, several rounds per step) with a 3 s ack wait: a worker process SIGKILLed in the
  *   middle of its first shard (its job is redelivered and computed elsewhere), workers joining mid-run (three
  *   at once), a shard slower than the ack wait kept by heartbeats (not redelivered), a copy of a result
  *   injected under another Nats-Msg-Id (dropped);
@@ -52,14 +52,14 @@ async function server(): Promise<TestNatsServer> {
 function config(
   run: string,
   url: string,
-  o: { preset: string; reward?: string; steps: number; staleness: number; backend: 'local' | 'nats' },
+  o: { preset: string; reward?: string; steps: number; staleness: number; ackWaitS: number; backend: 'local' | 'nats' },
 ): TrainConfigInput {
   return {
     data: { task: 'digits', families: ['max', 'count'], rollout_batch_size: 4, max_response_length: 6, seed: 5 },
     algorithm: { preset: o.preset },
     worker: {
       actor: { model: { model_path: weights }, global_batch_size: 2, optim: { lr: 5e-3 } },
-      rollout: { n: 2, threads: 1, shard_size: 2, backend: o.backend, nats: { url, result_timeout_s: 20, ack_wait_s: 2 } },
+      rollout: { n: 2, threads: 1, shard_size: 2, backend: o.backend, nats: { url, result_timeout_s: 20, ack_wait_s: o.ackWaitS } },
       ...(o.reward ? { reward: { score_function: o.reward } } : {}),
     },
     trainer: {
@@ -126,14 +126,14 @@ function worker(url: string, name: string, signal: AbortSignal): InProcessWorker
   return { said, done };
 }
 
-async function localRun(name: string, o: { preset: string; reward?: string; steps: number; staleness: number }) {
+async function localRun(name: string, o: { preset: string; reward?: string; steps: number; staleness: number; ackWaitS: number }) {
   const run = path.join(tmp, name);
   await runTrain(config(run, 'nats://127.0.0.1:1', { ...o, backend: 'local' }), { quiet: true });
   return run;
 }
 
 test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining mid-run (W = 3), a shard slower than the ack wait, an injected duplicate result; ends as in process', async () => {
-  const o = { preset: 'papo_d', reward: FAULT_REWARD, steps: 3, staleness: 1 };
+  const o = { preset: 'papo_d', reward: FAULT_REWARD, steps: 3, staleness: 1, ackWaitS: 3 };
   const local = await localRun('local-papo_d', o);
   const nats = await server();
   const remote = path.join(tmp, 'nats-papo_d');
@@ -175,9 +175,9 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
       },
     });
     await until('step 1', () => stepsLogged(remote) >= 1);
-    // two more workers join; the next reward call in this process takes 3 s, past the 2 s ack wait
+    // two more workers join; the next reward call in this process takes 4.5 s, past the 3 s ack wait
     workers.push(worker(nats.url, 'w1', stop.signal), worker(nats.url, 'w2', stop.signal));
-    faultControl.slowMs = 3000;
+    faultControl.slowMs = 4500;
     const r = await training;
     if (r instanceof Error) throw r;
     sub.unsubscribe();
@@ -213,7 +213,7 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
 });
 
 test('a NATS server restarted mid-run, the trainer SIGKILLed and resumed, the workers consumer deleted: ends as in process', async () => {
-  const o = { preset: 'papo_g', steps: 4, staleness: 0 };
+  const o = { preset: 'papo_g', steps: 4, staleness: 0, ackWaitS: 2 };
   const local = await localRun('local-papo_g', o);
   const nats = await server();
   const remote = path.join(tmp, 'nats-resumed');
