@@ -8,6 +8,8 @@
  * - a `papo train` process going on through the NATS server restarting mid-run, then SIGKILLed waiting for
  *   its jobs and continued with `papo train --resume`: the jobs and a result of the dead launch are dropped,
  *   the workers' consumer, deleted meanwhile, is created again by the workers that join.
+ * - a job waiting for weights that never come keeps its lease (heartbeats) past the ack wait, and is dropped
+ *   when the run's trainer is replaced.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,12 +23,14 @@ import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { connectNats } from '../../storage/nats-connection.ts';
-import { encodeResult } from '../../operators/shard-messages.ts';
-import { JOBS_STREAM, RESULTS_STREAM, resultSubject, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
+import { encodeJob, encodeResult } from '../../operators/shard-messages.ts';
+import { setCurrentLaunch } from '../../storage/nats-weights.ts';
+import { JOBS_STREAM, jobSubject, openBroker, RESULTS_STREAM, resultSubject, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
+import { makeRecords, promptBatch } from '../operators/fakes.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
 import { FAULT_REWARD, faultControl } from './nats-fault-reward.ts';
 import { assertSameRun } from './same-run.ts';
-import { tinyPolicyInTmp } from './tiny-run.ts';
+import { TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
@@ -276,6 +280,53 @@ test('a NATS server restarted mid-run, the trainer SIGKILLed and resumed, the wo
     later.abort();
     trainer?.child.kill('SIGKILL');
     await Promise.all(workers.map((w) => w.done));
+    await nc.close();
+  }
+});
+
+test("a job waiting for its weights keeps its lease past the ack wait, and is dropped when the run's trainer is replaced", async () => {
+  const nats = await server();
+  const nc = await connectNats({ url: nats.url });
+  try {
+    const broker = await openBroker(nc, { ackWaitS: 1 });
+    await setCurrentLaunch(broker, 'rwait', 'old');
+    const batch = promptBatch({ records: makeRecords(1, { height: 28, width: 56 }) });
+    const segment = { sample: { n: 1 }, reward: {}, reference: false };
+    // version 7 of the run is never published
+    const job = encodeJob({ run: 'rwait', launch: 'old', step: 1, round: 1, shard: 0, version: 7, segment, reward: 'composite', policy: TINY_POLICY, batch });
+    await broker.js.publish(jobSubject('rwait', 1, 1, 0), job, { msgID: 'rwait.old.1.1.0' });
+    const said: string[] = [];
+    const stop = new AbortController();
+    const running = runRolloutWorker({ url: nats.url, threads: 1, workerName: 'w-wait', maxJobs: 1, signal: stop.signal, say: (l) => said.push(l) }).then(
+      (r) => r,
+      (err: Error) => err,
+    );
+    // a failed check still lets the worker go: the launch changes and the signal aborts
+    const release = async () => {
+      await setCurrentLaunch(broker, 'rwait', 'new');
+      stop.abort();
+      return running;
+    };
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = () => jsm.consumers.info(JOBS_STREAM, WORKERS_CONSUMER);
+      await until('the worker to take the job', async () => (await info()).num_ack_pending === 1);
+      // another puller of the workers' consumer gets nothing for 2.5 ack waits: the job is not redelivered
+      const other = await jetstream(nc).consumers.get(JOBS_STREAM, WORKERS_CONSUMER);
+      assert.equal(await other.next({ expires: 2500 }), null);
+      const held = await info();
+      assert.equal(held.num_ack_pending, 1);
+      assert.equal(held.delivered.consumer_seq, 1, 'delivered once');
+      assert.deepEqual(await release(), { jobs: 1 });
+      assert.ok(
+        said.some((l) => l.includes("dropped job rwait.1.1.0 of launch old (the run's trainer is now launch new)")),
+        said.join('; '),
+      );
+      assert.equal((await info()).num_ack_pending, 0);
+    } finally {
+      await release();
+    }
+  } finally {
     await nc.close();
   }
 });
