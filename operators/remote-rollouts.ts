@@ -55,6 +55,8 @@ export interface RemoteRolloutsOptions {
   resultTimeoutS?: number;
   /** one line for the user (waiting for workers) */
   say?: (line: string) => void;
+  /** one line for the log only (a result dropped: of an earlier launch, or a second one of a shard) */
+  note?: (line: string) => void;
 }
 
 interface StepDist {
@@ -114,14 +116,22 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
           );
         if (!said && idle >= Math.min(10_000, timeoutMs / 10)) {
           said = true;
-          opts.say?.(`waiting for rollout workers: ${pending} of ${shards.length} shards of step ${step} pending (start one with: papo worker --nats <url>)`);
+          opts.say?.(
+            `waiting for rollout workers: ${pending} of ${shards.length} shards of step ${step} round ${round} pending (start one with: papo worker --nats <url>)`,
+          );
         }
         continue;
       }
       m.ack();
       const rid = resultId(m.data, m.subject);
-      if (rid.run !== opts.run || rid.launch !== opts.launch || rid.step !== step || rid.round !== round) continue; // another launch or round
-      if (!(rid.shard >= 0 && rid.shard < shards.length) || results[rid.shard]) continue; // a duplicate
+      if (rid.run !== opts.run || rid.launch !== opts.launch) {
+        opts.note?.(`dropped the result of job ${shardName(rid)} of launch ${rid.launch} (an earlier trainer process of the run)`);
+        continue;
+      }
+      if (rid.step !== step || rid.round !== round || !(rid.shard >= 0 && rid.shard < shards.length) || results[rid.shard]) {
+        opts.note?.(`dropped a second result of job ${shardName(rid)} (launch ${rid.launch})`);
+        continue;
+      }
       results[rid.shard] = decodeResult(shards[rid.shard], ids[rid.shard], m.data, m.subject, {
         maxNewTokens: opts.maxNewTokens,
         vocabSize: opts.policy.vocabSize,

@@ -162,7 +162,8 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
         resultTimeoutS: n.result_timeout_s,
-        say: (line) => run.say(line),
+        say: sayNats,
+        note: (line) => run.logger.info({ event: 'nats', message: line }, line),
       });
       shards = remote;
       distMetrics = (step) => remote.stepMetrics(step);

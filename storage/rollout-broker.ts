@@ -108,9 +108,14 @@ const jobsConsumerConfig = (ackWaitMs: number): Partial<ConsumerConfig> => ({
   filter_subject: 'papo.job.>',
 });
 const resultsConsumerName = (run: string) => `trainer-${run}`;
+/**
+ * The trainer acks a result as it reads it; a result delivered to a pull that a server restart or the trainer's
+ * death cut off comes again after 5 s (a second copy is dropped by its shard id), not after the default 30 s.
+ */
 const resultsConsumerConfig = (run: string): Partial<ConsumerConfig> => ({
   durable_name: resultsConsumerName(run),
   ack_policy: AckPolicy.Explicit,
+  ack_wait: 5e9,
   filter_subject: `papo.result.${run}.>`,
 });
 

@@ -1,0 +1,70 @@
+/**
+ * The broker's fault handling: `retrying` waits through the errors of a restarting server and throws the
+ * others at once; the trainer's ack wait replaces a different one of the workers' consumer (and says so), a
+ * worker keeps the consumer's; a lost jobs consumer is created again by the next pull, with the ack wait last
+ * seen. A NATS server of the test's own.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../../storage/nats-connection.ts';
+import { isTransient, JOBS_STREAM, nextMessage, openBroker, retrying, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
+import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
+
+let nats: TestNatsServer;
+let nc: NatsConnection;
+before(async () => {
+  nats = await startNatsServer();
+  nc = await connectNats({ url: nats.url });
+});
+after(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+const named = (name: string, message: string) => Object.assign(new Error(message), { name });
+
+test('retrying retries transient errors, saying so once, and throws any other at once', async () => {
+  const said: string[] = [];
+  let calls = 0;
+  const r = await retrying({ nc, say: (l) => said.push(l) }, 'reading x', async () => {
+    calls++;
+    if (calls <= 3) throw named(calls === 2 ? 'NoRespondersError' : 'TimeoutError', 'timeout');
+    return 42;
+  });
+  assert.equal(r, 42);
+  assert.equal(calls, 4);
+  assert.deepEqual(said, ['NATS: reading x failed (timeout); retrying until the server answers', 'NATS: reading x done after the wait']);
+  calls = 0;
+  await assert.rejects(
+    retrying({ nc, say: () => undefined }, 'x', async () => {
+      calls++;
+      throw named('JetStreamApiError', 'maximum payload exceeded');
+    }),
+    /maximum payload exceeded/,
+  );
+  assert.equal(calls, 1);
+  assert.ok(isTransient(named('RequestError', 'x')));
+  assert.ok(isTransient(new Error('outer', { cause: named('ConnectionError', 'x') })));
+  assert.ok(!isTransient(named('ConsumerNotFoundError', 'consumer not found')));
+});
+
+test("the trainer's ack wait replaces the consumer's and says so; a worker keeps it; a lost consumer is created again with it", async () => {
+  const jsm = await jetstreamManager(nc);
+  const ackWait = async () => (await jsm.consumers.info(JOBS_STREAM, WORKERS_CONSUMER)).config.ack_wait;
+  const said: string[] = [];
+  await openBroker(nc, { ackWaitS: 60 });
+  assert.equal(await ackWait(), 60e9);
+  await openBroker(nc, { ackWaitS: 2.5, say: (l) => said.push(l) });
+  assert.equal(await ackWait(), 2.5e9);
+  assert.deepEqual(said, ["NATS: the workers' consumer workers had an ack wait of 60 s; updated to 2.5 s (worker.rollout.nats.ack_wait_s)"]);
+  const worker = await openBroker(nc, { say: (l) => said.push(l) });
+  assert.equal(worker.ackWaitMs, 2500);
+  assert.equal(await ackWait(), 2.5e9);
+  assert.equal(said.length, 1);
+  await jsm.consumers.delete(JOBS_STREAM, WORKERS_CONSUMER);
+  assert.equal(await nextMessage(worker, 'jobs', 1000), null);
+  assert.equal(await ackWait(), 2.5e9);
+  assert.deepEqual(said.slice(1), ['NATS: consumer workers of PAPO_JOBS was missing; created it again']);
+});
