@@ -184,7 +184,7 @@ try {
   const canned = encodeResult({ run: 'x', launch: 'x', step: 0, round: 0, shard: 0 }, 'canned', { shard: { ...one, promptOffset: 0 } });
   fs.writeFileSync(cannedFile, canned);
   say(
-    `\n# 3. scale on paper: ${W} simulated workers in ${procs} processes, rounds of ${W} shards of ${shardSize} prompts (job ~${(canned.length / 1e3).toFixed(0)} KB result)`,
+    `\n# 3. scale on paper: ${W} simulated workers in ${procs} processes, rounds of ${W} shards of ${shardSize} prompts (a result ~${(canned.length / 1e3).toFixed(0)} KB)`,
   );
   const sim = async (sleepMs: number) => {
     const ws = Array.from({ length: procs }, (_, i) =>
