@@ -4,7 +4,7 @@
  * connect and run; wrong or missing credentials and certificates are clear errors. A worker whose reward of
  * the job's name has other code (another module content hash) refuses the job, and the run stops saying so.
  * The CA and the server and client certificates are made here with openssl. The run's step carries the
- * `dist/` figures of its shards.
+ * `dist/` figures of its shards, and its progress line the worker count.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,7 @@ import { importExtension } from '../../util/user-module.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import { rewardIdentity } from '../../pipelines/reward-function.ts';
+import { progressFields } from '../../pipelines/train-records.ts';
 import { connectNats } from '../../storage/nats-connection.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
@@ -165,6 +166,9 @@ test('a worker with an nkey seed file and a trainer with a user / password conne
   for (const k of ['dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'])
     assert.ok(Number.isFinite(m[k]) && m[k] >= 0, `${k} = ${m[k]}`);
   assert.ok(m['dist/weight_fetch_s'] > 0 && m['dist/worker_busy_s'] > m['dist/weight_fetch_s'], 'the weights were fetched within the first job');
+  // the progress line shows the worker count, only for rollouts on workers
+  assert.equal(progressFields(m).workers, '1');
+  assert.equal(progressFields({ 'critic/score/mean': 0.5 }).workers, undefined);
 });
 
 test('wrong or missing credentials and certificates are errors that say what was tried', async () => {
