@@ -20,6 +20,8 @@ import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import { rewardIdentity } from '../../pipelines/reward-function.ts';
 import { progressFields } from '../../pipelines/train-records.ts';
 import { connectNats } from '../../storage/nats-connection.ts';
+import { registerReward } from '../../tasks/rewards/registry.ts';
+import { defineReward } from '../../tasks/rewards/types.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
 import { tinyPolicyInTmp } from './tiny-run.ts';
@@ -202,7 +204,12 @@ test("a worker whose reward of the job's name has another module hash refuses th
   const sha = (f: string) => execFileSync('sha256sum', [path.join(tmp, f)], { encoding: 'utf8' }).split(' ')[0];
   assert.equal(want, `sha256:${sha('reward-a.mts')}`);
   assert.equal(rewardIdentity('composite'), 'builtin:composite');
-  assert.equal(rewardIdentity('not-registered-here'), 'code:not-registered-here');
+  registerReward(
+    'registered-in-code',
+    defineReward('registered-in-code', () => ({ overall: 0, accuracy: 0, format: 0 })),
+  );
+  assert.equal(rewardIdentity('registered-in-code'), 'code:registered-in-code');
+  assert.equal(rewardIdentity(`${path.join(tmp, 'reward-b.mts')}:default`), `sha256:${sha('reward-b.mts')}`, 'a reward file is named by its hash');
   // a worker started as a user starts it: papo --import reward-b.mts worker --nkey ... --tls-ca ... --tls-cert ... --tls-key ...
   let stderr = '';
   const child: ChildProcess = spawn(
