@@ -146,7 +146,6 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       const broker = await openBroker(nc);
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
-      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
       const remote = remoteRollouts({
         broker,
         run: runId,
@@ -160,6 +159,9 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         resultTimeoutS: n.result_timeout_s,
         say: (line) => run.say(line),
       });
+      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined, (sec, bytes) =>
+        remote.notePut(sec, bytes),
+      );
       shards = remote;
       distMetrics = (step) => remote.stepMetrics(step);
       run.say(

@@ -24,10 +24,11 @@ export interface StoredWeights {
   bytes: number;
 }
 
-/** Stores weights under `name`. */
-export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<void> {
+/** Stores weights under `name`; resolves with the bytes stored. */
+export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<number> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
   await b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes);
+  return bytes.length;
 }
 
 /** The removal of old versions in the background, one at a time per broker (a put never waits for it). */
@@ -35,10 +36,10 @@ const pruning = new WeakMap<RolloutBroker, Promise<void>>();
 
 /**
  * Publishes a policy version: its weights, then the run's version key; the versions below `keepFrom` are
- * removed in the background (`prunedWeights` waits for that).
+ * removed in the background (`prunedWeights` waits for that). Resolves with the bytes stored.
  */
-export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<void> {
-  await putWeights(b, policyObject(run, version), policy, version, params);
+export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<number> {
+  const stored = await putWeights(b, policyObject(run, version), policy, version, params);
   await b.runs.put(versionKey(run), String(version));
   const prune = async () => {
     for (const info of await b.weights.list()) {
@@ -51,6 +52,7 @@ export async function publishVersion(b: RolloutBroker, run: string, policy: Poli
     b,
     (pruning.get(b) ?? Promise.resolve()).then(prune).catch(() => undefined),
   );
+  return stored;
 }
 
 /** Resolves when the removals of old versions started so far are done. */

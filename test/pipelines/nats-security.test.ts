@@ -165,7 +165,15 @@ test('a worker with an nkey seed file and a trainer with a user / password conne
   // the step's dist/ figures: one worker ran both shards, fetching version 0 once
   const m = r.steps[0].metrics;
   assert.deepEqual([m['dist/workers'], m['dist/shards'], m['dist/shards_redelivered']], [1, 2, 0]);
-  for (const k of ['dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'])
+  for (const k of [
+    'dist/queue_wait_s',
+    'dist/result_wait_s',
+    'dist/worker_busy_s',
+    'dist/weight_fetch_s',
+    'dist/weight_fetch_mb_per_s',
+    'dist/weight_put_s',
+    'dist/weight_put_mb_per_s',
+  ])
     assert.ok(Number.isFinite(m[k]) && m[k] >= 0, `${k} = ${m[k]}`);
   assert.ok(m['dist/weight_fetch_s'] > 0 && m['dist/worker_busy_s'] > m['dist/weight_fetch_s'], 'the weights were fetched within the first job');
   // the progress line shows the worker count, only for rollouts on workers
