@@ -97,7 +97,15 @@ function cpuSeconds(pid: number): number {
 try {
   // ---- 1. overhead
   say(`# 1. overhead: default config, ${steps} steps, median over steps 2..${steps} (load average ${load()})`);
-  const DIST = ['dist/workers', 'dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'];
+  const DIST = [
+    'dist/workers',
+    'dist/queue_wait_s',
+    'dist/result_wait_s',
+    'dist/worker_busy_s',
+    'dist/weight_fetch_s',
+    'dist/weight_fetch_mb_per_s',
+    'dist/weight_put_s',
+  ];
   const rows: [string, Record<string, number>][] = [];
   let shardBusyS = Number.NaN;
   for (const [label, workers, overrides] of [
