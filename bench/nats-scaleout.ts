@@ -97,7 +97,15 @@ function cpuSeconds(pid: number): number {
 try {
   // ---- 1. overhead
   say(`# 1. overhead: default config, ${steps} steps, median over steps 2..${steps} (load average ${load()})`);
-  const DIST = ['dist/workers', 'dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'];
+  const DIST = [
+    'dist/workers',
+    'dist/queue_wait_s',
+    'dist/result_wait_s',
+    'dist/worker_busy_s',
+    'dist/weight_fetch_s',
+    'dist/weight_fetch_mb_per_s',
+    'dist/weight_put_s',
+  ];
   const rows: [string, Record<string, number>][] = [];
   let shardBusyS = Number.NaN;
   for (const [label, workers, overrides] of [
@@ -184,7 +192,7 @@ try {
   const canned = encodeResult({ run: 'x', launch: 'x', step: 0, round: 0, shard: 0 }, 'canned', { shard: { ...one, promptOffset: 0 } });
   fs.writeFileSync(cannedFile, canned);
   say(
-    `\n# 3. scale on paper: ${W} simulated workers in ${procs} processes, rounds of ${W} shards of ${shardSize} prompts (job ~${(canned.length / 1e3).toFixed(0)} KB result)`,
+    `\n# 3. scale on paper: ${W} simulated workers in ${procs} processes, rounds of ${W} shards of ${shardSize} prompts (a result ~${(canned.length / 1e3).toFixed(0)} KB)`,
   );
   const sim = async (sleepMs: number) => {
     const ws = Array.from({ length: procs }, (_, i) =>

@@ -70,12 +70,16 @@ interface StepDist {
   fetchBytes: number;
 }
 
-/** A runner of shards on rollout workers; `stepMetrics(step)` hands out (once) the step's `dist/` metrics. */
-export type RemoteRunner = ShardRunner & { stepMetrics(step: number): Metrics };
+/**
+ * A runner of shards on rollout workers; `stepMetrics(step)` hands out (once) the step's `dist/` metrics,
+ * with the weight puts `notePut` recorded since the previous call.
+ */
+export type RemoteRunner = ShardRunner & { stepMetrics(step: number): Metrics; notePut(seconds: number, bytes: number): void };
 
 export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
   const rounds = new Map<number, number>();
   const dists = new Map<number, StepDist>();
+  const puts = { seconds: 0, bytes: 0 };
   const timeoutMs = (opts.resultTimeoutS ?? 600) * 1000;
   const consumer = retrying(opts.broker, 'creating the results consumer', () => resultsConsumer(opts.broker, opts.run));
   const run = async (shards: readonly PromptBatch[]): Promise<RolloutShard[]> => {
@@ -154,11 +158,20 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
     return results as RolloutShard[];
   };
   return Object.assign(run, {
+    notePut(seconds: number, bytes: number) {
+      puts.seconds += seconds;
+      puts.bytes += bytes;
+    },
     stepMetrics(step: number): Metrics {
       const d = dists.get(step);
       if (!d) return {};
       dists.delete(step);
+      const put = { ...puts };
+      puts.seconds = 0;
+      puts.bytes = 0;
       return {
+        'dist/weight_put_s': put.seconds,
+        ...(put.seconds > 0 ? { 'dist/weight_put_mb_per_s': put.bytes / 1e6 / put.seconds } : {}),
         'dist/workers': d.workers.size,
         'dist/shards': d.shards,
         'dist/shards_redelivered': d.redelivered,
@@ -176,6 +189,7 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
  * Publishes the run's weights to the object store: the reference weights once (with `reference`), then every
  * version the trainer publishes (and, first, the versions still needed), keeping at most max_staleness + 2.
  * `launch` becomes the run's current launch: workers drop the jobs an earlier trainer process left behind.
+ * `onPut` receives the seconds and bytes of each version's put (a runner's `notePut`).
  */
 export async function publishWeights(
   broker: RolloutBroker,
@@ -184,9 +198,14 @@ export async function publishWeights(
   policy: PolicyConfig,
   versions: PolicyVersions,
   reference?: Params,
+  onPut?: (seconds: number, bytes: number) => void,
 ): Promise<() => void> {
   await setCurrentLaunch(broker, run, launch);
   if (reference) await putWeights(broker, referenceObject(run), policy, 0, reference);
   const keep = versions.maxStaleness + 2;
-  return versions.subscribe((v, params) => publishVersion(broker, run, policy, v, params, v - keep + 1));
+  return versions.subscribe(async (v, params) => {
+    const t0 = performance.now();
+    const bytes = await publishVersion(broker, run, policy, v, params, v - keep + 1);
+    onPut?.((performance.now() - t0) / 1000, bytes);
+  });
 }

@@ -151,6 +151,19 @@ function extraFields(b: RolloutBatch): Pick<RolloutStepRecord, 'extra'> {
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
 
+/** The figures of a step on the progress line; `workers` only when its rollouts ran on NATS workers. */
+export function progressFields(m: Record<string, number>): Record<string, string> {
+  return {
+    reward: fmt(m['critic/score/mean']),
+    acc: fmt(m['reward/accuracy/mean']),
+    kl_prcp: fmt(m['actor/kl_prcp_loss'] === undefined ? undefined : -m['actor/kl_prcp_loss'], 4),
+    entropy: fmt(m['actor/entropy_loss']),
+    len: fmt(m['response_length/mean'], 1),
+    'tok/s': fmt(m['perf/throughput'], 0),
+    ...(m['dist/workers'] !== undefined ? { workers: fmt(m['dist/workers'], 0) } : {}),
+  };
+}
+
 /** One step as `runTrain` returns it. */
 export interface StepSummary {
   step: number;
@@ -189,15 +202,7 @@ export function recordSteps(
     run.logger.info({ event: 'step', step: s.step, version: s.version, metrics: m }, 'step');
     run.appendMetrics({ step: s.step, version: s.version, ...m });
     run.tensorboard?.scalars(s.step, m);
-    opts.progress.update(s.step, {
-      reward: fmt(m['critic/score/mean']),
-      acc: fmt(m['reward/accuracy/mean']),
-      kl_prcp: fmt(m['actor/kl_prcp_loss'] === undefined ? undefined : -m['actor/kl_prcp_loss'], 4),
-      entropy: fmt(m['actor/entropy_loss']),
-      len: fmt(m['response_length/mean'], 1),
-      'tok/s': fmt(m['perf/throughput'], 0),
-      ...(m['dist/workers'] !== undefined ? { workers: fmt(m['dist/workers'], 0) } : {}),
-    });
+    opts.progress.update(s.step, progressFields(m));
     const record = logRollouts ? rolloutRecord(s.batch, s.trainedFrom, opts.task) : undefined;
     const snapshot = opts.checkpoints.take(s.step, m);
     io = (async () => {

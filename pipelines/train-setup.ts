@@ -150,7 +150,6 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
       const broker = await openBroker(nc, { ackWaitS: n.ack_wait_s, say: sayNats });
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
-      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined);
       const remote = remoteRollouts({
         broker,
         run: runId,
@@ -165,6 +164,9 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         say: sayNats,
         note: (line) => run.logger.info({ event: 'nats', message: line }, line),
       });
+      await publishWeights(broker, runId, launch, policy, versions, cfg.algorithm.kl_coef > 0 ? start.params : undefined, (sec, bytes) =>
+        remote.notePut(sec, bytes),
+      );
       shards = remote;
       distMetrics = (step) => remote.stepMetrics(step);
       run.say(

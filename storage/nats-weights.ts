@@ -25,10 +25,11 @@ export interface StoredWeights {
   bytes: number;
 }
 
-/** Stores weights under `name`. */
-export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<void> {
+/** Stores weights under `name`; resolves with the bytes stored. */
+export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<number> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
   await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes));
+  return bytes.length;
 }
 
 /** The removal of old versions in the background, one at a time per broker (a put never waits for it). */
@@ -36,10 +37,10 @@ const pruning = new WeakMap<RolloutBroker, Promise<void>>();
 
 /**
  * Publishes a policy version: its weights, then the run's version key; the versions below `keepFrom` are
- * removed in the background (`prunedWeights` waits for that).
+ * removed in the background (`prunedWeights` waits for that). Resolves with the bytes stored.
  */
-export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<void> {
-  await putWeights(b, policyObject(run, version), policy, version, params);
+export async function publishVersion(b: RolloutBroker, run: string, policy: PolicyConfig, version: number, params: Params, keepFrom: number): Promise<number> {
+  const stored = await putWeights(b, policyObject(run, version), policy, version, params);
   await retrying(b, `publishing version ${version}`, () => b.runs.put(versionKey(run), String(version)));
   const prune = async () => {
     for (const info of await retrying(b, 'listing the weights', () => b.weights.list())) {
@@ -52,6 +53,7 @@ export async function publishVersion(b: RolloutBroker, run: string, policy: Poli
     b,
     (pruning.get(b) ?? Promise.resolve()).then(prune).catch(() => undefined),
   );
+  return stored;
 }
 
 /** Resolves when the removals of old versions started so far are done. */

@@ -4,7 +4,7 @@
  * connect and run; wrong or missing credentials and certificates are clear errors. A worker whose reward of
  * the job's name has other code (another module content hash) refuses the job, and the run stops saying so.
  * The CA and the server and client certificates are made here with openssl. The run's step carries the
- * `dist/` figures of its shards.
+ * `dist/` figures of its shards, and its progress line the worker count.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +18,10 @@ import { importExtension } from '../../util/user-module.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import { rewardIdentity } from '../../pipelines/reward-function.ts';
+import { progressFields } from '../../pipelines/train-records.ts';
 import { connectNats } from '../../storage/nats-connection.ts';
+import { registerReward } from '../../tasks/rewards/registry.ts';
+import { defineReward } from '../../tasks/rewards/types.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
 import { tinyPolicyInTmp } from './tiny-run.ts';
@@ -162,9 +165,20 @@ test('a worker with an nkey seed file and a trainer with a user / password conne
   // the step's dist/ figures: one worker ran both shards, fetching version 0 once
   const m = r.steps[0].metrics;
   assert.deepEqual([m['dist/workers'], m['dist/shards'], m['dist/shards_redelivered']], [1, 2, 0]);
-  for (const k of ['dist/queue_wait_s', 'dist/result_wait_s', 'dist/worker_busy_s', 'dist/weight_fetch_s', 'dist/weight_fetch_mb_per_s'])
+  for (const k of [
+    'dist/queue_wait_s',
+    'dist/result_wait_s',
+    'dist/worker_busy_s',
+    'dist/weight_fetch_s',
+    'dist/weight_fetch_mb_per_s',
+    'dist/weight_put_s',
+    'dist/weight_put_mb_per_s',
+  ])
     assert.ok(Number.isFinite(m[k]) && m[k] >= 0, `${k} = ${m[k]}`);
   assert.ok(m['dist/weight_fetch_s'] > 0 && m['dist/worker_busy_s'] > m['dist/weight_fetch_s'], 'the weights were fetched within the first job');
+  // the progress line shows the worker count, only for rollouts on workers
+  assert.equal(progressFields(m).workers, '1');
+  assert.equal(progressFields({ 'critic/score/mean': 0.5 }).workers, undefined);
 });
 
 test('wrong or missing credentials and certificates are errors that say what was tried', async () => {
@@ -198,7 +212,12 @@ test("a worker whose reward of the job's name has another module hash refuses th
   const sha = (f: string) => execFileSync('sha256sum', [path.join(tmp, f)], { encoding: 'utf8' }).split(' ')[0];
   assert.equal(want, `sha256:${sha('reward-a.mts')}`);
   assert.equal(rewardIdentity('composite'), 'builtin:composite');
-  assert.equal(rewardIdentity('not-registered-here'), 'code:not-registered-here');
+  registerReward(
+    'registered-in-code',
+    defineReward('registered-in-code', () => ({ overall: 0, accuracy: 0, format: 0 })),
+  );
+  assert.equal(rewardIdentity('registered-in-code'), 'code:registered-in-code');
+  assert.equal(rewardIdentity(`${path.join(tmp, 'reward-b.mts')}:default`), `sha256:${sha('reward-b.mts')}`, 'a reward file is named by its hash');
   // a worker started as a user starts it: papo --import reward-b.mts worker --nkey ... --tls-ca ... --tls-cert ... --tls-key ...
   let stderr = '';
   const child: ChildProcess = spawn(
