@@ -115,6 +115,8 @@ export interface RolloutEngine {
   readonly version: number | undefined;
   sample(request: SampleRequest): Promise<SampleResult>;
   logProbs(request: LogProbRequest): Promise<LogProbResult>;
+  /** several log-prob requests in one call, each result equal to `logProbs` of its request (optional: stages fall back to `logProbs`) */
+  logProbViews?(requests: readonly LogProbRequest[]): Promise<LogProbResult[]>;
   setWeights(params: Params, version: number): Promise<void>;
 }
 
