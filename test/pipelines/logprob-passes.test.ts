@@ -13,7 +13,10 @@ import { runTrain } from '../../pipelines/train.ts';
 import { trainConfig, type TrainConfigInput } from '../../pipelines/train-config.ts';
 import { rolloutSegmentOptions } from '../../pipelines/train-setup.ts';
 import type { TrainedStep } from '../../operators/index.ts';
-import { tinyPolicyInTmp } from './tiny-run.ts';
+import { decodeJob, encodeJob } from '../../operators/shard-messages.ts';
+import { rolloutSegment } from '../../operators/rollout-segment.ts';
+import { makeRecords, promptBatch } from '../operators/fakes.ts';
+import { digitShare, TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
@@ -82,4 +85,21 @@ test('share_prefix: the first step samples the same responses and its masked-vie
     a.forEach((row, i) => row.forEach((x, t) => (d = Math.max(d, Math.abs(x - b[i][t])))));
   }
   assert.ok(d <= 2e-6, `max difference ${d}`);
+});
+
+test('a shard job carries the log-prob options to a rollout worker (which runs rolloutSegment with them); bad values are refused', async () => {
+  const cfg = trainConfig(config('job', { fused_logprobs: false, share_prefix: true }));
+  const segment = rolloutSegmentOptions(cfg, 6);
+  const batch = promptBatch({ records: makeRecords(2) });
+  const job = decodeJob(
+    encodeJob({ run: 'r1', launch: 'l1', step: 1, round: 1, shard: 1, version: 0, segment, reward: 'composite', policy: TINY_POLICY, batch }),
+    'papo.job.r1.1.1.1',
+  );
+  assert.equal(job.batch.records.length, 2);
+  assert.deepEqual(job.segment.logprobs, { fused: false, sharePrefix: true });
+  const engine = { config: TINY_POLICY, version: 0, sample: async () => assert.fail(), logProbs: async () => assert.fail(), setWeights: async () => {} };
+  assert.throws(
+    () => rolloutSegment(engine, digitShare, { ...segment, logprobs: { fused: 'yes' as unknown as boolean } }),
+    /logprobs.fused must be a boolean, got yes/,
+  );
 });
