@@ -18,6 +18,7 @@
  */
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
+import { listenStages } from '../operators/stage-clock.ts';
 import { runTrain } from '../pipelines/train.ts';
 import { applyOverrides } from '../util/overrides.ts';
 
@@ -58,6 +59,17 @@ for (const [name, overrides] of variants) {
   const perStep: { m: Record<string, number>; cpu: number }[] = [];
   rss[name] = [];
   let cpu = process.cpuUsage();
+  // Per stage, the CPU since the previous stage ended (the stages of a step run one after another at
+  // max_staleness 0) and its wall time: how many of the cores each stage keeps busy.
+  const stageCpu: Record<string, { cpu: number; wall: number }> = {};
+  let lastEnd = process.cpuUsage();
+  const stop = listenStages((key, s0, s1) => {
+    const d = process.cpuUsage(lastEnd);
+    lastEnd = process.cpuUsage();
+    const e = (stageCpu[key] ??= { cpu: 0, wall: 0 });
+    e.cpu += (d.user + d.system) / 1e6;
+    e.wall += (s1 - s0) / 1000;
+  });
   await runTrain(input, {
     quiet: true,
     noSave: true,
@@ -70,6 +82,7 @@ for (const [name, overrides] of variants) {
       },
     },
   });
+  stop();
   const measured = perStep.slice(1);
   const row: Record<string, number> = {};
   const keys = new Set(measured.flatMap((s) => Object.keys(s.m).filter((k) => k.startsWith('timing_s/'))));
@@ -83,6 +96,7 @@ for (const [name, overrides] of variants) {
   row['step / max(rollout, update)'] = median(measured.map((s) => s.m['timing_s/step'] / Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
   row['rss after step 2 (MB)'] = rss[name][1] ?? Number.NaN;
   row['rss after last step (MB)'] = rss[name][rss[name].length - 1];
+  for (const [k, e] of Object.entries(stageCpu).sort()) row[`cores busy in ${k}`] = e.cpu / e.wall;
   rows[name] = row;
   console.log(`${name}: done (load average ${load()})`);
 }

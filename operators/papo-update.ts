@@ -35,7 +35,7 @@ import { Rng } from '../util/rng.ts';
 import type { Logger } from '../util/logger.ts';
 import { selectGroups } from './groups.ts';
 import { PolicyVersions } from './policy-versions.ts';
-import { StepClock } from './stage-clock.ts';
+import { noteStage, StepClock } from './stage-clock.ts';
 import { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 import { stageError, describeBatch, type RolloutBatch, type RolloutEngine } from './types.ts';
 
@@ -312,7 +312,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
         }
       }
       const tUpdateEnd = performance.now();
-      clock?.note(tUpdate, tUpdateEnd);
+      noteStage('update_actor', tUpdate, tUpdateEnd);
       const updateSeconds = (tUpdateEnd - tUpdate) / 1000;
 
       // 5. Publish the new weights: the sampler's next batches use them.
@@ -321,7 +321,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       const after = steps.length > 0 ? await versions.publish(await trainer.getParams()) : version;
       versions.applied(b.step);
       const tPublishEnd = performance.now();
-      clock?.note(tPublish, tPublishEnd);
+      noteStage('update_weights', tPublish, tPublishEnd);
       const publishSeconds = (tPublishEnd - tPublish) / 1000;
       await opts.onApplied?.({ step: b.step, version: after, batch: b, trainer });
 
