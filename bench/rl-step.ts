@@ -10,9 +10,10 @@
  *   update_weights, from the stage timings (the bound of perfect overlap of the two);
  * - the breakdown (timing_s/*, other and overlap: step = the stages + other - overlap);
  * - the resident set: after each step, and the process's peak (maxRSS).
+ * `--staleness 0` runs one of the two (a fresh process per run gives each its own peak RSS).
  * With `--compare` it also runs with `worker.rollout.fused_logprobs=false worker.rollout.share_prefix=false`.
  *
- *   node --import tsx bench/rl-step.ts [--steps 12] [--cores 2] [--compare] [key=value overrides...]
+ *   node --import tsx bench/rl-step.ts [--steps 12] [--cores 2] [--staleness 0,1] [--compare] [key=value overrides...]
  *
  * The machine is shared: the load average is printed beside the figures; compare the rows of one run.
  */
@@ -24,7 +25,12 @@ import { applyOverrides } from '../util/overrides.ts';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
-  options: { steps: { type: 'string', default: '12' }, cores: { type: 'string', default: '2' }, compare: { type: 'boolean', default: false } },
+  options: {
+    steps: { type: 'string', default: '12' },
+    cores: { type: 'string', default: '2' },
+    compare: { type: 'boolean', default: false },
+    staleness: { type: 'string', default: '0,1' },
+  },
 });
 const steps = Number(opts.steps);
 const cores = Number(opts.cores);
@@ -42,10 +48,10 @@ const load = () =>
     .join(' ');
 const mb = (bytes: number) => bytes / 2 ** 20;
 
-const variants: [string, string[]][] = [
-  ['max_staleness 0', ['trainer.max_staleness=0']],
-  ['max_staleness 1', ['trainer.max_staleness=1']],
-];
+const variants: [string, string[]][] = opts.staleness
+  .split(',')
+  .filter((x) => x !== '')
+  .map((x) => [`max_staleness ${x}`, [`trainer.max_staleness=${x}`]]);
 if (opts.compare)
   variants.push(['s0, passes unfused+full', ['trainer.max_staleness=0', 'worker.rollout.fused_logprobs=false', 'worker.rollout.share_prefix=false']]);
 
@@ -78,6 +84,7 @@ for (const [name, overrides] of variants) {
         const d = process.cpuUsage(cpu);
         cpu = process.cpuUsage();
         perStep.push({ m: s.metrics, cpu: (d.user + d.system) / 1e6 });
+        if (perStep.length === 1) for (const k of Object.keys(stageCpu)) delete stageCpu[k]; // the first step carries start-up
         rss[name].push(mb(process.memoryUsage().rss));
       },
     },
@@ -96,7 +103,12 @@ for (const [name, overrides] of variants) {
   row['step / max(rollout, update)'] = median(measured.map((s) => s.m['timing_s/step'] / Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
   row['rss after step 2 (MB)'] = rss[name][1] ?? Number.NaN;
   row['rss after last step (MB)'] = rss[name][rss[name].length - 1];
-  for (const [k, e] of Object.entries(stageCpu).sort()) row[`cores busy in ${k}`] = e.cpu / e.wall;
+  for (const [k, e] of Object.entries(stageCpu).sort()) {
+    row[`cores busy in ${k}`] = e.cpu / e.wall;
+    row[`${k}: wall - cpu/${cores} per step`] = (e.wall - e.cpu / cores) / measured.length;
+  }
+  const third = Math.floor(rss[name].length / 3);
+  if (steps >= 9) for (const i of [third, 2 * third, rss[name].length - 1]) row[`rss after step ${i + 1} (MB)`] = rss[name][i];
   rows[name] = row;
   console.log(`${name}: done (load average ${load()})`);
 }
