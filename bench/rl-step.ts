@@ -101,14 +101,14 @@ for (const [name, overrides] of variants) {
   row['update'] = median(measured.map((s) => sum(s.m, UPDATE)));
   row['max(rollout, update)'] = median(measured.map((s) => Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
   row['step / max(rollout, update)'] = median(measured.map((s) => s.m['timing_s/step'] / Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
-  row['rss after step 2 (MB)'] = rss[name][1] ?? Number.NaN;
-  row['rss after last step (MB)'] = rss[name][rss[name].length - 1];
+  row['rss after step 2 (MiB)'] = rss[name][1] ?? Number.NaN;
+  row['rss after last step (MiB)'] = rss[name][rss[name].length - 1];
   for (const [k, e] of Object.entries(stageCpu).sort()) {
     row[`cores busy in ${k}`] = e.cpu / e.wall;
     row[`${k}: wall - cpu/${cores} per step`] = (e.wall - e.cpu / cores) / measured.length;
   }
   const third = Math.floor(rss[name].length / 3);
-  if (steps >= 9) for (const i of [third, 2 * third, rss[name].length - 1]) row[`rss after step ${i + 1} (MB)`] = rss[name][i];
+  if (steps >= 9) for (const i of [third, 2 * third, rss[name].length - 1]) row[`rss after step ${i + 1} (MiB)`] = rss[name][i];
   rows[name] = row;
   console.log(`${name}: done (load average ${load()})`);
 }
@@ -119,4 +119,4 @@ console.log(
 console.log(`${''.padEnd(30)}${names.map((n) => n.padStart(24)).join('')}`);
 const allKeys = [...new Set(names.flatMap((n) => Object.keys(rows[n])))];
 for (const k of allKeys) console.log(`${k.padEnd(30)}${names.map((n) => (rows[n][k] ?? Number.NaN).toFixed(3).padStart(24)).join('')}`);
-console.log(`peak RSS of the process (all runs): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+console.log(`peak RSS of the process (all runs): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
