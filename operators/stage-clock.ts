@@ -16,6 +16,10 @@
  * It is signed: a step whose stages partly ran in the previous step's window (pipelined sampling) can count
  * less than its window's busy time, and its overlap is then negative.
  *
+ * Listeners are process-wide: two runs in one process hear each other's stages (their `other` is smaller and
+ * their overlap larger; the identity still holds). A shard computed on a remote worker is not heard here: its
+ * stage timings come with its result, and its wall time in this process is `other`.
+ *
  * @example
  * const clock = new StepClock();
  * const busy = clock.busySeconds(windowStart, performance.now()); clock.clear();
