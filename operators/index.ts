@@ -5,8 +5,11 @@ export { promptBatches, batchSeed, type PromptBatchOptions } from './prompt-batc
 export { sampleGroups, type SampleGroupsOptions } from './sample-groups.ts';
 export { scoreRewards, type ScoreRewardsOptions } from './score-rewards.ts';
 export { keepInformativeGroups, type KeepInformativeOptions } from './keep-informative-groups.ts';
-export { maskedViewLogprobs, maskedImages, type MaskedViewOptions } from './masked-view-logprobs.ts';
+export { maskedViewLogprobs, maskedImages, type LogprobPassOptions, type MaskedViewOptions } from './masked-view-logprobs.ts';
 export { referenceLogprobs } from './reference-logprobs.ts';
+export { maskedReferenceLogprobs } from './masked-reference-logprobs.ts';
+export { viewLogprobs, type ViewLogprobsOptions } from './view-logprobs.ts';
+export { listenStages, noteStage, StepClock } from './stage-clock.ts';
 export { groupAdvantages, type GroupAdvantageOptions } from './group-advantages.ts';
 export { PolicyVersions, type VersionListener, type VersionsCheckpoint, type RestoreOptions } from './policy-versions.ts';
 export { papoUpdate, type PapoUpdateOptions, type TrainedStep } from './papo-update.ts';

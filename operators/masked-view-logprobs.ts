@@ -12,6 +12,7 @@ import { concatMap, type OperatorFunction } from 'rxjs';
 import { maskTypes } from '../algorithms/masking.ts';
 import { mixSeed, Rng } from '../util/rng.ts';
 import type { RgbImage } from '../util/image.ts';
+import type { LogProbRequest, LogProbResult } from '../models/engine/types.ts';
 import { addTiming, stageError, type MaskedViews, type RolloutEngine, type SampledBatch } from './types.ts';
 
 export interface MaskedViewOptions {
@@ -39,15 +40,23 @@ export function maskedImages(images: readonly RgbImage[], maskSeed: number, opts
   });
 }
 
-/** Log-probs of each response's tokens under the version that sampled it, one engine call per version. */
-export async function logProbsAtSamplingVersion(
-  engine: Pick<RolloutEngine, 'logProbs'>,
+/** How the engine computes a stage's teacher-forced log-probs. */
+export interface LogprobPassOptions {
+  /** `worker.rollout.share_prefix`: a prompt's image and prompt computed once for its G responses (LogProbRequest.sharePrefix) */
+  sharePrefix?: boolean;
+}
+
+/**
+ * The engine requests of a batch's log-probs with `images` (one per prompt): one per policy version that
+ * sampled its responses, or one under the reference weights; `rows[k]` are the responses of request k.
+ */
+export function logProbRequests(
   batch: SampledBatch,
   images: readonly RgbImage[],
-  weights?: 'reference',
-): Promise<Float32Array[]> {
+  weights: 'reference' | undefined,
+  opts: LogprobPassOptions = {},
+): { requests: LogProbRequest[]; rows: number[][] } {
   const G = batch.groupSize;
-  const out = new Array<Float32Array>(batch.responses.length);
   const byVersion = new Map<number, number[]>();
   batch.versions.forEach((v, i) => {
     const key = weights ? -1 : v;
@@ -55,21 +64,45 @@ export async function logProbsAtSamplingVersion(
     if (rows) rows.push(i);
     else byVersion.set(key, [i]);
   });
-  for (const [version, rows] of byVersion) {
-    const r = await engine.logProbs({
-      images: rows.map((i) => images[Math.floor(i / G)]),
-      prompts: rows.map((i) => batch.records[Math.floor(i / G)].question),
-      responses: rows.map((i) => batch.responses[i]),
+  const requests: LogProbRequest[] = [];
+  const rows: number[][] = [];
+  for (const [version, rs] of byVersion) {
+    requests.push({
+      images: rs.map((i) => images[Math.floor(i / G)]),
+      prompts: rs.map((i) => batch.records[Math.floor(i / G)].question),
+      responses: rs.map((i) => batch.responses[i]),
       weights: weights ?? version,
+      ...(opts.sharePrefix ? { sharePrefix: true } : {}),
     });
-    rows.forEach((i, j) => (out[i] = r.logprobs[j]));
+    rows.push(rs);
   }
+  return { requests, rows };
+}
+
+/** Puts the results of `logProbRequests` back in response order. */
+export function placeLogprobs(n: number, rows: readonly number[][], results: readonly LogProbResult[]): Float32Array[] {
+  const out = new Array<Float32Array>(n);
+  rows.forEach((rs, k) => rs.forEach((i, j) => (out[i] = results[k].logprobs[j])));
   return out;
+}
+
+/** Log-probs of each response's tokens under the version that sampled it, one engine call per version. */
+export async function logProbsAtSamplingVersion(
+  engine: Pick<RolloutEngine, 'logProbs'>,
+  batch: SampledBatch,
+  images: readonly RgbImage[],
+  weights?: 'reference',
+  opts: LogprobPassOptions = {},
+): Promise<Float32Array[]> {
+  const { requests, rows } = logProbRequests(batch, images, weights, opts);
+  const results: LogProbResult[] = [];
+  for (const r of requests) results.push(await engine.logProbs(r));
+  return placeLogprobs(batch.responses.length, rows, results);
 }
 
 export function maskedViewLogprobs<T extends SampledBatch>(
   engine: Pick<RolloutEngine, 'logProbs'>,
-  opts: MaskedViewOptions,
+  opts: MaskedViewOptions & LogprobPassOptions,
 ): OperatorFunction<T, T & MaskedViews> {
   return concatMap(async (batch) => {
     const t0 = performance.now();
@@ -81,7 +114,7 @@ export function maskedViewLogprobs<T extends SampledBatch>(
         opts,
         batch.promptOffset ?? 0,
       );
-      const maskedLogprobs = await logProbsAtSamplingVersion(engine, batch, images);
+      const maskedLogprobs = await logProbsAtSamplingVersion(engine, batch, images, undefined, opts);
       return { ...batch, maskSeed, maskedImages: images, maskedLogprobs, timing: addTiming(batch.timing, 'masked_log_prob', t0) };
     } catch (err) {
       throw stageError('maskedViewLogprobs', batch, err);

@@ -22,7 +22,7 @@
  * advantaged$.pipe(papoUpdate({ trainer, engine, objective, globalBatchSize: 8, microBatchSize: 32,
  *   ppoEpochs: 1, maxStaleness: 0, initialVersion: 0, seed, onStepDone: (s) => gate.complete(s) }))
  */
-import { concatMap, defer, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, finalize, type OperatorFunction } from 'rxjs';
 import { tf } from '../util/tf-backend.ts';
 import { isNonFiniteGradient } from '../models/adamw.ts';
 import { PAD_ID } from '../models/tokenizer.ts';
@@ -35,6 +35,7 @@ import { Rng } from '../util/rng.ts';
 import type { Logger } from '../util/logger.ts';
 import { selectGroups } from './groups.ts';
 import { PolicyVersions } from './policy-versions.ts';
+import { noteStage, StepClock } from './stage-clock.ts';
 import { batchMetrics, meanMetrics, type Metrics } from './step-metrics.ts';
 import { stageError, describeBatch, type RolloutBatch, type RolloutEngine } from './types.ts';
 
@@ -113,6 +114,7 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   const maxStaleness = options.versions ? options.versions.maxStaleness : opts.maxStaleness;
   let started: number | undefined;
   let lastDone: number | undefined;
+  let clock: StepClock | undefined;
   if (!(Number.isInteger(opts.microBatchSize) && opts.microBatchSize >= 1))
     throw new Error(`papoUpdate: microBatchSize must be a positive integer, got ${opts.microBatchSize}`);
   if (!(Number.isInteger(opts.ppoEpochs) && opts.ppoEpochs >= 1)) throw new Error(`papoUpdate: ppoEpochs must be a positive integer, got ${opts.ppoEpochs}`);
@@ -309,14 +311,18 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
           else skipped++;
         }
       }
-      const updateSeconds = (performance.now() - tUpdate) / 1000;
+      const tUpdateEnd = performance.now();
+      noteStage('update_actor', tUpdate, tUpdateEnd);
+      const updateSeconds = (tUpdateEnd - tUpdate) / 1000;
 
       // 5. Publish the new weights: the sampler's next batches use them.
       const tPublish = performance.now();
       const trainedFrom = version;
       const after = steps.length > 0 ? await versions.publish(await trainer.getParams()) : version;
       versions.applied(b.step);
-      const publishSeconds = (performance.now() - tPublish) / 1000;
+      const tPublishEnd = performance.now();
+      noteStage('update_weights', tPublish, tPublishEnd);
+      const publishSeconds = (tPublishEnd - tPublish) / 1000;
       await opts.onApplied?.({ step: b.step, version: after, batch: b, trainer });
 
       // 6. The step's record.
@@ -339,9 +345,20 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
       metrics['perf/total_num_tokens'] = tokens;
       // Wall time since the previous step left the sink: with overlap, less than the sum of the stages.
       const now = performance.now();
-      const stepSeconds = (now - (lastDone ?? started ?? t0)) / 1000;
+      const windowStart = lastDone ?? started ?? t0;
+      const stepSeconds = (now - windowStart) / 1000;
       lastDone = now;
       metrics['timing_s/step'] = stepSeconds;
+      // The breakdown's identity (operators/stage-clock.ts): step = sum of the stages + other - overlap.
+      if (clock) {
+        const stageSeconds = Object.keys(metrics)
+          .filter((k) => k.startsWith('timing_s/') && k !== 'timing_s/step')
+          .reduce((a, k) => a + metrics[k], 0);
+        const other = Math.max(0, stepSeconds - clock.busySeconds(windowStart, now));
+        clock.clear();
+        metrics['timing_s/other'] = other;
+        metrics['timing_s/overlap'] = stageSeconds + other - stepSeconds;
+      }
       metrics['perf/throughput'] = stepSeconds > 0 ? tokens / stepSeconds : 0;
       return { step: b.step, version: after, trainedFrom, metrics, batch: b };
     } catch (err) {
@@ -353,6 +370,12 @@ export function papoUpdate(options: PapoUpdateOptions): OperatorFunction<Rollout
   return (source) =>
     defer(() => {
       started = performance.now();
-      return update(source);
+      clock = new StepClock();
+      return update(source).pipe(
+        finalize(() => {
+          clock?.close();
+          clock = undefined;
+        }),
+      );
     });
 }

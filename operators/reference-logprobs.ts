@@ -8,10 +8,13 @@
  * masked$.pipe(referenceLogprobs(engine))
  */
 import { concatMap, type OperatorFunction } from 'rxjs';
-import { logProbsAtSamplingVersion } from './masked-view-logprobs.ts';
+import { type LogprobPassOptions, logProbsAtSamplingVersion } from './masked-view-logprobs.ts';
 import { addTiming, stageError, type ReferenceScored, type RolloutEngine, type SampledBatch } from './types.ts';
 
-export function referenceLogprobs<T extends SampledBatch>(engine: Pick<RolloutEngine, 'logProbs'>): OperatorFunction<T, T & ReferenceScored> {
+export function referenceLogprobs<T extends SampledBatch>(
+  engine: Pick<RolloutEngine, 'logProbs'>,
+  opts: LogprobPassOptions = {},
+): OperatorFunction<T, T & ReferenceScored> {
   return concatMap(async (batch) => {
     const t0 = performance.now();
     try {
@@ -20,6 +23,7 @@ export function referenceLogprobs<T extends SampledBatch>(engine: Pick<RolloutEn
         batch,
         batch.records.map((r) => r.image),
         'reference',
+        opts,
       );
       return { ...batch, refLogprobs, timing: addTiming(batch.timing, 'ref', t0) };
     } catch (err) {

@@ -14,6 +14,7 @@ import type { LogProbRequest, LogProbResult, SampleRequest, SampleResult } from 
 import type { StreamCursor } from '../tasks/stream.ts';
 import type { TaskRecord } from '../tasks/types.ts';
 import type { RewardFailure } from '../tasks/rewards/runner.ts';
+import { noteStage } from './stage-clock.ts';
 
 /** Seconds spent per stage, keyed by verl's `timing_s/*` names (`gen`, `reward`, `old_log_prob`, ...). */
 export type StageTimings = Record<string, number>;
@@ -114,12 +115,19 @@ export interface RolloutEngine {
   readonly version: number | undefined;
   sample(request: SampleRequest): Promise<SampleResult>;
   logProbs(request: LogProbRequest): Promise<LogProbResult>;
+  /** several log-prob requests in one call, each result equal to `logProbs` of its request (optional: stages fall back to `logProbs`) */
+  logProbViews?(requests: readonly LogProbRequest[]): Promise<LogProbResult[]>;
   setWeights(params: Params, version: number): Promise<void>;
 }
 
-/** Adds the time since `t0` (ms, from performance.now()) to a copy of the batch's timings. */
+/**
+ * Adds the time since `t0` (ms, from performance.now()) to a copy of the batch's timings, and notes the
+ * interval for the step's breakdown (operators/stage-clock.ts).
+ */
 export function addTiming(timing: StageTimings, key: string, t0: number): StageTimings {
-  return { ...timing, [key]: (timing[key] ?? 0) + (performance.now() - t0) / 1000 };
+  const now = performance.now();
+  noteStage(key, t0, now);
+  return { ...timing, [key]: (timing[key] ?? 0) + (now - t0) / 1000 };
 }
 
 /** `step 3 (records digits/train/17 .. digits/train/40)`: names a batch in errors. */

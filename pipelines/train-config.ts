@@ -153,6 +153,13 @@ const RolloutSchema = z
     top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
     top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
     threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),
+    fused_logprobs: z.boolean().default(true).describe('the masked-view and reference log-probs of a step in one engine call (the same values as two calls)'),
+    share_prefix: z
+      .boolean()
+      .default(true)
+      .describe(
+        "teacher-forced log-probs compute each prompt's image and prompt once for its G responses, as sampling does (false: a full pass per response; values differ in their last bits)",
+      ),
     shard_size: posInt()
       .optional()
       .describe(
@@ -477,6 +484,7 @@ export const RESUME_SAFE_KEYS = [
   'trainer.loss_hacking_entropy_rise',
   'trainer.loss_hacking_kl_prcp_general',
   'worker.rollout.threads',
+  'worker.rollout.fused_logprobs',
   // where shards run changes nothing they compute (shard_size does, and is not listed)
   'worker.rollout.backend',
   'worker.rollout.nats.url',

@@ -215,6 +215,7 @@ export function rolloutSegmentOptions(cfg: TrainConfig, maxResponseLength: numbe
     reward: { timeoutMs: reward.timeout_ms, concurrency: reward.concurrency },
     ...(needsMaskedLogprobs(a) ? { mask: { type: a.mask_type, ratio: a.mask_ratio, patchSize: a.mask_patch_size } } : {}),
     reference: a.kl_coef > 0,
+    logprobs: { fused: rollout.fused_logprobs, sharePrefix: rollout.share_prefix },
   };
 }
 

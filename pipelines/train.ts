@@ -16,15 +16,14 @@
  * (train-setup.ts), the evaluations (train-eval.ts), and what is kept of each step (train-records.ts).
  */
 import * as path from 'node:path';
-import { concatMap, identity, toArray, type Observable, type OperatorFunction, type Subscription } from 'rxjs';
+import { concatMap, toArray, type Observable, type Subscription } from 'rxjs';
 import {
   CreditGate,
   promptBatches,
   sampleGroups,
   scoreRewards,
   keepInformativeGroups,
-  maskedViewLogprobs,
-  referenceLogprobs,
+  viewLogprobs,
   groupAdvantages,
   papoUpdate,
   watchLossHacking,
@@ -230,7 +229,6 @@ async function train(
   const progress = createProgress('train', maxSteps, { quiet: opts.quiet || !trainer.logger.includes('console'), every: 1, startAt: firstStep - 1 });
   const poolStats = (reward as { stats?: Record<string, number> }).stats;
   const keep = recordSteps(run, { task, checkpoints, progress, onStep: opts.hooks?.onStep, rewardStats: poolStats && (() => ({ ...poolStats })) });
-  const when = <A, B>(on: boolean, op: OperatorFunction<A, B>): OperatorFunction<A, B> => (on ? op : (identity as unknown as OperatorFunction<A, B>));
 
   // The graph.
   const dynamicSampling = keepInformativeGroups(
@@ -248,10 +246,7 @@ async function train(
   const { segment } = parts;
   const prompts$ = () => promptBatches(stream, { batchSize: data.rollout_batch_size, grants: gate.grants$, seed: data.seed });
   const logprobStages = (batches: Observable<ScoredBatch & Partial<FilteredGroups>>): Observable<RolloutBatchBeforeAdvantage> =>
-    batches.pipe(
-      when(segment.mask !== undefined, maskedViewLogprobs(engine, segment.mask ?? { ratio: 0, patchSize: 1 })),
-      when(segment.reference, referenceLogprobs(engine)),
-    );
+    batches.pipe(viewLogprobs(engine, { mask: segment.mask, reference: segment.reference, ...segment.logprobs }));
   const rollouts$: Observable<RolloutBatchBeforeAdvantage> = offline
     ? logprobStages(loggedRolloutSource(offline, task, offlineSteps, gate.grants$).pipe(currentPolicyLogprobs(engine)))
     : parts.shards

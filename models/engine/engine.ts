@@ -78,6 +78,14 @@ export class PolicyEngine {
     return this.client.call('logProbs', request);
   }
 
+  /**
+   * Several log-prob requests in one call to the worker (e.g. a step's masked view under its sampling
+   * version and its reference log-probs): each result equals `logProbs` of its request, bit for bit.
+   */
+  logProbViews(requests: readonly LogProbRequest[]): Promise<LogProbResult[]> {
+    return this.client.call('logProbViews', [...requests], { what: 'logProbViews' });
+  }
+
   /** Releases the sessions and stops the worker. Calls already made finish first; later calls reject. */
   close(): Promise<void> {
     return this.client.close();

@@ -12,4 +12,5 @@ export interface EngineCalls {
   setWeights(snapshot: { version: number; buffer: ArrayBuffer; slot: WeightSlot }): number;
   sample(request: SampleRequest): SampleResult;
   logProbs(request: LogProbRequest): LogProbResult;
+  logProbViews(requests: LogProbRequest[]): LogProbResult[];
 }

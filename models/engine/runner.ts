@@ -16,6 +16,7 @@ import { type PolicyConfig, policyDims } from '../config.ts';
 import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify, type PromptBatch } from '../batch.ts';
 import { PAD_ID } from '../tokenizer.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
+import { buildSharedPrefixGraph, prefixNames } from '../onnx/shared-prefix-graph.ts';
 import { checkSamplingOptions, type SamplingOptions } from './sampler.ts';
 import {
   collectResponses,
@@ -50,6 +51,20 @@ function checkImages(what: string, images: readonly unknown[], rows: number): vo
     throw new Error(`${what}: ${rows} prompts need ${rows} images, got ${Array.isArray(images) ? images.length : typeof images}`);
 }
 
+function samePrompt(a: LogProbRequest['prompts'][number], b: LogProbRequest['prompts'][number]): boolean {
+  if (a === b) return true;
+  if (typeof a === 'string' || typeof b === 'string' || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameImage(a: LogProbRequest['images'][number], b: LogProbRequest['images'][number]): boolean {
+  if (a === b) return true;
+  if (a.height !== b.height || a.width !== b.width || a.data.length !== b.data.length) return false;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return false;
+  return true;
+}
+
 export class OrtPolicyRunner {
   private weights: LoadedWeights | undefined;
   /** The latest `retainVersions` policy snapshots, oldest first, for log-probs pinned to a version. */
@@ -60,7 +75,7 @@ export class OrtPolicyRunner {
 
   private constructor(
     readonly cfg: PolicyConfig,
-    private readonly sessions: Record<'logprobs' | 'prefill' | 'step', { session: ort.InferenceSession; graph: PolicyGraph }>,
+    private readonly sessions: Record<'logprobs' | 'prefill' | 'step' | 'shared', { session: ort.InferenceSession; graph: PolicyGraph }>,
     private readonly opts: Required<EngineOptions>,
   ) {}
 
@@ -83,7 +98,16 @@ export class OrtPolicyRunner {
     };
     const graphs = buildPolicyGraphs(cfg);
     const open = async (g: PolicyGraph) => ({ session: await ort.InferenceSession.create(g.bytes, sessionOptions), graph: g });
-    return new OrtPolicyRunner(cfg, { logprobs: await open(graphs.logprobs), prefill: await open(graphs.prefill), step: await open(graphs.step) }, opts);
+    return new OrtPolicyRunner(
+      cfg,
+      {
+        logprobs: await open(graphs.logprobs),
+        prefill: await open(graphs.prefill),
+        step: await open(graphs.step),
+        shared: await open(buildSharedPrefixGraph(cfg)),
+      },
+      opts,
+    );
   }
 
   /**
@@ -146,7 +170,8 @@ export class OrtPolicyRunner {
     const step = this.opts.logprobBatchRows;
     for (let s = 0; s < rows; s += step) {
       const e = Math.min(rows, s + step);
-      const r = await this.logProbChunk(w, req.images.slice(s, e), req.prompts.slice(s, e), req.responses.slice(s, e), s);
+      const chunk = [req.images.slice(s, e), req.prompts.slice(s, e), req.responses.slice(s, e)] as const;
+      const r = req.sharePrefix ? await this.sharedPrefixChunk(w, ...chunk, s) : await this.logProbChunk(w, ...chunk, s);
       logprobs.push(...r.logprobs);
       entropy.push(...r.entropy);
     }
@@ -182,6 +207,132 @@ export class OrtPolicyRunner {
       key_valid: new ort.Tensor('float32', Float32Array.from(text.keyValid), [B, Lp + Lr]),
     };
     const { session, graph } = this.sessions.logprobs;
+    const out = await session.run(this.withParams(w, graph, feeds));
+    const lp = out.logprobs.data as Float32Array;
+    const ent = out.entropy.data as Float32Array;
+    const rowsOf = (a: Float32Array) => responses.map((r, b) => a.slice(b * Lr, b * Lr + r.length));
+    return { logprobs: rowsOf(lp), entropy: rowsOf(ent) };
+  }
+
+  /**
+   * Several log-prob requests in one call (e.g. a step's masked view and its reference), one after another:
+   * each result is the one `logProbs` gives for that request.
+   */
+  async logProbViews(requests: readonly LogProbRequest[]): Promise<LogProbResult[]> {
+    if (!Array.isArray(requests)) throw new Error('logProbViews: requests must be a list');
+    const out: LogProbResult[] = [];
+    for (const [i, r] of requests.entries()) {
+      try {
+        out.push(await this.logProbs(r));
+      } catch (err) {
+        throw new Error(`request ${i}: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The teacher-forced pass with the prefix shared (LogProbRequest.sharePrefix): consecutive rows with the
+   * same image and prompt share one prefix, whose keys and values the prefill graph computes once over the
+   * image and the prompt without its last token; each row then runs that token and its response against it
+   * (models/onnx/shared-prefix-graph.ts). Prompts of a single token have no prefix: the full pass.
+   */
+  private async sharedPrefixChunk(
+    w: LoadedWeights,
+    images: LogProbRequest['images'],
+    prompts: LogProbRequest['prompts'],
+    responses: LogProbRequest['responses'],
+    offset: number,
+  ) {
+    const cfg = this.cfg;
+    const { nPatch, patchDim } = policyDims(cfg);
+    const B = prompts.length;
+    // Rows of one prefix: consecutive, same prompt and same image content.
+    const rowPrefix = new BigInt64Array(B);
+    const firstRows: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const f = firstRows[firstRows.length - 1];
+      if (f === undefined || !samePrompt(prompts[f], prompts[b]) || !sameImage(images[f], images[b])) firstRows.push(b);
+      rowPrefix[b] = BigInt(firstRows.length - 1);
+    }
+    let promptBatch: ReturnType<typeof buildPromptBatch>;
+    let responseBatch: ReturnType<typeof buildResponseBatch>;
+    try {
+      promptBatch = buildPromptBatch(
+        firstRows.map((b) => prompts[b]),
+        cfg,
+      );
+      responseBatch = buildResponseBatch(responses, cfg);
+    } catch (err) {
+      throw new Error(`logProbs (rows from ${offset}): ${(err as Error).message}`);
+    }
+    const Bp = firstRows.length;
+    const Lp = promptBatch.length;
+    if (Lp < 2) return this.logProbChunk(w, images, prompts, responses, offset);
+    // The prefix: image and prompt columns 0 .. Lp - 2 (left-padded: the last column is every prompt's last token).
+    const Lq = Lp - 1;
+    const ids = new Int32Array(Bp * Lq);
+    const positions = new Int32Array(Bp * Lq);
+    const keyValid = new Float32Array(Bp * Lq);
+    const prefixValid = new Float32Array(Bp * (nPatch + Lq));
+    for (let p = 0; p < Bp; p++) {
+      prefixValid.fill(1, p * (nPatch + Lq), p * (nPatch + Lq) + nPatch);
+      for (let j = 0; j < Lq; j++) {
+        const id = promptBatch.ids[p * Lp + j];
+        ids[p * Lq + j] = id;
+        positions[p * Lq + j] = Math.max(0, j - promptBatch.pads[p]);
+        keyValid[p * Lq + j] = id === PAD_ID ? 0 : 1;
+        prefixValid[p * (nPatch + Lq) + nPatch + j] = keyValid[p * Lq + j];
+      }
+    }
+    const prefill = this.sessions.prefill;
+    const pre = await prefill.session.run(
+      this.withParams(w, prefill.graph, {
+        patches: new ort.Tensor(
+          'float32',
+          patchify(
+            firstRows.map((b) => images[b]),
+            cfg,
+          ),
+          [Bp, nPatch, patchDim],
+        ),
+        prompt: new ort.Tensor('int64', i64(ids), [Bp, Lq]),
+        positions: new ort.Tensor('int64', i64(positions), [Bp, Lq]),
+        key_valid: new ort.Tensor('float32', keyValid, [Bp, Lq]),
+      }),
+    );
+    // Each row feeds the prompt's last token, then its response but the last token.
+    const Lr = responseBatch.length;
+    const tokens = new BigInt64Array(B * Lr);
+    const tokenPositions = new BigInt64Array(B * Lr);
+    const tokenValid = new Float32Array(B * Lr);
+    const targetValid = new Float32Array(B * Lr);
+    for (let b = 0; b < B; b++) {
+      const p = Number(rowPrefix[b]);
+      const promptTokens = Lp - promptBatch.pads[p];
+      for (let t = 0; t < Lr; t++) {
+        const id = t === 0 ? promptBatch.ids[p * Lp + Lp - 1] : responseBatch.ids[b * Lr + t - 1];
+        tokens[b * Lr + t] = BigInt(id);
+        tokenPositions[b * Lr + t] = BigInt(promptTokens - 1 + t);
+        tokenValid[b * Lr + t] = id === PAD_ID ? 0 : 1;
+        targetValid[b * Lr + t] = responseBatch.ids[b * Lr + t] === PAD_ID ? 0 : 1;
+      }
+    }
+    const S0 = nPatch + Lq;
+    const feeds: Feeds = {
+      prefix_valid: new ort.Tensor('float32', prefixValid, [Bp, S0]),
+      row_prefix: new ort.Tensor('int64', rowPrefix, [B]),
+      tokens: new ort.Tensor('int64', tokens, [B, Lr]),
+      positions: new ort.Tensor('int64', tokenPositions, [B, Lr]),
+      token_valid: new ort.Tensor('float32', tokenValid, [B, Lr]),
+      targets: new ort.Tensor('int64', i64(responseBatch.ids), [B, Lr]),
+      target_valid: new ort.Tensor('float32', targetValid, [B, Lr]),
+    };
+    for (let i = 0; i < cfg.nLayers; i++) {
+      feeds[prefixNames(i).kT] = pre[cacheNames(i).kT];
+      feeds[prefixNames(i).v] = pre[cacheNames(i).v];
+    }
+    const { session, graph } = this.sessions.shared;
     const out = await session.run(this.withParams(w, graph, feeds));
     const lp = out.logprobs.data as Float32Array;
     const ent = out.entropy.data as Float32Array;

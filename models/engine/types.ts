@@ -71,6 +71,12 @@ export interface LogProbRequest {
    * still retained by the engine (the latest `retainVersions`), e.g. the version that sampled a rollout.
    */
   weights?: 'latest' | 'reference' | number;
+  /**
+   * Compute the prefix (image and prompt) once for consecutive rows that share it, as sampling does, and
+   * run each row's response against it (default false: one full pass per row). The same function; values
+   * differ from the full pass in their last bits (the attention sums are split).
+   */
+  sharePrefix?: boolean;
 }
 
 /** Where `setWeights` puts a snapshot: the current policy, or the frozen reference policy. */

@@ -20,6 +20,7 @@ serveCalls<EngineCalls>(
         },
         sample: (request) => runner.sample(request),
         logProbs: (request) => runner.logProbs(request),
+        logProbViews: (requests) => runner.logProbViews(requests),
       },
       close: () => runner.release(),
     };
