@@ -97,8 +97,8 @@ for (const [name, overrides] of variants) {
   row['cpu seconds'] = median(measured.map((s) => s.cpu));
   row[`floor (cpu / ${cores})`] = median(measured.map((s) => s.cpu / cores));
   row['step / floor'] = median(measured.map((s) => s.m['timing_s/step'] / (s.cpu / cores)));
-  row['rollout'] = median(measured.map((s) => sum(s.m, ROLLOUT)));
-  row['update'] = median(measured.map((s) => sum(s.m, UPDATE)));
+  row.rollout = median(measured.map((s) => sum(s.m, ROLLOUT)));
+  row.update = median(measured.map((s) => sum(s.m, UPDATE)));
   row['max(rollout, update)'] = median(measured.map((s) => Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
   row['step / max(rollout, update)'] = median(measured.map((s) => s.m['timing_s/step'] / Math.max(sum(s.m, ROLLOUT), sum(s.m, UPDATE))));
   row['rss after step 2 (MiB)'] = rss[name][1] ?? Number.NaN;
