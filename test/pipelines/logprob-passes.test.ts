@@ -92,7 +92,19 @@ test('a shard job carries the log-prob options to a rollout worker (which runs r
   const segment = rolloutSegmentOptions(cfg, 6);
   const batch = promptBatch({ records: makeRecords(2) });
   const job = decodeJob(
-    encodeJob({ run: 'r1', launch: 'l1', step: 1, round: 1, shard: 1, version: 0, segment, reward: 'composite', rewardId: 'builtin:composite', policy: TINY_POLICY, batch }),
+    encodeJob({
+      run: 'r1',
+      launch: 'l1',
+      step: 1,
+      round: 1,
+      shard: 1,
+      version: 0,
+      segment,
+      reward: 'composite',
+      rewardId: 'builtin:composite',
+      policy: TINY_POLICY,
+      batch,
+    }),
     'papo.job.r1.1.1.1',
   );
   assert.equal(job.batch.records.length, 2);

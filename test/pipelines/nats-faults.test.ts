@@ -293,7 +293,19 @@ test("a job waiting for its weights keeps its lease past the ack wait, and is dr
     const batch = promptBatch({ records: makeRecords(1, { height: 28, width: 56 }) });
     const segment = { sample: { n: 1 }, reward: {}, reference: false };
     // version 7 of the run is never published
-    const job = encodeJob({ run: 'rwait', launch: 'old', step: 1, round: 1, shard: 0, version: 7, segment, reward: 'composite', rewardId: 'builtin:composite', policy: TINY_POLICY, batch });
+    const job = encodeJob({
+      run: 'rwait',
+      launch: 'old',
+      step: 1,
+      round: 1,
+      shard: 0,
+      version: 7,
+      segment,
+      reward: 'composite',
+      rewardId: 'builtin:composite',
+      policy: TINY_POLICY,
+      batch,
+    });
     await broker.js.publish(jobSubject('rwait', 1, 1, 0), job, { msgID: 'rwait.old.1.1.0' });
     const said: string[] = [];
     const stop = new AbortController();
