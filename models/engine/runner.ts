@@ -71,6 +71,7 @@ export class OrtPolicyRunner {
       allowSpinning: options.allowSpinning ?? false,
       logprobBatchRows: options.logprobBatchRows ?? 64,
       retainVersions: options.retainVersions ?? 2,
+      profile: options.profile ?? '',
     };
     if (!(Number.isInteger(opts.retainVersions) && opts.retainVersions >= 1))
       throw new Error(`engine: retainVersions must be a positive integer, got ${opts.retainVersions}`);
@@ -82,7 +83,8 @@ export class OrtPolicyRunner {
       extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     };
     const graphs = buildPolicyGraphs(cfg);
-    const open = async (g: PolicyGraph) => ({ session: await ort.InferenceSession.create(g.bytes, sessionOptions), graph: g });
+    const profiled = (g: PolicyGraph) => (opts.profile ? { enableProfiling: true, profileFilePrefix: `${opts.profile}${g.kind}` } : {});
+    const open = async (g: PolicyGraph) => ({ session: await ort.InferenceSession.create(g.bytes, { ...sessionOptions, ...profiled(g) }), graph: g });
     return new OrtPolicyRunner(cfg, { logprobs: await open(graphs.logprobs), prefill: await open(graphs.prefill), step: await open(graphs.step) }, opts);
   }
 
@@ -382,6 +384,9 @@ export class OrtPolicyRunner {
   }
 
   async release(): Promise<void> {
-    for (const s of Object.values(this.sessions)) await s.session.release();
+    for (const s of Object.values(this.sessions)) {
+      if (this.opts.profile) s.session.endProfiling();
+      await s.session.release();
+    }
   }
 }
