@@ -5,11 +5,11 @@
  * 48 / 128 / 256, rows 16 / 64, and the largest combined shape (d 512, 8 layers, 256 tokens, 64 rows).
  * Every row has a 32-patch image and a 37-token prompt. Per shape, three calls:
  * - update: one optimizer step (forward, token-mean NLL, backward, clipping, AdamW): the onnxruntime
- *   trainer as `papo train` runs it (2 replicas x 1 thread) vs bench/torch-policy.py;
- * - logprobs: teacher-forced log-probs of the rows (the engine's `logprobs` graph, 2 intra-op threads)
+ *   trainer as `papo train` runs it (2 replicas x 1 thread) and on 1 thread (1 replica) vs bench/torch-policy.py;
+ * - logprobs: teacher-forced log-probs of the rows (the engine's `logprobs` graph, 2 intra-op threads, and 1)
  *   vs torch-policy.py --mode logprobs (inference mode);
  * - sample: rows / 8 prompts x 8 responses with the key/value cache (the engine's prefill and step graphs,
- *   2 threads) vs bench/torch-sample.py (PyTorch's own key/value-cache loop), which stops each row at the
+ *   2 threads, and 1) vs bench/torch-sample.py (PyTorch's own key/value-cache loop), which stops each row at the
  *   length the engine sampled (random init: rows end at EOS), so both do the same work.
  * PyTorch runs on 1 and 2 threads (`--torch-threads`); it is optional (Debian's python3-torch with
  * libopenblas0-pthread), as in bench/update-step.ts. Each engine runs in a process of its own per shape and
@@ -120,21 +120,21 @@ async function timed(steps: number, fn: () => Promise<number>): Promise<Omit<Mea
 }
 
 /** The child process: one call on one shape with onnxruntime, printed as one JSON line. */
-async function child(s: Shape, call: Call, steps: number, profile: string | undefined): Promise<void> {
+async function child(s: Shape, call: Call, steps: number, profile: string | undefined, oneThread: boolean): Promise<void> {
   const cfg = configOf(s);
   const params = initParams(cfg);
   const rows = benchRows(cfg, 0, s.rows, s.response);
   let m: Omit<Measured, 'rssMb'>;
   let lengths: number[] | undefined;
   if (call === 'update') {
-    const trainer = await OrtTrainer.create(cfg, params, { lr: 1e-4 }, profile ? { replicas: 1, threads: 1, profile } : {});
+    const trainer = await OrtTrainer.create(cfg, params, { lr: 1e-4 }, profile || oneThread ? { replicas: 1, threads: 1, profile } : {});
     m = await timed(steps, async () => {
       await trainer.minimize(rows, tokenMeanNll as LossFn<unknown>);
       return s.rows * s.response;
     });
     await trainer.close();
   } else {
-    const runner = await OrtPolicyRunner.create(cfg, profile ? { intraOpThreads: 1, profile } : { intraOpThreads: 2 });
+    const runner = await OrtPolicyRunner.create(cfg, { intraOpThreads: profile || oneThread ? 1 : 2, profile });
     runner.setWeights(packWeights(cfg, params, 0));
     if (call === 'logprobs') {
       m = await timed(steps, async () => {
@@ -156,8 +156,9 @@ async function child(s: Shape, call: Call, steps: number, profile: string | unde
   console.log(JSON.stringify(out));
 }
 
-function runChild(s: Shape, call: Call, steps: number, profile?: string): Measured {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify({ shape: s, call, steps, profile })], {
+function runChild(s: Shape, call: Call, steps: number, profile?: string, oneThread = false): Measured {
+  const argv = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify({ shape: s, call, steps, profile, oneThread })];
+  const r = spawnSync(process.execPath, argv, {
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   });
@@ -257,8 +258,8 @@ async function main(): Promise<void> {
     },
   });
   if (args.child) {
-    const c = JSON.parse(args.child) as { shape: Shape; call: Call; steps: number; profile?: string };
-    await child(c.shape, c.call, c.steps, c.profile);
+    const c = JSON.parse(args.child) as { shape: Shape; call: Call; steps: number; profile?: string; oneThread: boolean };
+    await child(c.shape, c.call, c.steps, c.profile, c.oneThread);
     return;
   }
   const rounds = Number(args.rounds ?? (args.quick ? 1 : 3));
@@ -288,7 +289,7 @@ async function main(): Promise<void> {
   }
 
   const py = args['no-torch'] ? undefined : torchPython();
-  const engines = ['onnxruntime', ...(py ? torchThreads.map((t) => `PyTorch ${t}t`) : [])];
+  const engines = ['onnxruntime', 'ort 1 thread', ...(py ? torchThreads.map((t) => `PyTorch ${t}t`) : [])];
   const peak1 = await ortMatmulPeak(1, true);
   const peak2 = await ortMatmulPeak(2);
   const results = new Map<string, Measured[]>();
@@ -305,6 +306,7 @@ async function main(): Promise<void> {
           results.set(k, [...(results.get(k) ?? []), x]);
         };
         put('onnxruntime', m);
+        put('ort 1 thread', runChild(s, call, steps, undefined, true));
         if (py) for (const t of torchThreads) put(`PyTorch ${t}t`, runTorch(py, s, call, t, steps, lengthsOf.get(s.name) ?? []));
       }
     }
@@ -340,7 +342,7 @@ async function main(): Promise<void> {
         const ms = median(xs.map((x) => x.ms));
         const cpu = median(xs.map((x) => x.cpuMs));
         const tokens = xs[0].tokens;
-        const ratio = e === 'onnxruntime' ? '' : `${(ortMs / ms).toFixed(2)}x`;
+        const ratio = e.startsWith('PyTorch') ? `${(ortMs / ms).toFixed(2)}x` : '';
         console.log(
           line([
             s.name,
