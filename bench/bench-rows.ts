@@ -18,14 +18,14 @@ function image(cfg: PolicyConfig, seed: number): RgbImage {
   return { height: cfg.imageHeight, width: cfg.imageWidth, data };
 }
 
-/** Rows [from, to): exactly 37 prompt and 48 response tokens each. */
-export function benchRows(cfg: PolicyConfig, from: number, to: number): TrainRows {
+/** Rows [from, to): exactly 37 prompt and `responseTokens` (48) response tokens each. */
+export function benchRows(cfg: PolicyConfig, from: number, to: number, responseTokens = RESPONSE_TOKENS): TrainRows {
   const ids = Array.from({ length: to - from }, (_, i) => from + i);
   const prompts = ids.map((i) => encodePrompt(`Add the two digits in the image. #${10 + (i % 90)}`));
   if (prompts.some((p) => p.length !== PROMPT_TOKENS)) throw new Error(`bench prompts must be ${PROMPT_TOKENS} tokens`);
   return {
     images: ids.map((i) => image(cfg, i)),
     prompts,
-    responses: ids.map((i) => [...Array.from({ length: RESPONSE_TOKENS - 1 }, (_, t) => 7 + ((i * 7 + t) % 90)), EOS_ID]),
+    responses: ids.map((i) => [...Array.from({ length: responseTokens - 1 }, (_, t) => 7 + ((i * 7 + t) % 90)), EOS_ID]),
   };
 }

@@ -1,16 +1,22 @@
-"""The policy of models/README.md in PyTorch, for bench/update-step.ts: one training step (forward,
-token-mean NLL of the response tokens, backward, global-norm clipping, AdamW with decay on matrices only)
-on random data of the given shapes, timed. Optional: needs Debian's python3-torch; the tests never use it.
+"""The policy of models/README.md in PyTorch, for bench/update-step.ts and bench/scaling.ts: one training
+step (forward, token-mean NLL of the response tokens, backward, global-norm clipping, AdamW with decay on
+matrices only) on random data of the given shapes, timed; with `--mode logprobs`, the teacher-forced
+log-probs of the response tokens (forward only, no autograd). Optional: needs Debian's python3-torch; the tests never use it.
 
   python3 bench/torch-policy.py --rows 16 64 --prompt 37 --response 48 --threads 1 --steps 5
 
-Prints one JSON line per shape: {"rows", "tokens", "threads", "ms": [per-step wall times]}, and one with
+Shape flags: --d --heads --layers (the width, heads and decoder layers), --prompt --response (tokens per
+row), --max-text (rows of the text position table: maxPromptLen + maxResponseLen).
+
+Prints one JSON line per shape: {"rows", "tokens", "threads", "ms": [per-step wall times], "cpu_ms": [process
+CPU time per step], "maxrss_mb": peak RSS so far}, and (unless --skip-matmul) one with
 the best GFLOP/s of a 1024^3 matmul ({"matmul_gflops"}): Debian's python3-torch calls the system BLAS,
 which is the slow reference BLAS unless an optimized one is installed (apt-get install libopenblas0-pthread).
 """
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -29,6 +35,8 @@ p.add_argument("--vocab", type=int, default=102)
 p.add_argument("--patches", type=int, default=32)
 p.add_argument("--patch-dim", type=int, default=147)
 p.add_argument("--max-text", type=int, default=112)
+p.add_argument("--mode", choices=["update", "logprobs"], default="update")
+p.add_argument("--skip-matmul", action="store_true")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -83,14 +91,15 @@ decay = [q for q in model.parameters() if q.dim() >= 2]
 no_decay = [q for q in model.parameters() if q.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-4)
 
-x = torch.randn(1024, 1024)
-y = torch.randn(1024, 1024)
-best = float("inf")
-for _ in range(4):
-    t = time.perf_counter()
-    x @ y
-    best = min(best, time.perf_counter() - t)
-print(json.dumps({"matmul_gflops": 2 * 1024**3 / best / 1e9, "threads": a.threads}), flush=True)
+if not a.skip_matmul:
+    x = torch.randn(1024, 1024)
+    y = torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(4):
+        t = time.perf_counter()
+        x @ y
+        best = min(best, time.perf_counter() - t)
+    print(json.dumps({"matmul_gflops": 2 * 1024**3 / best / 1e9, "threads": a.threads}), flush=True)
 
 for B in a.rows:
     Lp, Lr = a.prompt, a.response
@@ -100,7 +109,11 @@ for B in a.rows:
     key_valid = torch.ones(B, Lp + Lr)
     mask = torch.ones(B, Lr)
 
-    def step():
+    def logprobs():
+        with torch.inference_mode():
+            model(patches, tokens, positions, key_valid, Lp)
+
+    def update():
         opt.zero_grad(set_to_none=True)
         lp = model(patches, tokens, positions, key_valid, Lp)
         loss = -(lp * mask).sum() / mask.sum()
@@ -108,10 +121,13 @@ for B in a.rows:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    step = update if a.mode == "update" else logprobs
     step()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(a.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({"rows": B, "tokens": a.patches + Lp + Lr, "threads": a.threads, "ms": times}), flush=True)
+        cpu.append((time.process_time() - c) * 1000)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": B, "tokens": a.patches + Lp + Lr, "threads": a.threads, "ms": times, "cpu_ms": cpu, "maxrss_mb": rss}), flush=True)

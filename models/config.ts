@@ -52,11 +52,16 @@ export function policyConfig(input: PolicyConfigInput = {}): PolicyConfig {
   return parseConfig(PolicyConfigSchema, input, 'policy config');
 }
 
-/** Named policy sizes (`papo sft --size`, the study in bench/sft-size-study.ts); `base` is the default. */
+/**
+ * Named policy sizes (`papo sft --size`, the study in bench/sft-size-study.ts, the widths of
+ * bench/scaling.ts); `base` is the default. Parameters: small 125k, base 447k, large 1.4M, xl 3.3M, xxl 25.4M.
+ */
 export const POLICY_SIZES: Record<string, PolicyConfigInput> = {
   small: { dModel: 64, nHeads: 4, nLayers: 2 },
   base: { dModel: 128, nHeads: 4, nLayers: 2 },
   large: { dModel: 192, nHeads: 6, nLayers: 3 },
+  xl: { dModel: 256, nHeads: 8, nLayers: 4 },
+  xxl: { dModel: 512, nHeads: 16, nLayers: 8 },
 };
 
 /** Sizes derived from a config, used by every implementation of the architecture. */

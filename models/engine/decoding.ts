@@ -150,7 +150,7 @@ export function expandRows(src: Float32Array, dst: Float32Array, N: number, G: n
     for (let q = 0; q < groups; q++) {
       const s = (b * groups + q) * srcLen;
       const d = (r * groups + q) * dstLen;
-      for (let j = 0; j < srcLen; j++) dst[d + j] = src[s + j];
+      dst.set(src.subarray(s, s + srcLen), d); // a block copy: an element loop here was ~15% of sampling at 64 rows
       dst.fill(0, d + srcLen, d + dstLen);
     }
   }

@@ -35,6 +35,9 @@ import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, Sampl
 
 type Feeds = Record<string, ort.Tensor>;
 
+/** Decoding steps with rows x dModel up to this run on one intra-op thread (16 rows at d 128, 4 at d 512). */
+const SMALL_STEP_WIDTH = 2048;
+
 interface LoadedWeights {
   version: number;
   tensors: Map<string, ort.Tensor>;
@@ -75,7 +78,10 @@ export class OrtPolicyRunner {
 
   private constructor(
     readonly cfg: PolicyConfig,
-    private readonly sessions: Record<'logprobs' | 'prefill' | 'step' | 'shared', { session: ort.InferenceSession; graph: PolicyGraph }>,
+    private readonly sessions: Record<'logprobs' | 'prefill' | 'step' | 'shared', { session: ort.InferenceSession; graph: PolicyGraph }> & {
+      /** the step graph on 1 intra-op thread, for small decoding batches (when intraOpThreads > 1) */
+      smallStep?: { session: ort.InferenceSession; graph: PolicyGraph };
+    },
     private readonly opts: Required<EngineOptions>,
   ) {}
 
@@ -86,6 +92,7 @@ export class OrtPolicyRunner {
       allowSpinning: options.allowSpinning ?? false,
       logprobBatchRows: options.logprobBatchRows ?? 64,
       retainVersions: options.retainVersions ?? 2,
+      profile: options.profile ?? '',
     };
     if (!(Number.isInteger(opts.retainVersions) && opts.retainVersions >= 1))
       throw new Error(`engine: retainVersions must be a positive integer, got ${opts.retainVersions}`);
@@ -97,17 +104,17 @@ export class OrtPolicyRunner {
       extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     };
     const graphs = buildPolicyGraphs(cfg);
-    const open = async (g: PolicyGraph) => ({ session: await ort.InferenceSession.create(g.bytes, sessionOptions), graph: g });
-    return new OrtPolicyRunner(
-      cfg,
-      {
-        logprobs: await open(graphs.logprobs),
-        prefill: await open(graphs.prefill),
-        step: await open(graphs.step),
-        shared: await open(buildSharedPrefixGraph(cfg)),
-      },
-      opts,
-    );
+    const profiled = (g: PolicyGraph) => (opts.profile ? { enableProfiling: true, profileFilePrefix: `${opts.profile}${g.kind}` } : {});
+    const open = async (g: PolicyGraph) => ({ session: await ort.InferenceSession.create(g.bytes, { ...sessionOptions, ...profiled(g) }), graph: g });
+    const sessions = {
+      logprobs: await open(graphs.logprobs),
+      prefill: await open(graphs.prefill),
+      step: await open(graphs.step),
+      shared: await open(buildSharedPrefixGraph(cfg)),
+    };
+    if (opts.intraOpThreads === 1 || opts.profile) return new OrtPolicyRunner(cfg, sessions, opts);
+    const smallStep = { session: await ort.InferenceSession.create(graphs.step.bytes, { ...sessionOptions, intraOpNumThreads: 1 }), graph: graphs.step };
+    return new OrtPolicyRunner(cfg, { ...sessions, smallStep }, opts);
   }
 
   /**
@@ -520,7 +527,9 @@ export class OrtPolicyRunner {
       feeds[names.pastKT] = new ort.Tensor('float32', cache.keys[layer].subarray(0, B * rowFloats), [B, heads, headDim, cacheLen]);
       feeds[names.pastV] = new ort.Tensor('float32', cache.values[layer].subarray(0, B * rowFloats), [B, heads, cacheLen, headDim]);
     }
-    const { session, graph } = this.sessions.step;
+    // A step over few rows is bound by per-node costs that a second thread only adds to (docs/benchmarks.md, "Scaling").
+    const small = B * this.cfg.dModel <= SMALL_STEP_WIDTH && this.sessions.smallStep;
+    const { session, graph } = small || this.sessions.step;
     const out = await session.run(this.withParams(w, graph, feeds));
     const slot = shape.prefixLen + t;
     for (let layer = 0; layer < cache.keys.length; layer++) {
@@ -533,6 +542,9 @@ export class OrtPolicyRunner {
   }
 
   async release(): Promise<void> {
-    for (const s of Object.values(this.sessions)) await s.session.release();
+    for (const s of Object.values(this.sessions)) {
+      if (this.opts.profile) s.session.endProfiling();
+      await s.session.release();
+    }
   }
 }

@@ -100,4 +100,6 @@ export interface EngineOptions {
   logprobBatchRows?: number;
   /** policy versions kept for log-probs pinned to a version (default 2: the latest and the one before) */
   retainVersions?: number;
+  /** onnxruntime profiling (bench/scaling.ts --profile): a JSON trace per session, written on release to `<profile><graph>_<time>.json`; default '' (off) */
+  profile?: string;
 }

@@ -36,6 +36,8 @@ export interface OrtTrainOptions {
   mode?: GradientMode;
   /** rows per onnxruntime run (default 16) */
   chunkRows?: number;
+  /** onnxruntime profiling (bench/scaling.ts --profile): JSON traces written on close to `<profile>{forward,gradient}_<time>.json` (per replica); default off */
+  profile?: string;
 }
 
 type Feeds = Record<string, ort.Tensor>;
@@ -71,6 +73,7 @@ export class OrtTrainRunner {
     private readonly forwardSession: ort.InferenceSession,
     private readonly gradientSession: ort.InferenceSession,
     private readonly chunkRows: number,
+    private readonly profiling = false,
   ) {
     const shapes: Record<string, number[]> = {};
     for (const s of paramSpecs(cfg)) {
@@ -96,8 +99,12 @@ export class OrtTrainRunner {
       extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     };
     const graphs = buildTrainGraphs(cfg, options.mode ?? 'recompute');
-    const [fwd, grad] = await Promise.all([ort.InferenceSession.create(graphs.forward, so), ort.InferenceSession.create(graphs.gradient, so)]);
-    return new OrtTrainRunner(cfg, params, optimizer, graphs, fwd, grad, chunkRows);
+    const profiled = (name: string) => (options.profile ? { ...so, enableProfiling: true, profileFilePrefix: `${options.profile}${name}` } : so);
+    const [fwd, grad] = await Promise.all([
+      ort.InferenceSession.create(graphs.forward, profiled('forward')),
+      ort.InferenceSession.create(graphs.gradient, profiled('gradient')),
+    ]);
+    return new OrtTrainRunner(cfg, params, optimizer, graphs, fwd, grad, chunkRows, options.profile !== undefined);
   }
 
   get mode(): GradientMode {
@@ -285,6 +292,7 @@ export class OrtTrainRunner {
   }
 
   async release(): Promise<void> {
+    if (this.profiling) for (const s of [this.forwardSession, this.gradientSession]) s.endProfiling();
     await this.forwardSession.release();
     await this.gradientSession.release();
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { policyConfig, policyDims } from '../../models/config.ts';
+import { POLICY_SIZES, policyConfig, policyDims } from '../../models/config.ts';
 import { initParams, paramSpecs, paramCount, validateParams, BLOCK_PARAMS } from '../../models/params.ts';
 import { buildPromptBatch, buildResponseBatch, buildTextBatch, attentionBias, patchify } from '../../models/batch.ts';
 import { BOS_ID, EOS_ID, PAD_ID, encode } from '../../models/tokenizer.ts';
@@ -15,6 +15,17 @@ test('config: defaults, derived sizes and named validation errors', () => {
   assert.throws(() => policyConfig({ dModel: 30, nHeads: 4 }), /nHeads: dModel \(30\) must be divisible/);
   assert.throws(() => policyConfig({ vocabSize: 50 }), /vocabSize/);
   assert.throws(() => policyConfig({ dmodel: 3 } as never), /invalid policy config/);
+});
+
+test('named sizes: exact parameter counts, up to xxl (~25M)', () => {
+  const counts = Object.fromEntries(Object.entries(POLICY_SIZES).map(([k, v]) => [k, paramCount(policyConfig(v))]));
+  assert.deepEqual(counts, { small: 125312, base: 447232, large: 1410624, xl: 3260416, xxl: 25421824 });
+  // Independently: per decoder block 12 d^2 + 13 d (LayerNorms 4d, q/k/v/o 4(d^2 + d), MLP 8 d^2 + 5d), plus
+  // patch embedding (147 d + d), image positions 32 d, tied token embedding 102 d, text positions 112 d, final LayerNorm 2d.
+  const byFormula = (d: number, layers: number) => layers * (12 * d * d + 13 * d) + 148 * d + 32 * d + 102 * d + 112 * d + 2 * d;
+  assert.equal(counts.xl, byFormula(256, 4));
+  assert.equal(counts.xxl, byFormula(512, 8));
+  assert.deepEqual(policyDims(policyConfig(POLICY_SIZES.xxl)).headDim, 32);
 });
 
 test('params: documented names and shapes; init deterministic by seed', () => {
