@@ -4,7 +4,9 @@
  * worker`. Two faults on demand:
  * - with `PAPO_TEST_DIE_ON_REWARD=<file>` in the environment and no such file yet, its first call creates the
  *   file and SIGKILLs its own process: a worker killed in the middle of a shard;
- * - `faultControl.slowMs` (in process): the next call waits that long, a shard slower than the ack wait.
+ * - with `PAPO_TEST_SLOW_REWARD=<file>` in the environment, the first call that finds the file renames it to
+ *   `<file>.taken` and waits the milliseconds written in it: a shard slower than the ack wait. (A file, not a
+ *   variable: the reward of an `--import`ed module runs in the reward pool's threads.)
  */
 import * as fs from 'node:fs';
 import { defineReward, registerReward } from '../../tasks/index.ts';
@@ -12,7 +14,19 @@ import { digitShare } from './tiny-run.ts';
 
 export const FAULT_REWARD = 'fault-digit-share';
 
-export const faultControl = { slowMs: 0, slowCalls: 0 };
+/** Makes the next call of the reward, in any thread of this machine, wait `ms`. */
+export function slowNextCall(ms: number): void {
+  const file = process.env.PAPO_TEST_SLOW_REWARD;
+  if (!file) throw new Error('PAPO_TEST_SLOW_REWARD is not set');
+  fs.writeFileSync(`${file}.tmp`, String(ms));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** How many calls waited (0 or 1). */
+export function slowCalls(): number {
+  const file = process.env.PAPO_TEST_SLOW_REWARD;
+  return file && fs.existsSync(`${file}.taken`) ? 1 : 0;
+}
 
 registerReward(
   FAULT_REWARD,
@@ -22,11 +36,16 @@ registerReward(
       fs.writeFileSync(die, String(process.pid));
       process.kill(process.pid, 'SIGKILL');
     }
-    if (faultControl.slowMs > 0) {
-      const ms = faultControl.slowMs;
-      faultControl.slowMs = 0;
-      faultControl.slowCalls++;
-      await new Promise((r) => setTimeout(r, ms));
+    const slow = process.env.PAPO_TEST_SLOW_REWARD;
+    if (slow && fs.existsSync(slow)) {
+      let ms = 0;
+      try {
+        ms = Number(fs.readFileSync(slow, 'utf8'));
+        fs.renameSync(slow, `${slow}.taken`); // only one caller wins
+      } catch {
+        ms = 0;
+      }
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     }
     return digitShare.score(input);
   }),

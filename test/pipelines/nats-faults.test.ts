@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { initTf } from '../../util/tf-backend.ts';
+import { importExtension } from '../../util/user-module.ts';
 import { runTrain } from '../../pipelines/train.ts';
 import { runRolloutWorker } from '../../pipelines/rollout-worker.ts';
 import type { TrainConfigInput } from '../../pipelines/train-config.ts';
@@ -28,19 +29,24 @@ import { setCurrentLaunch } from '../../storage/nats-weights.ts';
 import { JOBS_STREAM, jobSubject, openBroker, RESULTS_STREAM, resultSubject, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
 import { makeRecords, promptBatch } from '../operators/fakes.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
-import { FAULT_REWARD, faultControl } from './nats-fault-reward.ts';
 import { assertSameRun } from './same-run.ts';
 import { TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
 await initTf();
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// imported as papo --import does, so that the trainer's reward has the identity (sha256 of this module) the
+// worker processes, which import it with --import, have too
+const faultModule = (await importExtension('test/pipelines/nats-fault-reward.ts', ROOT)).exports as typeof import('./nats-fault-reward.ts');
+const { FAULT_REWARD, slowNextCall, slowCalls } = faultModule;
 
 let tmp: string;
 let weights: string;
 const servers: TestNatsServer[] = [];
 before(async () => {
   ({ tmp, weights } = await tinyPolicyInTmp('papo-nats-faults-'));
+  // before any reward pool starts: its threads take the environment they start with
+  process.env.PAPO_TEST_SLOW_REWARD = path.join(tmp, 'slow-reward');
 });
 after(async () => {
   for (const s of servers) await s.stop();
@@ -161,7 +167,10 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
       (r) => r,
       (err: Error) => err,
     );
-    assert.equal(await k.exit, null, 'the doomed worker was killed by a signal');
+    // the run ending first (the worker refused the job, say) is a failure, not a wait for ever
+    const first = await Promise.race([k.exit.then((code) => ({ code })), training.then((r) => ({ r }))]);
+    if ('r' in first) throw first.r instanceof Error ? first.r : new Error(`the run ended before the doomed worker died: ${k.stderr}`);
+    assert.equal(first.code, null, 'the doomed worker was killed by a signal');
     assert.ok(fs.existsSync(died), 'it died in the reward, in the middle of a shard');
     assert.equal(k.child.signalCode, 'SIGKILL');
     // no worker for a while: the trainer says so, once, with the shards pending (after result_timeout_s / 10)
@@ -181,7 +190,7 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
     await until('step 1', () => stepsLogged(remote) >= 1);
     // two more workers join; the next reward call in this process takes 4.5 s, past the 3 s ack wait
     workers.push(worker(nats.url, 'w1', stop.signal), worker(nats.url, 'w2', stop.signal));
-    faultControl.slowMs = 4500;
+    slowNextCall(4500);
     const r = await training;
     if (r instanceof Error) throw r;
     sub.unsubscribe();
@@ -194,7 +203,7 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
     const again = said.filter((l) => l.includes(' times (a worker stopped'));
     assert.equal(again.length, 1, `only the killed worker's job was delivered again: ${again.join('; ')}`);
     assert.match(again[0], /job r[0-9a-f]+\.1\.1\.0 delivered 2 times/);
-    assert.equal(faultControl.slowCalls, 1, 'a shard was slower than the ack wait');
+    assert.equal(slowCalls(), 1, 'a shard was slower than the ack wait');
     const jsm = await jetstreamManager(nc);
     const jobs = (await jsm.streams.info(JOBS_STREAM)).state.last_seq;
     assert.ok(jobs > 2 * o.steps, `dynamic sampling took more than one round in some step (${jobs} jobs for ${o.steps} steps of 2 shards)`);
