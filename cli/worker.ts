@@ -15,6 +15,7 @@ interface WorkerFlags {
   tlsKey?: string;
   threads: number;
   name?: string;
+  progress: number;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -35,6 +36,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--tls-key <file>', "TLS: the client certificate's key")
     .option('--threads <n>', 'onnxruntime intra-op threads of the engine', intAtLeastOption('--threads', 1), 2)
     .option('--name <name>', "this worker's name in results and errors (default <host>-<pid>)")
+    .option('--progress <seconds>', 'seconds between progress lines while jobs come in (0: none)', intAtLeastOption('--progress', 0), 30)
     .action(async (f: WorkerFlags) => {
       const { runRolloutWorker } = await import('../pipelines/rollout-worker.ts');
       const stop = new AbortController();
@@ -56,6 +58,7 @@ export function registerWorkerCommand(program: Command): void {
         tlsKeyFile: f.tlsKey,
         threads: f.threads,
         workerName: f.name,
+        progressEveryS: f.progress,
         signal: stop.signal,
         say: (line) => process.stderr.write(`${line}\n`),
       });

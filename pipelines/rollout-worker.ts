@@ -39,6 +39,8 @@ export interface RolloutWorkerOptions extends NatsOptions {
   signal?: AbortSignal;
   /** one line for the user */
   say?: (line: string) => void;
+  /** seconds between progress lines while jobs come in (default 30; 0: none); a new run is said at once */
+  progressEveryS?: number;
 }
 
 /** how long a pull waits for a job before pulling again (short: a restarted server is noticed soon) */
@@ -52,13 +54,29 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
   const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`) });
   const state = new WorkerState(broker, opts.threads ?? 2);
   let jobs = 0;
+  const everyMs = (opts.progressEveryS ?? 30) * 1000;
+  const since = { at: performance.now(), jobs: 0, busyMs: 0, run: '' };
   try {
     say(`papo worker ${name}: waiting for shard jobs on ${opts.url}`);
     while (!opts.signal?.aborted && (opts.maxJobs === undefined || jobs < opts.maxJobs)) {
       const m = await nextMessage(broker, 'jobs', PULL_EXPIRES_MS);
       if (!m) continue;
-      await handle(m, broker, state, name, say);
+      const t0 = performance.now();
+      const job = await handle(m, broker, state, name, say);
       jobs++;
+      since.jobs++;
+      since.busyMs += performance.now() - t0;
+      const now = performance.now();
+      if (job && job.run !== since.run) {
+        since.run = job.run;
+        say(`papo worker ${name}: run ${job.run} (trainer launch ${job.launch}): working from step ${job.step}`);
+      } else if (job && everyMs > 0 && now - since.at >= everyMs) {
+        const s = (now - since.at) / 1000;
+        say(
+          `papo worker ${name}: run ${job.run} step ${job.step}: ${jobs} jobs done, ${since.jobs} in the last ${s.toFixed(0)} s (busy ${((since.busyMs / 1000 / s) * 100).toFixed(0)}%)`,
+        );
+        Object.assign(since, { at: now, jobs: 0, busyMs: 0 });
+      }
     }
     return { jobs };
   } finally {
@@ -67,7 +85,8 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
   }
 }
 
-async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name: string, say: (line: string) => void): Promise<void> {
+/** Runs one job; resolves with it (undefined when it could not be read). */
+async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name: string, say: (line: string) => void): Promise<ShardJob | undefined> {
   const started = performance.now();
   let job: ShardJob;
   try {
@@ -75,13 +94,14 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
   } catch (err) {
     say(`papo worker ${name}: dropped a job that cannot be read: ${(err as Error).message}`);
     m.term((err as Error).message.slice(0, 200));
-    return;
+    return undefined;
   }
   const id = { run: job.run, launch: job.launch, step: job.step, round: job.round, shard: job.shard };
   const dropStale = (current: string) => {
     // left behind by a trainer process of the run that has since been replaced (--resume): nobody reads its result
     say(`papo worker ${name}: dropped job ${shardName(job)} of launch ${job.launch} (the run's trainer is now launch ${current})`);
     m.ack();
+    return job;
   };
   // kept from here on: the launch check and the weights may wait for a restarting server or a new version
   const heartbeat = setInterval(() => m.working(), Math.max(100, broker.ackWaitMs / 3));
@@ -116,6 +136,7 @@ async function handle(m: JsMsg, broker: RolloutBroker, state: WorkerState, name:
       broker.js.publish(resultSubject(job.run, job.step, job.round, job.shard), result, { msgID }),
     );
     m.ack();
+    return job;
   } finally {
     clearInterval(heartbeat);
   }

@@ -129,7 +129,7 @@ interface InProcessWorker {
 
 function worker(url: string, name: string, signal: AbortSignal): InProcessWorker {
   const said: string[] = [];
-  const done = runRolloutWorker({ url, threads: 1, workerName: name, signal, say: (l) => said.push(l) }).then(
+  const done = runRolloutWorker({ url, threads: 1, workerName: name, signal, say: (l) => said.push(l), progressEveryS: 1 }).then(
     (r) => r,
     (err: Error) => err,
   );
@@ -200,6 +200,15 @@ test('dynamic sampling over NATS: a worker SIGKILLed mid-shard, workers joining 
     await assertSameRun(local, remote);
 
     const said = workers.flatMap((w) => w.said);
+    // progress: a run's first job is said, then a line at most every progressEveryS while jobs come in
+    assert.ok(
+      said.some((l) => /^papo worker w0: run r[0-9a-f]+ \(trainer launch [0-9a-f]+\): working from step \d+$/.test(l)),
+      said.join('\n'),
+    );
+    assert.ok(
+      said.some((l) => /^papo worker w\d: run r[0-9a-f]+ step \d+: \d+ jobs done, \d+ in the last \d+ s \(busy \d+%\)$/.test(l)),
+      said.join('\n'),
+    );
     const again = said.filter((l) => l.includes(' times (a worker stopped'));
     assert.equal(again.length, 1, `only the killed worker's job was delivered again: ${again.join('; ')}`);
     assert.match(again[0], /job r[0-9a-f]+\.1\.1\.0 delivered 2 times/);
