@@ -16,6 +16,7 @@ interface WorkerFlags {
   threads: number;
   name?: string;
   progress: number;
+  retryTimeout: number;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -36,6 +37,12 @@ export function registerWorkerCommand(program: Command): void {
     .option('--tls-key <file>', "TLS: the client certificate's key")
     .option('--threads <n>', 'onnxruntime intra-op threads of the engine', intAtLeastOption('--threads', 1), 2)
     .option('--name <name>', "this worker's name in results and errors (default <host>-<pid>)")
+    .option(
+      '--retry-timeout <seconds>',
+      'seconds a NATS call keeps retrying a server that does not answer before the worker stops (0: no bound)',
+      intAtLeastOption('--retry-timeout', 0),
+      600,
+    )
     .option('--progress <seconds>', 'seconds between progress lines while jobs come in (0: none)', intAtLeastOption('--progress', 0), 30)
     .action(async (f: WorkerFlags) => {
       const { runRolloutWorker } = await import('../pipelines/rollout-worker.ts');
@@ -59,6 +66,7 @@ export function registerWorkerCommand(program: Command): void {
         threads: f.threads,
         workerName: f.name,
         progressEveryS: f.progress,
+        retryTimeoutS: f.retryTimeout,
         signal: stop.signal,
         say: (line) => process.stderr.write(`${line}\n`),
       });

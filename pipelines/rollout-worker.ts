@@ -39,6 +39,8 @@ export interface RolloutWorkerOptions extends NatsOptions {
   signal?: AbortSignal;
   /** one line for the user */
   say?: (line: string) => void;
+  /** seconds a NATS call keeps retrying a server that does not answer before the worker stops (default 600; 0: no bound) */
+  retryTimeoutS?: number;
   /** seconds between progress lines while jobs come in (default 30; 0: none); a new run is said at once */
   progressEveryS?: number;
 }
@@ -51,7 +53,7 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
   const name = opts.workerName ?? `${os.hostname()}-${process.pid}`;
   const say = opts.say ?? (() => undefined);
   const nc = await connectNats({ ...opts, name: `papo worker ${name}` });
-  const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`) });
+  const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`), retryTimeoutS: opts.retryTimeoutS });
   const state = new WorkerState(broker, opts.threads ?? 2);
   let jobs = 0;
   const everyMs = (opts.progressEveryS ?? 30) * 1000;

@@ -190,6 +190,14 @@ const RolloutSchema = z
           .describe(
             'seconds without a new shard result before the round fails (after a tenth of it, or 10 s, the trainer says it waits and how many shards are pending)',
           ),
+        retry_timeout_s: z
+          .number()
+          .finite()
+          .nonnegative()
+          .default(600)
+          .describe(
+            'seconds a NATS call (a publish, a weight upload, a read) keeps retrying a server that does not answer before the run fails naming the call (0: no bound); the trainer says once that it waits',
+          ),
         ack_wait_s: z
           .number()
           .finite()
@@ -495,6 +503,7 @@ export const RESUME_SAFE_KEYS = [
   'worker.rollout.nats.tls_key_file',
   'worker.rollout.nats.result_timeout_s',
   'worker.rollout.nats.ack_wait_s',
+  'worker.rollout.nats.retry_timeout_s',
   'worker.reward.timeout_ms',
   'worker.reward.concurrency',
   'worker.reward.num_workers',

@@ -127,7 +127,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     let shards = rollout.shard_size !== undefined ? localShards(rolloutSegment(e, rewardFn, segment, versions.versionOf)) : undefined;
     if (rollout.backend === 'nats') {
       // shards on rollout workers: the weights go to the object store as they are published
-      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600, ack_wait_s: 60 };
+      const n = rollout.nats ?? { url: 'nats://127.0.0.1:4222', result_timeout_s: 600, retry_timeout_s: 600, ack_wait_s: 60 };
       // the NATS clients load only for this backend
       const [{ connectNats }, { openBroker }, { publishWeights, remoteRollouts }] = await Promise.all([
         import('../storage/nats-connection.ts'),
@@ -147,7 +147,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         run.say(line);
         run.logger.info({ event: 'nats', message: line }, line);
       };
-      const broker = await openBroker(nc, { ackWaitS: n.ack_wait_s, say: sayNats });
+      const broker = await openBroker(nc, { ackWaitS: n.ack_wait_s, retryTimeoutS: n.retry_timeout_s, say: sayNats });
       const runId = brokerRunId(run.dir);
       const launch = randomBytes(6).toString('hex');
       const remote = remoteRollouts({

@@ -50,7 +50,15 @@ export interface BrokerOptions {
   ackWaitS?: number;
   /** one line for the user (a consumer updated, a connection waited for) */
   say?: (line: string) => void;
+  /**
+   * seconds a NATS call keeps retrying an unreachable or restarting server before it fails (default
+   * DEFAULT_RETRY_TIMEOUT_S; 0: no bound). The trainer: `worker.rollout.nats.retry_timeout_s`; a worker:
+   * `papo worker --retry-timeout`.
+   */
+  retryTimeoutS?: number;
 }
+
+export const DEFAULT_RETRY_TIMEOUT_S = 600;
 
 export interface RolloutBroker {
   nc: NatsConnection;
@@ -60,6 +68,8 @@ export interface RolloutBroker {
   /** the ack wait of the workers' consumer, in ms, as last seen (kept if the consumer must be created again) */
   ackWaitMs: number;
   say: (line: string) => void;
+  /** how long `retrying` retries before it fails, ms (0: no bound) */
+  retryTimeoutMs?: number;
 }
 
 const TRANSIENT = new Set(['TimeoutError', 'NoRespondersError', 'ConnectionError', 'RequestError', 'JetStreamNotEnabled', 'JetStreamStatusError']);
@@ -79,11 +89,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Runs `op` until it succeeds, retrying on transient errors (`isTransient`) with backoff from 100 ms to 2 s,
  * and saying once per wait that it waits for the server. Other errors, and any once the connection is closed
- * or `signal` aborted, are thrown.
+ * or `signal` aborted, are thrown; so is the last transient one once the retries have lasted
+ * `b.retryTimeoutMs` (default DEFAULT_RETRY_TIMEOUT_S; 0: no bound), in an error saying how long it tried.
  */
-export async function retrying<T>(b: Pick<RolloutBroker, 'nc' | 'say'>, what: string, op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function retrying<T>(
+  b: Pick<RolloutBroker, 'nc' | 'say' | 'retryTimeoutMs'>,
+  what: string,
+  op: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   let delay = 100;
   let said = false;
+  const bound = b.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_S * 1000;
+  let since: number | undefined;
   for (;;) {
     try {
       const r = await op();
@@ -91,6 +109,13 @@ export async function retrying<T>(b: Pick<RolloutBroker, 'nc' | 'say'>, what: st
       return r;
     } catch (err) {
       if (!isTransient(err) || b.nc.isClosed() || signal?.aborted) throw err;
+      since ??= performance.now();
+      if (bound > 0 && performance.now() - since >= bound)
+        throw new Error(
+          `NATS: ${what} failed for ${((performance.now() - since) / 1000).toFixed(0)} s, the server not answering (last error: ${(err as Error).message}); ` +
+            'giving up after worker.rollout.nats.retry_timeout_s (papo worker --retry-timeout)',
+          { cause: err },
+        );
       if (!said) {
         said = true;
         b.say(`NATS: ${what} failed (${(err as Error).message}); retrying until the server answers`);
@@ -122,10 +147,11 @@ const resultsConsumerConfig = (run: string): Partial<ConsumerConfig> => ({
 /** Creates (or finds) the streams, the workers' consumer and the buckets. */
 export async function openBroker(nc: NatsConnection, opts: BrokerOptions = {}): Promise<RolloutBroker> {
   const say = opts.say ?? (() => undefined);
-  return retrying({ nc, say }, 'opening the JetStream streams', () => open(nc, opts, say));
+  const retryTimeoutMs = (opts.retryTimeoutS ?? DEFAULT_RETRY_TIMEOUT_S) * 1000;
+  return retrying({ nc, say, retryTimeoutMs }, 'opening the JetStream streams', () => open(nc, opts, say, retryTimeoutMs));
 }
 
-async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string) => void): Promise<RolloutBroker> {
+async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string) => void, retryTimeoutMs: number): Promise<RolloutBroker> {
   const jsm = await jetstreamManager(nc);
   const ensure = async (name: string, subjects: string[]) => {
     try {
@@ -157,7 +183,7 @@ async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string)
   const js = jetstream(nc);
   const weights = await new Objm(js).create(WEIGHTS_BUCKET, { storage: StorageType.File });
   const runs = await new Kvm(js).create(RUNS_BUCKET, { history: 1 });
-  return { nc, js, weights, runs, ackWaitMs, say };
+  return { nc, js, weights, runs, ackWaitMs, say, retryTimeoutMs };
 }
 
 /** The workers' shared pull consumer of the jobs stream. */

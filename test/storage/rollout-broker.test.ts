@@ -45,6 +45,25 @@ test('retrying retries transient errors, saying so once, and throws any other at
     /maximum payload exceeded/,
   );
   assert.equal(calls, 1);
+  // bounded: a server that never answers fails the call after retryTimeoutMs, naming it and the last error
+  said.length = 0;
+  calls = 0;
+  const t0 = performance.now();
+  await assert.rejects(
+    retrying({ nc, say: (l) => said.push(l), retryTimeoutMs: 400 }, 'storing weights r1/policy/3', async () => {
+      calls++;
+      throw named('TimeoutError', 'timeout');
+    }),
+    (err: Error) => {
+      assert.match(
+        err.message,
+        /^NATS: storing weights r1\/policy\/3 failed for \d+ s, the server not answering \(last error: timeout\); giving up after worker\.rollout\.nats\.retry_timeout_s/,
+      );
+      return true;
+    },
+  );
+  assert.ok(performance.now() - t0 >= 400 && calls >= 3, `${calls} calls`);
+  assert.deepEqual(said, ['NATS: storing weights r1/policy/3 failed (timeout); retrying until the server answers']);
   assert.ok(isTransient(named('RequestError', 'x')));
   assert.ok(isTransient(new Error('outer', { cause: named('ConnectionError', 'x') })));
   assert.ok(!isTransient(named('ConsumerNotFoundError', 'consumer not found')));
