@@ -13,7 +13,7 @@ interface WorkerFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
-  threads: number;
+  threads?: number;
   name?: string;
   progress: number;
   retryTimeout: number;
@@ -35,7 +35,11 @@ export function registerWorkerCommand(program: Command): void {
     .option('--tls-ca <file>', 'TLS: the CA certificate the server is checked against')
     .option('--tls-cert <file>', "TLS: this worker's client certificate (with --tls-key)")
     .option('--tls-key <file>', "TLS: the client certificate's key")
-    .option('--threads <n>', 'onnxruntime intra-op threads of the engine', intAtLeastOption('--threads', 1), 2)
+    .option(
+      '--threads <n>',
+      "onnxruntime intra-op threads of the engine (default: the trainer's worker.rollout.threads, which keeps the run bit for bit)",
+      intAtLeastOption('--threads', 1),
+    )
     .option('--name <name>', "this worker's name in results and errors (default <host>-<pid>)")
     .option(
       '--retry-timeout <seconds>',

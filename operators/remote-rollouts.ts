@@ -47,6 +47,8 @@ export interface RemoteRolloutsOptions {
   /** its identity (pipelines/reward-function.ts `rewardIdentity`): workers refuse a job whose reward they hold otherwise */
   rewardId: string;
   policy: PolicyConfig;
+  /** the trainer's `worker.rollout.threads`, which workers run their engines with (results to the bit) */
+  threads?: number;
   /** the policy version a step samples with (`PolicyVersions.versionOf`) */
   versionOf: (batch: PromptBatch) => number;
   /** tokens a response may have (results longer are refused) */
@@ -97,7 +99,16 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
     const ids: ShardId[] = shards.map((_, shard) => ({ run: opts.run, launch: opts.launch, step, round, shard }));
     for (const [k, shard] of shards.entries()) {
       const id = ids[k];
-      const job = encodeJob({ ...id, version, segment: opts.segment, reward: opts.reward, rewardId: opts.rewardId, policy: opts.policy, batch: shard });
+      const job = encodeJob({
+        ...id,
+        version,
+        segment: opts.segment,
+        reward: opts.reward,
+        rewardId: opts.rewardId,
+        policy: opts.policy,
+        ...(opts.threads ? { threads: opts.threads } : {}),
+        batch: shard,
+      });
       const msgID = `${opts.run}.${opts.launch}.${step}.${round}.${k}`;
       await retrying(opts.broker, `publishing job ${shardName(id)}`, () => opts.broker.js.publish(jobSubject(opts.run, step, round, k), job, { msgID }));
     }

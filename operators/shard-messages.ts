@@ -32,6 +32,11 @@ export interface ShardJob extends ShardId {
   /** the reward's identity (`builtin:<name>`, `sha256:<hex of its module>`, `code:<name>`): a worker whose reward of that name differs refuses the job */
   rewardId: string;
   policy: PolicyConfig;
+  /**
+   * the intra-op threads of the trainer's engine (`worker.rollout.threads`): a worker runs its engine with
+   * them unless told otherwise, since onnxruntime's sums, and so the log-probs' last bits, depend on them
+   */
+  threads?: number;
   /** the shard's prompts, as the trainer's stages see them */
   batch: PromptBatch;
 }
@@ -88,6 +93,8 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   if (typeof h.reward !== 'string') bad('reward is not a name');
   if (typeof h.rewardId !== 'string' || !/^(builtin|sha256|code):./.test(h.rewardId)) bad('rewardId is not a reward identity (builtin:, sha256: or code:)');
   if (!h.segment || typeof h.segment !== 'object' || !h.policy || typeof h.policy !== 'object') bad('segment or policy missing');
+  if (h.threads !== undefined && !(Number.isSafeInteger(h.threads) && (h.threads as number) >= 1 && (h.threads as number) <= 1024))
+    bad(`threads ${JSON.stringify(h.threads)} is not an integer from 1 to 1024`);
   const recs = h.records as (Omit<TaskRecord, 'image'> & { height: number; width: number })[];
   if (!Array.isArray(recs) || recs.length === 0) bad('it has no records');
   const indices = arrays.get('indices');
@@ -111,6 +118,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
     reward: h.reward as string,
     rewardId: h.rewardId as string,
     policy: h.policy as PolicyConfig,
+    ...(h.threads !== undefined ? { threads: h.threads as number } : {}),
     batch: {
       step: id.step,
       rounds: id.rounds,

@@ -30,7 +30,10 @@ import { rewardFunctions } from '../tasks/rewards/registry.ts';
 import { openReward, rewardIdentity } from './reward-function.ts';
 
 export interface RolloutWorkerOptions extends NatsOptions {
-  /** onnxruntime intra-op threads of the engine (default 2, as `worker.rollout.threads`) */
+  /**
+   * onnxruntime intra-op threads of the engine; default: each job's (the trainer's `worker.rollout.threads`),
+   * which keeps the run bit for bit as in process (other counts change the log-probs' last bits, said once)
+   */
   threads?: number;
   /** this worker's name in results and errors (default <host>-<pid>) */
   workerName?: string;
@@ -54,7 +57,7 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
   const say = opts.say ?? (() => undefined);
   const nc = await connectNats({ ...opts, name: `papo worker ${name}` });
   const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`), retryTimeoutS: opts.retryTimeoutS });
-  const state = new WorkerState(broker, opts.threads ?? 2);
+  const state = new WorkerState(broker, opts.threads, (line) => say(`papo worker ${name}: ${line}`));
   let jobs = 0;
   const everyMs = (opts.progressEveryS ?? 30) * 1000;
   const since = { at: performance.now(), jobs: 0, busyMs: 0, run: '' };
@@ -180,6 +183,7 @@ async function waitForJobVersion(broker: RolloutBroker, job: ShardJob): Promise<
 class WorkerState {
   private engine: PolicyEngine | undefined;
   private policyKey = '';
+  private engineThreads = 0;
   private run = '';
   private installed: number[] = [];
   private reference = false;
@@ -187,17 +191,29 @@ class WorkerState {
   /** the weights fetched for the job in hand: seconds and bytes */
   fetched = { seconds: 0, bytes: 0 };
 
+  private warnedThreads = '';
+
   constructor(
     private readonly broker: RolloutBroker,
-    private readonly threads: number,
+    private readonly threads: number | undefined,
+    private readonly say: (line: string) => void,
   ) {}
 
   async engineFor(job: ShardJob): Promise<PolicyEngine> {
     const key = JSON.stringify(job.policy);
-    if (!this.engine || key !== this.policyKey) {
+    const threads = this.threads ?? job.threads ?? 2;
+    if (this.threads !== undefined && job.threads !== undefined && this.threads !== job.threads && this.warnedThreads !== job.run) {
+      this.warnedThreads = job.run;
+      this.say(
+        `runs its engine with ${this.threads} threads (--threads), the trainer of run ${job.run} with ${job.threads} (worker.rollout.threads): ` +
+          'its log-probs may differ from the in-process run in the last bits; leave --threads out to follow the trainer',
+      );
+    }
+    if (!this.engine || key !== this.policyKey || threads !== this.engineThreads) {
       await this.engine?.close();
       this.engine = undefined;
-      this.engine = await PolicyEngine.create(job.policy, { intraOpThreads: this.threads, retainVersions: 4 });
+      this.engine = await PolicyEngine.create(job.policy, { intraOpThreads: threads, retainVersions: 4 });
+      this.engineThreads = threads;
       this.policyKey = key;
       this.installed = [];
       this.reference = false;

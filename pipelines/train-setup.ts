@@ -158,6 +158,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         reward: reward ? reward.name : cfg.worker.reward.score_function,
         rewardId: reward ? `code:${reward.name}` : rewardIdentity(cfg.worker.reward.score_function),
         policy,
+        threads: rollout.threads,
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
         resultTimeoutS: n.result_timeout_s,

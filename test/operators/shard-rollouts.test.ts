@@ -61,6 +61,13 @@ test('a job and its result survive the wire: the decoded result equals the shard
   );
   assert.deepEqual(job.batch.records, shard.records);
   assert.deepEqual([job.batch.promptOffset, job.batch.seed, job.reward, job.rewardId, job.segment], [4, 11, 'composite', 'builtin:composite', segment]);
+  assert.equal(job.threads, undefined);
+  const withThreads = { ...id, version: 0, segment, reward: 'composite', rewardId: 'builtin:composite', policy: engine.config, batch: shard };
+  assert.equal(decodeJob(encodeJob({ ...withThreads, threads: 3 }), 'papo.job.r1.2.1.1').threads, 3, "the trainer's engine threads travel with the job");
+  assert.throws(
+    () => decodeJob(encodeJob({ ...withThreads, threads: 0.5 }), 'papo.job.r1.2.1.1'),
+    /shard job papo.job.r1.2.1.1: threads 0.5 is not an integer from 1 to 1024/,
+  );
   const computed = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, compositeReward(), job.segment)));
   const back = decodeResult(shard, id, encodeResult(id, 'w1', { shard: computed }), 'papo.result.r1.2.1.1', limits);
   const here = await lastValueFrom(of(shard).pipe(rolloutSegment(engine, compositeReward(), segment)));

@@ -53,9 +53,11 @@ function config(run: string, staleness: number, backend: 'local' | 'nats'): Trai
 /** A run with `workers` rollout workers in this process (0: shards in process). */
 async function trainWith(run: string, staleness: number, workers: number) {
   const stop = new AbortController();
+  const said: string[] = [];
   // settled at once, so that a worker failing while the run goes on is reported here, not as an unhandled rejection
   const running = Array.from({ length: workers }, (_, i) =>
-    runRolloutWorker({ url: nats.url, threads: 1, workerName: `test-worker-${i}`, signal: stop.signal }).then(
+    // no threads given: the workers run their engines with the job's, the trainer's worker.rollout.threads (1 here)
+    runRolloutWorker({ url: nats.url, workerName: `test-worker-${i}`, signal: stop.signal, say: (l) => said.push(l) }).then(
       (r) => r,
       (err: Error) => err,
     ),
@@ -68,6 +70,7 @@ async function trainWith(run: string, staleness: number, workers: number) {
   }
   const done = await Promise.all(running);
   for (const d of done) if (d instanceof Error) throw d;
+  assert.ok(!said.some((l) => l.includes('threads')), said.join('\n'));
   // 2 steps of 2 shards each (papo_g: no extra rounds)
   if (workers)
     assert.equal(
@@ -152,6 +155,26 @@ test("a worker without the run's reward refuses its jobs, and the trainer stops 
     stop.abort();
     assert.ok(!((await worker) instanceof Error), 'the worker goes on after refusing a job');
   }
+});
+
+test("a worker told other threads than the trainer's runs with them and says once that the log-probs' last bits may differ", async () => {
+  const stop = new AbortController();
+  const said: string[] = [];
+  const worker = runRolloutWorker({ url: nats.url, threads: 2, workerName: 'test-worker-t', signal: stop.signal, say: (l) => said.push(l) }).catch(
+    (err: Error) => err,
+  );
+  try {
+    await runTrain(config(path.join(tmp, 'other-threads'), 0, 'nats'), { quiet: true, noSave: true });
+  } finally {
+    stop.abort();
+  }
+  assert.ok(!((await worker) instanceof Error));
+  const lines = said.filter((l) => l.includes('threads'));
+  assert.equal(lines.length, 1, said.join('\n'));
+  assert.match(
+    lines[0],
+    /^papo worker test-worker-t: runs its engine with 2 threads \(--threads\), the trainer of run r[0-9a-f]+ with 1 \(worker\.rollout\.threads\): its log-probs may differ/,
+  );
 });
 
 test('with no worker, the round fails after result_timeout_s naming the shards pending', async () => {
