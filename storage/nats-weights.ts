@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
 import { decodeMessage, encodeMessage } from './message-codec.ts';
+import { getObject, putObject } from './object-chunks.ts';
 import { type RolloutBroker, retrying, WEIGHTS_BUCKET } from './rollout-broker.ts';
 
 export const policyObject = (run: string, version: number) => `${run}/policy/${version}`;
@@ -26,9 +27,8 @@ export interface StoredWeights {
 }
 
 /**
- * Object chunks of 512 KB (the client's default is 128 KB): fewer messages and acks per version, about 20%
- * less time to store the default policy or a 50 MB array on loopback; less on a server whose max_payload
- * (1 MB by default) is smaller.
+ * Object chunks of 512 KB (the object store client's default is 128 KB): fewer messages and acks per version;
+ * less on a server whose max_payload (1 MB by default) is smaller.
  */
 function chunkSize(b: RolloutBroker): number {
   const max = b.nc.info?.max_payload ?? 1024 * 1024;
@@ -38,8 +38,9 @@ function chunkSize(b: RolloutBroker): number {
 /** Stores weights under `name`; resolves with the bytes stored. */
 export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<number> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
-  const options = { max_chunk_size: chunkSize(b) };
-  await retrying(b, `storing weights ${name}`, () => b.weights.putBlob({ name, metadata: { sha256: sha256(bytes) }, options }, bytes));
+  await retrying(b, `storing weights ${name}`, () =>
+    putObject(b, WEIGHTS_BUCKET, name, bytes, { chunkSize: chunkSize(b), metadata: { sha256: sha256(bytes) } }),
+  );
   return bytes.length;
 }
 
@@ -84,23 +85,14 @@ export async function getWeights(b: RolloutBroker, name: string, timeoutS = WEIG
   const read = await retrying(b, `reading weights ${name}`, async () => {
     const info = await b.weights.info(name);
     if (!info || info.deleted) return undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `reading weights ${name} (${(info.size / 1e6).toFixed(1)} MB) from the NATS object store ${WEIGHTS_BUCKET} took over ${timeoutS} s: is the server reachable and not overloaded?`,
-            ),
-          ),
-        timeoutS * 1000,
-      );
-    });
     try {
-      const bytes = await Promise.race([b.weights.getBlob(name), late]);
-      return bytes ? { info, bytes } : undefined;
-    } finally {
-      clearTimeout(timer);
+      return { info, bytes: await getObject(b, info, timeoutS * 1000) };
+    } catch (err) {
+      if (/chunks read in/.test((err as Error).message))
+        throw new Error(
+          `reading weights ${name} (${(info.size / 1e6).toFixed(1)} MB) from the NATS object store ${WEIGHTS_BUCKET} took over ${timeoutS} s: is the server reachable and not overloaded?`,
+        );
+      throw err;
     }
   });
   if (!read) return undefined;

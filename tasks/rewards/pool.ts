@@ -19,8 +19,8 @@
  * worker whose count of started and settled calls has not moved for `timeoutMs` + 1 s has a blocked
  * thread (its own timers would have settled an async call by then).
  *
- * Why threads, not processes: a thread's heap has a hard cap (`resourceLimits`, enforced by V8: the worker
- * alone is stopped), `terminate()` stops even a synchronous loop, `process.exit` in a worker ends only the
+ * Why threads, not processes: a thread's heap has a cap (`resourceLimits`: the worker alone is stopped; on
+ * a best-effort basis, since one array grown past it can abort the process, Node issue 47224), `terminate()` stops even a synchronous loop, `process.exit` in a worker ends only the
  * worker, inputs and results move by structured clone without a pipe, and a worker starts in a fraction
  * of a process's time (no second Node and TypeScript loader start-up per replacement). What a thread does
  * not bound is memory outside the V8 heap (buffers): the worker ends itself when the buffers it holds pass

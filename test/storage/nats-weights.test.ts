@@ -41,7 +41,11 @@ test('published versions read back bit for bit; the versions below the kept ones
 
 test('a read of weights that does not finish within its timeout is an error naming the object and its size', async () => {
   await publishVersion(broker, 'rt', TINY_POLICY, 0, initParams(TINY_POLICY, 1), 0);
-  const stuck = { ...broker, weights: Object.assign(Object.create(broker.weights), { getBlob: () => new Promise(() => undefined) }) } as RolloutBroker;
+  // metadata naming chunks that never come
+  const i = await broker.weights.info(policyObject('rt', 0));
+  assert.ok(i);
+  const info = { name: i.name, bucket: i.bucket, nuid: 'never', size: i.size, chunks: i.chunks, digest: i.digest, deleted: false };
+  const stuck = { ...broker, weights: Object.assign(Object.create(broker.weights), { info: async () => info }) } as RolloutBroker;
   await assert.rejects(
     getWeights(stuck, policyObject('rt', 0), 0.05),
     /reading weights rt\/policy\/0 \(\d+\.\d MB\) from the NATS object store papo_weights took over 0\.05 s/,
