@@ -224,13 +224,21 @@ export async function nextMessage(b: RolloutBroker, of: 'jobs' | { results: stri
       await retrying(b, `creating consumer ${cfg.durable_name}`, () => ensureConsumer(b, stream, cfg));
       return null;
     }
-    if (!isTransient(err) || b.nc.isClosed()) throw err;
+    // a TypeError here is the client reading a consumer answer without its config, as a restarting server
+    // may give: transient too
+    if (!(isTransient(err) || err instanceof TypeError) || b.nc.isClosed()) throw err;
     await warnOnce(b, err);
     return null;
   }
   if (of === 'jobs') {
-    const ackWait = (await c.info(true)).config.ack_wait;
-    if (ackWait) b.ackWaitMs = ackWait / 1e6;
+    try {
+      const ackWait = (await c.info(true)).config?.ack_wait;
+      if (ackWait) b.ackWaitMs = ackWait / 1e6;
+    } catch (err) {
+      if (!(isTransient(err) || err instanceof TypeError) || b.nc.isClosed()) throw err;
+      await warnOnce(b, err);
+      return null;
+    }
   }
   try {
     return await c.next({ expires: expiresMs });

@@ -87,3 +87,16 @@ test("the trainer's ack wait replaces the consumer's and says so; a worker keeps
   assert.equal(await ackWait(), 2.5e9);
   assert.deepEqual(said.slice(1), ['NATS: consumer workers of PAPO_JOBS was missing; created it again']);
 });
+
+test("a consumer answer without its config (a restarting server's) is a pull that found nothing, said once; another error is thrown", async () => {
+  const said: string[] = [];
+  const real = await openBroker(nc, { say: (l) => said.push(l) });
+  let thrown: Error = new TypeError("Cannot read properties of undefined (reading 'deliver_subject')");
+  const consumers = { get: async () => Promise.reject(thrown) };
+  const broker = { ...real, js: Object.assign(Object.create(real.js), { consumers }) } as typeof real;
+  assert.equal(await nextMessage(broker, 'jobs', 100), null);
+  assert.equal(await nextMessage(broker, 'jobs', 100), null);
+  assert.deepEqual(said, ["NATS: waiting for the server (Cannot read properties of undefined (reading 'deliver_subject'))"]);
+  thrown = new RangeError('something else');
+  await assert.rejects(nextMessage(broker, 'jobs', 100), /something else/);
+});
