@@ -10,14 +10,12 @@ import { createHash } from 'node:crypto';
 import type { PolicyConfig } from '../models/config.ts';
 import type { Params } from '../models/params.ts';
 import { decodeMessage, encodeMessage } from './message-codec.ts';
-import { getObject, putObject } from './object-chunks.ts';
+import { getObject, ObjectReadTimeout, putObject } from './object-chunks.ts';
 import { type RolloutBroker, retrying, WEIGHTS_BUCKET } from './rollout-broker.ts';
 
 export const policyObject = (run: string, version: number) => `${run}/policy/${version}`;
 export const referenceObject = (run: string) => `${run}/reference`;
 const versionKey = (run: string) => `${run}.version`;
-
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 export interface StoredWeights {
   policy: PolicyConfig;
@@ -38,8 +36,9 @@ function chunkSize(b: RolloutBroker): number {
 /** Stores weights under `name`; resolves with the bytes stored. */
 export async function putWeights(b: RolloutBroker, name: string, policy: PolicyConfig, version: number, params: Params): Promise<number> {
   const bytes = encodeMessage({ kind: 'weights', version, policy }, params);
+  const hash = createHash('sha256').update(bytes).digest();
   await retrying(b, `storing weights ${name}`, () =>
-    putObject(b, WEIGHTS_BUCKET, name, bytes, { chunkSize: chunkSize(b), metadata: { sha256: sha256(bytes) } }),
+    putObject(b, WEIGHTS_BUCKET, name, bytes, { chunkSize: chunkSize(b), metadata: { sha256: hash.toString('hex') }, sha256: hash }),
   );
   return bytes.length;
 }
@@ -86,9 +85,9 @@ export async function getWeights(b: RolloutBroker, name: string, timeoutS = WEIG
     const info = await b.weights.info(name);
     if (!info || info.deleted) return undefined;
     try {
-      return { info, bytes: await getObject(b, info, timeoutS * 1000) };
+      return { info, ...(await getObject(b, info, timeoutS * 1000)) };
     } catch (err) {
-      if (/chunks read in/.test((err as Error).message))
+      if (err instanceof ObjectReadTimeout)
         throw new Error(
           `reading weights ${name} (${(info.size / 1e6).toFixed(1)} MB) from the NATS object store ${WEIGHTS_BUCKET} took over ${timeoutS} s: is the server reachable and not overloaded?`,
         );
@@ -98,7 +97,7 @@ export async function getWeights(b: RolloutBroker, name: string, timeoutS = WEIG
   if (!read) return undefined;
   const { info, bytes } = read;
   const want = info.metadata?.sha256;
-  const got = sha256(bytes);
+  const got = read.sha256.toString('hex');
   if (want !== got) throw new Error(`weights ${name} in object store ${b.weights.constructor.name}: SHA-256 ${got} differs from the stored ${String(want)}`);
   const { header, arrays } = decodeMessage(bytes, `weights ${name}`);
   const params: Params = {};

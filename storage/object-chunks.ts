@@ -23,15 +23,19 @@ export type ObjectRef = Pick<ObjectInfo, 'name' | 'bucket' | 'nuid' | 'size' | '
 /** base64url with padding, as the object store encodes names and digests */
 const base64UrlPadded = (b: Uint8Array | Buffer) => Buffer.from(b).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 
-const digestOf = (bytes: Uint8Array) => `SHA-256=${base64UrlPadded(createHash('sha256').update(bytes).digest())}`;
+const sha256Of = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+const digestOf = (sha256: Buffer) => `SHA-256=${base64UrlPadded(sha256)}`;
 
-/** Stores `bytes` as object `name` of `bucket` in chunks of `chunkSize` bytes, with `metadata`. */
+/** A read of an object that did not finish in time. */
+export class ObjectReadTimeout extends Error {}
+
+/** Stores `bytes` as object `name` of `bucket` in chunks of `chunkSize` bytes, with `metadata` (`sha256`: their SHA-256, when the caller has it). */
 export async function putObject(
   b: Pick<RolloutBroker, 'nc' | 'js' | 'weights'>,
   bucket: string,
   name: string,
   bytes: Uint8Array,
-  opts: { chunkSize: number; metadata?: Record<string, string> },
+  opts: { chunkSize: number; metadata?: Record<string, string>; sha256?: Buffer },
 ): Promise<void> {
   if (name.length === 0) throw new Error('putObject: an object needs a name');
   const old = await b.weights.info(name);
@@ -57,7 +61,7 @@ export async function putObject(
       size: bytes.length,
       chunks,
       mtime: new Date().toISOString(),
-      digest: digestOf(bytes),
+      digest: digestOf(opts.sha256 ?? sha256Of(bytes)),
       deleted: false,
     };
     const h = headers();
@@ -72,14 +76,14 @@ export async function putObject(
 }
 
 /**
- * The bytes of the object `info` describes, its digest checked; an error names the object. A read that takes
- * over `timeoutMs` stops with an error.
+ * The bytes of the object `info` describes and their SHA-256, its digest checked; an error names the object.
+ * A read that takes over `timeoutMs` stops with an ObjectReadTimeout.
  */
-export async function getObject(b: Pick<RolloutBroker, 'js'>, info: ObjectRef, timeoutMs: number): Promise<Uint8Array> {
+export async function getObject(b: Pick<RolloutBroker, 'js'>, info: ObjectRef, timeoutMs: number): Promise<{ bytes: Uint8Array; sha256: Buffer }> {
   const what = `object ${info.name} of bucket ${info.bucket}`;
   if (!info.digest.startsWith('SHA-256=')) throw new Error(`${what}: unknown digest ${info.digest}`);
   const out = new Uint8Array(info.size);
-  if (info.size === 0) return out;
+  if (info.size === 0) return { bytes: out, sha256: sha256Of(out) };
   const consumer = await b.js.consumers.get(`OBJ_${info.bucket}`, { filter_subjects: `$O.${info.bucket}.C.${info.nuid}` });
   // bounded batches: a pull of the default size over large chunks stalls
   const messages = await consumer.consume({ max_messages: 16 });
@@ -102,9 +106,10 @@ export async function getObject(b: Pick<RolloutBroker, 'js'>, info: ObjectRef, t
     clearTimeout(timer);
     messages.stop();
   }
-  if (late && got < info.chunks) throw new Error(`${what}: ${got} of its ${info.chunks} chunks read in ${timeoutMs / 1000} s`);
+  if (late && got < info.chunks) throw new ObjectReadTimeout(`${what}: ${got} of its ${info.chunks} chunks read in ${timeoutMs / 1000} s`);
   if (got !== info.chunks || at !== info.size) throw new Error(`${what}: ${got} chunks of ${at} bytes, its metadata says ${info.chunks} of ${info.size}`);
-  const digest = digestOf(out);
+  const sha256 = sha256Of(out);
+  const digest = digestOf(sha256);
   if (digest !== info.digest) throw new Error(`${what}: its bytes hash to ${digest}, its metadata says ${info.digest}`);
-  return out;
+  return { bytes: out, sha256 };
 }
