@@ -8,6 +8,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { after, before } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../storage/nats-connection.ts';
+import { openBroker, type RolloutBroker } from '../storage/rollout-broker.ts';
 
 export interface TestNatsServer {
   url: string;
@@ -107,4 +111,22 @@ export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise
       await accepting(port, child, () => stderr);
     },
   };
+}
+
+/**
+ * For a test file: its own server, a connection and a broker (storage/rollout-broker.ts), made before its
+ * tests and stopped after them; read the fields inside the tests.
+ */
+export function brokerForFile(): { nats: TestNatsServer; nc: NatsConnection; broker: RolloutBroker } {
+  const f = {} as { nats: TestNatsServer; nc: NatsConnection; broker: RolloutBroker };
+  before(async () => {
+    f.nats = await startNatsServer();
+    f.nc = await connectNats({ url: f.nats.url, env: {} });
+    f.broker = await openBroker(f.nc);
+  });
+  after(async () => {
+    await f.nc?.close();
+    await f.nats?.stop();
+  });
+  return f;
 }

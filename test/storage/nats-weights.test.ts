@@ -3,30 +3,18 @@
  * versions are removed in the background down to the ones kept, and a read that does not finish in time
  * is an error naming the object.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { initParams } from '../../models/params.ts';
-import { connectNats } from '../../storage/nats-connection.ts';
 import { getWeights, policyObject, prunedWeights, publishVersion } from '../../storage/nats-weights.ts';
-import { openBroker, type RolloutBroker } from '../../storage/rollout-broker.ts';
-import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
+import type { RolloutBroker } from '../../storage/rollout-broker.ts';
+import { brokerForFile } from '../nats-server.ts';
 import { TINY_POLICY } from '../pipelines/tiny-run.ts';
 
-let nats: TestNatsServer;
-let nc: NatsConnection;
-let broker: RolloutBroker;
-before(async () => {
-  nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, env: {} });
-  broker = await openBroker(nc);
-});
-after(async () => {
-  await nc?.close();
-  await nats?.stop();
-});
+const file = brokerForFile();
 
 test('published versions read back bit for bit; the versions below the kept ones are removed in the background', async () => {
+  const { broker } = file;
   const versions = [0, 1, 2, 3, 4].map((v) => initParams(TINY_POLICY, 10 + v));
   for (const [v, params] of versions.entries()) await publishVersion(broker, 'rw', TINY_POLICY, v, params, v - 1);
   await prunedWeights(broker);
@@ -40,6 +28,7 @@ test('published versions read back bit for bit; the versions below the kept ones
 });
 
 test('a read of weights that does not finish within its timeout is an error naming the object and its size', async () => {
+  const { broker } = file;
   await publishVersion(broker, 'rt', TINY_POLICY, 0, initParams(TINY_POLICY, 1), 0);
   // metadata naming chunks that never come
   const i = await broker.weights.info(policyObject('rt', 0));
