@@ -56,8 +56,9 @@ export async function runRolloutWorker(opts: RolloutWorkerOptions): Promise<{ jo
   const name = opts.workerName ?? `${os.hostname()}-${process.pid}`;
   const say = opts.say ?? (() => undefined);
   const nc = await connectNats({ ...opts, name: `papo worker ${name}` });
-  const broker = await openBroker(nc, { say: (line) => say(`papo worker ${name}: ${line}`), retryTimeoutS: opts.retryTimeoutS });
-  const state = new WorkerState(broker, opts.threads, (line) => say(`papo worker ${name}: ${line}`));
+  const sayAs = (line: string) => say(`papo worker ${name}: ${line}`);
+  const broker = await openBroker(nc, { say: sayAs, retryTimeoutS: opts.retryTimeoutS });
+  const state = new WorkerState(broker, opts.threads, sayAs);
   let jobs = 0;
   const everyMs = (opts.progressEveryS ?? 30) * 1000;
   const since = { at: performance.now(), jobs: 0, busyMs: 0, run: '' };

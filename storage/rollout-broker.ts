@@ -224,20 +224,14 @@ export async function nextMessage(b: RolloutBroker, of: 'jobs' | { results: stri
       await retrying(b, `creating consumer ${cfg.durable_name}`, () => ensureConsumer(b, stream, cfg));
       return null;
     }
-    // a TypeError here is the client reading a consumer answer without its config, as a restarting server
-    // may give: transient too
-    if (!(isTransient(err) || err instanceof TypeError) || b.nc.isClosed()) throw err;
-    await warnOnce(b, err);
-    return null;
+    return waitedOut(b, err);
   }
   if (of === 'jobs') {
     try {
       const ackWait = (await c.info(true)).config?.ack_wait;
       if (ackWait) b.ackWaitMs = ackWait / 1e6;
     } catch (err) {
-      if (!(isTransient(err) || err instanceof TypeError) || b.nc.isClosed()) throw err;
-      await warnOnce(b, err);
-      return null;
+      return waitedOut(b, err);
     }
   }
   try {
@@ -248,6 +242,17 @@ export async function nextMessage(b: RolloutBroker, of: 'jobs' | { results: stri
     await sleep(200);
     return null;
   }
+}
+
+/**
+ * A consumer lookup that failed the way a restarting server makes it fail: said once, a short wait, then
+ * null (the caller pulls again); any other error is thrown. A TypeError counts: it is the client reading a
+ * consumer answer without its config, as a restarting server may give.
+ */
+async function waitedOut(b: RolloutBroker, err: unknown): Promise<null> {
+  if (!(isTransient(err) || err instanceof TypeError) || b.nc.isClosed()) throw err;
+  await warnOnce(b, err);
+  return null;
 }
 
 const warned = new WeakSet<RolloutBroker>();
