@@ -11,7 +11,8 @@
  * - the breakdown (timing_s/*, other and overlap: step = the stages + other - overlap);
  * - the resident set: after each step, and the process's peak (maxRSS).
  * `--staleness 0` runs one of the two (a fresh process per run gives each its own peak RSS).
- * With `--compare` it also runs with `worker.rollout.fused_logprobs=false worker.rollout.share_prefix=false`.
+ * With `--compare` it also runs with `worker.actor.share_prefix=false` (the update's passes without the shared
+ * prompt prefix), and with that and `worker.rollout.fused_logprobs=false worker.rollout.share_prefix=false`.
  *
  *   node --import tsx bench/rl-step.ts [--steps 12] [--cores 2] [--staleness 0,1] [--compare] [key=value overrides...]
  *
@@ -53,7 +54,13 @@ const variants: [string, string[]][] = opts.staleness
   .filter((x) => x !== '')
   .map((x) => [`max_staleness ${x}`, [`trainer.max_staleness=${x}`]]);
 if (opts.compare)
-  variants.push(['s0, passes unfused+full', ['trainer.max_staleness=0', 'worker.rollout.fused_logprobs=false', 'worker.rollout.share_prefix=false']]);
+  variants.push(
+    ['s0, update full pass', ['trainer.max_staleness=0', 'worker.actor.share_prefix=false']],
+    [
+      's0, all passes unfused+full',
+      ['trainer.max_staleness=0', 'worker.actor.share_prefix=false', 'worker.rollout.fused_logprobs=false', 'worker.rollout.share_prefix=false'],
+    ],
+  );
 
 const rows: Record<string, Record<string, number>> = {};
 const rss: Record<string, number[]> = {};

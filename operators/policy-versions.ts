@@ -5,7 +5,9 @@
  *   of the updates, so a run, its resumption and a distributed run sample the same responses. The credit gate
  *   admits step k only once step k - S - 1 is trained, so the answer is always known when it is asked.
  * - **The weights still needed**: of the current version, and (S > 0) of the versions the next S steps sample
- *   with, fetched from the trainer once per version (`publish`).
+ *   with, fetched from the trainer once per version (`publish`). Kept here, or (`heldBy`) only by the
+ *   subscriber that holds them anyway (the engine) and read back from it when a checkpoint or a late
+ *   subscriber needs them: then a run keeps one copy of each version outside the trainer.
  * - **Publication**: every new version goes to each subscriber (the engine, a remote engine over a broker),
  *   awaited before the next step can touch the weights; a late subscriber first receives the versions still
  *   needed, oldest first.
@@ -21,6 +23,9 @@ import type { Params } from '../models/params.ts';
 
 /** Receives each new version's weights; awaited before the update that made them completes. */
 export type VersionListener = (version: number, params: Params) => void | Promise<void>;
+
+/** Gives back the weights of a version it holds (the engine's `getWeights`). */
+export type WeightSource = (version: number) => Promise<Params>;
 
 /** What a checkpoint holds of the versions (storage/checkpoints.ts writes `params` and `samplers`). */
 export interface VersionsCheckpoint {
@@ -48,9 +53,13 @@ export class PolicyVersions {
   private currentVersion: number;
   /** [step -> version after it] for the last S + 1 trained steps */
   private readonly after: Map<number, number>;
-  /** weights by version: the current one and, with S > 0, those the next S steps sample with */
-  private readonly weights = new Map<number, Params>();
+  /**
+   * The versions still needed (the current one and, with S > 0, those the next S steps sample with) and
+   * their weights, or null where only `source` holds them.
+   */
+  private readonly weights = new Map<number, Params | null>();
   private readonly listeners: VersionListener[] = [];
+  private source: WeightSource | undefined;
 
   private constructor(
     readonly maxStaleness: number,
@@ -86,11 +95,31 @@ export class PolicyVersions {
     return new PolicyVersions(opts.maxStaleness, opts.version ?? 0, []);
   }
 
-  /** The current weights. */
-  get currentParams(): Params {
-    const p = this.weights.get(this.currentVersion);
-    if (!p) throw new Error(`PolicyVersions: the weights of version ${this.currentVersion} are not known (restore the versions with their weights)`);
-    return p;
+  /**
+   * From now on the weights of every version still needed are held by `source` (a subscriber that keeps
+   * them anyway, such as the engine with `retainVersions` >= S + 2): this object drops its own copies and
+   * reads them back from `source` for a checkpoint or a late subscriber.
+   */
+  heldBy(source: WeightSource): void {
+    this.source = source;
+    for (const v of this.weights.keys()) this.weights.set(v, null);
+  }
+
+  /** The versions whose weights this object keeps itself (none once `heldBy`). */
+  get kept(): number[] {
+    return [...this.weights].filter(([, p]) => p !== null).map(([v]) => v);
+  }
+
+  /** The weights of a version still needed: kept here, or read back from the source that holds them. */
+  async params(version = this.currentVersion): Promise<Params> {
+    const p = this.weights.get(version);
+    if (p) return p;
+    if (p === null && this.source) return this.source(version);
+    throw new Error(
+      version === this.currentVersion
+        ? `PolicyVersions: the weights of version ${version} are not known (restore the versions with their weights)`
+        : `PolicyVersions: the weights of version ${version} were not kept (still needed: ${[...this.weights.keys()].join(', ') || 'none'})`,
+    );
   }
 
   /** The version step `step` samples with (see the header). Bound: pass it as `versionOf`. */
@@ -109,8 +138,8 @@ export class PolicyVersions {
   async subscribe(listener: VersionListener, opts: { replay?: boolean } = {}): Promise<() => void> {
     this.listeners.push(listener);
     if (opts.replay ?? true) {
-      for (const v of [...this.weights.keys()].sort((a, b) => a - b)) if (v !== this.currentVersion) await listener(v, this.weights.get(v)!);
-      if (this.weights.has(this.currentVersion)) await listener(this.currentVersion, this.currentParams);
+      for (const v of [...this.weights.keys()].sort((a, b) => a - b)) if (v !== this.currentVersion) await listener(v, await this.params(v));
+      if (this.weights.has(this.currentVersion)) await listener(this.currentVersion, await this.params());
     }
     return () => {
       const i = this.listeners.indexOf(listener);
@@ -122,7 +151,7 @@ export class PolicyVersions {
   async publish(params: Params): Promise<number> {
     const version = this.currentVersion + 1;
     this.currentVersion = version;
-    this.weights.set(version, params);
+    this.weights.set(version, this.source ? null : params);
     for (const l of this.listeners) await l(version, params);
     return version;
   }
@@ -141,20 +170,21 @@ export class PolicyVersions {
   }
 
   /** What a checkpoint after `step` (the last trained step) records: the current weights and those still needed. */
-  checkpoint(step: number): VersionsCheckpoint {
+  async checkpoint(step: number): Promise<VersionsCheckpoint> {
     const S = this.maxStaleness;
     const needed = new Set<number>();
     for (let k = step - S; k < step; k++) needed.add(k < 1 ? 0 : this.after.get(k)!);
     needed.delete(this.currentVersion);
+    const samplers: VersionsCheckpoint['samplers'] = [];
+    for (const v of needed) {
+      if (!this.weights.has(v)) throw new Error(`PolicyVersions: the weights of version ${v} were not kept for the checkpoint of step ${step}`);
+      samplers.push({ version: v, params: await this.params(v) });
+    }
     return {
       version: this.currentVersion,
-      params: this.currentParams,
+      params: await this.params(),
       versions: [...this.after.entries()].filter(([k]) => k > step - S - 1 && k <= step),
-      samplers: [...needed].map((v) => {
-        const params = this.weights.get(v);
-        if (!params) throw new Error(`PolicyVersions: the weights of version ${v} were not kept for the checkpoint of step ${step}`);
-        return { version: v, params };
-      }),
+      samplers,
     };
   }
 }

@@ -66,6 +66,7 @@ export async function replayRun(runDir: string, step: number, images: ImageReadi
     config: policyCfg,
     params: from?.policy.params ?? start!.params,
     optimizer: actorOptimizer(cfg.worker.actor),
+    ort: { sharePrefix: cfg.worker.actor.share_prefix },
   });
   try {
     if (from) await actorTrainer.importOptimizerState(from.optimizer);

@@ -77,8 +77,15 @@ export interface Run<C> {
   readonly dir: string;
   /** undefined with `noSave` */
   readonly store?: CheckpointStore;
-  /** the checkpoint this launch continues from: the run's own, or (with `startedFrom`) another run's */
+  /**
+   * the checkpoint this launch continues from: the run's own, or (with `startedFrom`) another run's;
+   * undefined again once `releaseResumed` is called
+   */
   readonly resumed?: Checkpoint;
+  /** the step of the checkpoint this launch continues from (kept after `releaseResumed`) */
+  readonly resumedStep?: number;
+  /** Forgets `resumed` (its weights and optimizer state) once the trainer and the engine hold them. */
+  releaseResumed(): void;
   /** where `resumed` was read when it is another run's checkpoint (`startFrom`) */
   readonly startedFrom?: string;
   /** a run stopped before its first checkpoint, started again from step 0 in place */
@@ -233,11 +240,18 @@ async function open<C>(opts: RunOptions<C>, cleanup: (() => void | Promise<void>
     }
   }
 
+  let held = resumed;
   return {
     config: settled.config,
     dir,
     store,
-    resumed,
+    get resumed() {
+      return held;
+    },
+    resumedStep: resumed?.step,
+    releaseResumed() {
+      held = undefined;
+    },
     startedFrom: loaded?.from,
     restarted,
     history,

@@ -124,6 +124,12 @@ const ActorSchema = z
     global_batch_size: nonNegInt().default(16).describe('prompts per optimizer step (mini-batch); 0 = the whole rollout batch'),
     micro_batch_size_per_device_for_update: posInt().default(64).describe('responses per forward/backward pass; gradients accumulate over them'),
     ppo_epochs: posInt().default(1).describe('passes over each rollout batch'),
+    share_prefix: z
+      .boolean()
+      .default(true)
+      .describe(
+        "the update's passes (engine ort) compute each prompt's image and prompt once for the G responses (and the masked view) that share them (false: a full pass per response; values differ in their last bits)",
+      ),
     shuffle: z.boolean().default(true).describe('shuffle groups between mini-batches'),
     max_grad_norm: z.number().finite().nonnegative().default(1).describe('clip the global gradient norm (0 = off)'),
     optim: z

@@ -98,7 +98,7 @@ export class TrainCheckpoints {
   }
 
   private async capture(step: number, cursor: StreamCursor): Promise<PendingCheckpoint> {
-    const v = this.versions.checkpoint(step);
+    const v = await this.versions.checkpoint(step);
     return {
       step,
       params: v.params,

@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../models/config.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
-import type { Params } from '../models/params.ts';
 import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
 import { needsMaskedLogprobs } from '../algorithms/config.ts';
@@ -30,7 +29,6 @@ import { trainingSteps } from './training-steps.ts';
 export interface TrainParts {
   backend: string;
   policy: PolicyConfig;
-  start: Params;
   /** identifies the starting (and reference) weights */
   reference: TrainState['reference'];
   task: Task;
@@ -110,7 +108,13 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
   let nc: NatsConnection | undefined;
   let distMetrics: ((step: number) => Record<string, number>) | undefined;
   try {
-    trainer = await createTrainer({ engine: actor.engine, config: policy, params: current, optimizer: actorOptimizer(actor) });
+    trainer = await createTrainer({
+      engine: actor.engine,
+      config: policy,
+      params: current,
+      optimizer: actorOptimizer(actor),
+      ort: { sharePrefix: actor.share_prefix },
+    });
     if (checkpoint) await trainer.importOptimizerState(checkpoint.optimizer);
     const backends = describeBackends('train', actor.engine, trainer.engine, backend);
     run.say(backends);
@@ -174,11 +178,14 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         `train: rollouts on workers over NATS at ${n.url} (run ${runId}, launch ${launch}, ${rollout.shard_size ?? data.rollout_batch_size} prompts per shard)`,
       );
     }
+    // From here the engine is the one holder of each version's weights outside the trainer (it keeps the
+    // S + 2 latest); checkpoints read them back from it, and the run forgets the checkpoint it loaded.
+    versions.heldBy((v) => e.getWeights(v));
+    run.releaseResumed();
     const conn = nc;
     return {
       backend,
       policy,
-      start: start.params,
       reference,
       task,
       reward: rewardFn,

@@ -159,7 +159,7 @@ async function train(
   const { data, algorithm: objective, trainer } = cfg;
   const { actor, rollout } = cfg.worker;
   const { task, reward, engine, versions, resumed } = parts;
-  const resumedStep = run.resumed?.step;
+  const resumedStep = run.resumedStep;
   const firstStep = (resumedStep ?? 0) + 1;
   run.logger.info(
     { event: 'train_start', backend: parts.backend, trainer: actor.engine, config: cfg, policy: parts.policy, reward: reward.name, resumed_from: resumedStep },
@@ -167,7 +167,7 @@ async function train(
   );
   // validation generations (trainer.val_generations_to_log): rewound with metrics.jsonl on resume
   const generations = run.store ? new ValGenerationsLog(run.dir, run.tensorboard) : undefined;
-  if (generations && (run.resumed || run.restarted)) await generations.rewind(resumedStep ?? 0);
+  if (generations && (resumedStep !== undefined || run.restarted)) await generations.rewind(resumedStep ?? 0);
   const onGenerations = (step: number, g: ValGeneration[]) => generations?.write(step, g);
   const evals = trainEvals(engine, task, reward, cfg, { say: run.say, logger: run.logger, quiet: opts.quiet, onGenerations });
   const stepsLine = stepsNote(trainer, parts.maxSteps, task.size('train'), data.rollout_batch_size);

@@ -16,7 +16,7 @@ import { WorkerClient } from '../../util/worker-client.ts';
 import { type PolicyConfig, type PolicyConfigInput, policyConfig } from '../config.ts';
 import type { Params } from '../params.ts';
 import type { EngineCalls, WorkerInit } from './protocol.ts';
-import { packWeights } from './weights.ts';
+import { packWeights, unpackWeights } from './weights.ts';
 import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 export class PolicyEngine {
@@ -61,6 +61,17 @@ export class PolicyEngine {
     if (slot === 'policy') this.latestVersion = version;
     const what = slot === 'policy' ? 'setWeights' : 'setReferenceWeights';
     return this.client.call('setWeights', { version, buffer: snap.buffer, slot }, { what, transfer: [snap.buffer] }).then(() => undefined);
+  }
+
+  /**
+   * A copy of the weights of a version the engine still holds (the latest `retainVersions`): the run's
+   * one copy of each version outside the trainer is the engine's, and a checkpoint reads it from here.
+   */
+  async getWeights(version: number): Promise<Params> {
+    const flat = await this.client.call('getWeights', version, { what: `getWeights(${version})` });
+    const params: Params = {};
+    for (const p of unpackWeights(this.config, flat.buffer as ArrayBuffer)) params[p.name] = p.data;
+    return params;
   }
 
   /** The version of the latest `setWeights` call (undefined before the first). */

@@ -10,6 +10,8 @@ export interface WorkerInit {
 export interface EngineCalls {
   /** Installs a weight snapshot (the buffer is moved); returns its version. */
   setWeights(snapshot: { version: number; buffer: ArrayBuffer; slot: WeightSlot }): number;
+  /** A copy of a retained version's weights, packed (weights.ts), moved to the caller. */
+  getWeights(version: number): Float32Array;
   sample(request: SampleRequest): SampleResult;
   logProbs(request: LogProbRequest): LogProbResult;
   logProbViews(requests: LogProbRequest[]): LogProbResult[];

@@ -14,7 +14,9 @@ import * as ort from 'onnxruntime-node';
 import { Rng } from '../../util/rng.ts';
 import { type PolicyConfig, policyDims } from '../config.ts';
 import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify, type PromptBatch } from '../batch.ts';
+import { paramSpecs, sizeOf } from '../params.ts';
 import { PAD_ID } from '../tokenizer.ts';
+import { buildSharedPrefixBatch, type SharedPrefixBatch } from '../shared-prefix-batch.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
 import { buildSharedPrefixGraph, prefixNames } from '../onnx/shared-prefix-graph.ts';
 import { checkSamplingOptions, type SamplingOptions } from './sampler.ts';
@@ -52,20 +54,6 @@ const i64 = (a: ArrayLike<number>): BigInt64Array => {
 function checkImages(what: string, images: readonly unknown[], rows: number): void {
   if (!Array.isArray(images) || images.length !== rows)
     throw new Error(`${what}: ${rows} prompts need ${rows} images, got ${Array.isArray(images) ? images.length : typeof images}`);
-}
-
-function samePrompt(a: LogProbRequest['prompts'][number], b: LogProbRequest['prompts'][number]): boolean {
-  if (a === b) return true;
-  if (typeof a === 'string' || typeof b === 'string' || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameImage(a: LogProbRequest['images'][number], b: LogProbRequest['images'][number]): boolean {
-  if (a === b) return true;
-  if (a.height !== b.height || a.width !== b.width || a.data.length !== b.data.length) return false;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return false;
-  return true;
 }
 
 export class OrtPolicyRunner {
@@ -138,6 +126,23 @@ export class OrtPolicyRunner {
 
   get version(): number | undefined {
     return this.weights?.version;
+  }
+
+  /**
+   * A copy of a retained version's weights, packed in `paramSpecs` order (see weights.ts): how the one
+   * holder of each version's weights outside the trainer gives them back for a checkpoint.
+   */
+  getWeights(version: number): Float32Array {
+    const w = this.select(version, 'getWeights');
+    const specs = paramSpecs(this.cfg);
+    const flat = new Float32Array(specs.reduce((n, s) => n + sizeOf(s.shape), 0));
+    let o = 0;
+    for (const s of specs) {
+      const data = w.tensors.get(s.name)?.data as Float32Array;
+      flat.set(data, o);
+      o += data.length;
+    }
+    return flat;
   }
 
   private current(what: string): LoadedWeights {
@@ -253,87 +258,31 @@ export class OrtPolicyRunner {
   ) {
     const cfg = this.cfg;
     const { nPatch, patchDim } = policyDims(cfg);
-    const B = prompts.length;
-    // Rows of one prefix: consecutive, same prompt and same image content.
-    const rowPrefix = new BigInt64Array(B);
-    const firstRows: number[] = [];
-    for (let b = 0; b < B; b++) {
-      const f = firstRows[firstRows.length - 1];
-      if (f === undefined || !samePrompt(prompts[f], prompts[b]) || !sameImage(images[f], images[b])) firstRows.push(b);
-      rowPrefix[b] = BigInt(firstRows.length - 1);
-    }
-    let promptBatch: ReturnType<typeof buildPromptBatch>;
-    let responseBatch: ReturnType<typeof buildResponseBatch>;
+    let sb: SharedPrefixBatch | undefined;
     try {
-      promptBatch = buildPromptBatch(
-        firstRows.map((b) => prompts[b]),
-        cfg,
-      );
-      responseBatch = buildResponseBatch(responses, cfg);
+      sb = buildSharedPrefixBatch(images, prompts, responses, cfg);
     } catch (err) {
       throw new Error(`logProbs (rows from ${offset}): ${(err as Error).message}`);
     }
-    const Bp = firstRows.length;
-    const Lp = promptBatch.length;
-    if (Lp < 2) return this.logProbChunk(w, images, prompts, responses, offset);
-    // The prefix: image and prompt columns 0 .. Lp - 2 (left-padded: the last column is every prompt's last token).
-    const Lq = Lp - 1;
-    const ids = new Int32Array(Bp * Lq);
-    const positions = new Int32Array(Bp * Lq);
-    const keyValid = new Float32Array(Bp * Lq);
-    const prefixValid = new Float32Array(Bp * (nPatch + Lq));
-    for (let p = 0; p < Bp; p++) {
-      prefixValid.fill(1, p * (nPatch + Lq), p * (nPatch + Lq) + nPatch);
-      for (let j = 0; j < Lq; j++) {
-        const id = promptBatch.ids[p * Lp + j];
-        ids[p * Lq + j] = id;
-        positions[p * Lq + j] = Math.max(0, j - promptBatch.pads[p]);
-        keyValid[p * Lq + j] = id === PAD_ID ? 0 : 1;
-        prefixValid[p * (nPatch + Lq) + nPatch + j] = keyValid[p * Lq + j];
-      }
-    }
+    if (!sb) return this.logProbChunk(w, images, prompts, responses, offset);
+    const { Bp, B, Lq, S0, Lr } = sb;
     const prefill = this.sessions.prefill;
     const pre = await prefill.session.run(
       this.withParams(w, prefill.graph, {
-        patches: new ort.Tensor(
-          'float32',
-          patchify(
-            firstRows.map((b) => images[b]),
-            cfg,
-          ),
-          [Bp, nPatch, patchDim],
-        ),
-        prompt: new ort.Tensor('int64', i64(ids), [Bp, Lq]),
-        positions: new ort.Tensor('int64', i64(positions), [Bp, Lq]),
-        key_valid: new ort.Tensor('float32', keyValid, [Bp, Lq]),
+        patches: new ort.Tensor('float32', sb.patches, [Bp, nPatch, patchDim]),
+        prompt: new ort.Tensor('int64', sb.prefixIds, [Bp, Lq]),
+        positions: new ort.Tensor('int64', sb.prefixPositions, [Bp, Lq]),
+        key_valid: new ort.Tensor('float32', sb.prefixKeyValid, [Bp, Lq]),
       }),
     );
-    // Each row feeds the prompt's last token, then its response but the last token.
-    const Lr = responseBatch.length;
-    const tokens = new BigInt64Array(B * Lr);
-    const tokenPositions = new BigInt64Array(B * Lr);
-    const tokenValid = new Float32Array(B * Lr);
-    const targetValid = new Float32Array(B * Lr);
-    for (let b = 0; b < B; b++) {
-      const p = Number(rowPrefix[b]);
-      const promptTokens = Lp - promptBatch.pads[p];
-      for (let t = 0; t < Lr; t++) {
-        const id = t === 0 ? promptBatch.ids[p * Lp + Lp - 1] : responseBatch.ids[b * Lr + t - 1];
-        tokens[b * Lr + t] = BigInt(id);
-        tokenPositions[b * Lr + t] = BigInt(promptTokens - 1 + t);
-        tokenValid[b * Lr + t] = id === PAD_ID ? 0 : 1;
-        targetValid[b * Lr + t] = responseBatch.ids[b * Lr + t] === PAD_ID ? 0 : 1;
-      }
-    }
-    const S0 = nPatch + Lq;
     const feeds: Feeds = {
-      prefix_valid: new ort.Tensor('float32', prefixValid, [Bp, S0]),
-      row_prefix: new ort.Tensor('int64', rowPrefix, [B]),
-      tokens: new ort.Tensor('int64', tokens, [B, Lr]),
-      positions: new ort.Tensor('int64', tokenPositions, [B, Lr]),
-      token_valid: new ort.Tensor('float32', tokenValid, [B, Lr]),
-      targets: new ort.Tensor('int64', i64(responseBatch.ids), [B, Lr]),
-      target_valid: new ort.Tensor('float32', targetValid, [B, Lr]),
+      prefix_valid: new ort.Tensor('float32', sb.prefixValid, [Bp, S0]),
+      row_prefix: new ort.Tensor('int64', sb.rowPrefix, [B]),
+      tokens: new ort.Tensor('int64', sb.tokens, [B, Lr]),
+      positions: new ort.Tensor('int64', sb.positions, [B, Lr]),
+      token_valid: new ort.Tensor('float32', sb.tokenValid, [B, Lr]),
+      targets: new ort.Tensor('int64', sb.targets, [B, Lr]),
+      target_valid: new ort.Tensor('float32', sb.targetValid, [B, Lr]),
     };
     for (let i = 0; i < cfg.nLayers; i++) {
       feeds[prefixNames(i).kT] = pre[cacheNames(i).kT];

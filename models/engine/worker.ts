@@ -18,6 +18,7 @@ serveCalls<EngineCalls>(
           runner.setWeights({ version, buffer }, slot);
           return version;
         },
+        getWeights: (version) => runner.getWeights(version),
         sample: (request) => runner.sample(request),
         logProbs: (request) => runner.logProbs(request),
         logProbViews: (requests) => runner.logProbViews(requests),

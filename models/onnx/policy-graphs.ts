@@ -45,7 +45,7 @@ function declareParams(g: GraphBuilder, cfg: PolicyConfig, withImage: boolean): 
 }
 
 /** Image tokens prepended to the embedded text, and the key-validity of the whole sequence. */
-function sequence(L: Layers, patches: string, tokens: string, positions: string, keyValid: string) {
+export function sequence(L: Layers, patches: string, tokens: string, positions: string, keyValid: string) {
   const g = L.g;
   const { nPatch } = policyDims(L.cfg);
   const img = L.image(patches);
@@ -59,7 +59,12 @@ function sequence(L: Layers, patches: string, tokens: string, positions: string,
 }
 
 /** The decoder stack; with `lastRows` the last layer computes (and returns) only those rows (see Layers.block). */
-function decoder(L: Layers, x: string, bias: string, lastRows?: { start: string | number; end: string | number }): { out: string; kT: string[]; v: string[] } {
+export function decoder(
+  L: Layers,
+  x: string,
+  bias: string,
+  lastRows?: { start: string | number; end: string | number },
+): { out: string; kT: string[]; v: string[] } {
   const kT: string[] = [];
   const v: string[] = [];
   for (let i = 0; i < L.cfg.nLayers; i++) {

@@ -14,12 +14,15 @@
  * - `positions` [B, Lr] int64: their text positions; `token_valid` [B, Lr]: 0 at PAD;
  * - `targets` [B, Lr] int64: the response (right-padded); `target_valid` [B, Lr]: 0 at PAD.
  * Outputs `logprobs` and `entropy` [B, Lr] (0 at PAD targets), as the logprobs graph's.
+ *
+ * `sharedPrefixTrainBuilder` is the trainer's form: the prefixes computed inside the graph, from the image
+ * and prompt, so that the gradient generated from it (models/onnx/autodiff.ts) reaches them.
  */
 import { type PolicyConfig, policyDims } from '../config.ts';
 import { paramSpecs } from '../params.ts';
 import { GraphBuilder } from './builder.ts';
 import { Layers, param, SLICE_END } from './layers.ts';
-import type { PolicyGraph } from './policy-graphs.ts';
+import { decoder, type PolicyGraph, sequence } from './policy-graphs.ts';
 
 /** Input names of decoder layer i's prefix keys and values. */
 export const prefixNames = (i: number) => ({ kT: `prefix_kT.${i}`, v: `prefix_v.${i}` });
@@ -47,6 +50,41 @@ function blockAfterPrefix(L: Layers, prefix: string, x: string, pastKT: string, 
   return L.add(x1, m);
 }
 
+/** The response rows' inputs (see the header), declared on `g`. */
+function rowInputs(g: GraphBuilder) {
+  return {
+    rowPrefix: g.input('row_prefix', 'int64', ['B']),
+    tokens: g.input('tokens', 'int64', ['B', 'Lr']),
+    positions: g.input('positions', 'int64', ['B', 'Lr']),
+    tokenValid: g.input('token_valid', 'float32', ['B', 'Lr']),
+    targets: g.input('targets', 'int64', ['B', 'Lr']),
+    targetValid: g.input('target_valid', 'float32', ['B', 'Lr']),
+  };
+}
+
+/** The response rows against their prefixes (keys and values per layer): outputs `logprobs` and, if asked, `entropy`. */
+function scoreRows(
+  g: GraphBuilder,
+  L: Layers,
+  past: { kT: string; v: string }[],
+  prefixValid: string,
+  r: ReturnType<typeof rowInputs>,
+  entropy: boolean,
+): void {
+  const rows = (t: string) => g.op('Gather', [t, r.rowPrefix], { axis: 0 });
+  let x = L.text(r.tokens, r.positions);
+  const pastBias = L.keyBias(rows(prefixValid));
+  const selfBias = g.op('Min', [L.causalBias(x), L.keyBias(r.tokenValid)]);
+  for (let i = 0; i < L.cfg.nLayers; i++) x = blockAfterPrefix(L, `dec.${i}`, x, rows(past[i].kT), rows(past[i].v), pastBias, selfBias);
+  const logp = g.op('LogSoftmax', [L.logits(x)], { axis: -1 });
+  const picked = g.op('Squeeze', [g.op('GatherElements', [logp, g.op('Unsqueeze', [r.targets, g.ints([2])])], { axis: 2 }), g.ints([2])]);
+  g.output(L.mul(picked, r.targetValid), 'logprobs', 'float32', ['B', 'Lr']);
+  if (!entropy) return;
+  const plogp = g.op('ReduceSum', [L.mul(g.op('Exp', [logp]), logp), g.ints([-1])], { keepdims: 0 });
+  g.output(L.mul(g.op('Neg', [plogp]), r.targetValid), 'entropy', 'float32', ['B', 'Lr']);
+}
+
+/** The engine's graph: the prefixes' keys and values are inputs (the prefill graph's outputs). */
 export function buildSharedPrefixGraph(cfg: PolicyConfig): PolicyGraph {
   const g = new GraphBuilder('policy_shared_prefix_logprobs');
   const { headDim } = policyDims(cfg);
@@ -56,29 +94,42 @@ export function buildSharedPrefixGraph(cfg: PolicyConfig): PolicyGraph {
     past.push({ kT: g.input(n.kT, 'float32', ['Bp', cfg.nHeads, headDim, 'S0']), v: g.input(n.v, 'float32', ['Bp', cfg.nHeads, 'S0', headDim]) });
   }
   const prefixValid = g.input('prefix_valid', 'float32', ['Bp', 'S0']);
-  const rowPrefix = g.input('row_prefix', 'int64', ['B']);
-  const tokens = g.input('tokens', 'int64', ['B', 'Lr']);
-  const positions = g.input('positions', 'int64', ['B', 'Lr']);
-  const tokenValid = g.input('token_valid', 'float32', ['B', 'Lr']);
-  const targets = g.input('targets', 'int64', ['B', 'Lr']);
-  const targetValid = g.input('target_valid', 'float32', ['B', 'Lr']);
+  const r = rowInputs(g);
   const paramNames: string[] = [];
   for (const s of paramSpecs(cfg)) {
     if (s.name.startsWith('img.') || s.name.startsWith('enc.')) continue;
     g.input(s.name, 'float32', s.shape);
     paramNames.push(s.name);
   }
-  const L = new Layers(g, cfg);
-  const rows = (t: string) => g.op('Gather', [t, rowPrefix], { axis: 0 });
-
-  let x = L.text(tokens, positions);
-  const pastBias = L.keyBias(rows(prefixValid));
-  const selfBias = g.op('Min', [L.causalBias(x), L.keyBias(tokenValid)]);
-  for (let i = 0; i < cfg.nLayers; i++) x = blockAfterPrefix(L, `dec.${i}`, x, rows(past[i].kT), rows(past[i].v), pastBias, selfBias);
-  const logp = g.op('LogSoftmax', [L.logits(x)], { axis: -1 });
-  const picked = g.op('Squeeze', [g.op('GatherElements', [logp, g.op('Unsqueeze', [targets, g.ints([2])])], { axis: 2 }), g.ints([2])]);
-  g.output(L.mul(picked, targetValid), 'logprobs', 'float32', ['B', 'Lr']);
-  const plogp = g.op('ReduceSum', [L.mul(g.op('Exp', [logp]), logp), g.ints([-1])], { keepdims: 0 });
-  g.output(L.mul(g.op('Neg', [plogp]), targetValid), 'entropy', 'float32', ['B', 'Lr']);
+  scoreRows(g, new Layers(g, cfg), past, prefixValid, r, true);
   return { kind: 'logprobs', bytes: g.toBytes('teacher-forced response log-probs against shared prefixes'), paramNames };
+}
+
+/**
+ * The training pass as one graph (for models/onnx/autodiff.ts): the prefixes computed in it as the prefill
+ * graph computes them, from `patches` [Bp, nPatch, patchDim], `prompt`, `prompt_positions` and
+ * `prompt_valid` [Bp, Lq] (the prompt without its last token), then the rows as above; output `logprobs`.
+ * The gradient flows from every row of a prefix into it (Gather's gradient sums them).
+ */
+export function sharedPrefixTrainBuilder(cfg: PolicyConfig): { g: GraphBuilder; paramNames: string[] } {
+  const g = new GraphBuilder('policy_shared_prefix_train');
+  const { nPatch, patchDim } = policyDims(cfg);
+  const patches = g.input('patches', 'float32', ['Bp', nPatch, patchDim]);
+  const prompt = g.input('prompt', 'int64', ['Bp', 'Lq']);
+  const promptPositions = g.input('prompt_positions', 'int64', ['Bp', 'Lq']);
+  const promptValid = g.input('prompt_valid', 'float32', ['Bp', 'Lq']);
+  const r = rowInputs(g);
+  const paramNames: string[] = [];
+  for (const s of paramSpecs(cfg)) {
+    g.input(s.name, 'float32', s.shape);
+    paramNames.push(s.name);
+  }
+  const L = new Layers(g, cfg);
+  const { x, valid } = sequence(L, patches, prompt, promptPositions, promptValid);
+  const bias = g.op('Min', [L.causalBias(x), L.keyBias(valid)]);
+  // only the keys and values are read: the last layer computes the rest for the last position only
+  const dec = decoder(L, x, bias, { start: -1, end: SLICE_END });
+  const past = dec.kT.map((kT, i) => ({ kT, v: dec.v[i] }));
+  scoreRows(g, L, past, valid, r, false);
+  return { g, paramNames };
 }

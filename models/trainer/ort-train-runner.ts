@@ -11,7 +11,10 @@
  * one run of the gradient graph, which also outputs the log-probs. `step()` applies AdamW and clears them.
  *
  * Rows run in chunks of `chunkRows`, each trimmed to its own longest prompt and response (so padding to a
- * batch-wide or configured maximum is never computed); smaller tensors also stay in cache.
+ * batch-wide or configured maximum is never computed); smaller tensors also stay in cache. With
+ * `sharePrefix`, the rows of a chunk that share a prompt and an image (a group's G responses, and their
+ * masked view) compute that prefix once (models/shared-prefix-batch.ts); chunks of single-token prompts take
+ * the full pass, whose sessions are then opened.
  */
 import * as ort from 'onnxruntime-node';
 import { type PolicyConfig, policyDims } from '../config.ts';
@@ -21,6 +24,7 @@ import { ArrayAdamW, type AdamWConfigInput, type AdamWState, type StepInfo } fro
 import { buildTrainGraphs, COTANGENT, gradOutputName, type GradientMode, type PolicyTrainGraphs } from '../onnx/train-graphs.ts';
 import type { RowsPayload } from './types.ts';
 import { addInto, copyBlock, responseWidth } from './row-blocks.ts';
+import { buildSharedPrefixBatch, type SharedPrefixBatch } from '../shared-prefix-batch.ts';
 
 export interface OrtTrainOptions {
   /**
@@ -36,11 +40,18 @@ export interface OrtTrainOptions {
   mode?: GradientMode;
   /** rows per onnxruntime run (default 16) */
   chunkRows?: number;
+  /** compute each chunk's shared prompt prefixes once (default false; 'recompute' mode only) */
+  sharePrefix?: boolean;
   /** onnxruntime profiling (bench/scaling.ts --profile): JSON traces written on close to `<profile>{forward,gradient}_<time>.json` (per replica); default off */
   profile?: string;
 }
 
 type Feeds = Record<string, ort.Tensor>;
+
+interface Sessions {
+  forward: ort.InferenceSession;
+  gradient: ort.InferenceSession;
+}
 
 interface Chunk {
   start: number;
@@ -48,6 +59,8 @@ interface Chunk {
   /** response length of this chunk (its longest response) */
   Lr: number;
   feeds: Feeds;
+  /** the feeds are the shared-prefix graphs' */
+  shared: boolean;
   /** 'saved' mode: the forward's saved activations */
   saved?: Feeds;
 }
@@ -65,14 +78,17 @@ export class OrtTrainRunner {
   private grads: Record<string, Float32Array> | undefined;
   private pending: { chunks: Chunk[]; rows: number; T: number } | undefined;
 
+  /** the full pass's sessions, with `sharePrefix` opened on first need */
+  private fullSessions: Promise<Sessions> | undefined;
+
   private constructor(
     readonly cfg: PolicyConfig,
     params: Params,
     optimizer: AdamWConfigInput,
     private readonly graphs: PolicyTrainGraphs,
-    private readonly forwardSession: ort.InferenceSession,
-    private readonly gradientSession: ort.InferenceSession,
+    private readonly sessions: Sessions,
     private readonly chunkRows: number,
+    private readonly openFull: () => Promise<Sessions>,
     private readonly profiling = false,
   ) {
     const shapes: Record<string, number[]> = {};
@@ -98,22 +114,60 @@ export class OrtTrainRunner {
       graphOptimizationLevel: 'all',
       extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     };
-    const graphs = buildTrainGraphs(cfg, options.mode ?? 'recompute');
+    const mode = options.mode ?? 'recompute';
+    const graphs = buildTrainGraphs(cfg, mode, { sharePrefix: options.sharePrefix });
     const profiled = (name: string) => (options.profile ? { ...so, enableProfiling: true, profileFilePrefix: `${options.profile}${name}` } : so);
-    const [fwd, grad] = await Promise.all([
-      ort.InferenceSession.create(graphs.forward, profiled('forward')),
-      ort.InferenceSession.create(graphs.gradient, profiled('gradient')),
-    ]);
-    return new OrtTrainRunner(cfg, params, optimizer, graphs, fwd, grad, chunkRows, options.profile !== undefined);
+    const open = async (g: PolicyTrainGraphs, tag: string): Promise<Sessions> => {
+      const [forward, gradient] = await Promise.all([
+        ort.InferenceSession.create(g.forward, profiled(`${tag}forward`)),
+        ort.InferenceSession.create(g.gradient, profiled(`${tag}gradient`)),
+      ]);
+      return { forward, gradient };
+    };
+    const sessions = await open(graphs, graphs.sharePrefix ? 'shared_' : '');
+    const openFull = () => open(buildTrainGraphs(cfg, mode), '');
+    return new OrtTrainRunner(cfg, params, optimizer, graphs, sessions, chunkRows, openFull, options.profile !== undefined);
+  }
+
+  /** The sessions of a chunk's pass. */
+  private sessionsOf(c: Chunk): Sessions | Promise<Sessions> {
+    if (c.shared || !this.graphs.sharePrefix) return this.sessions;
+    this.fullSessions ??= this.openFull();
+    return this.fullSessions;
   }
 
   get mode(): GradientMode {
     return this.graphs.mode;
   }
 
-  private chunkFeeds(rows: RowsPayload, start: number, end: number): { feeds: Feeds; Lr: number } {
+  private chunkFeeds(rows: RowsPayload, start: number, end: number): { feeds: Feeds; Lr: number; shared: boolean } {
     const cfg = this.cfg;
     const { nPatch, patchDim } = policyDims(cfg);
+    if (this.graphs.sharePrefix) {
+      let sb: SharedPrefixBatch | undefined;
+      try {
+        sb = buildSharedPrefixBatch(rows.images.slice(start, end), rows.prompts.slice(start, end), rows.responses.slice(start, end), cfg);
+      } catch (err) {
+        throw new Error(`trainer forward (rows from ${start}): ${(err as Error).message}`);
+      }
+      if (sb) {
+        const { Bp, B, Lq, Lr } = sb;
+        const feeds: Feeds = {
+          patches: new ort.Tensor('float32', sb.patches, [Bp, nPatch, patchDim]),
+          prompt: new ort.Tensor('int64', sb.prefixIds, [Bp, Lq]),
+          prompt_positions: new ort.Tensor('int64', sb.prefixPositions, [Bp, Lq]),
+          prompt_valid: new ort.Tensor('float32', sb.prefixKeyValid, [Bp, Lq]),
+          row_prefix: new ort.Tensor('int64', sb.rowPrefix, [B]),
+          tokens: new ort.Tensor('int64', sb.tokens, [B, Lr]),
+          positions: new ort.Tensor('int64', sb.positions, [B, Lr]),
+          token_valid: new ort.Tensor('float32', sb.tokenValid, [B, Lr]),
+          targets: new ort.Tensor('int64', sb.targets, [B, Lr]),
+          target_valid: new ort.Tensor('float32', sb.targetValid, [B, Lr]),
+          ...this.paramTensors,
+        };
+        return { feeds, Lr, shared: true };
+      }
+    }
     let pb: ReturnType<typeof buildPromptBatch>;
     let rb: ReturnType<typeof buildResponseBatch>;
     try {
@@ -133,7 +187,7 @@ export class OrtTrainRunner {
       key_valid: new ort.Tensor('float32', Float32Array.from(text.keyValid), [B, L]),
       ...this.paramTensors,
     };
-    return { feeds, Lr: rb.length };
+    return { feeds, Lr: rb.length, shared: false };
   }
 
   /** T of a batch (its longest response, at least 1) after checking that the rows agree. */
@@ -164,7 +218,7 @@ export class OrtTrainRunner {
     const logprobs = new Float32Array(n * T);
     const chunks = this.chunks(rows, n);
     for (const c of chunks) {
-      const out = await this.forwardSession.run(c.feeds);
+      const out = await (await this.sessionsOf(c)).forward.run(c.feeds);
       copyBlock(out.logprobs.data as Float32Array, logprobs, c.start, c.rows, c.Lr, T, false);
       if (this.graphs.mode === 'saved') {
         c.saved = {};
@@ -181,7 +235,8 @@ export class OrtTrainRunner {
     if (!p) throw new Error('trainer backward: no forward to differentiate (call forward first)');
     this.pending = undefined;
     this.checkCotangent(cotangent, p.rows, p.T, 'backward');
-    for (const c of p.chunks) this.accumulate(await this.gradientSession.run({ ...c.feeds, ...c.saved, [COTANGENT]: this.cotangentOf(c, cotangent, p.T) }));
+    for (const c of p.chunks)
+      this.accumulate(await (await this.sessionsOf(c)).gradient.run({ ...c.feeds, ...c.saved, [COTANGENT]: this.cotangentOf(c, cotangent, p.T) }));
   }
 
   /**
@@ -200,7 +255,7 @@ export class OrtTrainRunner {
     this.checkCotangent(cotangent, n, T, 'forwardBackward');
     const logprobs = new Float32Array(n * T);
     for (const c of this.chunks(rows, n)) {
-      const out = await this.gradientSession.run({ ...c.feeds, [COTANGENT]: this.cotangentOf(c, cotangent, T) });
+      const out = await (await this.sessionsOf(c)).gradient.run({ ...c.feeds, [COTANGENT]: this.cotangentOf(c, cotangent, T) });
       copyBlock(out.logprobs.data as Float32Array, logprobs, c.start, c.rows, c.Lr, T, false);
       this.accumulate(out);
     }
@@ -292,8 +347,11 @@ export class OrtTrainRunner {
   }
 
   async release(): Promise<void> {
-    if (this.profiling) for (const s of [this.forwardSession, this.gradientSession]) s.endProfiling();
-    await this.forwardSession.release();
-    await this.gradientSession.release();
+    const all = [this.sessions, ...(this.fullSessions ? [await this.fullSessions] : [])];
+    for (const s of all) {
+      if (this.profiling) for (const x of [s.forward, s.gradient]) x.endProfiling();
+      await s.forward.release();
+      await s.gradient.release();
+    }
   }
 }

@@ -94,6 +94,21 @@ async function all<R>(calls: Promise<R>[]): Promise<R[]> {
   return settled.map((x) => (x as PromiseFulfilledResult<R>).value);
 }
 
+/**
+ * Starts one replica's worker. Its own function, and `what` a module-level one, so that nothing the
+ * client keeps (its `what`) holds the context of `workerData`: the starting weights are not kept on
+ * this thread for the run.
+ */
+function startReplica(replica: number | undefined, workerData: TrainerInit): Promise<WorkerClient<TrainerCalls>> {
+  return WorkerClient.start<TrainerCalls>(new URL('./ort-train-worker.ts', import.meta.url), {
+    name: replica === undefined ? 'onnxruntime trainer' : `onnxruntime trainer (replica ${replica})`,
+    workerData,
+    what: trainerCall,
+  });
+}
+
+const trainerCall = (method: string) => `trainer ${method}`;
+
 export class OrtTrainer implements Trainer {
   readonly engine = 'ort' as const;
   readonly optimizerConfig: AdamWConfig;
@@ -114,16 +129,7 @@ export class OrtTrainer implements Trainer {
     adamWConfig(optimizer); // a bad config fails here, before a worker starts
     const k = options.replicas ?? 2;
     if (!(Number.isInteger(k) && k >= 1)) throw new Error(`trainer: replicas must be a positive integer, got ${k}`);
-    const workerData: TrainerInit = { config, params, optimizer, options };
-    const started = await Promise.allSettled(
-      Array.from({ length: k }, (_, r) =>
-        WorkerClient.start<TrainerCalls>(new URL('./ort-train-worker.ts', import.meta.url), {
-          name: k > 1 ? `onnxruntime trainer (replica ${r})` : 'onnxruntime trainer',
-          workerData,
-          what: (method) => `trainer ${method}`,
-        }),
-      ),
-    );
+    const started = await Promise.allSettled(Array.from({ length: k }, (_, r) => startReplica(k > 1 ? r : undefined, { config, params, optimizer, options })));
     const replicas = started.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
     const failed = started.find((x) => x.status === 'rejected');
     if (failed) {

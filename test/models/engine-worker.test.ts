@@ -245,6 +245,24 @@ test('with retainVersions 2, log-probs can be pinned to the two latest versions;
   }
 });
 
+test('getWeights gives back a held version bit for bit, as a copy; a version no longer held rejects naming it', async () => {
+  const e = await PolicyEngine.create(cfg, { intraOpThreads: 1, retainVersions: 2 });
+  try {
+    await e.setWeights(paramsA, 1);
+    await e.setWeights(paramsB, 2);
+    const back = await e.getWeights(1);
+    assert.deepEqual(Object.keys(back).sort(), Object.keys(paramsA).sort());
+    for (const [name, data] of Object.entries(paramsA)) assert.deepEqual(back[name], data, name);
+    back[Object.keys(back)[0]].fill(0); // the engine's own copy is untouched
+    for (const [name, data] of Object.entries(paramsA)) assert.deepEqual((await e.getWeights(1))[name], data, name);
+    for (const [name, data] of Object.entries(paramsB)) assert.deepEqual((await e.getWeights(2))[name], data, name);
+    await e.setWeights(paramsA, 3);
+    await assert.rejects(e.getWeights(1), /getWeights: policy version 1 is no longer held \(held: 2, 3; raise retainVersions\)/);
+  } finally {
+    await e.close();
+  }
+});
+
 test('an engine option retainVersions below 1 fails at start-up', async () => {
   await assert.rejects(PolicyEngine.create(cfg, { intraOpThreads: 1, retainVersions: 0 }), /retainVersions must be a positive integer, got 0/);
 });

@@ -22,7 +22,7 @@ async function drive(versions: PolicyVersions, from: number, steps: number, skip
       assert.equal(await versions.publish(weights(v)), v);
     }
     versions.applied(k);
-    checkpoints.push(versions.checkpoint(k));
+    checkpoints.push(await versions.checkpoint(k));
   }
   return { sampledWith, checkpoints };
 }
@@ -114,7 +114,88 @@ test('subscribers receive every new version in order; a late one first gets the 
 test('untracked versions (a sink given only an engine) know weights from the first publish on', async () => {
   const v = PolicyVersions.untracked({ maxStaleness: 0, version: 5 });
   assert.equal(v.current, 5);
-  assert.throws(() => v.currentParams, /weights of version 5 are not known/);
+  await assert.rejects(v.params(), /weights of version 5 are not known/);
   await v.publish(weights(6));
-  assert.equal(weightOf(v.currentParams), 6);
+  assert.equal(weightOf(await v.params()), 6);
+});
+
+/**
+ * A subscriber that holds what it is sent as the engine does (the latest `retain` versions, as copies)
+ * and gives them back; asking for another version is an error, as it is in the engine.
+ */
+function holder(retain: number) {
+  const held: { version: number; params: Params }[] = [];
+  const reads: number[] = [];
+  return {
+    reads,
+    listener: (version: number, p: Params) => {
+      held.push({ version, params: { w: p.w.slice() } });
+      while (held.length > retain) held.shift();
+    },
+    source: async (version: number) => {
+      reads.push(version);
+      const h = held.find((x) => x.version === version);
+      if (!h) throw new Error(`getWeights: policy version ${version} is no longer held`);
+      return { w: h.params.w.slice() };
+    },
+  };
+}
+
+test('weights held by the engine (heldBy): none kept here, checkpoints and resumptions the same as with them kept', async () => {
+  const rng = Rng.seeded(11);
+  const plain = (cs: Awaited<ReturnType<typeof drive>>['checkpoints']) =>
+    cs.map((x) => ({ ...x, params: weightOf(x.params), samplers: x.samplers.map((s) => [s.version, weightOf(s.params)]) }));
+  for (let trial = 0; trial < 40; trial++) {
+    const S = rng.int(4);
+    const total = 3 + rng.int(10);
+    const skips = new Set(Array.from({ length: total }, (_, i) => i + 1).filter(() => rng.float() < 0.3));
+    const kept = await drive(PolicyVersions.restore({ maxStaleness: S, start: weights(0) }), 1, total, (k) => skips.has(k));
+    const v = PolicyVersions.restore({ maxStaleness: S, start: weights(0) });
+    const h = holder(S + 2);
+    await v.subscribe(h.listener);
+    v.heldBy(h.source);
+    assert.deepEqual(v.kept, []);
+    const held = await drive(v, 1, total, (k) => skips.has(k));
+    const where = `S=${S} total=${total}, skipped ${[...skips]}`;
+    assert.deepEqual(v.kept, [], where);
+    assert.deepEqual(held.sampledWith, kept.sampledWith, where);
+    assert.deepEqual(plain(held.checkpoints), plain(kept.checkpoints), where);
+    // resumed from a checkpoint, then held by a new engine: the same again
+    const at = 1 + rng.int(total - 1);
+    const resumed = PolicyVersions.restore({ maxStaleness: S, start: weights(0), from: held.checkpoints[at - 1] });
+    const h2 = holder(S + 2);
+    await resumed.subscribe(h2.listener);
+    resumed.heldBy(h2.source);
+    const rest = await drive(resumed, at + 1, total - at, (k) => skips.has(k));
+    assert.deepEqual(plain(rest.checkpoints), plain(kept.checkpoints.slice(at)), `${where}, resumed after ${at}`);
+  }
+});
+
+test('heldBy: a late subscriber gets the versions still needed from the holder; a version it lost is an error naming it', async () => {
+  const v = PolicyVersions.restore({ maxStaleness: 1, start: weights(0) });
+  const h = holder(3);
+  await v.subscribe(h.listener);
+  v.heldBy(h.source);
+  for (let k = 1; k <= 3; k++) {
+    await v.publish(weights(k));
+    v.applied(k);
+  }
+  const late: [number, number][] = [];
+  await v.subscribe((version, p) => {
+    late.push([version, weightOf(p)]);
+  });
+  assert.deepEqual(late, [
+    [2, 2],
+    [3, 3],
+  ]);
+  assert.deepEqual(h.reads, [2, 3]);
+  const forgetful = PolicyVersions.restore({ maxStaleness: 1, start: weights(0) });
+  const h1 = holder(1);
+  await forgetful.subscribe(h1.listener);
+  forgetful.heldBy(h1.source);
+  await forgetful.publish(weights(1));
+  forgetful.applied(1);
+  await forgetful.publish(weights(2));
+  forgetful.applied(2);
+  await assert.rejects(forgetful.checkpoint(2), /getWeights: policy version 1 is no longer held/);
 });
