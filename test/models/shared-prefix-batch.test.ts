@@ -12,7 +12,13 @@ const b = randomImage(cfg, 2);
 const aCopy = { ...a, data: a.data.slice() };
 
 test('rows share a prefix when prompt ids and image content agree, in order of first appearance, wherever they are', () => {
-  const prompts = [[2, 10, 11], [2, 10, 11], [2, 20], [2, 10, 11], [2, 10, 11]];
+  const prompts = [
+    [2, 10, 11],
+    [2, 10, 11],
+    [2, 20],
+    [2, 10, 11],
+    [2, 10, 11],
+  ];
   const images = [a, aCopy, a, b, a];
   const responses = [[30, EOS_ID], [31], [32, 33, 34], [35], [36]];
   const s = buildSharedPrefixBatch(images, prompts, responses, cfg);
@@ -40,5 +46,18 @@ test('rows share a prefix when prompt ids and image content agree, in order of f
 
 test('single-token prompts have no prefix to share; a bad prompt is named by its row', () => {
   assert.equal(buildSharedPrefixBatch([a, b], [[2], [2]], [[30], [31]], cfg), undefined);
-  assert.throws(() => buildSharedPrefixBatch([a, b, a], [[2, 10], [2, 10], [7, 10]], [[30], [31], [32]], cfg), /^Error: prompt 2: must start with BOS/);
+  assert.throws(
+    () =>
+      buildSharedPrefixBatch(
+        [a, b, a],
+        [
+          [2, 10],
+          [2, 10],
+          [7, 10],
+        ],
+        [[30], [31], [32]],
+        cfg,
+      ),
+    /^Error: prompt 2: must start with BOS/,
+  );
 });
