@@ -123,7 +123,9 @@ const names = Object.keys(rows);
 console.log(
   `\nmedians per rollout step over steps 2..${steps} (default config otherwise); ${os.cpus().length} cores seen, floor over ${cores}; load average ${load()}`,
 );
-console.log(`${''.padEnd(30)}${names.map((n) => n.padStart(24)).join('')}`);
 const allKeys = [...new Set(names.flatMap((n) => Object.keys(rows[n])))];
-for (const k of allKeys) console.log(`${k.padEnd(30)}${names.map((n) => (rows[n][k] ?? Number.NaN).toFixed(3).padStart(24)).join('')}`);
+const width = Math.max(24, ...names.map((n) => n.length + 2));
+const keyWidth = Math.max(30, ...allKeys.map((k) => k.length + 2));
+console.log(`${''.padEnd(keyWidth)}${names.map((n) => n.padStart(width)).join('')}`);
+for (const k of allKeys) console.log(`${k.padEnd(keyWidth)}${names.map((n) => (rows[n][k] ?? Number.NaN).toFixed(3).padStart(width)).join('')}`);
 console.log(`peak RSS of the process (all runs): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
