@@ -128,7 +128,7 @@ const ActorSchema = z
       .boolean()
       .default(true)
       .describe(
-        "the update's passes (engine ort) compute each prompt's image and prompt once for the G responses (and the masked view) that share them (false: a full pass per response; values differ in their last bits)",
+        "the update's passes (engine ort) compute each prompt's image and prompt once for the G responses (and the masked view) that share them (false: a full pass per response; values differ in their last bits). A run saved before this key resumes and replays with false, the pass it trained with",
       ),
     shuffle: z.boolean().default(true).describe('shuffle groups between mini-batches'),
     max_grad_norm: z.number().finite().nonnegative().default(1).describe('clip the global gradient norm (0 = off)'),
@@ -655,6 +655,19 @@ export function lossHackingOptions(
  * The saved config of the `papo train` run in `runDir` (its config.json), for a command that reads the run
  * (`replay`, `rollouts`, `train --resume`): errors name the file, and with `validate` the key.
  */
+/**
+ * A saved run config as this version reads it. A saved config holds every key of the version that wrote it,
+ * so a key missing from it was added since; where that key's default would change what the run computes, it
+ * takes the value the run was trained with: `worker.actor.share_prefix` false (the update's full pass), so a
+ * resumed or replayed older run computes what it did, to the bit.
+ */
+export function savedTrainConfig<T>(raw: T): T {
+  const actor = (raw as { worker?: { actor?: Record<string, unknown> } } | null)?.worker?.actor;
+  if (!actor || typeof actor !== 'object' || Array.isArray(actor) || 'share_prefix' in actor) return raw;
+  const r = raw as { worker: Record<string, unknown> };
+  return { ...r, worker: { ...r.worker, actor: { ...actor, share_prefix: false } } } as T;
+}
+
 export function readRunConfig(runDir: string, command: string): Record<string, unknown>;
 export function readRunConfig(runDir: string, command: string, validate: true): TrainConfig;
 export function readRunConfig(runDir: string, command: string, validate = false): Record<string, unknown> | TrainConfig {
@@ -674,6 +687,7 @@ export function readRunConfig(runDir: string, command: string, validate = false)
     throw new Error(`${command}: ${file} is not valid JSON (cut short, or edited): it is the run's saved config`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${command}: ${file} does not hold a run config (a JSON object)`);
+  value = savedTrainConfig(value);
   if (!validate) return value as Record<string, unknown>;
   try {
     return trainConfig(value);

@@ -44,7 +44,7 @@ import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import type { EvalReport } from './evaluate.ts';
 import { withRun, type Run, type SavedRun } from './run-harness.ts';
-import { configChanges, defaultsLike, lossHackingOptions, resolveTrainConfig, RESUME_SAFE_KEYS, type TrainConfig } from './train-config.ts';
+import { configChanges, defaultsLike, lossHackingOptions, resolveTrainConfig, RESUME_SAFE_KEYS, savedTrainConfig, type TrainConfig } from './train-config.ts';
 import { describeChange, testSummary, trainEvals } from './train-eval.ts';
 import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
 import { trainParts, type TrainParts } from './train-setup.ts';
@@ -137,7 +137,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
 /** Refuses a resume whose config changes what the run computes; notes the changes a resume may make. */
 function resumeNotes(cfg: TrainConfig, dir: string, saved: SavedRun | undefined): string[] {
   if (!saved) return [];
-  const { safe, unsafe } = configChanges(saved.config, cfg, RESUME_SAFE_KEYS, defaultsLike(cfg));
+  const { safe, unsafe } = configChanges(savedTrainConfig(saved.config), cfg, RESUME_SAFE_KEYS, defaultsLike(cfg));
   if (unsafe.length)
     throw new Error(
       `cannot resume ${dir}: the config differs from ${saved.from} in keys that change what the run computes:\n  ${unsafe.join('\n  ')}\n` +

@@ -1,0 +1,64 @@
+/**
+ * A run saved before `worker.actor.share_prefix` existed trained with the update's full pass: resumed or
+ * replayed, it computes what it did, to the bit (a key missing from a saved config takes the value the run
+ * was trained with, not this version's default).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { replayRun } from '../../pipelines/replay.ts';
+import { savedTrainConfig } from '../../pipelines/train-config.ts';
+import { runTrain } from '../../pipelines/train.ts';
+import { trainInputFromArgs } from '../../cli/train-args.ts';
+import { algorithmicMetrics, tinyPolicyInTmp, tinyRunOverrides } from './tiny-run.ts';
+
+let tmp: string;
+let weights: string;
+before(async () => {
+  ({ tmp, weights } = await tinyPolicyInTmp('papo-saved-compat-'));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Removes worker.actor.share_prefix from the run's config.json and from every checkpoint's saved config. */
+function asBeforeTheKey(run: string): void {
+  const strip = (cfg: { worker: { actor: Record<string, unknown> } }) => {
+    assert.equal(cfg.worker.actor.share_prefix, false);
+    delete cfg.worker.actor.share_prefix;
+  };
+  const configFile = path.join(run, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  strip(cfg);
+  fs.writeFileSync(configFile, JSON.stringify(cfg, null, 2));
+  for (const step of fs.readdirSync(path.join(run, 'checkpoints')).filter((n) => n.startsWith('step_'))) {
+    const f = path.join(run, 'checkpoints', step, 'zarr.json');
+    const meta = JSON.parse(fs.readFileSync(f, 'utf8'));
+    strip(meta.attributes.state.config);
+    fs.writeFileSync(f, JSON.stringify(meta, null, 2));
+  }
+}
+
+test('savedTrainConfig: a saved config without worker.actor.share_prefix reads it as false; one with it is unchanged', () => {
+  const old = { worker: { actor: { ppo_epochs: 1 } } };
+  assert.deepEqual(savedTrainConfig(old), { worker: { actor: { ppo_epochs: 1, share_prefix: false } } });
+  assert.deepEqual(old, { worker: { actor: { ppo_epochs: 1 } } }, 'the input is not changed');
+  const now = { worker: { actor: { share_prefix: true } } };
+  assert.equal(savedTrainConfig(now), now);
+});
+
+test('an older run (full-pass update, no share_prefix in its saved config) resumes and replays to the bit', async () => {
+  const full = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
+  const whole = path.join(tmp, 'whole');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, whole, 3), ...full]), { quiet: true });
+  const parts = path.join(tmp, 'parts');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 2), ...full]), { quiet: true });
+  asBeforeTheKey(parts);
+
+  const replay = await replayRun(parts, 2);
+  assert.deepEqual(replay.differing, []);
+  assert.deepEqual(replay.weights?.differing, []);
+
+  await runTrain(trainInputFromArgs({ resume: parts }, ['trainer.max_steps=3']), { quiet: true, resumeOnly: true });
+  assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(parts, 'config.json'), 'utf8')).worker.actor.share_prefix, false);
+});
