@@ -155,3 +155,16 @@ export function buildSharedPrefixBatch(
     targetValid,
   };
 }
+
+/** The response rows' inputs of the shared-prefix graphs (engine and trainer), by input name. */
+export function sharedRowInputs(sb: SharedPrefixBatch): { name: string; type: 'int64' | 'float32'; data: BigInt64Array | Float32Array; dims: number[] }[] {
+  const rows = [sb.B, sb.Lr];
+  return [
+    { name: 'row_prefix', type: 'int64', data: sb.rowPrefix, dims: [sb.B] },
+    { name: 'tokens', type: 'int64', data: sb.tokens, dims: rows },
+    { name: 'positions', type: 'int64', data: sb.positions, dims: rows },
+    { name: 'token_valid', type: 'float32', data: sb.tokenValid, dims: rows },
+    { name: 'targets', type: 'int64', data: sb.targets, dims: rows },
+    { name: 'target_valid', type: 'float32', data: sb.targetValid, dims: rows },
+  ];
+}

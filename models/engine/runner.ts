@@ -16,7 +16,7 @@ import { type PolicyConfig, policyDims } from '../config.ts';
 import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify, type PromptBatch } from '../batch.ts';
 import { paramSpecs, sizeOf } from '../params.ts';
 import { PAD_ID } from '../tokenizer.ts';
-import { buildSharedPrefixBatch, type SharedPrefixBatch } from '../shared-prefix-batch.ts';
+import { buildSharedPrefixBatch, type SharedPrefixBatch, sharedRowInputs } from '../shared-prefix-batch.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
 import { buildSharedPrefixGraph, prefixNames } from '../onnx/shared-prefix-graph.ts';
 import { checkSamplingOptions, type SamplingOptions } from './sampler.ts';
@@ -265,7 +265,7 @@ export class OrtPolicyRunner {
       throw new Error(`logProbs (rows from ${offset}): ${(err as Error).message}`);
     }
     if (!sb) return this.logProbChunk(w, images, prompts, responses, offset);
-    const { Bp, B, Lq, S0, Lr } = sb;
+    const { Bp, Lq, S0, Lr } = sb;
     const prefill = this.sessions.prefill;
     const pre = await prefill.session.run(
       this.withParams(w, prefill.graph, {
@@ -275,15 +275,8 @@ export class OrtPolicyRunner {
         key_valid: new ort.Tensor('float32', sb.prefixKeyValid, [Bp, Lq]),
       }),
     );
-    const feeds: Feeds = {
-      prefix_valid: new ort.Tensor('float32', sb.prefixValid, [Bp, S0]),
-      row_prefix: new ort.Tensor('int64', sb.rowPrefix, [B]),
-      tokens: new ort.Tensor('int64', sb.tokens, [B, Lr]),
-      positions: new ort.Tensor('int64', sb.positions, [B, Lr]),
-      token_valid: new ort.Tensor('float32', sb.tokenValid, [B, Lr]),
-      targets: new ort.Tensor('int64', sb.targets, [B, Lr]),
-      target_valid: new ort.Tensor('float32', sb.targetValid, [B, Lr]),
-    };
+    const feeds: Feeds = { prefix_valid: new ort.Tensor('float32', sb.prefixValid, [Bp, S0]) };
+    for (const x of sharedRowInputs(sb)) feeds[x.name] = new ort.Tensor(x.type, x.data, x.dims);
     for (let i = 0; i < cfg.nLayers; i++) {
       feeds[prefixNames(i).kT] = pre[cacheNames(i).kT];
       feeds[prefixNames(i).v] = pre[cacheNames(i).v];

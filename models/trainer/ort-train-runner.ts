@@ -24,7 +24,7 @@ import { ArrayAdamW, type AdamWConfigInput, type AdamWState, type StepInfo } fro
 import { buildTrainGraphs, COTANGENT, gradOutputName, type GradientMode, type PolicyTrainGraphs } from '../onnx/train-graphs.ts';
 import type { RowsPayload } from './types.ts';
 import { addInto, copyBlock, responseWidth } from './row-blocks.ts';
-import { buildSharedPrefixBatch, type SharedPrefixBatch } from '../shared-prefix-batch.ts';
+import { buildSharedPrefixBatch, type SharedPrefixBatch, sharedRowInputs } from '../shared-prefix-batch.ts';
 
 export interface OrtTrainOptions {
   /**
@@ -151,21 +151,16 @@ export class OrtTrainRunner {
         throw new Error(`trainer forward (rows from ${start}): ${(err as Error).message}`);
       }
       if (sb) {
-        const { Bp, B, Lq, Lr } = sb;
+        const { Bp, Lq } = sb;
         const feeds: Feeds = {
           patches: new ort.Tensor('float32', sb.patches, [Bp, nPatch, patchDim]),
           prompt: new ort.Tensor('int64', sb.prefixIds, [Bp, Lq]),
           prompt_positions: new ort.Tensor('int64', sb.prefixPositions, [Bp, Lq]),
           prompt_valid: new ort.Tensor('float32', sb.prefixKeyValid, [Bp, Lq]),
-          row_prefix: new ort.Tensor('int64', sb.rowPrefix, [B]),
-          tokens: new ort.Tensor('int64', sb.tokens, [B, Lr]),
-          positions: new ort.Tensor('int64', sb.positions, [B, Lr]),
-          token_valid: new ort.Tensor('float32', sb.tokenValid, [B, Lr]),
-          targets: new ort.Tensor('int64', sb.targets, [B, Lr]),
-          target_valid: new ort.Tensor('float32', sb.targetValid, [B, Lr]),
           ...this.paramTensors,
         };
-        return { feeds, Lr, shared: true };
+        for (const x of sharedRowInputs(sb)) feeds[x.name] = new ort.Tensor(x.type, x.data, x.dims);
+        return { feeds, Lr: sb.Lr, shared: true };
       }
     }
     let pb: ReturnType<typeof buildPromptBatch>;
