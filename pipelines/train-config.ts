@@ -668,6 +668,18 @@ export function savedTrainConfig<T>(raw: T): T {
   return { ...r, worker: { ...r.worker, actor: { ...actor, share_prefix: false } } } as T;
 }
 
+/**
+ * The config a run resumed from `saved` continues with: a key added since the run was saved, which the
+ * command line (`input`) does not set, takes the value the run was trained with (as `savedTrainConfig`
+ * reads it), not this version's default; e.g. a study continued with its study file.
+ */
+export function withSavedKeys(cfg: TrainConfig, input: unknown, saved: unknown): TrainConfig {
+  const actor = (saved as { worker?: { actor?: unknown } } | null)?.worker?.actor;
+  // a saved config that has the key, or a command line that sets it: the usual rules (a change is refused)
+  if (!actor || typeof actor !== 'object' || 'share_prefix' in actor || flattenConfig(input).has('worker.actor.share_prefix')) return cfg;
+  return { ...cfg, worker: { ...cfg.worker, actor: { ...cfg.worker.actor, share_prefix: false } } };
+}
+
 export function readRunConfig(runDir: string, command: string): Record<string, unknown>;
 export function readRunConfig(runDir: string, command: string, validate: true): TrainConfig;
 export function readRunConfig(runDir: string, command: string, validate = false): Record<string, unknown> | TrainConfig {

@@ -44,7 +44,16 @@ import type { Logger } from '../util/logger.ts';
 import { createProgress, formatDuration } from '../util/progress.ts';
 import type { EvalReport } from './evaluate.ts';
 import { withRun, type Run, type SavedRun } from './run-harness.ts';
-import { configChanges, defaultsLike, lossHackingOptions, resolveTrainConfig, RESUME_SAFE_KEYS, savedTrainConfig, type TrainConfig } from './train-config.ts';
+import {
+  configChanges,
+  defaultsLike,
+  lossHackingOptions,
+  resolveTrainConfig,
+  RESUME_SAFE_KEYS,
+  savedTrainConfig,
+  type TrainConfig,
+  withSavedKeys,
+} from './train-config.ts';
 import { describeChange, testSummary, trainEvals } from './train-eval.ts';
 import { lossHackingAlarms, recordSteps, TrainCheckpoints, type StepSummary } from './train-records.ts';
 import { trainParts, type TrainParts } from './train-setup.ts';
@@ -113,7 +122,10 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
       resume: cfg.trainer.resume_mode !== 'auto' ? 'never' : opts.resumeOnly ? 'only' : 'auto',
       force: opts.force,
       noSave: opts.noSave,
-      settle: (saved) => ({ config: cfg, notes: [...notes, ...resumeNotes(cfg, dir, saved)] }),
+      settle: (saved) => {
+        const settled = saved ? withSavedKeys(cfg, input, saved.config) : cfg;
+        return { config: settled, notes: [...notes, ...resumeNotes(settled, dir, saved)] };
+      },
       metrics: true,
       rollouts: true,
       tensorboard: cfg.trainer.logger.includes('tensorboard'),

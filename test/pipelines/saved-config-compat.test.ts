@@ -62,3 +62,27 @@ test('an older run (full-pass update, no share_prefix in its saved config) resum
   assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
   assert.equal(JSON.parse(fs.readFileSync(path.join(parts, 'config.json'), 'utf8')).worker.actor.share_prefix, false);
 });
+
+test('an older run continued with a command line that does not name the key (as a study does) keeps its full pass', async () => {
+  const full = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
+  const whole = path.join(tmp, 'whole-study');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, whole, 3), ...full]), { quiet: true });
+  const parts = path.join(tmp, 'parts-study');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 2), ...full]), { quiet: true });
+  asBeforeTheKey(parts);
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 3), 'trainer.save_freq=1', 'trainer.resume_mode=auto']), { quiet: true });
+  assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
+  // naming the key with another value is a change the resume refuses
+  const named = path.join(tmp, 'parts-named');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, named, 2), ...full]), { quiet: true });
+  asBeforeTheKey(named);
+  await assert.rejects(
+    runTrain(
+      trainInputFromArgs({}, [...tinyRunOverrides(weights, named, 3), 'trainer.save_freq=1', 'trainer.resume_mode=auto', 'worker.actor.share_prefix=true']),
+      {
+        quiet: true,
+      },
+    ),
+    /worker\.actor\.share_prefix: false -> true/,
+  );
+});
