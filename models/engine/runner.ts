@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { Rng } from '../../util/rng.ts';
 import { type PolicyConfig, policyDims } from '../config.ts';
 import { buildPromptBatch, buildResponseBatch, buildTextBatch, patchify, type PromptBatch } from '../batch.ts';
-import { paramSpecs, sizeOf } from '../params.ts';
+import type { Params } from '../params.ts';
 import { PAD_ID } from '../tokenizer.ts';
 import { buildSharedPrefixBatch, type SharedPrefixBatch, sharedRowInputs } from '../shared-prefix-batch.ts';
 import { buildPolicyGraphs, cacheNames, type PolicyGraph } from '../onnx/policy-graphs.ts';
@@ -32,7 +32,7 @@ import {
   type ResponseCache,
   type SamplingShape,
 } from './decoding.ts';
-import { unpackWeights, type WeightSnapshot } from './weights.ts';
+import { packWeights, unpackWeights, type WeightSnapshot } from './weights.ts';
 import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 type Feeds = Record<string, ort.Tensor>;
@@ -134,15 +134,9 @@ export class OrtPolicyRunner {
    */
   getWeights(version: number): Float32Array {
     const w = this.select(version, 'getWeights');
-    const specs = paramSpecs(this.cfg);
-    const flat = new Float32Array(specs.reduce((n, s) => n + sizeOf(s.shape), 0));
-    let o = 0;
-    for (const s of specs) {
-      const data = w.tensors.get(s.name)?.data as Float32Array;
-      flat.set(data, o);
-      o += data.length;
-    }
-    return flat;
+    const params: Params = {};
+    for (const [name, t] of w.tensors) params[name] = t.data as Float32Array;
+    return new Float32Array(packWeights(this.cfg, params, w.version).buffer);
   }
 
   private current(what: string): LoadedWeights {

@@ -34,7 +34,8 @@ export const cacheNames = (i: number) => ({
   newV: `new_v.${i}`,
 });
 
-function declareParams(g: GraphBuilder, cfg: PolicyConfig, withImage: boolean): string[] {
+/** Declares the parameters as graph inputs (without the image's and encoder's when `withImage` is false); returns their names. */
+export function declareParams(g: GraphBuilder, cfg: PolicyConfig, withImage: boolean): string[] {
   const names: string[] = [];
   for (const s of paramSpecs(cfg)) {
     if (!withImage && (s.name.startsWith('img.') || s.name.startsWith('enc.'))) continue;

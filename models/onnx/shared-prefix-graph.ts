@@ -19,10 +19,9 @@
  * and prompt, so that the gradient generated from it (models/onnx/autodiff.ts) reaches them.
  */
 import { type PolicyConfig, policyDims } from '../config.ts';
-import { paramSpecs } from '../params.ts';
 import { GraphBuilder } from './builder.ts';
 import { Layers, param, SLICE_END } from './layers.ts';
-import { decoder, type PolicyGraph, sequence } from './policy-graphs.ts';
+import { declareParams, decoder, type PolicyGraph, sequence } from './policy-graphs.ts';
 
 /** Input names of decoder layer i's prefix keys and values. */
 export const prefixNames = (i: number) => ({ kT: `prefix_kT.${i}`, v: `prefix_v.${i}` });
@@ -95,12 +94,7 @@ export function buildSharedPrefixGraph(cfg: PolicyConfig): PolicyGraph {
   }
   const prefixValid = g.input('prefix_valid', 'float32', ['Bp', 'S0']);
   const r = rowInputs(g);
-  const paramNames: string[] = [];
-  for (const s of paramSpecs(cfg)) {
-    if (s.name.startsWith('img.') || s.name.startsWith('enc.')) continue;
-    g.input(s.name, 'float32', s.shape);
-    paramNames.push(s.name);
-  }
+  const paramNames = declareParams(g, cfg, false);
   scoreRows(g, new Layers(g, cfg), past, prefixValid, r, true);
   return { kind: 'logprobs', bytes: g.toBytes('teacher-forced response log-probs against shared prefixes'), paramNames };
 }
@@ -119,11 +113,7 @@ export function sharedPrefixTrainBuilder(cfg: PolicyConfig): { g: GraphBuilder; 
   const promptPositions = g.input('prompt_positions', 'int64', ['Bp', 'Lq']);
   const promptValid = g.input('prompt_valid', 'float32', ['Bp', 'Lq']);
   const r = rowInputs(g);
-  const paramNames: string[] = [];
-  for (const s of paramSpecs(cfg)) {
-    g.input(s.name, 'float32', s.shape);
-    paramNames.push(s.name);
-  }
+  const paramNames = declareParams(g, cfg, true);
   const L = new Layers(g, cfg);
   const { x, valid } = sequence(L, patches, prompt, promptPositions, promptValid);
   const bias = g.op('Min', [L.causalBias(x), L.keyBias(valid)]);
