@@ -652,34 +652,40 @@ export function lossHackingOptions(
 }
 
 /**
- * The saved config of the `papo train` run in `runDir` (its config.json), for a command that reads the run
- * (`replay`, `rollouts`, `train --resume`): errors name the file, and with `validate` the key.
- */
-/**
  * A saved run config as this version reads it. A saved config holds every key of the version that wrote it,
  * so a key missing from it was added since; where that key's default would change what the run computes, it
  * takes the value the run was trained with: `worker.actor.share_prefix` false (the update's full pass), so a
  * resumed or replayed older run computes what it did, to the bit.
  */
 export function savedTrainConfig<T>(raw: T): T {
-  const actor = (raw as { worker?: { actor?: Record<string, unknown> } } | null)?.worker?.actor;
-  if (!actor || typeof actor !== 'object' || Array.isArray(actor) || 'share_prefix' in actor) return raw;
-  const r = raw as { worker: Record<string, unknown> };
-  return { ...r, worker: { ...r.worker, actor: { ...actor, share_prefix: false } } } as T;
+  return predatesSharePrefix(raw) ? (withFullPass(raw as { worker: { actor: object } }) as T) : raw;
 }
 
 /**
  * The config a run resumed from `saved` continues with: a key added since the run was saved, which the
  * command line (`input`) does not set, takes the value the run was trained with (as `savedTrainConfig`
- * reads it), not this version's default; e.g. a study continued with its study file.
+ * reads it), not this version's default; e.g. a study continued with its study file. A saved config that has
+ * the key, or a command line that sets it, follows the usual rules (a change is refused).
  */
 export function withSavedKeys(cfg: TrainConfig, input: unknown, saved: unknown): TrainConfig {
-  const actor = (saved as { worker?: { actor?: unknown } } | null)?.worker?.actor;
-  // a saved config that has the key, or a command line that sets it: the usual rules (a change is refused)
-  if (!actor || typeof actor !== 'object' || 'share_prefix' in actor || flattenConfig(input).has('worker.actor.share_prefix')) return cfg;
-  return { ...cfg, worker: { ...cfg.worker, actor: { ...cfg.worker.actor, share_prefix: false } } };
+  return predatesSharePrefix(saved) && !flattenConfig(input).has('worker.actor.share_prefix') ? withFullPass(cfg) : cfg;
 }
 
+/** A saved config without `worker.actor.share_prefix` was written before it: its run trained with the full pass. */
+function predatesSharePrefix(saved: unknown): boolean {
+  const actor = (saved as { worker?: { actor?: unknown } } | null)?.worker?.actor;
+  return typeof actor === 'object' && actor !== null && !Array.isArray(actor) && !('share_prefix' in actor);
+}
+
+const withFullPass = <T extends { worker: { actor: object } }>(c: T): T => ({
+  ...c,
+  worker: { ...c.worker, actor: { ...c.worker.actor, share_prefix: false } },
+});
+
+/**
+ * The saved config of the `papo train` run in `runDir` (its config.json), for a command that reads the run
+ * (`replay`, `rollouts`, `train --resume`): errors name the file, and with `validate` the key.
+ */
 export function readRunConfig(runDir: string, command: string): Record<string, unknown>;
 export function readRunConfig(runDir: string, command: string, validate: true): TrainConfig;
 export function readRunConfig(runDir: string, command: string, validate = false): Record<string, unknown> | TrainConfig {

@@ -15,10 +15,27 @@ import { algorithmicMetrics, tinyPolicyInTmp, tinyRunOverrides } from './tiny-ru
 
 let tmp: string;
 let weights: string;
+/** the uninterrupted full-pass run of 3 steps */
+let whole: string;
+/** 2 steps of the same run, its saved configs as a version before the key wrote them */
+let older: string;
+const FULL = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
 before(async () => {
   ({ tmp, weights } = await tinyPolicyInTmp('papo-saved-compat-'));
+  whole = path.join(tmp, 'whole');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, whole, 3), ...FULL]), { quiet: true });
+  older = path.join(tmp, 'older');
+  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, older, 2), ...FULL]), { quiet: true });
+  asBeforeTheKey(older);
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** A copy of the older run, for one test to continue. */
+function olderRun(name: string): string {
+  const dir = path.join(tmp, name);
+  fs.cpSync(older, dir, { recursive: true });
+  return dir;
+}
 
 /** Removes worker.actor.share_prefix from the run's config.json and from every checkpoint's saved config. */
 function asBeforeTheKey(run: string): void {
@@ -47,13 +64,7 @@ test('savedTrainConfig: a saved config without worker.actor.share_prefix reads i
 });
 
 test('an older run (full-pass update, no share_prefix in its saved config) resumes and replays to the bit', async () => {
-  const full = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
-  const whole = path.join(tmp, 'whole');
-  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, whole, 3), ...full]), { quiet: true });
-  const parts = path.join(tmp, 'parts');
-  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 2), ...full]), { quiet: true });
-  asBeforeTheKey(parts);
-
+  const parts = olderRun('parts');
   const replay = await replayRun(parts, 2);
   assert.deepEqual(replay.differing, []);
   assert.deepEqual(replay.weights?.differing, []);
@@ -64,24 +75,15 @@ test('an older run (full-pass update, no share_prefix in its saved config) resum
 });
 
 test('an older run continued with a command line that does not name the key (as a study does) keeps its full pass', async () => {
-  const full = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
-  const whole = path.join(tmp, 'whole-study');
-  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, whole, 3), ...full]), { quiet: true });
-  const parts = path.join(tmp, 'parts-study');
-  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 2), ...full]), { quiet: true });
-  asBeforeTheKey(parts);
+  const parts = olderRun('parts-study');
   await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 3), 'trainer.save_freq=1', 'trainer.resume_mode=auto']), { quiet: true });
   assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
   // naming the key with another value is a change the resume refuses
-  const named = path.join(tmp, 'parts-named');
-  await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, named, 2), ...full]), { quiet: true });
-  asBeforeTheKey(named);
+  const named = olderRun('parts-named');
   await assert.rejects(
     runTrain(
       trainInputFromArgs({}, [...tinyRunOverrides(weights, named, 3), 'trainer.save_freq=1', 'trainer.resume_mode=auto', 'worker.actor.share_prefix=true']),
-      {
-        quiet: true,
-      },
+      { quiet: true },
     ),
     /worker\.actor\.share_prefix: false -> true/,
   );
