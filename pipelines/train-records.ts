@@ -98,11 +98,12 @@ export class TrainCheckpoints {
   }
 
   private async capture(step: number, cursor: StreamCursor): Promise<PendingCheckpoint> {
-    const v = await this.versions.checkpoint(step);
+    // the weights from the engine and the optimizer state from the trainer, read at once
+    const [v, optimizer] = await Promise.all([this.versions.checkpoint(step), this.trainer.exportOptimizerState()]);
     return {
       step,
       params: v.params,
-      optimizer: await this.trainer.exportOptimizerState(),
+      optimizer,
       samplers: v.samplers,
       state: { version: v.version, cursor, versions: v.versions, ...this.base, metrics: {} },
     };
