@@ -11,8 +11,9 @@
  * - the breakdown (timing_s/*, other and overlap: step = the stages + other - overlap);
  * - the resident set: after each step, and the process's peak (maxRSS).
  * `--staleness 0` runs one of the two (a fresh process per run gives each its own peak RSS).
- * With `--compare` it also runs with `worker.actor.share_prefix=false` (the update's passes without the shared
- * prompt prefix), and with that and `worker.rollout.fused_logprobs=false worker.rollout.share_prefix=false`.
+ * With `--compare` it also runs at max_staleness 0 with `worker.rollout.data_parallel_size=1` (one engine worker
+ * of 2 threads), with `worker.actor.share_prefix=false` (the update's passes without the shared prompt prefix),
+ * and with that and `worker.rollout.fused_logprobs=false worker.rollout.share_prefix=false`.
  *
  *   node --import tsx bench/rl-step.ts [--steps 12] [--cores 2] [--staleness 0,1] [--compare] [key=value overrides...]
  *
@@ -55,6 +56,7 @@ const variants: [string, string[]][] = opts.staleness
   .map((x) => [`max_staleness ${x}`, [`trainer.max_staleness=${x}`]]);
 if (opts.compare)
   variants.push(
+    ['s0, one engine worker', ['trainer.max_staleness=0', 'worker.rollout.data_parallel_size=1']],
     ['s0, update full pass', ['trainer.max_staleness=0', 'worker.actor.share_prefix=false']],
     [
       's0, all passes unfused+full',

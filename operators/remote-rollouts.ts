@@ -49,6 +49,8 @@ export interface RemoteRolloutsOptions {
   policy: PolicyConfig;
   /** the trainer's `worker.rollout.threads`, which workers run their engines with (results to the bit) */
   threads?: number;
+  /** the trainer's `worker.rollout.data_parallel_size`: the engine workers those threads are shared by */
+  dataParallelSize?: number;
   /** the policy version a step samples with (`PolicyVersions.versionOf`) */
   versionOf: (batch: PromptBatch) => number;
   /** tokens a response may have (results longer are refused) */
@@ -107,6 +109,7 @@ export function remoteRollouts(opts: RemoteRolloutsOptions): RemoteRunner {
         rewardId: opts.rewardId,
         policy: opts.policy,
         ...(opts.threads ? { threads: opts.threads } : {}),
+        ...(opts.dataParallelSize ? { dataParallelSize: opts.dataParallelSize } : {}),
         batch: shard,
       });
       const msgID = `${opts.run}.${opts.launch}.${step}.${round}.${k}`;

@@ -37,6 +37,8 @@ export interface ShardJob extends ShardId {
    * them unless told otherwise, since onnxruntime's sums, and so the log-probs' last bits, depend on them
    */
   threads?: number;
+  /** the workers those threads are shared by (`worker.rollout.data_parallel_size`); absent: 1 */
+  dataParallelSize?: number;
   /** the shard's prompts, as the trainer's stages see them */
   batch: PromptBatch;
 }
@@ -95,6 +97,11 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
   if (!h.segment || typeof h.segment !== 'object' || !h.policy || typeof h.policy !== 'object') bad('segment or policy missing');
   if (h.threads !== undefined && !(Number.isSafeInteger(h.threads) && (h.threads as number) >= 1 && (h.threads as number) <= 1024))
     bad(`threads ${JSON.stringify(h.threads)} is not an integer from 1 to 1024`);
+  if (
+    h.dataParallelSize !== undefined &&
+    !(Number.isSafeInteger(h.dataParallelSize) && (h.dataParallelSize as number) >= 1 && (h.dataParallelSize as number) <= 1024)
+  )
+    bad(`dataParallelSize ${JSON.stringify(h.dataParallelSize)} is not an integer from 1 to 1024`);
   const recs = h.records as (Omit<TaskRecord, 'image'> & { height: number; width: number })[];
   if (!Array.isArray(recs) || recs.length === 0) bad('it has no records');
   const indices = arrays.get('indices');
@@ -119,6 +126,7 @@ export function decodeJob(bytes: Uint8Array, subject: string): ShardJob {
     rewardId: h.rewardId as string,
     policy: h.policy as PolicyConfig,
     ...(h.threads !== undefined ? { threads: h.threads as number } : {}),
+    ...(h.dataParallelSize !== undefined ? { dataParallelSize: h.dataParallelSize as number } : {}),
     batch: {
       step: id.step,
       rounds: id.rounds,

@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import { lastValueFrom, of } from 'rxjs';
 import type { JsMsg } from '@nats-io/jetstream';
 import { PolicyEngine } from '../models/engine/engine.ts';
+import { engineThreads } from '../models/engine/parts.ts';
 import { rolloutSegment } from '../operators/rollout-segment.ts';
 import { decodeJob, encodeResult, shardName, type ShardJob } from '../operators/shard-messages.ts';
 import { connectNats, type NatsOptions } from '../storage/nats-connection.ts';
@@ -184,7 +185,7 @@ async function waitForJobVersion(broker: RolloutBroker, job: ShardJob): Promise<
 class WorkerState {
   private engine: PolicyEngine | undefined;
   private policyKey = '';
-  private engineThreads = 0;
+  private engineLayout = '';
   private run = '';
   private installed: number[] = [];
   private reference = false;
@@ -210,11 +211,14 @@ class WorkerState {
           'its log-probs may differ from the in-process run in the last bits; leave --threads out to follow the trainer',
       );
     }
-    if (!this.engine || key !== this.policyKey || threads !== this.engineThreads) {
+    // The trainer's engine layout (its threads over its data_parallel_size workers), so a shard's values are the in-process run's.
+    const layout = engineThreads(threads, job.dataParallelSize ?? 1);
+    const layoutKey = `${layout.workers}x${layout.intraOpThreads}`;
+    if (!this.engine || key !== this.policyKey || layoutKey !== this.engineLayout) {
       await this.engine?.close();
       this.engine = undefined;
-      this.engine = await PolicyEngine.create(job.policy, { intraOpThreads: threads, retainVersions: 4 });
-      this.engineThreads = threads;
+      this.engine = await PolicyEngine.create(job.policy, { ...layout, retainVersions: 4 });
+      this.engineLayout = layoutKey;
       this.policyKey = key;
       this.installed = [];
       this.reference = false;

@@ -158,7 +158,12 @@ const RolloutSchema = z
       .describe('sampling temperature (the paper: 1.0; 0.7 measured better here, see docs/benchmarks.md)'),
     top_p: z.number().gt(0).max(1).default(1).describe('nucleus sampling cut (1 = none)'),
     top_k: z.number().int().min(-1).default(-1).describe('top-k cut (-1 or 0 = none)'),
-    threads: posInt().default(2).describe('onnxruntime intra-op threads of the engine'),
+    threads: posInt().default(2).describe('onnxruntime threads of the engine (sampling and log-probs), shared evenly by its data_parallel_size workers'),
+    data_parallel_size: posInt()
+      .default(2)
+      .describe(
+        'engine worker threads, each with its own sessions and copy of the weights, each taking a contiguous part of every sampling and log-prob call (at most threads; 1: one worker of threads intra-op threads, which waits on its threads at every node). Sampled log-probs differ from another size in their last bits. A run saved before this key resumes and replays with 1',
+      ),
     fused_logprobs: z.boolean().default(true).describe('the masked-view and reference log-probs of a step in one engine call (the same values as two calls)'),
     share_prefix: z
       .boolean()
@@ -652,13 +657,23 @@ export function lossHackingOptions(
 }
 
 /**
+ * Keys added since the first saved runs whose default changes what a run computes, with the value a run
+ * saved before them was trained with: `worker.actor.share_prefix` false (the update's full pass),
+ * `worker.rollout.data_parallel_size` 1 (one engine worker: the sampled log-probs' last bits).
+ */
+const ADDED_KEYS: readonly { section: 'actor' | 'rollout'; key: string; before: unknown }[] = [
+  { section: 'actor', key: 'share_prefix', before: false },
+  { section: 'rollout', key: 'data_parallel_size', before: 1 },
+];
+
+/**
  * A saved run config as this version reads it. A saved config holds every key of the version that wrote it,
  * so a key missing from it was added since; where that key's default would change what the run computes, it
- * takes the value the run was trained with: `worker.actor.share_prefix` false (the update's full pass), so a
- * resumed or replayed older run computes what it did, to the bit.
+ * takes the value the run was trained with (`ADDED_KEYS`), so a resumed or replayed older run computes what
+ * it did, to the bit.
  */
 export function savedTrainConfig<T>(raw: T): T {
-  return predatesSharePrefix(raw) ? (withFullPass(raw as { worker: { actor: object } }) as T) : raw;
+  return withKeys(raw, missingKeys(raw));
 }
 
 /**
@@ -668,19 +683,27 @@ export function savedTrainConfig<T>(raw: T): T {
  * the key, or a command line that sets it, follows the usual rules (a change is refused).
  */
 export function withSavedKeys(cfg: TrainConfig, input: unknown, saved: unknown): TrainConfig {
-  return predatesSharePrefix(saved) && !flattenConfig(input).has('worker.actor.share_prefix') ? withFullPass(cfg) : cfg;
+  const given = flattenConfig(input);
+  return withKeys(
+    cfg,
+    missingKeys(saved).filter((k) => !given.has(`worker.${k.section}.${k.key}`)),
+  );
 }
 
-/** A saved config without `worker.actor.share_prefix` was written before it: its run trained with the full pass. */
-function predatesSharePrefix(saved: unknown): boolean {
-  const actor = (saved as { worker?: { actor?: unknown } } | null)?.worker?.actor;
-  return typeof actor === 'object' && actor !== null && !Array.isArray(actor) && !('share_prefix' in actor);
+/** The added keys a saved config lacks (none for what is not a saved config's shape). */
+function missingKeys(saved: unknown): (typeof ADDED_KEYS)[number][] {
+  const worker = (saved as { worker?: Record<string, unknown> } | null)?.worker;
+  const isObject = (x: unknown): x is object => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObject(worker)) return [];
+  return ADDED_KEYS.filter((k) => isObject(worker[k.section]) && !(k.key in (worker[k.section] as object)));
 }
 
-const withFullPass = <T extends { worker: { actor: object } }>(c: T): T => ({
-  ...c,
-  worker: { ...c.worker, actor: { ...c.worker.actor, share_prefix: false } },
-});
+function withKeys<T>(c: T, keys: readonly (typeof ADDED_KEYS)[number][]): T {
+  if (keys.length === 0) return c;
+  const worker = { ...(c as { worker: Record<string, object> }).worker };
+  for (const k of keys) worker[k.section] = { ...worker[k.section], [k.key]: k.before };
+  return { ...c, worker };
+}
 
 /**
  * The saved config of the `papo train` run in `runDir` (its config.json), for a command that reads the run

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../models/config.ts';
 import { PolicyEngine } from '../models/engine/engine.ts';
+import { engineThreads } from '../models/engine/parts.ts';
 import { createTrainer } from '../models/trainer/create.ts';
 import type { Trainer } from '../models/trainer/types.ts';
 import { needsMaskedLogprobs } from '../algorithms/config.ts';
@@ -119,7 +120,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
     const backends = describeBackends('train', actor.engine, trainer.engine, backend);
     run.say(backends);
     run.logger.info({ event: 'backend', message: backends }, backends);
-    engine = await PolicyEngine.create(policy, { intraOpThreads: rollout.threads, retainVersions: S + 2 });
+    engine = await PolicyEngine.create(policy, { ...engineThreads(rollout.threads, rollout.data_parallel_size), retainVersions: S + 2 });
     const e = engine;
     const t = trainer;
     // The engine holds the current weights and the older versions the next steps still sample with.
@@ -163,6 +164,7 @@ export async function trainParts(run: Run<TrainConfig>, reward?: RewardFunction)
         rewardId: reward ? `code:${reward.name}` : rewardIdentity(cfg.worker.reward.score_function),
         policy,
         threads: rollout.threads,
+        dataParallelSize: rollout.data_parallel_size,
         versionOf: versions.versionOf,
         maxNewTokens: maxResponseLength,
         resultTimeoutS: n.result_timeout_s,

@@ -12,7 +12,9 @@ export interface EngineCalls {
   setWeights(snapshot: { version: number; buffer: ArrayBuffer; slot: WeightSlot }): number;
   /** A copy of a retained version's weights, packed (weights.ts), moved to the caller. */
   getWeights(version: number): Float32Array;
-  sample(request: SampleRequest): SampleResult;
-  logProbs(request: LogProbRequest): LogProbResult;
-  logProbViews(requests: LogProbRequest[]): LogProbResult[];
+  /** `first`: where the request's first prompt sits in the caller's (a part of it: errors count from there) */
+  sample(arg: { request: SampleRequest; first: number }): SampleResult;
+  logProbs(arg: { request: LogProbRequest; first: number }): LogProbResult;
+  /** `first`: where each request's first row sits in the caller's */
+  logProbViews(arg: { requests: LogProbRequest[]; first: number[] }): LogProbResult[];
 }

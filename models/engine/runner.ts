@@ -33,6 +33,7 @@ import {
   type SamplingShape,
 } from './decoding.ts';
 import { packWeights, unpackWeights, type WeightSnapshot } from './weights.ts';
+import { LOGPROB_BATCH_ROWS } from './parts.ts';
 import type { EngineOptions, LogProbRequest, LogProbResult, SampleRequest, SampleResult, WeightSlot } from './types.ts';
 
 type Feeds = Record<string, ort.Tensor>;
@@ -70,15 +71,15 @@ export class OrtPolicyRunner {
       /** the step graph on 1 intra-op thread, for small decoding batches (when intraOpThreads > 1) */
       smallStep?: { session: ort.InferenceSession; graph: PolicyGraph };
     },
-    private readonly opts: Required<EngineOptions>,
+    private readonly opts: Required<Omit<EngineOptions, 'workers'>>,
   ) {}
 
   static async create(cfg: PolicyConfig, options: EngineOptions = {}): Promise<OrtPolicyRunner> {
-    const opts: Required<EngineOptions> = {
+    const opts: Required<Omit<EngineOptions, 'workers'>> = {
       intraOpThreads: options.intraOpThreads ?? 2,
       interOpThreads: options.interOpThreads ?? 1,
       allowSpinning: options.allowSpinning ?? false,
-      logprobBatchRows: options.logprobBatchRows ?? 64,
+      logprobBatchRows: options.logprobBatchRows ?? LOGPROB_BATCH_ROWS,
       retainVersions: options.retainVersions ?? 2,
       profile: options.profile ?? '',
     };
@@ -165,7 +166,7 @@ export class OrtPolicyRunner {
   }
 
   /** Teacher-forced log-probs (and entropy) of given responses. */
-  async logProbs(req: LogProbRequest): Promise<LogProbResult> {
+  async logProbs(req: LogProbRequest, first = 0): Promise<LogProbResult> {
     const w = this.select(req.weights);
     const rows = req.prompts.length;
     checkImages('logProbs', req.images, rows);
@@ -177,7 +178,7 @@ export class OrtPolicyRunner {
     for (let s = 0; s < rows; s += step) {
       const e = Math.min(rows, s + step);
       const chunk = [req.images.slice(s, e), req.prompts.slice(s, e), req.responses.slice(s, e)] as const;
-      const r = req.sharePrefix ? await this.sharedPrefixChunk(w, ...chunk, s) : await this.logProbChunk(w, ...chunk, s);
+      const r = req.sharePrefix ? await this.sharedPrefixChunk(w, ...chunk, first + s) : await this.logProbChunk(w, ...chunk, first + s);
       logprobs.push(...r.logprobs);
       entropy.push(...r.entropy);
     }
@@ -224,12 +225,12 @@ export class OrtPolicyRunner {
    * Several log-prob requests in one call (e.g. a step's masked view and its reference), one after another:
    * each result is the one `logProbs` gives for that request.
    */
-  async logProbViews(requests: readonly LogProbRequest[]): Promise<LogProbResult[]> {
+  async logProbViews(requests: readonly LogProbRequest[], first: readonly number[] = []): Promise<LogProbResult[]> {
     if (!Array.isArray(requests)) throw new Error('logProbViews: requests must be a list');
     const out: LogProbResult[] = [];
     for (const [i, r] of requests.entries()) {
       try {
-        out.push(await this.logProbs(r));
+        out.push(await this.logProbs(r, first[i] ?? 0));
       } catch (err) {
         throw new Error(`request ${i}: ${(err as Error).message}`);
       }
@@ -287,7 +288,15 @@ export class OrtPolicyRunner {
    * Samples `n` responses per prompt with a key/value cache: check the request and size the call once,
    * prefill the distinct prompts, copy their caches to the response rows, then decode token by token.
    */
-  async sample(req: SampleRequest): Promise<SampleResult> {
+  async sample(req: SampleRequest, first = 0): Promise<SampleResult> {
+    if (first === 0) return this.samplePart(req);
+    // A part of a larger request (an engine worker's): errors name where its prompts start.
+    return this.samplePart(req).catch((err: Error) => {
+      throw new Error(err.message.replace(/^sample: /, `sample (prompts from ${first}): `));
+    });
+  }
+
+  private async samplePart(req: SampleRequest): Promise<SampleResult> {
     const w = this.select(req.weights, 'sample');
     const sampling: SamplingOptions = { temperature: req.temperature ?? 1, topK: req.topK ?? 0, topP: req.topP ?? 1 };
     checkSamplingOptions(sampling);

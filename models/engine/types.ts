@@ -90,8 +90,14 @@ export interface LogProbResult {
 }
 
 export interface EngineOptions {
-  /** onnxruntime intra-op threads (default 2) */
+  /** onnxruntime intra-op threads of each worker (default 2) */
   intraOpThreads?: number;
+  /**
+   * Worker threads, each with its own sessions and copy of the weights, that share every call: each samples
+   * or scores a contiguous part of the prompts or rows (default 1). With 1 intra-op thread each, the results
+   * are those of one worker, bit for bit.
+   */
+  workers?: number;
   /** onnxruntime inter-op threads (default 1) */
   interOpThreads?: number;
   /** let onnxruntime threads spin while idle (default false: the cores are shared with the trainer) */

@@ -19,9 +19,9 @@ serveCalls<EngineCalls>(
           return version;
         },
         getWeights: (version) => runner.getWeights(version),
-        sample: (request) => runner.sample(request),
-        logProbs: (request) => runner.logProbs(request),
-        logProbViews: (requests) => runner.logProbViews(requests),
+        sample: ({ request, first }) => runner.sample(request, first),
+        logProbs: ({ request, first }) => runner.logProbs(request, first),
+        logProbViews: ({ requests, first }) => runner.logProbViews(requests, first),
       },
       close: () => runner.release(),
     };

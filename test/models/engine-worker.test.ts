@@ -172,7 +172,7 @@ test('an engine without weights rejects, and a crashed worker is reported instea
   await e.setWeights(paramsA, 1);
   const pending = e.sample({ images, prompts, n: 8, seed: 1 });
   // Simulate a crash of the worker thread while the call is pending.
-  await (e as unknown as { client: { worker: { terminate(): Promise<number> } } }).client.worker.terminate();
+  await (e as unknown as { clients: { worker: { terminate(): Promise<number> } }[] }).clients[0].worker.terminate();
   await assert.rejects(pending, /worker exited unexpectedly/);
   await assert.rejects(e.logProbs({ images, prompts, responses: [[1], [1]] }), /worker exited unexpectedly/);
   await e.close();

@@ -1,7 +1,7 @@
 /**
- * A run saved before `worker.actor.share_prefix` existed trained with the update's full pass: resumed or
- * replayed, it computes what it did, to the bit (a key missing from a saved config takes the value the run
- * was trained with, not this version's default).
+ * A run saved before `worker.actor.share_prefix` and `worker.rollout.data_parallel_size` existed trained with
+ * the update's full pass and one engine worker: resumed or replayed, it computes what it did, to the bit (a
+ * key missing from a saved config takes the value the run was trained with, not this version's default).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +19,7 @@ let weights: string;
 let whole: string;
 /** 2 steps of the same run, its saved configs as a version before the key wrote them */
 let older: string;
-const FULL = ['worker.actor.share_prefix=false', 'trainer.save_freq=1'];
+const FULL = ['worker.actor.share_prefix=false', 'worker.rollout.data_parallel_size=1', 'trainer.save_freq=1'];
 before(async () => {
   ({ tmp, weights } = await tinyPolicyInTmp('papo-saved-compat-'));
   whole = path.join(tmp, 'whole');
@@ -37,11 +37,13 @@ function olderRun(name: string): string {
   return dir;
 }
 
-/** Removes worker.actor.share_prefix from the run's config.json and from every checkpoint's saved config. */
+/** Removes the two keys from the run's config.json and from every checkpoint's saved config. */
 function asBeforeTheKey(run: string): void {
-  const strip = (cfg: { worker: { actor: Record<string, unknown> } }) => {
+  const strip = (cfg: { worker: { actor: Record<string, unknown>; rollout: Record<string, unknown> } }) => {
     assert.equal(cfg.worker.actor.share_prefix, false);
+    assert.equal(cfg.worker.rollout.data_parallel_size, 1);
     delete cfg.worker.actor.share_prefix;
+    delete cfg.worker.rollout.data_parallel_size;
   };
   const configFile = path.join(run, 'config.json');
   const cfg = JSON.parse(fs.readFileSync(configFile, 'utf8'));
@@ -55,11 +57,13 @@ function asBeforeTheKey(run: string): void {
   }
 }
 
-test('savedTrainConfig: a saved config without worker.actor.share_prefix reads it as false; one with it is unchanged', () => {
-  const old = { worker: { actor: { ppo_epochs: 1 } } };
-  assert.deepEqual(savedTrainConfig(old), { worker: { actor: { ppo_epochs: 1, share_prefix: false } } });
-  assert.deepEqual(old, { worker: { actor: { ppo_epochs: 1 } } }, 'the input is not changed');
-  const now = { worker: { actor: { share_prefix: true } } };
+test('savedTrainConfig: a saved config without the keys reads share_prefix false and data_parallel_size 1; one with them is unchanged', () => {
+  const old = { worker: { actor: { ppo_epochs: 1 }, rollout: { n: 8 } } };
+  assert.deepEqual(savedTrainConfig(old), { worker: { actor: { ppo_epochs: 1, share_prefix: false }, rollout: { n: 8, data_parallel_size: 1 } } });
+  assert.deepEqual(old, { worker: { actor: { ppo_epochs: 1 }, rollout: { n: 8 } } }, 'the input is not changed');
+  const between = { worker: { actor: { share_prefix: true }, rollout: { n: 8 } } };
+  assert.deepEqual(savedTrainConfig(between), { worker: { actor: { share_prefix: true }, rollout: { n: 8, data_parallel_size: 1 } } });
+  const now = { worker: { actor: { share_prefix: true }, rollout: { data_parallel_size: 2 } } };
   assert.equal(savedTrainConfig(now), now);
 });
 
@@ -71,13 +75,17 @@ test('an older run (full-pass update, no share_prefix in its saved config) resum
 
   await runTrain(trainInputFromArgs({ resume: parts }, ['trainer.max_steps=3']), { quiet: true, resumeOnly: true });
   assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
-  assert.equal(JSON.parse(fs.readFileSync(path.join(parts, 'config.json'), 'utf8')).worker.actor.share_prefix, false);
+  const resumed = JSON.parse(fs.readFileSync(path.join(parts, 'config.json'), 'utf8'));
+  assert.equal(resumed.worker.actor.share_prefix, false);
+  assert.equal(resumed.worker.rollout.data_parallel_size, 1);
 });
 
 test('an older run continued with a command line that does not name the key (as a study does) keeps its full pass', async () => {
   const parts = olderRun('parts-study');
   await runTrain(trainInputFromArgs({}, [...tinyRunOverrides(weights, parts, 3), 'trainer.save_freq=1', 'trainer.resume_mode=auto']), { quiet: true });
   assert.deepEqual(algorithmicMetrics(path.join(parts, 'metrics.jsonl')), algorithmicMetrics(path.join(whole, 'metrics.jsonl')));
+  const continued = JSON.parse(fs.readFileSync(path.join(parts, 'config.json'), 'utf8')).worker;
+  assert.deepEqual([continued.actor.share_prefix, continued.rollout.data_parallel_size], [false, 1]);
   // naming the key with another value is a change the resume refuses
   const named = olderRun('parts-named');
   await assert.rejects(
