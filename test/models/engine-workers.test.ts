@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { policyConfig } from '../../models/config.ts';
 import { PolicyEngine } from '../../models/engine/engine.ts';
-import { evenParts, runParts } from '../../models/engine/parts.ts';
+import { engineThreads, evenParts, runParts } from '../../models/engine/parts.ts';
 import type { LogProbRequest, SampleResult } from '../../models/engine/types.ts';
 import { randomImage, randomParams } from './reference-forward.ts';
 
@@ -164,4 +164,12 @@ test('one worker of three crashing rejects the calls it shares, pending and late
   await assert.rejects(pending, /policy engine 3 worker exited unexpectedly/);
   await assert.rejects(e.sample({ images, prompts, n: 4, seed: 1 }), /policy engine 3 worker exited unexpectedly/);
   await e.close().catch(() => undefined);
+});
+
+test('engineThreads: at most one worker per thread, the threads shared evenly', () => {
+  assert.deepEqual(engineThreads(2, 2), { workers: 2, intraOpThreads: 1 });
+  assert.deepEqual(engineThreads(2, 1), { workers: 1, intraOpThreads: 2 });
+  assert.deepEqual(engineThreads(1, 2), { workers: 1, intraOpThreads: 1 });
+  assert.deepEqual(engineThreads(4, 2), { workers: 2, intraOpThreads: 2 });
+  assert.deepEqual(engineThreads(5, 2), { workers: 2, intraOpThreads: 2 });
 });

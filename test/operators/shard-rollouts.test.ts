@@ -68,6 +68,12 @@ test('a job and its result survive the wire: the decoded result equals the shard
     () => decodeJob(encodeJob({ ...withThreads, threads: 0.5 }), 'papo.job.r1.2.1.1'),
     /shard job papo.job.r1.2.1.1: threads 0.5 is not an integer from 1 to 1024/,
   );
+  const layout = decodeJob(encodeJob({ ...withThreads, threads: 2, dataParallelSize: 2 }), 'papo.job.r1.2.1.1');
+  assert.deepEqual([layout.threads, layout.dataParallelSize, job.dataParallelSize], [2, 2, undefined], 'and the workers they are shared by');
+  assert.throws(
+    () => decodeJob(encodeJob({ ...withThreads, dataParallelSize: 0 }), 'papo.job.r1.2.1.1'),
+    /shard job papo.job.r1.2.1.1: dataParallelSize 0 is not an integer from 1 to 1024/,
+  );
   const computed = await lastValueFrom(of(job.batch).pipe(rolloutSegment(engine, compositeReward(), job.segment)));
   const back = decodeResult(shard, id, encodeResult(id, 'w1', { shard: computed }), 'papo.result.r1.2.1.1', limits);
   const here = await lastValueFrom(of(shard).pipe(rolloutSegment(engine, compositeReward(), segment)));
