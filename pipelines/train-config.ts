@@ -470,8 +470,9 @@ export function describeConfig(): ConfigKey[] {
 
 /**
  * Keys a resumed run may change: they do not alter what the run computes (`worker.reward.timeout_ms` and
- * `max_memory_mb` could, if calls time out or run out of memory; they are listed so a slow or small machine
- * can resume). Everything else must match the checkpoint's config.
+ * `max_memory_mb` could, if calls time out or run out of memory; `worker.rollout.threads` changes the last
+ * bits of the sampled log-probs, and a resume that changes it says so; they are listed so a slow or small
+ * machine can resume). Everything else must match the checkpoint's config.
  */
 export const RESUME_SAFE_KEYS = [
   'trainer.max_steps',

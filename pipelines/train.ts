@@ -147,7 +147,7 @@ export async function runTrain(input: unknown, opts: TrainOptions = {}): Promise
 }
 
 /** Refuses a resume whose config changes what the run computes; notes the changes a resume may make. */
-function resumeNotes(cfg: TrainConfig, dir: string, saved: SavedRun | undefined): string[] {
+export function resumeNotes(cfg: TrainConfig, dir: string, saved: SavedRun | undefined): string[] {
   if (!saved) return [];
   const { safe, unsafe } = configChanges(savedTrainConfig(saved.config), cfg, RESUME_SAFE_KEYS, defaultsLike(cfg));
   if (unsafe.length)
@@ -157,7 +157,13 @@ function resumeNotes(cfg: TrainConfig, dir: string, saved: SavedRun | undefined)
     );
   // The run directory and the resume switch itself are how a resume is asked for, not changes to report.
   const shown = safe.filter((c) => !c.startsWith('trainer.resume_mode:') && !c.startsWith('trainer.save_checkpoint_path:'));
-  return saved.checkpoint && shown.length ? [`resuming with changed settings: ${shown.join('; ')}`] : [];
+  if (!saved.checkpoint || !shown.length) return [];
+  const notes = [`resuming with changed settings: ${shown.join('; ')}`];
+  if (shown.some((c) => c.startsWith('worker.rollout.threads:')))
+    notes.push(
+      "worker.rollout.threads changed: the engine's onnxruntime sums, so the sampled log-probs, differ from the uninterrupted run's in their last bits (keep it to resume bit for bit)",
+    );
+  return notes;
 }
 
 async function train(
@@ -324,7 +330,9 @@ async function train(
   const after = trainer.test_before_and_after ? await Promise.race([evals.test('after'), abandonTest]) : undefined;
   const seconds = (performance.now() - t0) / 1000;
   if (testBefore && after) for (const line of describeChange(testBefore, after)) run.say(line);
-  run.say(`train: ${outcome}, ${steps.length} steps in ${formatDuration(seconds)}${run.store ? `; metrics in ${path.join(run.dir, 'metrics.jsonl')}` : ''}`);
+  run.say(
+    `train: ${outcome}, ${steps.length} ${steps.length === 1 ? 'step' : 'steps'} in ${formatDuration(seconds)}${run.store ? `; metrics in ${path.join(run.dir, 'metrics.jsonl')}` : ''}`,
+  );
   if ((outcome as TrainOutcome) === 'interrupted' && checkpoints.last) run.say(`continue with: papo train --resume ${run.dir}`);
   run.logger.info({ event: 'train_end', outcome, steps: steps.length, seconds, checkpoint: checkpoints.last?.dir }, 'train end');
   return { config: cfg, steps, before, after, outcome, alarms, seconds, runDir: run.dir, resumedFrom: resumedStep, checkpoint: checkpoints.last?.dir };

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replayRun } from '../../pipelines/replay.ts';
-import { runTrain } from '../../pipelines/train.ts';
+import { resumeNotes, runTrain } from '../../pipelines/train.ts';
+import { trainConfig } from '../../pipelines/train-config.ts';
+import type { Checkpoint } from '../../storage/checkpoints.ts';
 import { trainInputFromArgs } from '../../cli/train-args.ts';
 import { engineThreads } from '../../models/engine/parts.ts';
 import { algorithmicMetrics, tinyPolicyInTmp, tinyRunOverrides } from './tiny-run.ts';
@@ -39,3 +41,18 @@ for (const S of [0, 1]) {
     assert.deepEqual(replay.weights?.differing, []);
   });
 }
+
+test('a resume that changes worker.rollout.threads says its log-probs differ in the last bits; one that changes data_parallel_size is refused', () => {
+  const saved = trainConfig({});
+  const checkpoint = {} as Checkpoint;
+  const more = trainConfig({ worker: { rollout: { threads: 4 } } });
+  const notes = resumeNotes(more, 'runs/x', { config: saved, from: 'checkpoint step_000002', checkpoint });
+  assert.match(notes.join('\n'), /resuming with changed settings: worker\.rollout\.threads: 2 -> 4/);
+  assert.match(notes.join('\n'), /differ from the uninterrupted run's in their last bits/);
+  assert.deepEqual(resumeNotes(saved, 'runs/x', { config: saved, from: 'checkpoint step_000002', checkpoint }), []);
+  const fewer = trainConfig({ worker: { rollout: { data_parallel_size: 1 } } });
+  assert.throws(
+    () => resumeNotes(fewer, 'runs/x', { config: saved, from: 'checkpoint step_000002', checkpoint }),
+    /worker\.rollout\.data_parallel_size: 2 -> 1/,
+  );
+});
