@@ -163,7 +163,9 @@ export class PolicyEngine {
     const calls = this.clients.map((c, i) => {
       const mine = split.flatMap((parts, q) => (parts[i] ? [{ q, part: parts[i] }] : []));
       if (mine.length === 0) return Promise.resolve({ mine, results: [] as LogProbResult[] });
-      const arg = { requests: mine.map(({ q, part }) => rowsOf(requests[q], part)), first: mine.map(({ part }) => part.start) };
+      // A request in one part goes as it is (a malformed one too: the worker names what is wrong).
+      const piece = (q: number, part: Part) => (split[q].length === 1 ? requests[q] : rowsOf(requests[q], part));
+      const arg = { requests: mine.map(({ q, part }) => piece(q, part)), first: mine.map(({ part }) => part.start) };
       return c.call('logProbViews', arg, { what: 'logProbViews' }).then((results) => ({ mine, results }));
     });
     const byRequest: LogProbResult[][] = requests.map(() => []);

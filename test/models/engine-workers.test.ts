@@ -148,6 +148,11 @@ test('errors name the prompt or row of the whole request', async () => {
   await assert.rejects(three.logProbs({ ...req, weights: 7 }), /policy version 7 is no longer held/);
   // A malformed request goes whole to one worker, which names what is wrong.
   await assert.rejects(three.logProbs({ ...req, responses: req.responses.slice(1) }), /10 prompts need 10 responses, got 9/);
+  await assert.rejects(three.logProbViews([req, { ...req, responses: req.responses.slice(1) }]), /request 1: logProbs: 10 prompts need 10 responses, got 9/);
+  await assert.rejects(
+    three.logProbViews([req, { images, prompts: 'not a list' } as unknown as LogProbRequest]),
+    /request 1: logProbs: 10 prompts need 10 images, got 5/,
+  );
 });
 
 test('weights read back from a multi-worker engine are the installed ones', async () => {
