@@ -201,7 +201,7 @@ test('SIGINT during the held-out test after training: the run is complete, exit 
     if (!done) child.kill('SIGKILL');
   }
   assert.match(stderr, /SIGINT: training is done and its checkpoint saved; the held-out test after it goes on/);
-  assert.match(stderr, /train: completed, 1 steps in /);
+  assert.match(stderr, /train: completed, 1 step in /);
   assert.doesNotMatch(stderr, /continue with: papo train --resume/);
   assert.equal(latestCheckpoint(run).step, 1);
 });

@@ -210,7 +210,7 @@ test("README's compose example type-checks with a user's tsc: strict, and tsc --
 test('npx papo train runs a tiny config from the installed package', () => {
   const r = run('npx', ['papo', 'train', ...TINY, 'trainer.save_checkpoint_path=runs/tiny'], app);
   ok(r, 'npx papo train');
-  assert.match(r.stderr, /train: completed, 1 steps/);
+  assert.match(r.stderr, /train: completed, 1 step in/);
   assert.ok(fs.existsSync(path.join(app, 'runs', 'tiny', 'checkpoints', 'latest')));
 });
 
