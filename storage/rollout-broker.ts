@@ -27,6 +27,7 @@ import {
   type ConsumerConfig,
   type JetStreamClient,
   type JsMsg,
+  type JetStreamManager,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
@@ -151,16 +152,46 @@ export async function openBroker(nc: NatsConnection, opts: BrokerOptions = {}): 
   return retrying({ nc, say, retryTimeoutMs }, 'opening the JetStream streams', () => open(nc, opts, say, retryTimeoutMs));
 }
 
-async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string) => void, retryTimeoutMs: number): Promise<RolloutBroker> {
-  const jsm = await jetstreamManager(nc);
-  const ensure = async (name: string, subjects: string[]) => {
+/** JetStream's answers to adding a stream that is there already: under its name, or on its subjects. */
+const STREAM_EXISTS = new Set([10058, 10065]);
+
+/**
+ * Finds the work-queue stream `name`, or adds it. A stream another process adds at the same moment, or one a
+ * restarted server is still restoring (not found, yet its subjects are taken), is looked for again for up to
+ * `waitMs` before the error, which names the subjects, is thrown.
+ */
+export async function ensureStream(
+  jsm: { streams: Pick<JetStreamManager['streams'], 'info' | 'add'> },
+  name: string,
+  subjects: string[],
+  waitMs = 10_000,
+): Promise<void> {
+  const t0 = performance.now();
+  for (let delay = 100; ; delay = Math.min(1000, delay * 2)) {
     try {
       await jsm.streams.info(name);
+      return;
     } catch (err) {
       if (isTransient(err)) throw err;
-      await jsm.streams.add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: 120_000_000_000 });
     }
-  };
+    try {
+      await jsm.streams.add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: 120_000_000_000 });
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (!(typeof code === 'number' && STREAM_EXISTS.has(code))) throw err;
+      if (performance.now() - t0 >= waitMs)
+        throw new Error(`NATS: stream ${name} is not found, yet adding it fails: ${(err as Error).message} (another stream holds ${subjects.join(', ')}?)`, {
+          cause: err,
+        });
+    }
+    await sleep(delay);
+  }
+}
+
+async function open(nc: NatsConnection, opts: BrokerOptions, say: (line: string) => void, retryTimeoutMs: number): Promise<RolloutBroker> {
+  const jsm = await jetstreamManager(nc);
+  const ensure = (name: string, subjects: string[]) => ensureStream(jsm, name, subjects);
   await ensure(JOBS_STREAM, ['papo.job.>']);
   await ensure(RESULTS_STREAM, ['papo.result.>']);
   let ackWaitMs = (opts.ackWaitS ?? 60) * 1000;

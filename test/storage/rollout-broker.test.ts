@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../storage/nats-connection.ts';
-import { isTransient, JOBS_STREAM, nextMessage, openBroker, retrying, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
+import { ensureStream, isTransient, JOBS_STREAM, nextMessage, openBroker, retrying, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
 import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
 
 let nats: TestNatsServer;
@@ -99,4 +99,44 @@ test("a consumer answer without its config (a restarting server's) is a pull tha
   assert.deepEqual(said, ["NATS: waiting for the server (Cannot read properties of undefined (reading 'deliver_subject'))"]);
   thrown = new RangeError('something else');
   await assert.rejects(nextMessage(broker, 'jobs', 100), /something else/);
+});
+
+test('ensureStream: a stream added meanwhile, or restored late after a restart, is found again; a foreign one on its subjects is named', async () => {
+  // A fake manager: the stream is not found, adding it says it exists (JetStream's 10065), then it is found.
+  const calls: string[] = [];
+  let infos = 0;
+  const late = {
+    streams: {
+      info: async () => {
+        calls.push('info');
+        if (++infos < 3) throw Object.assign(new Error('stream not found'), { name: 'JetStreamApiError', code: 10059 });
+        return {} as never;
+      },
+      add: async () => {
+        calls.push('add');
+        throw Object.assign(new Error('subjects overlap with an existing stream'), { name: 'JetStreamApiError', code: 10065 });
+      },
+    },
+  };
+  await ensureStream(late, 'papo-jobs', ['papo.job.>']);
+  assert.deepEqual(calls, ['info', 'add', 'info', 'add', 'info']);
+  // Any other failure of the add is thrown at once.
+  const denied = {
+    streams: {
+      info: async () => Promise.reject(Object.assign(new Error('stream not found'), { name: 'JetStreamApiError', code: 10059 })),
+      add: async () => Promise.reject(Object.assign(new Error('insufficient resources'), { name: 'JetStreamApiError', code: 10023 })),
+    },
+  };
+  await assert.rejects(ensureStream(denied, 'papo-jobs', ['papo.job.>']), /insufficient resources/);
+  // On a real server: another stream holds the subjects.
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'someone-else', subjects: ['papo.test.>'] });
+  await assert.rejects(
+    ensureStream(jsm, 'papo-test', ['papo.test.>'], 300),
+    /NATS: stream papo-test is not found, yet adding it fails: .*overlap.* \(another stream holds papo\.test\.>\?\)/,
+  );
+  await jsm.streams.delete('someone-else');
+  await ensureStream(jsm, 'papo-test', ['papo.test.>']);
+  assert.equal((await jsm.streams.info('papo-test')).config.name, 'papo-test');
+  await jsm.streams.delete('papo-test');
 });
