@@ -94,8 +94,9 @@ export interface EngineOptions {
   intraOpThreads?: number;
   /**
    * Worker threads, each with its own sessions and copy of the weights, that share every call: each samples
-   * or scores a contiguous part of the prompts or rows (default 1). With 1 intra-op thread each, the results
-   * are those of one worker, bit for bit.
+   * or scores a contiguous part of the prompts or rows (default 1). Teacher-forced log-probs are those of one
+   * worker, bit for bit (each worker takes whole runs of `logprobBatchRows` rows); sampled responses draw the
+   * same random numbers, and their log-probs may differ from one worker's in the last bits.
    */
   workers?: number;
   /** onnxruntime inter-op threads (default 1) */
