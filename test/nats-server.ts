@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../storage/nats-connection.ts';
 import { openBroker, type RolloutBroker } from '../storage/rollout-broker.ts';
@@ -129,4 +130,29 @@ export function brokerForFile(): { nats: TestNatsServer; nc: NatsConnection; bro
     await f.nats?.stop();
   });
   return f;
+}
+
+/**
+ * Deletes a consumer as an operator would, until it is gone. nats-server 2.9 may answer a delete with
+ * "unlinkat ...: directory not empty" (10051) when the consumer writes its state while its directory is
+ * removed; the consumer is then already out of the stream, or is deleted by the next try.
+ */
+export async function deleteConsumer(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await jsm.consumers.delete(stream, name);
+      return;
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (attempt > 1 && code === 10014) return; // consumer not found: the earlier try removed it
+      if (code !== 10051 || attempt >= 20) throw e;
+    }
+    try {
+      await jsm.consumers.info(stream, name);
+    } catch (e) {
+      if ((e as { code?: number }).code === 10014) return; // consumer not found: gone
+      throw e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -28,7 +28,7 @@ import { encodeJob, encodeResult } from '../../operators/shard-messages.ts';
 import { setCurrentLaunch } from '../../storage/nats-weights.ts';
 import { JOBS_STREAM, jobSubject, openBroker, RESULTS_STREAM, resultSubject, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
 import { makeRecords, promptBatch } from '../operators/fakes.ts';
-import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
+import { deleteConsumer, startNatsServer, type TestNatsServer } from '../nats-server.ts';
 import { assertSameRun } from './same-run.ts';
 import { TINY_POLICY, tinyPolicyInTmp } from './tiny-run.ts';
 
@@ -280,7 +280,7 @@ test('a NATS server restarted mid-run, the trainer SIGKILLed and resumed, the wo
     workers.push(worker(nats.url, 'w2', later.signal), worker(nats.url, 'w3', later.signal));
     // the workers' consumer lost under the workers: they create it again
     await until('the workers to start', () => workers.slice(2).every((w) => w.said.length > 0));
-    await jsm.consumers.delete(JOBS_STREAM, WORKERS_CONSUMER);
+    await deleteConsumer(jsm, JOBS_STREAM, WORKERS_CONSUMER);
     const code = await t2.exit;
     assert.equal(code, 0, t2.stderr);
     later.abort();

@@ -10,7 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../storage/nats-connection.ts';
 import { ensureStream, isTransient, JOBS_STREAM, nextMessage, openBroker, retrying, WORKERS_CONSUMER } from '../../storage/rollout-broker.ts';
-import { startNatsServer, type TestNatsServer } from '../nats-server.ts';
+import { deleteConsumer, startNatsServer, type TestNatsServer } from '../nats-server.ts';
 
 let nats: TestNatsServer;
 let nc: NatsConnection;
@@ -82,7 +82,7 @@ test("the trainer's ack wait replaces the consumer's and says so; a worker keeps
   assert.equal(worker.ackWaitMs, 2500);
   assert.equal(await ackWait(), 2.5e9);
   assert.equal(said.length, 1);
-  await jsm.consumers.delete(JOBS_STREAM, WORKERS_CONSUMER);
+  await deleteConsumer(jsm, JOBS_STREAM, WORKERS_CONSUMER);
   assert.equal(await nextMessage(worker, 'jobs', 1000), null);
   assert.equal(await ackWait(), 2.5e9);
   assert.deepEqual(said.slice(1), ['NATS: consumer workers of PAPO_JOBS was missing; created it again']);
