@@ -101,11 +101,15 @@ const stepsLogged = (run: string) => {
   }
 };
 
+/** Each of these tests takes under a minute on two cores: a condition not met in 5 minutes is a failure, named. */
+const UNTIL_MS = 300_000;
+
 async function until(what: string, cond: () => boolean | Promise<boolean>, failed?: () => string | undefined): Promise<void> {
-  // no time bound here: the run's own result_timeout_s and the test runner's timeout are the guards
+  const deadline = Date.now() + UNTIL_MS;
   while (!(await cond())) {
     const why = failed?.();
     if (why) throw new Error(`while waiting for ${what}: ${why}`);
+    if (Date.now() > deadline) throw new Error(`waited ${UNTIL_MS / 1000} s for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
