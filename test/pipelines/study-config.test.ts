@@ -77,3 +77,15 @@ test('study file errors name the arm, key or comparison', () => {
 test('toOverrides flattens nested mappings and keeps arrays and strings as JSON values', () => {
   assert.deepEqual(toOverrides({ a: { b: 1, c: [1, 2] }, d: 'x y', e: true }), ['a.b=1', 'a.c=[1,2]', 'd="x y"', 'e=true']);
 });
+
+test("the repository's study files (studies/, docs/studies/*/study.yaml) parse", async () => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const root = path.resolve(import.meta.dirname, '../..');
+  const files = [
+    ...fs.readdirSync(path.join(root, 'studies')).map((f) => path.join(root, 'studies', f)),
+    ...fs.readdirSync(path.join(root, 'docs/studies')).map((d) => path.join(root, 'docs/studies', d, 'study.yaml')),
+  ].filter((f) => f.endsWith('.yaml') && fs.existsSync(f));
+  assert.ok(files.length >= 8, files.join(', '));
+  for (const f of files) assert.ok(parseStudy(parse(fs.readFileSync(f, 'utf8')), f).arms.length >= 1, f);
+});
