@@ -118,12 +118,16 @@ export async function killAndResume(o: KillRunOptions): Promise<KillRunResult> {
     void exited.then(() => (finished = true));
     if (kills < o.kills) {
       // A kill instant: during start-up (one in four), or a random moment of a random later step, often
-      // while that step's rollout log and checkpoint are being written.
+      // while that step's rollout log and checkpoint are being written. That step is at most the last but one:
+      // the wait after it (up to a step's time) then always ends before the launch does, on a busy machine too,
+      // and every kill the caller asks for happens.
       const done = progress.at(-1) ?? 0;
-      if (rng.float() < 0.25 || done >= o.steps - 1) {
-        await Promise.race([exited, new Promise((r) => setTimeout(r, rng.float() * startupMs))]);
+      if (rng.float() < 0.25 || done >= o.steps - 2) {
+        // before the launch's first step is logged (start-up measured on an earlier launch may be longer)
+        const until = Date.now() + rng.float() * startupMs;
+        while (!finished && Date.now() < until && loggedByThisLaunch(spawnedAt) <= done) await new Promise((r) => setTimeout(r, 5));
       } else {
-        const target = done + 1 + rng.int(o.steps - 1 - done);
+        const target = done + 1 + rng.int(o.steps - 2 - done);
         const extra = rng.float() * perStep;
         let first = 0;
         while (!finished && loggedByThisLaunch(spawnedAt) < target) {
